@@ -1,0 +1,90 @@
+//! chbind: lock a command to one or more IP addresses.
+//! See: man/chbind.8; the original: vserver-reference.md §1.2.
+//!
+//! The original's set_ipv4root, rebuilt from cgroup-BPF socket hooks on
+//! the shared host stack: the command keeps the host's interfaces but can
+//! only bind, and send from, the given addresses.
+
+use crate::applet::{self, Applet};
+use crate::cgroup::{self, Layout};
+use crate::error::{Context, Error, Result};
+use crate::exec;
+use crate::netlock::{self, AddrSet};
+use crate::sys::{self, Forked};
+use argh::FromArgs;
+use nix::sched::CloneFlags;
+
+/// Lock a command and its descendants to the given IP addresses.
+#[derive(FromArgs)]
+#[argh(example = "chbind --ip 127.0.0.2 -- httpd -f -p 80")]
+pub struct Args {
+    /// an address (IPv4 or IPv6, optionally /MASK) or a device name, whose
+    /// primary address is used; repeatable
+    #[argh(option)]
+    pub ip: Vec<String>,
+    /// broadcast address (kept for compatibility; the lock does not use it)
+    #[argh(option)]
+    pub bcast: Option<String>,
+    /// do not print the lock
+    #[argh(switch)]
+    pub silent: bool,
+    /// the command and its arguments
+    #[argh(positional, greedy)]
+    pub command: Vec<String>,
+}
+
+pub const APPLET: Applet = Applet {
+    name: "chbind",
+    summary: "lock a command to one or more IP addresses",
+    aliases: &[],
+    runs_command: true,
+    main,
+};
+
+fn main(name: &str, argv: &[&str]) -> i32 {
+    applet::entry(&APPLET, name, argv, run)
+}
+
+fn run(args: Args, name: &str) -> Result<i32> {
+    if args.command.is_empty() {
+        return Err(Error::usage("no command given"));
+    }
+    if args.ip.is_empty() {
+        return Err(Error::usage("no address given (--ip ADDR|DEVICE)"));
+    }
+    let mut set = AddrSet::default();
+    for ip in &args.ip {
+        set.push(netlock::parse_ip_arg(ip)?)?;
+    }
+    if let Some(b) = &args.bcast {
+        netlock::parse_addr(b)?;
+    }
+    let layout = Layout::detect()?;
+    let dir = netlock::new_lock_dir(&layout)?;
+    let outcome = (|| {
+        netlock::lock_cgroup(&dir, &set)?;
+        if !args.silent {
+            eprintln!("ipv4root is now {set}");
+        }
+        match sys::fork().ctx(|| "fork")? {
+            Forked::Parent(child) => {
+                crate::init::forward_signals_to(child);
+                Ok(exec::wait_for(child))
+            }
+            Forked::Child => {
+                let setup = cgroup::enter(&dir).and_then(|_| crate::ns::create(CloneFlags::CLONE_NEWCGROUP));
+                match setup {
+                    Ok(()) => std::process::exit(exec::exec(name, &args.command)),
+                    Err(e) => {
+                        eprintln!("{name}: {e}");
+                        std::process::exit(applet::EXIT_CANNOT_RUN)
+                    }
+                }
+            }
+        }
+    })();
+    // A daemon the command left behind keeps the lock; its cgroup goes
+    // when the daemon does.
+    cgroup::remove_when_empty(&dir);
+    outcome
+}

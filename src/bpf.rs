@@ -1,0 +1,235 @@
+//! eBPF without a compiler: a small assembler for the few instructions the
+//! socket hooks need, and bpf(2) to load programs and attach them to a
+//! cgroup. Programs attached to a cgroup go away with the cgroup, so
+//! removing a context's directory is the whole clean-up.
+
+use crate::error::{Context, Error, Result};
+use crate::sys;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Insn {
+    pub code: u8,
+    pub regs: u8, // dst in the low nibble, src in the high one
+    pub off: i16,
+    pub imm: i32,
+}
+
+pub const R0: u8 = 0;
+pub const R1: u8 = 1;
+pub const R2: u8 = 2;
+pub const R3: u8 = 3;
+pub const R6: u8 = 6;
+pub const R10: u8 = 10;
+
+/// A jump target, resolved when the program is finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Label(usize);
+
+#[derive(Default)]
+pub struct Asm {
+    insns: Vec<Insn>,
+    labels: Vec<Option<usize>>,
+    fixups: Vec<(usize, Label)>,
+}
+
+impl Asm {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    fn op(&mut self, code: u8, dst: u8, src: u8, off: i16, imm: i32) -> &mut Self {
+        self.insns.push(Insn {
+            code,
+            regs: dst | (src << 4),
+            off,
+            imm,
+        });
+        self
+    }
+    pub fn label(&mut self) -> Label {
+        self.labels.push(None);
+        Label(self.labels.len() - 1)
+    }
+    /// Places `l` at the next instruction.
+    pub fn bind(&mut self, l: Label) -> &mut Self {
+        self.labels[l.0] = Some(self.insns.len());
+        self
+    }
+    fn jump(&mut self, code: u8, dst: u8, imm: i32, to: Label) -> &mut Self {
+        self.fixups.push((self.insns.len(), to));
+        self.op(code, dst, 0, 0, imm)
+    }
+    /// dst = *(u32 *)(src + off)
+    pub fn ldx_w(&mut self, dst: u8, src: u8, off: i16) -> &mut Self {
+        self.op(0x61, dst, src, off, 0)
+    }
+    /// dst = *(u64 *)(src + off)
+    pub fn ldx_dw(&mut self, dst: u8, src: u8, off: i16) -> &mut Self {
+        self.op(0x79, dst, src, off, 0)
+    }
+    /// *(u32 *)(dst + off) = src
+    pub fn stx_w(&mut self, dst: u8, off: i16, src: u8) -> &mut Self {
+        self.op(0x63, dst, src, off, 0)
+    }
+    /// *(u32 *)(dst + off) = imm (not allowed on the context, only the stack)
+    pub fn st_w(&mut self, dst: u8, off: i16, imm: u32) -> &mut Self {
+        self.op(0x62, dst, 0, off, imm as i32)
+    }
+    /// *(u16 *)(dst + off) = imm
+    pub fn st_h(&mut self, dst: u8, off: i16, imm: u16) -> &mut Self {
+        self.op(0x6a, dst, 0, off, i32::from(imm))
+    }
+    /// *(u64 *)(dst + off) = 0
+    pub fn st_dw_zero(&mut self, dst: u8, off: i16) -> &mut Self {
+        self.op(0x7a, dst, 0, off, 0)
+    }
+    pub fn mov(&mut self, dst: u8, src: u8) -> &mut Self {
+        self.op(0xbf, dst, src, 0, 0)
+    }
+    pub fn mov_imm(&mut self, dst: u8, imm: i32) -> &mut Self {
+        self.op(0xb7, dst, 0, 0, imm)
+    }
+    /// 32-bit move: the upper half becomes zero.
+    pub fn mov32_imm(&mut self, dst: u8, imm: u32) -> &mut Self {
+        self.op(0xb4, dst, 0, 0, imm as i32)
+    }
+    pub fn add_imm(&mut self, dst: u8, imm: i32) -> &mut Self {
+        self.op(0x07, dst, 0, 0, imm)
+    }
+    /// if (u32)dst == imm goto to — 32-bit compare, so addresses with the
+    /// top bit set are not sign-extended.
+    pub fn jeq32(&mut self, dst: u8, imm: u32, to: Label) -> &mut Self {
+        self.jump(0x16, dst, imm as i32, to)
+    }
+    pub fn jne32(&mut self, dst: u8, imm: u32, to: Label) -> &mut Self {
+        self.jump(0x56, dst, imm as i32, to)
+    }
+    /// if dst == imm (64-bit) goto to
+    pub fn jeq(&mut self, dst: u8, imm: i32, to: Label) -> &mut Self {
+        self.jump(0x15, dst, imm, to)
+    }
+    pub fn ja(&mut self, to: Label) -> &mut Self {
+        self.jump(0x05, 0, 0, to)
+    }
+    pub fn call(&mut self, helper: i32) -> &mut Self {
+        self.op(0x85, 0, 0, 0, helper)
+    }
+    pub fn exit(&mut self) -> &mut Self {
+        self.op(0x95, 0, 0, 0, 0)
+    }
+    /// r0 = verdict; exit
+    pub fn ret(&mut self, verdict: i32) -> &mut Self {
+        self.mov_imm(R0, verdict).exit()
+    }
+
+    /// Resolves the jumps. Panics only on a label never bound, which is a
+    /// bug in the program builder, not something input can cause.
+    pub fn finish(mut self) -> Vec<Insn> {
+        for (at, l) in std::mem::take(&mut self.fixups) {
+            let target = self.labels[l.0].unwrap_or_else(|| unreachable!("BPF label never bound"));
+            self.insns[at].off = (target as i64 - at as i64 - 1) as i16;
+        }
+        self.insns
+    }
+}
+
+/// Program and attach types from linux/bpf.h.
+pub const PROG_TYPE_CGROUP_SOCK: u32 = 9;
+pub const PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
+pub const ATTACH_INET_SOCK_CREATE: u32 = 2;
+pub const ATTACH_INET4_BIND: u32 = 8;
+pub const ATTACH_INET6_BIND: u32 = 9;
+pub const ATTACH_INET4_CONNECT: u32 = 10;
+pub const ATTACH_INET6_CONNECT: u32 = 11;
+pub const ATTACH_UDP4_SENDMSG: u32 = 14;
+pub const ATTACH_UDP6_SENDMSG: u32 = 15;
+pub const HELPER_BIND: i32 = 64;
+
+const CMD_PROG_LOAD: i32 = 5;
+const CMD_PROG_ATTACH: i32 = 8;
+const F_ALLOW_MULTI: u32 = 2;
+
+fn put_u32(a: &mut [u8], off: usize, v: u32) {
+    a[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+}
+fn put_u64(a: &mut [u8], off: usize, v: u64) {
+    a[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+}
+
+/// Loads a program; on a verifier refusal, loads it again with the log on
+/// so the error says why.
+pub fn load(name: &str, prog_type: u32, attach_type: u32, insns: &[Insn]) -> Result<OwnedFd> {
+    let license = b"GPL\0";
+    let try_load = |log: Option<&mut Vec<u8>>| {
+        // union bpf_attr, BPF_PROG_LOAD part.
+        let mut attr = [0u8; 128];
+        put_u32(&mut attr, 0, prog_type);
+        put_u32(&mut attr, 4, insns.len() as u32);
+        put_u64(&mut attr, 8, insns.as_ptr() as u64);
+        put_u64(&mut attr, 16, license.as_ptr() as u64);
+        if let Some(log) = log {
+            put_u32(&mut attr, 24, 1);
+            put_u32(&mut attr, 28, log.len() as u32);
+            put_u64(&mut attr, 32, log.as_mut_ptr() as u64);
+        }
+        let n = name.as_bytes();
+        attr[48..48 + n.len().min(15)].copy_from_slice(&n[..n.len().min(15)]);
+        put_u32(&mut attr, 68, attach_type);
+        sys::bpf_fd(CMD_PROG_LOAD, &mut attr)
+    };
+    try_load(None).or_else(|e| {
+        let mut log = vec![0u8; 1 << 16];
+        match try_load(Some(&mut log)) {
+            Ok(fd) => Ok(fd),
+            Err(_) => {
+                let text = String::from_utf8_lossy(&log);
+                let text = text.trim_end_matches('\0').trim();
+                let last = text.lines().rev().take(3).collect::<Vec<_>>().join(" / ");
+                Err(Error::failed(format!("load BPF program {name}"), format!("{} ({last})", e.desc())))
+            }
+        }
+    })
+}
+
+/// Attaches a loaded program to a cgroup directory, beside whatever is
+/// attached there and above (BPF_F_ALLOW_MULTI: an ancestor's programs
+/// still run, so a lock can only narrow).
+pub fn attach(cgroup: &Path, prog: &OwnedFd, attach_type: u32) -> Result<()> {
+    let dir = std::fs::File::open(cgroup).ctx(|| format!("open {}", cgroup.display()))?;
+    let mut attr = [0u8; 128];
+    put_u32(&mut attr, 0, dir.as_raw_fd() as u32);
+    put_u32(&mut attr, 4, prog.as_raw_fd() as u32);
+    put_u32(&mut attr, 8, attach_type);
+    put_u32(&mut attr, 12, F_ALLOW_MULTI);
+    sys::bpf(CMD_PROG_ATTACH, &mut attr)
+        .map(drop)
+        .ctx(|| format!("attach BPF program to {}", cgroup.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jumps_resolve_relative_to_the_next_instruction() {
+        let mut a = Asm::new();
+        let end = a.label();
+        a.mov_imm(R0, 1).jeq(R0, 1, end).mov_imm(R0, 0).bind(end).exit();
+        let p = a.finish();
+        assert_eq!(p.len(), 4);
+        assert_eq!(p[1].code, 0x15);
+        assert_eq!(p[1].off, 1);
+        assert_eq!(p[3].code, 0x95);
+    }
+
+    #[test]
+    fn registers_pack_dst_low_src_high() {
+        let mut a = Asm::new();
+        a.ldx_w(R2, R6, 4).stx_w(R6, 40, R2);
+        let p = a.finish();
+        assert_eq!((p[0].code, p[0].regs, p[0].off), (0x61, 0x62, 4));
+        assert_eq!((p[1].code, p[1].regs, p[1].off), (0x63, 0x26, 40));
+    }
+}

@@ -1,0 +1,386 @@
+//! cgroups, found from /proc/self/mountinfo: pure v2 (most distributions)
+//! or hybrid (v1 controllers beside a v2 hierarchy, as on this project's
+//! machines). Contexts live in the v2 hierarchy under `vsbox/` — that is
+//! where their identity and their cgroup-BPF programs are; the v1
+//! controllers a flag needs (`cpu` for `sched`, `pids` for `nproc`) get a
+//! directory at the same relative path.
+
+use crate::error::{Context, Error, Result};
+use std::fs;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The directory under the v2 root that holds every context.
+pub const BASE: &str = "vsbox";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// The mount's root inside its filesystem, as mountinfo shows it.
+    pub root: String,
+    pub point: PathBuf,
+    pub fstype: String,
+    pub superopts: String,
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses mountinfo text.
+pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let l: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            Some(Mount {
+                root: unescape(l.get(3)?),
+                point: PathBuf::from(unescape(l.get(4)?)),
+                fstype: (*r.first()?).to_owned(),
+                superopts: r.get(2).map(|s| (*s).to_owned()).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// The v2 hierarchy: /sys/fs/cgroup (pure) or /sys/fs/cgroup/unified (hybrid).
+    pub v2: PathBuf,
+    /// mountinfo's root field of the v2 mount ("/" unless in a cgroup namespace).
+    pub v2_root: String,
+    /// v1 hierarchies: (controller, mount point).
+    pub v1: Vec<(String, PathBuf)>,
+}
+
+impl Layout {
+    pub fn detect() -> Result<Layout> {
+        let text = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+        Self::from_mounts(&parse_mountinfo(&text))
+    }
+
+    pub fn from_mounts(mounts: &[Mount]) -> Result<Layout> {
+        let v2 = mounts
+            .iter()
+            .find(|m| m.fstype == "cgroup2")
+            .ok_or_else(|| Error::failed("find the cgroup v2 hierarchy", "no cgroup2 mount in /proc/self/mountinfo"))?;
+        let mut v1 = Vec::new();
+        for m in mounts.iter().filter(|m| m.fstype == "cgroup") {
+            for opt in m.superopts.split(',') {
+                if ["cpu", "pids", "memory", "cpuacct", "cpuset", "freezer", "blkio", "devices"].contains(&opt) {
+                    v1.push((opt.to_owned(), m.point.clone()));
+                }
+            }
+        }
+        Ok(Layout {
+            v2: v2.point.clone(),
+            v2_root: v2.root.clone(),
+            v1,
+        })
+    }
+
+    /// `<v2>/vsbox`.
+    pub fn base(&self) -> PathBuf {
+        self.v2.join(BASE)
+    }
+
+    /// Whether the v2 hierarchy offers `controller` (pure v2 layouts).
+    pub fn v2_has(&self, controller: &str) -> bool {
+        fs::read_to_string(self.v2.join("cgroup.controllers")).is_ok_and(|s| s.split_whitespace().any(|c| c == controller))
+    }
+
+    /// The mount point of a v1 controller, when that controller is v1.
+    pub fn v1_mount(&self, controller: &str) -> Option<&Path> {
+        self.v1.iter().find(|(c, _)| c == controller).map(|(_, p)| p.as_path())
+    }
+
+    /// The v1 directory that mirrors a v2 directory, for `controller`.
+    pub fn v1_dir(&self, controller: &str, v2_dir: &Path) -> Option<PathBuf> {
+        let rel = v2_dir.strip_prefix(&self.v2).ok()?;
+        Some(self.v1_mount(controller)?.join(rel))
+    }
+
+    /// This process's own v2 cgroup directory. Inside a cgroup namespace the
+    /// path in /proc/self/cgroup is relative to a root the mount does not
+    /// show; then the context tree under `vsbox/` is searched for our pid.
+    pub fn own_dir(&self) -> Result<PathBuf> {
+        let text = fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup")?;
+        let path = v2_path(&text).ok_or_else(|| Error::failed("read /proc/self/cgroup", "no cgroup v2 entry"))?;
+        if let Some(rel) = relative_to(&path, &self.v2_root) {
+            return Ok(self.v2.join(rel));
+        }
+        let me = std::process::id();
+        find_dir(&self.base(), &|d| procs(d).is_ok_and(|p| p.contains(&me)))
+            .ok_or_else(|| Error::failed("find this process's cgroup", "it is in a cgroup namespace outside vsbox's contexts"))
+    }
+
+    /// Relative path (from the v2 root) of a directory of this layout.
+    pub fn relative<'a>(&self, dir: &'a Path) -> Option<&'a Path> {
+        dir.strip_prefix(&self.v2).ok()
+    }
+}
+
+/// The "0::PATH" entry of a /proc/PID/cgroup text.
+pub fn v2_path(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| p.trim_end_matches(" (deleted)").to_owned())
+}
+
+/// `path` below `root` (both absolute cgroup paths), without the leading '/'.
+fn relative_to(path: &str, root: &str) -> Option<String> {
+    if root == "/" {
+        return Some(path.trim_start_matches('/').to_owned());
+    }
+    if root.starts_with("/..") {
+        return None;
+    }
+    let rest = path.strip_prefix(root)?;
+    (rest.is_empty() || rest.starts_with('/')).then(|| rest.trim_start_matches('/').to_owned())
+}
+
+/// Depth-first search for a directory below `dir` (itself included).
+pub fn find_dir(dir: &Path, pred: &dyn Fn(&Path) -> bool) -> Option<PathBuf> {
+    if !dir.is_dir() {
+        return None;
+    }
+    if pred(dir) {
+        return Some(dir.to_path_buf());
+    }
+    for e in fs::read_dir(dir).ok()?.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            if let Some(found) = find_dir(&e.path(), pred) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+/// The pids in a cgroup (as this process's pid namespace numbers them).
+pub fn procs(dir: &Path) -> Result<Vec<u32>> {
+    let f = dir.join("cgroup.procs");
+    let text = fs::read_to_string(&f).ctx(|| format!("read {}", f.display()))?;
+    Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+}
+
+/// Whether the cgroup or one below it still has processes.
+pub fn populated(dir: &Path) -> bool {
+    match fs::read_to_string(dir.join("cgroup.events")) {
+        Ok(ev) => ev.lines().any(|l| l == "populated 1"),
+        // v1 has no cgroup.events.
+        Err(_) => procs(dir).is_ok_and(|p| !p.is_empty()),
+    }
+}
+
+/// Moves the calling process into `dir`.
+pub fn enter(dir: &Path) -> Result<()> {
+    let f = dir.join("cgroup.procs");
+    fs::write(&f, "0").ctx(|| format!("move into cgroup {}", dir.display()))
+}
+
+/// Creates `dir`; Ok(false) if it existed already.
+pub fn create(dir: &Path) -> Result<bool> {
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::io(format!("create cgroup {}", dir.display()), &e)),
+    }
+}
+
+/// Waits up to `timeout` (None: for ever) until no process is left in
+/// `dir`, sleeping in poll(2) on cgroup.events between checks.
+pub fn wait_empty(dir: &Path, timeout: Option<Duration>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let start = Instant::now();
+    let events = fs::File::open(dir.join("cgroup.events")).ok();
+    loop {
+        if !populated(dir) {
+            return true;
+        }
+        let left = match timeout {
+            Some(t) => match t.checked_sub(start.elapsed()) {
+                Some(l) => l,
+                None => return false,
+            },
+            None => Duration::from_secs(3600),
+        };
+        // cgroup.events signals POLLPRI on change; v1 dirs have no such
+        // file, so fall back to short sleeps.
+        let slice = left.min(Duration::from_millis(if events.is_some() { 1000 } else { 20 }));
+        match &events {
+            Some(f) => {
+                let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLPRI)];
+                let ms = PollTimeout::try_from(slice.as_millis() as i32).unwrap_or(PollTimeout::MAX);
+                let _ = poll(&mut fds, ms);
+            }
+            None => std::thread::sleep(slice),
+        }
+    }
+}
+
+/// Removes a cgroup once its last process has gone (waiting up to
+/// `timeout`), then its `vsbox` parent if that is now empty.
+pub fn remove(dir: &Path, timeout: Option<Duration>) -> Result<()> {
+    wait_empty(dir, timeout);
+    let mut tries = 0;
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            // Exiting tasks leave the cgroup a moment after they are reaped.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(Error::io(format!("remove cgroup {}", dir.display()), &e)),
+        }
+    }
+    remove_empty_parents(dir);
+    Ok(())
+}
+
+/// Removes `dir` now if it is empty; otherwise leaves a small detached
+/// process that waits (asleep in poll) for its last process to go and
+/// removes it then, so nothing outlives what ran in it.
+pub fn remove_when_empty(dir: &Path) {
+    use crate::sys::{fork, Forked};
+    if !populated(dir) {
+        if let Err(e) = remove(dir, Some(Duration::from_millis(100))) {
+            eprintln!("vsbox: {e}");
+        }
+        return;
+    }
+    match fork() {
+        Ok(Forked::Parent(pid)) => {
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        Ok(Forked::Child) => {
+            let _ = nix::unistd::setsid();
+            if let Ok(Forked::Child) = fork() {
+                let _ = std::env::set_current_dir("/");
+                if let Ok(null) = fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+                    use std::os::fd::AsRawFd;
+                    for fd in 0..3 {
+                        let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+                    }
+                }
+                wait_empty(dir, None);
+                let _ = remove(dir, Some(Duration::from_secs(1)));
+            }
+            std::process::exit(0);
+        }
+        Err(e) => eprintln!("vsbox: cannot wait for {} to empty: {}", dir.display(), e.desc()),
+    }
+}
+
+/// Removes `dir` if it is empty now; no waiting.
+pub fn try_remove(dir: &Path) {
+    if fs::remove_dir(dir).is_ok() {
+        remove_empty_parents(dir);
+    }
+}
+
+/// Walks up from a removed directory, removing parents that are now empty,
+/// up to and including the `vsbox` base (parent contexts that still have
+/// processes or children refuse, which ends the walk).
+fn remove_empty_parents(dir: &Path) {
+    for parent in dir.ancestors().skip(1) {
+        if !parent.components().any(|c| c.as_os_str() == BASE) || fs::remove_dir(parent).is_err() {
+            break;
+        }
+        if parent.file_name().is_some_and(|n| n == BASE) {
+            break;
+        }
+    }
+}
+
+/// The directory that gives `controller` to the context at v2 directory
+/// `dir`: `dir` itself where v2 offers the controller (enabled on the way
+/// down from the root), or the mirrored v1 directory (created).
+pub fn controller_dir(layout: &Layout, dir: &Path, controller: &str) -> Result<Option<PathBuf>> {
+    if layout.v2_has(controller) {
+        // Enable it in every ancestor, root first.
+        let mut chain: Vec<&Path> = dir.ancestors().skip(1).take_while(|a| a.starts_with(&layout.v2)).collect();
+        chain.reverse();
+        for at in chain {
+            let f = at.join("cgroup.subtree_control");
+            let enabled = fs::read_to_string(&f).is_ok_and(|s| s.split_whitespace().any(|c| c == controller));
+            if !enabled {
+                fs::write(&f, format!("+{controller}")).ctx(|| format!("enable the {controller} controller in {}", at.display()))?;
+            }
+        }
+        return Ok(Some(dir.to_path_buf()));
+    }
+    match layout.v1_dir(controller, dir) {
+        Some(d) => {
+            fs::create_dir_all(&d).ctx(|| format!("create cgroup {}", d.display()))?;
+            Ok(Some(d))
+        }
+        None => Err(Error::failed(
+            format!("use the {controller} controller"),
+            "this system has no such cgroup controller",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+    const PURE: &str = "\
+25 22 0:22 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+";
+
+    #[test]
+    fn finds_both_layouts() {
+        let h = Layout::from_mounts(&parse_mountinfo(HYBRID)).unwrap();
+        assert_eq!(h.v2, Path::new("/sys/fs/cgroup/unified"));
+        assert_eq!(h.v1_mount("pids"), Some(Path::new("/sys/fs/cgroup/pids")));
+        assert_eq!(h.v1_mount("memory"), None);
+        assert_eq!(
+            h.v1_dir("cpu", Path::new("/sys/fs/cgroup/unified/vsbox/7")),
+            Some(PathBuf::from("/sys/fs/cgroup/cpu/vsbox/7"))
+        );
+        let p = Layout::from_mounts(&parse_mountinfo(PURE)).unwrap();
+        assert_eq!(p.v2, Path::new("/sys/fs/cgroup"));
+        assert!(p.v1.is_empty());
+        assert!(Layout::from_mounts(&[]).is_err());
+    }
+
+    #[test]
+    fn unescapes_mount_points() {
+        let m = parse_mountinfo("1 2 0:1 / /a\\040b rw - cgroup2 none rw\n");
+        assert_eq!(m[0].point, Path::new("/a b"));
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative_to("/vsbox/5", "/").as_deref(), Some("vsbox/5"));
+        assert_eq!(relative_to("/vsbox/5", "/vsbox").as_deref(), Some("5"));
+        assert_eq!(relative_to("/vsboxx/5", "/vsbox"), None);
+        assert_eq!(relative_to("/", "/../.."), None);
+        assert_eq!(v2_path("1:cpu:/\n0::/vsbox/9\n").as_deref(), Some("/vsbox/9"));
+    }
+}

@@ -1,0 +1,68 @@
+//! Running a COMMAND: execvp with the chroot(1)/env(1) exit codes, and
+//! turning wait statuses into exit codes.
+
+use crate::applet::{EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND};
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::wait::WaitStatus;
+use std::ffi::CString;
+
+/// Gives the command the signal state a fresh program expects.
+pub fn reset_signals() {
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGCHLD,
+        Signal::SIGPIPE,
+        Signal::SIGTTOU,
+        Signal::SIGTTIN,
+    ] {
+        let _ = crate::sys::set_ignored(sig, false);
+    }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// Replaces this process with `command` (looked up in PATH). Returns only
+/// on failure: prints why and gives 127 (not found) or 126.
+pub fn exec(applet: &str, command: &[String]) -> i32 {
+    let Some(program) = command.first() else {
+        eprintln!("{applet}: no command given");
+        return crate::applet::EXIT_USAGE;
+    };
+    let args: Result<Vec<CString>, _> = command.iter().map(|a| CString::new(a.as_bytes())).collect();
+    let Ok(args) = args else {
+        eprintln!("{applet}: cannot run '{program}': an argument contains a NUL byte");
+        return EXIT_NOT_EXECUTABLE;
+    };
+    reset_signals();
+    let err = nix::unistd::execvp(&args[0], &args).err().unwrap_or(Errno::EINVAL);
+    eprintln!("{applet}: cannot run '{program}': {}", err.desc());
+    match err {
+        Errno::ENOENT | Errno::ENOTDIR => EXIT_NOT_FOUND,
+        _ => EXIT_NOT_EXECUTABLE,
+    }
+}
+
+/// The shell's convention: the exit status, or 128 + the killing signal.
+pub fn status_code(ws: WaitStatus) -> i32 {
+    match ws {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+        _ => 1,
+    }
+}
+
+/// Waits for `pid` to end (retrying on EINTR) and returns its exit code.
+pub fn wait_for(pid: nix::unistd::Pid) -> i32 {
+    loop {
+        match nix::sys::wait::waitpid(pid, None) {
+            Ok(ws @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return status_code(ws),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(_) => return 1,
+        }
+    }
+}

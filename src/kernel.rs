@@ -1,0 +1,18 @@
+//! Which kernel vsbox runs on: with the patch in kernel/ (sys_vserver on
+//! the x86_64 number reserved for it) or a stock one, where contexts are
+//! built from namespaces, cgroups, capabilities and cgroup-BPF.
+
+use crate::abi;
+use crate::sys;
+
+/// The patch's ABI version, or None on a stock kernel.
+pub fn patch_version() -> Option<u32> {
+    sys::vserver(abi::VCMD_get_version, 0, 0).ok().map(|v| v as u32)
+}
+
+pub fn describe() -> String {
+    match patch_version() {
+        Some(v) => format!("kernel patch present, ABI {v:#010x}"),
+        None => "stock kernel: namespaces, cgroups, capabilities, cgroup-BPF".to_owned(),
+    }
+}

@@ -1,0 +1,365 @@
+//! Putting a command into a security context: the process choreography of
+//! chcontext (and later of `vserver start`).
+//!
+//! ```text
+//!   caller P ── creates the context's cgroup, unshares the PID namespace
+//!   │           for its child, waits, removes the cgroup at the end
+//!   └── C  (PID 1 in the new namespaces) joins the cgroup, unshares mount,
+//!       UTS, IPC and cgroup namespaces, mounts /proc, sets the names, then
+//!       makes everything irreversible: seccomp, then the capability ceiling
+//!       └── COMMAND (PID 2 under vsbox's init, or PID 1 with fakeinit)
+//! ```
+//! The cgroup namespace is rooted at the context's directory, so even a
+//! root that keeps CAP_SYS_ADMIN cannot move itself out of its context.
+
+use crate::abi;
+use crate::caps;
+use crate::cgroup;
+use crate::context::{self, Registry};
+use crate::error::{Context, Error, Result};
+use crate::exec;
+use crate::init;
+use crate::ns;
+use crate::paths;
+use crate::seccomp::{self, Policy};
+use crate::sys::{self, Forked};
+use nix::sched::CloneFlags;
+use nix::unistd::{Gid, Uid};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What chcontext was asked for.
+#[derive(Clone, Debug, Default)]
+pub struct Spec {
+    pub xid: Option<u32>,
+    pub flags: u32,
+    pub caps: caps::Request,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub disconnect: bool,
+    pub silent: bool,
+}
+
+/// How long the caller waits for a finished context's processes to leave
+/// its cgroup before giving up on removing it.
+const EMPTY_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn privileged() -> bool {
+    Uid::effective().is_root() && sys::capget().is_ok_and(|c| c.effective & caps::bit(caps::SYS_ADMIN) != 0)
+}
+
+/// Runs `command` as chcontext does; returns its exit status.
+pub fn chcontext(applet: &str, spec: &Spec, command: &[String]) -> Result<i32> {
+    if !privileged() {
+        if spec.xid.is_some() {
+            return Err(Error::failed("--ctx", "only root in the host context may choose a context"));
+        }
+        return unprivileged(applet, spec, command);
+    }
+    let reg = Registry::open()?;
+    let current = reg.current()?;
+    match spec.xid {
+        Some(xid) if current.is_some() => Err(Error::failed(
+            format!("--ctx {xid}"),
+            "only root in the host context may choose a context",
+        )),
+        Some(context::HOST) => Err(Error::failed("--ctx 0", "context 0 is the host; a process cannot enter it")),
+        Some(context::SPECTATOR) => spectator(applet, &reg, spec, command),
+        Some(xid) => match reg.find(xid) {
+            Some(dir) if cgroup::populated(&dir) => join(applet, xid, &dir, spec, command),
+            Some(stale) => {
+                cgroup::remove(&stale, Some(Duration::ZERO))?;
+                create(applet, &reg, None, spec, command)
+            }
+            None => create(applet, &reg, None, spec, command),
+        },
+        None => create(applet, &reg, current, spec, command),
+    }
+}
+
+/// Removes a context's cgroups when dropped (in the process that owns it).
+struct Owned {
+    dirs: Vec<PathBuf>,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        for d in self.dirs.iter().rev() {
+            if let Err(e) = cgroup::remove(d, Some(EMPTY_TIMEOUT)) {
+                eprintln!("vsbox: {e}");
+            }
+        }
+    }
+}
+
+fn announce(spec: &Spec, what: &str) {
+    if !spec.silent {
+        eprintln!("New security context is {what}");
+    }
+}
+
+/// With --disconnect the caller returns at once; its child carries on in a
+/// new session and owns the context from then on. Ok(true) in the caller.
+fn detach(spec: &Spec) -> Result<bool> {
+    if !spec.disconnect {
+        return Ok(false);
+    }
+    match sys::fork().ctx(|| "fork")? {
+        Forked::Parent(_) => Ok(true),
+        Forked::Child => {
+            nix::unistd::setsid().ctx(|| "start a new session")?;
+            Ok(false)
+        }
+    }
+}
+
+/// In the child: either exits the process with the command's status or
+/// with 125 after printing why setup failed. Never returns.
+fn finish_child(applet: &str, setup: Result<()>, run: impl FnOnce() -> i32) -> ! {
+    match setup {
+        Ok(()) => std::process::exit(run()),
+        Err(e) => {
+            eprintln!("{applet}: {e}");
+            std::process::exit(crate::applet::EXIT_CANNOT_RUN)
+        }
+    }
+}
+
+/// The parent's half: wait for the context's first process, passing on
+/// the signals a supervisor sends to us.
+fn supervise(child: nix::unistd::Pid) -> i32 {
+    init::forward_signals_to(child);
+    exec::wait_for(child)
+}
+
+fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &Spec, command: &[String]) -> Result<i32> {
+    if let Some((cur, dir)) = &current {
+        if context::flags_of(dir) & abi::VXF_LOCK != 0 {
+            return Err(Error::failed(
+                "create a context",
+                format!("context {cur} has the lock flag: no new contexts inside it"),
+            ));
+        }
+    }
+    let parent = current.map(|c| c.1).unwrap_or_else(|| reg.layout.base());
+    let (xid, dir) = reg.create(&parent, spec.xid, &paths::rundir())?;
+    let mut owned = Owned { dirs: vec![dir.clone()] };
+    if spec.flags != 0 {
+        context::record_flags(&dir, spec.flags)?;
+    }
+    owned.dirs.extend(resource_dirs(reg, &dir, spec.flags)?);
+    if detach(spec)? {
+        std::mem::forget(owned); // the detached child removes them
+        return Ok(0);
+    }
+    announce(spec, &xid.to_string());
+    ns::create(CloneFlags::CLONE_NEWPID)?;
+    match sys::fork().ctx(|| "fork")? {
+        Forked::Parent(child) => Ok(supervise(child)),
+        Forked::Child => {
+            let setup = (|| {
+                sys::set_pdeathsig(libc::SIGKILL).ctx(|| "set the parent-death signal")?;
+                for d in &owned.dirs {
+                    cgroup::enter(d)?;
+                }
+                ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP)?;
+                ns::isolate_mounts()?;
+                ns::mount_proc("/proc")?;
+                set_names(spec)?;
+                seccomp::install(Policy {
+                    lock: spec.flags & abi::VXF_LOCK != 0,
+                    spectator: false,
+                })?;
+                lower_ceiling(&spec.caps, caps::bounding()?)
+            })();
+            std::mem::forget(owned);
+            finish_child(applet, setup, || {
+                if spec.flags & abi::VXF_FAKEINIT != 0 {
+                    exec::exec(applet, command)
+                } else {
+                    init::run(applet, command)
+                }
+            })
+        }
+    }
+}
+
+/// The v1 (or v2-controller) directories that the `sched` and `nproc`
+/// flags need, created and configured; returned for joining and removal.
+fn resource_dirs(reg: &Registry, dir: &Path, flags: u32) -> Result<Vec<PathBuf>> {
+    let mut extra = Vec::new();
+    // sched: a cgroup of the cpu controller makes the whole context one
+    // scheduling entity with the weight of one process.
+    if flags & abi::VXF_SCHED != 0 {
+        if let Some(d) = cgroup::controller_dir(&reg.layout, dir, "cpu")? {
+            extra.push(d);
+        }
+    }
+    // nproc: the process limit (RLIMIT_NPROC) counts the context as a whole.
+    if flags & abi::VXF_NPROC != 0 {
+        let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC).ctx(|| "read RLIMIT_NPROC")?;
+        if let Some(d) = cgroup::controller_dir(&reg.layout, dir, "pids")? {
+            let max = if soft == libc::RLIM_INFINITY {
+                "max".to_owned()
+            } else {
+                soft.to_string()
+            };
+            std::fs::write(d.join("pids.max"), &max).ctx(|| format!("set {}/pids.max to {max}", d.display()))?;
+            if d != dir {
+                extra.push(d);
+            }
+        }
+    }
+    extra.retain(|d| d != dir);
+    Ok(extra)
+}
+
+fn set_names(spec: &Spec) -> Result<()> {
+    if let Some(h) = &spec.hostname {
+        nix::unistd::sethostname(h).ctx(|| format!("set the host name to '{h}'"))?;
+    }
+    if let Some(d) = &spec.domainname {
+        let d = if d == "none" { "" } else { d.as_str() };
+        sys::setdomainname(d).ctx(|| format!("set the NIS domain name to '{d}'"))?;
+    }
+    Ok(())
+}
+
+fn lower_ceiling(req: &caps::Request, from: u64) -> Result<()> {
+    caps::limit_to(req.apply_to(from))
+}
+
+fn join(applet: &str, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> Result<i32> {
+    let flags = context::flags_of(dir);
+    if flags & abi::VXF_PRIVATE != 0 {
+        return Err(Error::failed(
+            format!("join context {xid}"),
+            "it is private (flag 'private'): nobody may join it",
+        ));
+    }
+    let members = cgroup::procs(dir)?;
+    let leader = members
+        .iter()
+        .copied()
+        .find(|&p| is_ns_init(p))
+        .or(members.first().copied())
+        .ok_or_else(|| Error::failed(format!("join context {xid}"), "it has no processes left"))?;
+    let handles = ns::Handles::open(leader)?;
+    let status = std::fs::read_to_string(format!("/proc/{leader}/status")).ctx(|| format!("read /proc/{leader}/status"))?;
+    let ceiling = caps::from_status(&status, "CapBnd:")
+        .ok_or_else(|| Error::failed(format!("read the ceiling of context {xid}"), "no CapBnd line"))?;
+    let layout = cgroup::Layout::detect()?;
+    let mut dirs = vec![dir.to_path_buf()];
+    for c in ["cpu", "pids"] {
+        if let Some(d) = layout.v1_dir(c, dir).filter(|d| d.is_dir()) {
+            dirs.push(d);
+        }
+    }
+    let cwd = std::env::current_dir().ok();
+    if detach(spec)? {
+        return Ok(0);
+    }
+    announce(spec, &xid.to_string());
+    handles.join(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS)?;
+    match sys::fork().ctx(|| "fork")? {
+        Forked::Parent(child) => Ok(supervise(child)),
+        Forked::Child => {
+            let setup = (|| {
+                for d in &dirs {
+                    cgroup::enter(d)?;
+                }
+                handles.join(CloneFlags::CLONE_NEWPID)?;
+                if let Some(cwd) = &cwd {
+                    let _ = std::env::set_current_dir(cwd);
+                }
+                set_names(spec)?;
+                seccomp::install(Policy {
+                    lock: flags & abi::VXF_LOCK != 0,
+                    spectator: false,
+                })?;
+                lower_ceiling(&spec.caps, ceiling & caps::bounding()?)
+            })();
+            finish_child(applet, setup, || exec::exec(applet, command))
+        }
+    }
+}
+
+/// Whether `pid` is the first process of its PID namespace.
+fn is_ns_init(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .and_then(|v| v.split_whitespace().last())
+            == Some("1")
+    })
+}
+
+/// Context 1: stays in the host's namespaces, so it sees every process,
+/// but a seccomp filter refuses every way to signal or trace one, and
+/// CAP_SYS_PTRACE leaves its ceiling.
+fn spectator(applet: &str, reg: &Registry, spec: &Spec, command: &[String]) -> Result<i32> {
+    let base = reg.layout.base();
+    cgroup::create(&base)?;
+    let dir = base.join(context::SPECTATOR.to_string());
+    cgroup::create(&dir)?;
+    if detach(spec)? {
+        return Ok(0);
+    }
+    announce(spec, "1");
+    let child = match sys::fork().ctx(|| "fork")? {
+        Forked::Parent(child) => child,
+        Forked::Child => {
+            let setup = (|| {
+                cgroup::enter(&dir)?;
+                set_names(spec)?;
+                seccomp::install(Policy {
+                    lock: spec.flags & abi::VXF_LOCK != 0,
+                    spectator: true,
+                })?;
+                lower_ceiling(&spec.caps, caps::bounding()? & !caps::bit(caps::SYS_PTRACE))
+            })();
+            finish_child(applet, setup, || exec::exec(applet, command))
+        }
+    };
+    let code = supervise(child);
+    cgroup::try_remove(&dir);
+    Ok(code)
+}
+
+/// A context for a user without privileges: a user namespace that maps
+/// only their own uid and gid, so they keep exactly the rights they had.
+/// It has no cgroup of its own, so it is not numbered in the registry.
+fn unprivileged(applet: &str, spec: &Spec, command: &[String]) -> Result<i32> {
+    let (uid, gid) = (Uid::current().as_raw(), Gid::current().as_raw());
+    if detach(spec)? {
+        return Ok(0);
+    }
+    ns::create(CloneFlags::CLONE_NEWUSER)?;
+    ns::map_own_ids(uid, gid)?;
+    announce(spec, &format!("unnumbered (unprivileged, uid {uid})"));
+    ns::create(CloneFlags::CLONE_NEWPID)?;
+    match sys::fork().ctx(|| "fork")? {
+        Forked::Parent(child) => Ok(supervise(child)),
+        Forked::Child => {
+            let setup = (|| {
+                sys::set_pdeathsig(libc::SIGKILL).ctx(|| "set the parent-death signal")?;
+                ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC)?;
+                ns::isolate_mounts()?;
+                ns::mount_proc("/proc")?;
+                set_names(spec)?;
+                seccomp::install(Policy {
+                    lock: spec.flags & abi::VXF_LOCK != 0,
+                    spectator: false,
+                })?;
+                lower_ceiling(&spec.caps, caps::bounding()?)
+            })();
+            finish_child(applet, setup, || {
+                if spec.flags & abi::VXF_FAKEINIT != 0 {
+                    exec::exec(applet, command)
+                } else {
+                    init::run(applet, command)
+                }
+            })
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! The address lock (the original `set_ipv4root`), on the shared host
+//! network stack, with cgroup-BPF socket hooks on a cgroup directory:
+//!
+//! - socket creation: a family with no locked address gets no sockets at
+//!   all (so an IPv4-only lock leaves no `::` to escape through, and
+//!   programs that try IPv6 first fall back to IPv4);
+//! - bind: the wildcard becomes the first locked address; any other
+//!   address not in the lock is refused (EPERM);
+//! - connect: the socket is bound to the first locked address first, so
+//!   that is the source; a socket already bound elsewhere is refused;
+//! - UDP sendmsg without connect: the source becomes the first locked
+//!   address; an explicit other source is refused.
+//!
+//! The lock is one-shot: the programs are attached with ALLOW_MULTI, so
+//! those of an outer lock keep running for everything inside, and the
+//! process is moved into a cgroup namespace rooted at its lock, from which
+//! it cannot move its processes out.
+
+use crate::bpf::{self, Asm, Label, R0, R1, R10, R2, R3, R6};
+use crate::cgroup::{self, Layout};
+use crate::error::{Context, Error, Result};
+use crate::sys;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+/// Extended attribute recording a lock on its cgroup directory.
+pub const XATTR_IP: &str = "trusted.vsbox.ip";
+pub const MAX_ADDRS: usize = crate::abi::VX_NET_MAX_ADDRS as usize;
+
+const AF_INET: u32 = 2;
+const AF_INET6: u32 = 10;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AddrSet {
+    pub v4: Vec<Ipv4Addr>,
+    pub v6: Vec<Ipv6Addr>,
+}
+
+impl AddrSet {
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    pub fn push(&mut self, a: IpAddr) -> Result<()> {
+        if self.v4.len() + self.v6.len() >= MAX_ADDRS {
+            return Err(Error::usage(format!("too many addresses (at most {MAX_ADDRS})")));
+        }
+        match a {
+            IpAddr::V4(a) if !self.v4.contains(&a) => self.v4.push(a),
+            IpAddr::V6(a) if !self.v6.contains(&a) => self.v6.push(a),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for AddrSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all: Vec<String> = self
+            .v4
+            .iter()
+            .map(|a| a.to_string())
+            .chain(self.v6.iter().map(|a| a.to_string()))
+            .collect();
+        f.write_str(&all.join(" "))
+    }
+}
+
+/// Parses `ADDR`, `ADDR/PREFIX` or `ADDR/DOTTED.MASK` (the mask only
+/// matters for aliases; the lock is on the address).
+pub fn parse_addr(s: &str) -> Result<(IpAddr, Option<u8>)> {
+    let bad = || Error::usage(format!("bad address '{s}'"));
+    let (addr, mask) = match s.split_once('/') {
+        Some((a, m)) => (a, Some(m)),
+        None => (s, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match mask {
+        None => None,
+        Some(m) => match m.parse::<u8>() {
+            Ok(p) if p <= max => Some(p),
+            Ok(_) => return Err(bad()),
+            Err(_) => {
+                let dotted: Ipv4Addr = m.parse().map_err(|_| bad())?;
+                let bits = u32::from(dotted);
+                if !addr.is_ipv4() || bits.leading_ones() + bits.trailing_zeros() != 32 {
+                    return Err(bad());
+                }
+                Some(bits.leading_ones() as u8)
+            }
+        },
+    };
+    Ok((addr, prefix))
+}
+
+/// The primary IPv4 address of network device `name`, if it exists.
+pub fn device_addr(name: &str) -> Result<Option<Ipv4Addr>> {
+    let ifs = nix::ifaddrs::getifaddrs().ctx(|| "list network interfaces")?;
+    let mut known = false;
+    for i in ifs.filter(|i| i.interface_name == name) {
+        known = true;
+        if let Some(a) = i.address.as_ref().and_then(|a| a.as_sockaddr_in()) {
+            return Ok(Some(a.ip()));
+        }
+    }
+    if known {
+        return Err(Error::failed(format!("device {name}"), "it has no IPv4 address"));
+    }
+    Ok(None)
+}
+
+/// Parses one `--ip` value: an address or a device name.
+pub fn parse_ip_arg(s: &str) -> Result<IpAddr> {
+    if let Ok((a, _)) = parse_addr(s) {
+        return Ok(a);
+    }
+    if s.contains(['.', ':', '/']) {
+        return Err(Error::usage(format!("bad address '{s}'")));
+    }
+    match device_addr(s)? {
+        Some(a) => Ok(IpAddr::V4(a)),
+        None => Err(Error::usage(format!("'{s}' is neither an address nor a network device"))),
+    }
+}
+
+/// An address's 32-bit words as the kernel stores them (network order
+/// bytes, read as native-endian words).
+fn words4(a: &Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(a.octets())
+}
+fn words6(a: &Ipv6Addr) -> [u32; 4] {
+    let o = a.octets();
+    [0, 1, 2, 3].map(|i| u32::from_ne_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]))
+}
+
+// Offsets in struct bpf_sock_addr and struct bpf_sock (linux/bpf.h).
+const SA_USER_IP4: i16 = 4;
+const SA_USER_IP6: i16 = 8;
+const SA_MSG_SRC_IP4: i16 = 40;
+const SA_MSG_SRC_IP6: i16 = 44;
+const SA_SK: i16 = 64;
+const SK_FAMILY: i16 = 4;
+const SK_SRC_IP4: i16 = 24;
+const SK_SRC_IP6: i16 = 28;
+
+/// Jumps to `yes` if the address at `base + off` (in register r6 or a
+/// socket in r2) is one of `addrs`; falls through otherwise.
+fn emit_member(a: &mut Asm, base: u8, off: i16, addrs: &[[u32; 4]], words: usize, yes: Label) {
+    for addr in addrs {
+        let next = a.label();
+        for (i, w) in addr.iter().take(words).enumerate() {
+            a.ldx_w(R3, base, off + 4 * i as i16);
+            if i + 1 == words {
+                a.jeq32(R3, *w, yes);
+            } else {
+                a.jne32(R3, *w, next);
+            }
+        }
+        a.bind(next);
+    }
+}
+
+/// Jumps to `yes` when all `words` words at `base + off` are zero.
+fn emit_is_any(a: &mut Asm, base: u8, off: i16, words: usize, yes: Label) {
+    let no = a.label();
+    for i in 0..words {
+        a.ldx_w(R3, base, off + 4 * i as i16);
+        a.jne32(R3, 0, no);
+    }
+    a.ja(yes);
+    a.bind(no);
+}
+
+/// Writes the first locked address at `r6 + off`.
+fn emit_store_first(a: &mut Asm, off: i16, first: &[u32; 4], words: usize) {
+    for (i, w) in first.iter().take(words).enumerate() {
+        a.mov32_imm(R3, *w);
+        a.stx_w(R6, off + 4 * i as i16, R3);
+    }
+}
+
+/// bind, and UDP sendmsg: the wildcard becomes the first address (at
+/// `off` in the context), a listed address passes, anything else fails.
+fn rewrite_or_check(off: i16, addrs: &[[u32; 4]], words: usize) -> Vec<bpf::Insn> {
+    let mut a = Asm::new();
+    let (any, allow) = (a.label(), a.label());
+    a.mov(R6, R1);
+    emit_is_any(&mut a, R6, off, words, any);
+    emit_member(&mut a, R6, off, addrs, words, allow);
+    a.ret(0);
+    a.bind(any);
+    emit_store_first(&mut a, off, &addrs[0], words);
+    a.bind(allow);
+    a.ret(1);
+    a.finish()
+}
+
+/// connect: bpf_bind() the socket to the first address (port 0, so the
+/// kernel picks one); if the socket was bound already, it must be bound to
+/// a listed address.
+fn connect_prog(v6: bool, addrs: &[[u32; 4]]) -> Vec<bpf::Insn> {
+    let mut a = Asm::new();
+    let allow = a.label();
+    a.mov(R6, R1);
+    let first = addrs[0];
+    let len = if v6 {
+        // struct sockaddr_in6 at fp-32: family, port, flowinfo, addr, scope.
+        for off in [-32, -24, -16, -8] {
+            a.st_dw_zero(R10, off);
+        }
+        a.st_h(R10, -32, AF_INET6 as u16);
+        for (i, w) in first.iter().enumerate() {
+            a.st_w(R10, -24 + 4 * i as i16, *w);
+        }
+        28
+    } else {
+        // struct sockaddr_in at fp-16: family, port, addr, zero.
+        a.st_dw_zero(R10, -16).st_dw_zero(R10, -8);
+        a.st_h(R10, -16, AF_INET as u16);
+        a.st_w(R10, -12, first[0]);
+        16
+    };
+    a.mov(R1, R6)
+        .mov(R2, R10)
+        .add_imm(R2, -(if v6 { 32 } else { 16 }))
+        .mov_imm(R3, len)
+        .call(bpf::HELPER_BIND);
+    a.jeq(R0, 0, allow);
+    a.ldx_dw(R2, R6, SA_SK);
+    if v6 {
+        emit_member(&mut a, R2, SK_SRC_IP6, addrs, 4, allow);
+    } else {
+        emit_member(&mut a, R2, SK_SRC_IP4, addrs, 1, allow);
+    }
+    a.ret(0);
+    a.bind(allow);
+    a.ret(1);
+    a.finish()
+}
+
+/// socket(): no sockets of a family the lock has no address for.
+fn sock_create_prog(deny_v4: bool, deny_v6: bool) -> Vec<bpf::Insn> {
+    let mut a = Asm::new();
+    let deny = a.label();
+    a.ldx_w(R2, R1, SK_FAMILY);
+    if deny_v4 {
+        a.jeq32(R2, AF_INET, deny);
+    }
+    if deny_v6 {
+        a.jeq32(R2, AF_INET6, deny);
+    }
+    a.ret(1);
+    a.bind(deny);
+    a.ret(0);
+    a.finish()
+}
+
+/// The programs for a lock: (name, program type, attach type, code).
+pub fn programs(set: &AddrSet) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> {
+    use bpf::*;
+    let mut out = Vec::new();
+    if set.v4.is_empty() || set.v6.is_empty() {
+        out.push((
+            "vsbox_sock",
+            PROG_TYPE_CGROUP_SOCK,
+            ATTACH_INET_SOCK_CREATE,
+            sock_create_prog(set.v4.is_empty(), set.v6.is_empty()),
+        ));
+    }
+    if !set.v4.is_empty() {
+        let v4: Vec<[u32; 4]> = set.v4.iter().map(|a| [words4(a), 0, 0, 0]).collect();
+        out.push((
+            "vsbox_bind4",
+            PROG_TYPE_CGROUP_SOCK_ADDR,
+            ATTACH_INET4_BIND,
+            rewrite_or_check(SA_USER_IP4, &v4, 1),
+        ));
+        out.push((
+            "vsbox_conn4",
+            PROG_TYPE_CGROUP_SOCK_ADDR,
+            ATTACH_INET4_CONNECT,
+            connect_prog(false, &v4),
+        ));
+        out.push((
+            "vsbox_send4",
+            PROG_TYPE_CGROUP_SOCK_ADDR,
+            ATTACH_UDP4_SENDMSG,
+            rewrite_or_check(SA_MSG_SRC_IP4, &v4, 1),
+        ));
+    }
+    if !set.v6.is_empty() {
+        let v6: Vec<[u32; 4]> = set.v6.iter().map(words6).collect();
+        out.push((
+            "vsbox_bind6",
+            PROG_TYPE_CGROUP_SOCK_ADDR,
+            ATTACH_INET6_BIND,
+            rewrite_or_check(SA_USER_IP6, &v6, 4),
+        ));
+        out.push((
+            "vsbox_conn6",
+            PROG_TYPE_CGROUP_SOCK_ADDR,
+            ATTACH_INET6_CONNECT,
+            connect_prog(true, &v6),
+        ));
+        out.push((
+            "vsbox_send6",
+            PROG_TYPE_CGROUP_SOCK_ADDR,
+            ATTACH_UDP6_SENDMSG,
+            rewrite_or_check(SA_MSG_SRC_IP6, &v6, 4),
+        ));
+    }
+    out
+}
+
+/// Locks every process in cgroup `dir` (now and later) to `set`.
+pub fn lock_cgroup(dir: &Path, set: &AddrSet) -> Result<()> {
+    for (name, ptype, atype, code) in programs(set) {
+        let fd = bpf::load(name, ptype, atype, &code)?;
+        bpf::attach(dir, &fd, atype)?;
+    }
+    sys::setxattr(dir, XATTR_IP, set.to_string().as_bytes()).ctx(|| format!("record the lock on {}", dir.display()))
+}
+
+/// The lock on `dir` or an ancestor, if any.
+pub fn lock_of(layout: &Layout, dir: &Path) -> Option<String> {
+    dir.ancestors()
+        .take_while(|d| d.starts_with(&layout.v2))
+        .find_map(|d| sys::getxattr(d, XATTR_IP).ok().flatten())
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+/// Where chbind puts a locked command: a new cgroup below the caller's
+/// own, so the caller's resource limits and context still apply.
+pub fn new_lock_dir(layout: &Layout) -> Result<PathBuf> {
+    let own = layout
+        .own_dir()
+        .map_err(|_| Error::failed("change the address lock", "this process is already locked: the lock is one-shot"))?;
+    if let Some(existing) = lock_of(layout, &own) {
+        return Err(Error::failed(
+            "change the address lock",
+            format!("this process is already bound to {existing}: the lock is one-shot"),
+        ));
+    }
+    let dir = own.join(format!("vsbox-bind.{}", std::process::id()));
+    cgroup::create(&dir)?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_addresses_and_masks() {
+        assert_eq!(parse_addr("127.0.0.2").unwrap(), ("127.0.0.2".parse().unwrap(), None));
+        assert_eq!(parse_addr("10.1.2.3/26").unwrap().1, Some(26));
+        assert_eq!(parse_addr("10.1.2.3/255.255.255.0").unwrap().1, Some(24));
+        assert_eq!(parse_addr("::1/64").unwrap().1, Some(64));
+        for bad in ["", "1.2.3", "1.2.3.4/33", "1.2.3.4/255.0.255.0", "::1/129", "x", "1.2.3.4/"] {
+            assert!(parse_addr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn address_words_are_network_order_bytes() {
+        let w = words4(&Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(w.to_ne_bytes(), [127, 0, 0, 2]);
+        assert_eq!(words6(&Ipv6Addr::LOCALHOST)[3].to_ne_bytes(), [0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn program_set_follows_the_families() {
+        let mut s = AddrSet::default();
+        s.push("127.0.0.2".parse().unwrap()).unwrap();
+        let names: Vec<_> = programs(&s).iter().map(|p| p.0).collect();
+        assert_eq!(names, ["vsbox_sock", "vsbox_bind4", "vsbox_conn4", "vsbox_send4"]);
+        s.push("::1".parse().unwrap()).unwrap();
+        assert_eq!(programs(&s).len(), 6);
+        for _ in 0..20 {
+            let _ = s.push("127.0.0.9".parse().unwrap());
+        }
+        assert_eq!(s.v4.len(), 2, "duplicates are kept once");
+    }
+}

@@ -1,0 +1,234 @@
+//! Seccomp filters that make context restrictions irreversible where no
+//! namespace or capability does it:
+//! - every context: no typing into a terminal it shares (TIOCSTI,
+//!   TIOCLINUX), since a context may keep the caller's terminal;
+//! - `lock`: no new namespaces (unshare, setns, clone with CLONE_NEW*;
+//!   clone3 answers ENOSYS so libc falls back to the checkable clone);
+//! - the spectator context 1: sees everything, may signal or trace nothing.
+//!
+//! Both x86_64 and i386 (int 0x80) entry points are covered; x32 calls are
+//! refused.
+
+use crate::error::{Context, Result};
+use crate::sys::{self, SockFilter};
+
+const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+const X32_BIT: u32 = 0x4000_0000;
+const RET_ALLOW: u32 = 0x7fff_0000;
+const RET_ERRNO: u32 = 0x0005_0000;
+const EPERM: u32 = 1;
+const ENOSYS: u32 = 38;
+
+// Classic BPF opcodes.
+const LD_W_ABS: u16 = 0x20;
+const JEQ_K: u16 = 0x15;
+const JGE_K: u16 = 0x35;
+const JSET_K: u16 = 0x45;
+const RET_K: u16 = 0x06;
+const JA: u16 = 0x05;
+
+/// CLONE_NEW{NS,CGROUP,UTS,IPC,USER,PID,NET}; CLONE_NEWTIME (0x80) only
+/// counts for unshare, where it does not collide with the exit signal.
+const CLONE_NS_FLAGS: u32 = 0xFE02_0000;
+const UNSHARE_NS_FLAGS: u32 = CLONE_NS_FLAGS | 0x80;
+const TIOCSTI: u32 = 0x5412;
+const TIOCLINUX: u32 = 0x541C;
+
+#[derive(Clone, Copy)]
+enum When {
+    Always,
+    /// Argument (low 32 bits) has any of these bits.
+    ArgHasBits(u32, u32),
+    /// Argument (low 32 bits) equals the value.
+    ArgIs(u32, u32),
+}
+
+/// A refused system call: (x86_64 number, i386 number, condition, errno).
+type Rule = (u32, u32, When, u32);
+
+const BASE: &[Rule] = &[
+    (16, 54, When::ArgIs(1, TIOCSTI), EPERM),   // ioctl
+    (16, 54, When::ArgIs(1, TIOCLINUX), EPERM), // ioctl
+];
+
+const LOCK: &[Rule] = &[
+    (272, 310, When::ArgHasBits(0, UNSHARE_NS_FLAGS), EPERM), // unshare
+    (308, 346, When::Always, EPERM),                          // setns
+    (56, 120, When::ArgHasBits(0, CLONE_NS_FLAGS), EPERM),    // clone
+    (435, 435, When::Always, ENOSYS),                         // clone3
+];
+
+const SPECTATOR: &[Rule] = &[
+    (62, 37, When::Always, EPERM),   // kill
+    (200, 238, When::Always, EPERM), // tkill
+    (234, 270, When::Always, EPERM), // tgkill
+    (129, 178, When::Always, EPERM), // rt_sigqueueinfo
+    (297, 335, When::Always, EPERM), // rt_tgsigqueueinfo
+    (424, 424, When::Always, EPERM), // pidfd_send_signal
+    (438, 438, When::Always, EPERM), // pidfd_getfd
+    (101, 26, When::Always, EPERM),  // ptrace
+    (310, 347, When::Always, EPERM), // process_vm_readv
+    (311, 348, When::Always, EPERM), // process_vm_writev
+    (440, 440, When::Always, EPERM), // process_madvise
+];
+
+fn stmt(code: u16, k: u32) -> SockFilter {
+    SockFilter { code, jt: 0, jf: 0, k }
+}
+
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
+    SockFilter { code, jt, jf, k }
+}
+
+fn arg_low(i: u32) -> u32 {
+    16 + 8 * i // offsetof(struct seccomp_data, args[i]), little-endian low word
+}
+
+/// One self-contained block per rule: it falls through when the rule does
+/// not match, so blocks can simply be concatenated.
+fn emit_rule(out: &mut Vec<SockFilter>, nr: u32, when: When, errno: u32) {
+    let deny = stmt(RET_K, RET_ERRNO | errno);
+    out.push(stmt(LD_W_ABS, 0));
+    match when {
+        When::Always => {
+            out.push(jump(JEQ_K, nr, 0, 1));
+            out.push(deny);
+        }
+        When::ArgHasBits(i, bits) => {
+            out.push(jump(JEQ_K, nr, 0, 3));
+            out.push(stmt(LD_W_ABS, arg_low(i)));
+            out.push(jump(JSET_K, bits, 0, 1));
+            out.push(deny);
+        }
+        When::ArgIs(i, v) => {
+            out.push(jump(JEQ_K, nr, 0, 3));
+            out.push(stmt(LD_W_ABS, arg_low(i)));
+            out.push(jump(JEQ_K, v, 0, 1));
+            out.push(deny);
+        }
+    }
+}
+
+/// Which restrictions a context gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub lock: bool,
+    pub spectator: bool,
+}
+
+pub fn build(policy: Policy) -> Vec<SockFilter> {
+    let mut rules: Vec<Rule> = BASE.to_vec();
+    if policy.lock {
+        rules.extend_from_slice(LOCK);
+    }
+    if policy.spectator {
+        rules.extend_from_slice(SPECTATOR);
+    }
+    let mut x64 = vec![stmt(LD_W_ABS, 0), jump(JGE_K, X32_BIT, 0, 1), stmt(RET_K, RET_ERRNO | EPERM)];
+    let mut x32 = Vec::new();
+    for &(n64, n32, when, errno) in &rules {
+        emit_rule(&mut x64, n64, when, errno);
+        emit_rule(&mut x32, n32, when, errno);
+    }
+    x64.push(stmt(RET_K, RET_ALLOW));
+    x32.push(stmt(RET_K, RET_ALLOW));
+
+    // Dispatch on the architecture of the call; anything else is refused:
+    // [ld arch] [x86_64? → ja X64] [i386? → ja I386] [ENOSYS] [ja X64] [ja I386] X64… I386…
+    let mut prog = vec![
+        stmt(LD_W_ABS, 4),
+        jump(JEQ_K, AUDIT_ARCH_X86_64, 2, 0),
+        jump(JEQ_K, AUDIT_ARCH_I386, 2, 0),
+        stmt(RET_K, RET_ERRNO | ENOSYS),
+        stmt(JA, 1),
+        stmt(JA, x64.len() as u32),
+    ];
+    prog.extend(x64);
+    prog.extend(x32);
+    prog
+}
+
+/// Installs the filter for `policy` on this process, for good.
+pub fn install(policy: Policy) -> Result<()> {
+    sys::seccomp_install(&build(policy)).ctx(|| "install the context's seccomp filter")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny classic-BPF interpreter, enough to run our filters on
+    /// (arch, nr, args) and check the verdict.
+    fn run(prog: &[SockFilter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+        let mut data = [0u8; 64];
+        data[0..4].copy_from_slice(&nr.to_le_bytes());
+        data[4..8].copy_from_slice(&arch.to_le_bytes());
+        for (i, a) in args.iter().enumerate() {
+            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
+        }
+        let (mut acc, mut pc) = (0u32, 0usize);
+        loop {
+            let ins = prog[pc];
+            pc += 1;
+            match ins.code {
+                LD_W_ABS => {
+                    let k = ins.k as usize;
+                    acc = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
+                }
+                JEQ_K => pc += if acc == ins.k { ins.jt } else { ins.jf } as usize,
+                JGE_K => pc += if acc >= ins.k { ins.jt } else { ins.jf } as usize,
+                JSET_K => pc += if acc & ins.k != 0 { ins.jt } else { ins.jf } as usize,
+                JA => pc += ins.k as usize,
+                RET_K => return ins.k,
+                c => panic!("unknown opcode {c:#x}"),
+            }
+        }
+    }
+
+    const DENY: u32 = RET_ERRNO | EPERM;
+
+    #[test]
+    fn base_blocks_tiocsti_only() {
+        let p = build(Policy::default());
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 16, [0, 0x5412, 0, 0, 0, 0]), DENY);
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 16, [0, 0x5401, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 54, [0, 0x5412, 0, 0, 0, 0]), DENY);
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 62, [1, 9, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, X32_BIT | 62, [0; 6]), DENY);
+        assert_eq!(run(&p, 0xdead, 1, [0; 6]), RET_ERRNO | ENOSYS);
+    }
+
+    #[test]
+    fn lock_blocks_namespaces_on_both_abis() {
+        let p = build(Policy {
+            lock: true,
+            spectator: false,
+        });
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 272, [0x2000_0000, 0, 0, 0, 0, 0]), DENY);
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 272, [0x400, 0, 0, 0, 0, 0]), RET_ALLOW); // CLONE_FILES
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 308, [3, 0, 0, 0, 0, 0]), DENY);
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 346, [3, 0, 0, 0, 0, 0]), DENY);
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 56, [0x11, 0, 0, 0, 0, 0]), RET_ALLOW); // fork-like
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 56, [0x1000_0011, 0, 0, 0, 0, 0]), DENY);
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 120, [0x0800_0011, 0, 0, 0, 0, 0]), DENY);
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 435, [0; 6]), RET_ERRNO | ENOSYS);
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 62, [1, 9, 0, 0, 0, 0]), RET_ALLOW);
+    }
+
+    #[test]
+    fn spectator_signals_nothing() {
+        let p = build(Policy {
+            lock: false,
+            spectator: true,
+        });
+        for nr in [62, 200, 234, 129, 297, 424, 438, 101, 310, 311] {
+            assert_eq!(run(&p, AUDIT_ARCH_X86_64, nr, [1, 9, 0, 0, 0, 0]), DENY, "x86_64 {nr}");
+        }
+        for nr in [37, 238, 270, 26, 424] {
+            assert_eq!(run(&p, AUDIT_ARCH_I386, nr, [1, 9, 0, 0, 0, 0]), DENY, "i386 {nr}");
+        }
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 0, [0; 6]), RET_ALLOW); // read
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 272, [0x2000_0000, 0, 0, 0, 0, 0]), RET_ALLOW);
+    }
+}

@@ -1,0 +1,214 @@
+//! The few system calls that neither std nor nix wraps. Every `unsafe`
+//! block of the library lives here, each with its SAFETY argument; the
+//! rest of the crate calls these safe functions.
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+use std::ffi::CString;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+fn cstr(s: &[u8]) -> Result<CString, Errno> {
+    CString::new(s).map_err(|_| Errno::EINVAL)
+}
+
+fn check(ret: libc::c_long) -> Result<libc::c_long, Errno> {
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// prctl with integer arguments only.
+fn prctl(op: libc::c_int, a: libc::c_ulong, b: libc::c_ulong) -> Result<libc::c_long, Errno> {
+    // SAFETY: every operation used here takes plain integers, no pointers.
+    check(unsafe { libc::prctl(op, a, b, 0 as libc::c_ulong, 0 as libc::c_ulong) } as libc::c_long)
+}
+
+pub fn capbset_read(cap: u32) -> Result<bool, Errno> {
+    prctl(libc::PR_CAPBSET_READ, cap.into(), 0).map(|r| r == 1)
+}
+
+pub fn capbset_drop(cap: u32) -> Result<(), Errno> {
+    prctl(libc::PR_CAPBSET_DROP, cap.into(), 0).map(drop)
+}
+
+pub fn ambient_is_set(cap: u32) -> Result<bool, Errno> {
+    prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_IS_SET as libc::c_ulong, cap.into()).map(|r| r == 1)
+}
+
+pub fn ambient_clear_all() -> Result<(), Errno> {
+    prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0).map(drop)
+}
+
+pub fn set_no_new_privs() -> Result<(), Errno> {
+    prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map(drop)
+}
+
+pub fn set_pdeathsig(sig: libc::c_int) -> Result<(), Errno> {
+    prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0).map(drop)
+}
+
+pub fn set_child_subreaper() -> Result<(), Errno> {
+    prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0).map(drop)
+}
+
+/// The three per-process capability sets as 64-bit masks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapSets {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAP_V3: u32 = 0x2008_0522;
+
+pub fn capget() -> Result<CapSets, Errno> {
+    let mut hdr = CapHeader { version: CAP_V3, pid: 0 };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: hdr and data are valid for the kernel's v3 layout (two words).
+    check(unsafe { libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) })?;
+    let join = |f: fn(&CapData) -> u32| u64::from(f(&data[0])) | (u64::from(f(&data[1])) << 32);
+    Ok(CapSets {
+        effective: join(|d| d.effective),
+        permitted: join(|d| d.permitted),
+        inheritable: join(|d| d.inheritable),
+    })
+}
+
+pub fn capset(s: CapSets) -> Result<(), Errno> {
+    let hdr = CapHeader { version: CAP_V3, pid: 0 };
+    let split = |v: u64, i: usize| (v >> (32 * i)) as u32;
+    let data = [0, 1].map(|i| CapData {
+        effective: split(s.effective, i),
+        permitted: split(s.permitted, i),
+        inheritable: split(s.inheritable, i),
+    });
+    // SAFETY: hdr and data are valid, readable v3 structures.
+    check(unsafe { libc::syscall(libc::SYS_capset, &hdr, data.as_ptr()) }).map(drop)
+}
+
+/// A classic-BPF seccomp instruction (struct sock_filter).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockFilter {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+/// Installs a seccomp filter on the calling thread (inherited by children
+/// and kept across execve; it can never be removed).
+pub fn seccomp_install(prog: &[SockFilter]) -> Result<(), Errno> {
+    let len = u16::try_from(prog.len()).map_err(|_| Errno::E2BIG)?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: SockFilter has sock_filter's layout; fprog points at `prog`,
+    // which outlives the call; the kernel copies the program.
+    check(unsafe {
+        libc::syscall(libc::SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, &fprog)
+    })
+    .map(drop)
+}
+
+/// bpf(2) with an attribute block the caller laid out.
+pub fn bpf(cmd: libc::c_int, attr: &mut [u8]) -> Result<libc::c_long, Errno> {
+    // SAFETY: attr is a writable buffer of the size passed; the pointers it
+    // holds (instructions, licence, log) are kept alive by the caller.
+    check(unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) })
+}
+
+/// bpf(2) for commands that return a new file descriptor.
+pub fn bpf_fd(cmd: libc::c_int, attr: &mut [u8]) -> Result<OwnedFd, Errno> {
+    let fd = bpf(cmd, attr)? as RawFd;
+    // SAFETY: the kernel just returned this descriptor to us; we own it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn setxattr(path: &Path, name: &str, value: &[u8]) -> Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let (p, n) = (cstr(path.as_os_str().as_bytes())?, cstr(name.as_bytes())?);
+    // SAFETY: both strings are NUL-terminated; value is valid for its length.
+    check(unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) } as libc::c_long).map(drop)
+}
+
+/// The value of an extended attribute; Ok(None) when it is not set.
+pub fn getxattr(path: &Path, name: &str) -> Result<Option<Vec<u8>>, Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let (p, n) = (cstr(path.as_os_str().as_bytes())?, cstr(name.as_bytes())?);
+    let mut buf = vec![0u8; 256];
+    // SAFETY: strings are NUL-terminated; buf is writable for its length.
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return match Errno::last() {
+            Errno::ENODATA => Ok(None),
+            e => Err(e),
+        };
+    }
+    buf.truncate(r as usize);
+    Ok(Some(buf))
+}
+
+pub fn setdomainname(name: &str) -> Result<(), Errno> {
+    // SAFETY: the pointer and length describe `name`'s bytes.
+    check(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) } as libc::c_long).map(drop)
+}
+
+/// The x86_64 "vserver" system call of the kernel patch (ENOSYS on a
+/// stock kernel).
+pub fn vserver(cmd: u32, id: u32, data: usize) -> Result<libc::c_long, Errno> {
+    // SAFETY: on a stock kernel the number is reserved and returns ENOSYS;
+    // with the patch, `data` is only dereferenced for commands that take a
+    // structure, and callers pass 0 for the others.
+    check(unsafe { libc::syscall(libc::c_long::from(crate::abi::__NR_vserver_x86_64 as i32), cmd, id, data) })
+}
+
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// fork(2). vsbox is single-threaded wherever it forks, so the child may
+/// go on using the allocator and std as usual.
+pub fn fork() -> Result<Forked, Errno> {
+    // SAFETY: the process has one thread (nothing in vsbox spawns threads),
+    // so no lock can be held by a thread that does not exist in the child.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// Sets a signal's disposition to a plain handler that takes the signal number.
+pub fn set_handler(sig: nix::sys::signal::Signal, handler: extern "C" fn(libc::c_int)) -> Result<(), Errno> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let act = SigAction::new(SigHandler::Handler(handler), SaFlags::SA_RESTART, SigSet::empty());
+    // SAFETY: the handlers vsbox installs only make async-signal-safe
+    // calls (kill, atomic stores).
+    unsafe { sigaction(sig, &act) }.map(drop)
+}
+
+pub fn set_ignored(sig: nix::sys::signal::Signal, ignore: bool) -> Result<(), Errno> {
+    use nix::sys::signal::{signal, SigHandler};
+    let h = if ignore { SigHandler::SigIgn } else { SigHandler::SigDfl };
+    // SAFETY: SIG_IGN and SIG_DFL are not functions; nothing can be unsound.
+    unsafe { signal(sig, h) }.map(drop)
+}

@@ -1,0 +1,216 @@
+//! vsbox-probe: a small static program the integration tests run inside
+//! contexts, as the guest's root would, to try what is allowed and what
+//! must fail. Each subcommand prints `OK …` or `ERR <ERRNO>` and exits 0
+//! or 1, so tests can assert on the kernel's own answer.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+
+fn errno_name(e: i32) -> &'static str {
+    match e {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EACCES => "EACCES",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSYS => "ENOSYS",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::EROFS => "EROFS",
+        _ => "OTHER",
+    }
+}
+
+fn report<T>(r: std::io::Result<T>, ok: impl FnOnce(T) -> String) -> i32 {
+    match r {
+        Ok(v) => {
+            println!("OK {}", ok(v));
+            0
+        }
+        Err(e) => {
+            let n = e.raw_os_error().unwrap_or(0);
+            println!("ERR {} {e}", errno_name(n));
+            1
+        }
+    }
+}
+
+fn last<T>(ret: T, failed: bool) -> std::io::Result<T> {
+    if failed {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn addr(a: &str, p: &str) -> SocketAddr {
+    let ip: std::net::IpAddr = a.parse().expect("address");
+    SocketAddr::new(ip, p.parse().expect("port"))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let code = match a.as_slice() {
+        ["pid"] => {
+            println!("{}", std::process::id());
+            0
+        }
+        ["kill", pid, sig] => {
+            let (pid, sig): (i32, i32) = (pid.parse().unwrap(), sig.parse().unwrap());
+            // SAFETY: plain syscall with integer arguments.
+            let r = unsafe { libc::kill(pid, sig) };
+            report(last(r, r < 0), |_| "signalled".into())
+        }
+        ["ptrace", pid] => {
+            let pid: i32 = pid.parse().unwrap();
+            // SAFETY: PTRACE_ATTACH/DETACH with null pointers.
+            let r = unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) };
+            if r == 0 {
+                unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) };
+            }
+            report(last(r, r < 0), |_| "attached".into())
+        }
+        ["unshare", what] => {
+            let flag = match *what {
+                "uts" => libc::CLONE_NEWUTS,
+                "pid" => libc::CLONE_NEWPID,
+                "net" => libc::CLONE_NEWNET,
+                "user" => libc::CLONE_NEWUSER,
+                "mnt" => libc::CLONE_NEWNS,
+                _ => panic!("namespace"),
+            };
+            // SAFETY: plain syscall with an integer argument.
+            let r = unsafe { libc::unshare(flag) };
+            report(last(r, r < 0), |_| format!("unshared {what}"))
+        }
+        ["setns", path] => {
+            let f = std::fs::File::open(path);
+            report(
+                f.and_then(|f| {
+                    use std::os::fd::AsRawFd;
+                    // SAFETY: f is an open namespace file.
+                    let r = unsafe { libc::setns(f.as_raw_fd(), 0) };
+                    last(r, r < 0)
+                }),
+                |_| "joined".into(),
+            )
+        }
+        ["clone-newns"] => {
+            // A raw clone(2) with CLONE_NEWUTS, child exits at once.
+            // SAFETY: fork-like clone without a new stack; the child only _exits.
+            let r = unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_NEWUTS | libc::SIGCHLD) as libc::c_ulong, 0, 0, 0, 0) };
+            if r == 0 {
+                unsafe { libc::_exit(0) };
+            }
+            if r > 0 {
+                unsafe { libc::waitpid(r as i32, std::ptr::null_mut(), 0) };
+            }
+            report(last(r, r < 0), |_| "cloned".into())
+        }
+        ["status", field] => {
+            let s = std::fs::read_to_string("/proc/self/status").unwrap();
+            let v = s
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{field}:")))
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            println!("{v}");
+            0
+        }
+        ["bind", ip, port, proto] => {
+            let sa = addr(ip, port);
+            if *proto == "udp" {
+                report(UdpSocket::bind(sa).and_then(|s| s.local_addr()), |a| a.to_string())
+            } else {
+                report(TcpListener::bind(sa).and_then(|s| s.local_addr()), |a| a.to_string())
+            }
+        }
+        ["socket6"] => {
+            // SAFETY: plain syscall.
+            let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_STREAM, 0) };
+            report(last(fd, fd < 0), |_| "socket".into())
+        }
+        // Accept one connection and answer with the peer's address.
+        ["serve", ip, port, tag] => {
+            let l = match TcpListener::bind(addr(ip, port)) {
+                Ok(l) => l,
+                Err(e) => std::process::exit(report::<()>(Err(e), |_| String::new())),
+            };
+            println!("LISTEN {}", l.local_addr().unwrap());
+            std::io::stdout().flush().unwrap();
+            let (mut c, peer) = l.accept().unwrap();
+            let _ = writeln!(c, "{tag} {}", peer.ip());
+            0
+        }
+        ["connect", ip, port] => report(
+            TcpStream::connect(addr(ip, port)).and_then(|mut s| {
+                let local = s.local_addr()?;
+                let mut answer = String::new();
+                s.read_to_string(&mut answer)?;
+                Ok(format!("local={} answer={}", local.ip(), answer.trim()))
+            }),
+            |s| s,
+        ),
+        ["udp-send", ip, port] => report(
+            UdpSocket::bind("0.0.0.0:0").and_then(|s| s.send_to(b"probe", addr(ip, port))),
+            |n| format!("sent {n}"),
+        ),
+        ["udp-recv", ip, port] => report(
+            UdpSocket::bind(addr(ip, port)).and_then(|s| {
+                println!("READY");
+                std::io::stdout().flush()?;
+                let mut buf = [0u8; 64];
+                s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+                s.recv_from(&mut buf).map(|(_, from)| from.ip())
+            }),
+            |ip| format!("from={ip}"),
+        ),
+        ["shm-create", key] => {
+            let key: i32 = key.parse().unwrap();
+            // SAFETY: plain syscall.
+            let r = unsafe { libc::shmget(key, 4096, libc::IPC_CREAT | 0o600) };
+            report(last(r, r < 0), |id| format!("id={id}"))
+        }
+        ["shm-find", key] => {
+            let key: i32 = key.parse().unwrap();
+            // SAFETY: plain syscall.
+            let r = unsafe { libc::shmget(key, 0, 0) };
+            report(last(r, r < 0), |id| format!("id={id}"))
+        }
+        ["shm-remove", key] => {
+            let key: i32 = key.parse().unwrap();
+            // SAFETY: plain syscalls.
+            let id = unsafe { libc::shmget(key, 0, 0) };
+            let r = if id >= 0 {
+                unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) }
+            } else {
+                id
+            };
+            report(last(r, r < 0), |_| "removed".into())
+        }
+        ["as-user", uid, rest @ ..] => {
+            let uid: u32 = uid.parse().unwrap();
+            // SAFETY: plain syscalls.
+            let r = unsafe { libc::setgid(uid) | libc::setuid(uid) };
+            if r != 0 {
+                std::process::exit(report::<()>(Err(std::io::Error::last_os_error()), |_| String::new()));
+            }
+            let err = std::os::unix::process::CommandExt::exec(std::process::Command::new(rest[0]).args(&rest[1..]));
+            report::<()>(Err(err), |_| String::new())
+        }
+        ["sleep", secs] => {
+            std::thread::sleep(std::time::Duration::from_secs_f64(secs.parse().unwrap()));
+            0
+        }
+        ["exit", n] => n.parse().unwrap(),
+        _ => {
+            eprintln!("vsbox-probe: unknown probe {a:?}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
