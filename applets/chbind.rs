@@ -72,7 +72,12 @@ fn run(args: Args, name: &str) -> Result<i32> {
                 Ok(exec::wait_for(child))
             }
             Forked::Child => {
-                let setup = cgroup::enter(&dir).and_then(|_| crate::ns::create(CloneFlags::CLONE_NEWCGROUP));
+                // Into the lock, and into a cgroup namespace and a mount
+                // namespace with read-only cgroup mounts, so it stays there.
+                let setup = cgroup::enter(&dir)
+                    .and_then(|_| crate::ns::create(CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS))
+                    .and_then(|_| crate::ns::isolate_mounts())
+                    .and_then(|_| layout.seal());
                 match setup {
                     Ok(()) => std::process::exit(exec::exec(name, &args.command)),
                     Err(e) => {

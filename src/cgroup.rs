@@ -65,6 +65,8 @@ pub struct Layout {
     pub v2_root: String,
     /// v1 hierarchies: (controller, mount point).
     pub v1: Vec<(String, PathBuf)>,
+    /// Every cgroup and cgroup2 mount point.
+    pub mounts: Vec<PathBuf>,
 }
 
 impl Layout {
@@ -86,10 +88,16 @@ impl Layout {
                 }
             }
         }
+        let points = mounts
+            .iter()
+            .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
+            .map(|m| m.point.clone())
+            .collect();
         Ok(Layout {
             v2: v2.point.clone(),
             v2_root: v2.root.clone(),
             v1,
+            mounts: points,
         })
     }
 
@@ -131,6 +139,52 @@ impl Layout {
     /// Relative path (from the v2 root) of a directory of this layout.
     pub fn relative<'a>(&self, dir: &'a Path) -> Option<&'a Path> {
         dir.strip_prefix(&self.v2).ok()
+    }
+}
+
+/// Remounts one mount point read-only or read-write, keeping its other flags.
+fn remount(point: &Path, readonly: bool) -> Result<()> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let st = statvfs(point).ctx(|| format!("statvfs {}", point.display()))?;
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
+    for (have, set) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+    ] {
+        if st.flags().contains(have) {
+            flags |= set;
+        }
+    }
+    if readonly {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    mount(None::<&str>, point, None::<&str>, flags, None::<&str>)
+        .ctx(|| format!("remount {} {}", point.display(), if readonly { "read-only" } else { "read-write" }))
+}
+
+impl Layout {
+    /// Makes every cgroup mount of this mount namespace read-only, so a
+    /// root without CAP_SYS_ADMIN cannot move itself out of its cgroup
+    /// (the cgroup namespace alone stops that only on `nsdelegate` mounts).
+    pub fn seal(&self) -> Result<()> {
+        self.mounts.iter().try_for_each(|m| remount(m, true))
+    }
+
+    /// Inside a context the cgroup mounts are sealed; vsbox itself (with
+    /// CAP_SYS_ADMIN) then moves into a private mount namespace where they
+    /// are writable, to create a nested context or lock.
+    pub fn unseal(&self) -> Result<()> {
+        use nix::sys::statvfs::{statvfs, FsFlags};
+        if !statvfs(&self.v2).is_ok_and(|s| s.flags().contains(FsFlags::ST_RDONLY)) {
+            return Ok(());
+        }
+        crate::ns::create(nix::sched::CloneFlags::CLONE_NEWNS)?;
+        crate::ns::isolate_mounts()?;
+        self.mounts.iter().try_for_each(|m| remount(m, false))
     }
 }
 
@@ -285,6 +339,54 @@ pub fn remove_when_empty(dir: &Path) {
             std::process::exit(0);
         }
         Err(e) => eprintln!("vsbox: cannot wait for {} to empty: {}", dir.display(), e.desc()),
+    }
+}
+
+/// Extended attribute naming the vsbox process that removes a directory
+/// when it empties (chbind's lock directories carry it in their name).
+pub const XATTR_OWNER: &str = "trusted.vsbox.owner";
+
+pub fn record_owner(dir: &Path) -> Result<()> {
+    crate::sys::setxattr(dir, XATTR_OWNER, std::process::id().to_string().as_bytes())
+        .ctx(|| format!("record the owner of {}", dir.display()))
+}
+
+fn owner_of(dir: &Path) -> Option<i32> {
+    let name = dir.file_name()?.to_str()?;
+    if let Some(pid) = name.strip_prefix("vsbox-bind.") {
+        return pid.parse().ok();
+    }
+    let v = crate::sys::getxattr(dir, XATTR_OWNER).ok().flatten()?;
+    String::from_utf8_lossy(&v).trim().parse().ok()
+}
+
+fn alive(pid: i32) -> bool {
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// Removes, below `dir`, the empty context and lock directories whose
+/// owner is gone (it was killed before it could clean up), with their v1
+/// counterparts. Directories without an owner are left alone: they may be
+/// a moment old.
+pub fn sweep(layout: &Layout, dir: &Path) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let sub = e.path();
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        sweep(layout, &sub);
+        if owner_of(&sub).is_some_and(|pid| !alive(pid)) && !populated(&sub) {
+            for c in ["cpu", "pids"] {
+                if let Some(d) = layout.v1_dir(c, &sub).filter(|d| d.is_dir()) {
+                    let _ = fs::remove_dir(d);
+                }
+            }
+            let _ = fs::remove_dir(&sub);
+        }
     }
 }
 

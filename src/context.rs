@@ -176,6 +176,7 @@ impl Registry {
         if parent == self.layout.base() {
             cgroup::create(parent)?;
         }
+        cgroup::sweep(&self.layout, &self.layout.base());
         if let Some(xid) = want {
             if self.find(xid).is_some() {
                 return Err(Error::failed(format!("create context {xid}"), "it exists already"));

@@ -141,6 +141,9 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
             ));
         }
     }
+    if current.is_some() {
+        reg.layout.unseal()?;
+    }
     let parent = current.map(|c| c.1).unwrap_or_else(|| reg.layout.base());
     let (xid, dir) = reg.create(&parent, spec.xid, &paths::rundir())?;
     let mut owned = Owned { dirs: vec![dir.clone()] };
@@ -152,6 +155,7 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
         std::mem::forget(owned); // the detached child removes them
         return Ok(0);
     }
+    cgroup::record_owner(&dir)?;
     announce(spec, &xid.to_string());
     ns::create(CloneFlags::CLONE_NEWPID)?;
     match sys::fork().ctx(|| "fork")? {
@@ -164,6 +168,7 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
                 }
                 ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP)?;
                 ns::isolate_mounts()?;
+                reg.layout.seal()?;
                 ns::mount_proc("/proc")?;
                 set_names(spec)?;
                 seccomp::install(Policy {

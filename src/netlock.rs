@@ -342,6 +342,8 @@ pub fn new_lock_dir(layout: &Layout) -> Result<PathBuf> {
             format!("this process is already bound to {existing}: the lock is one-shot"),
         ));
     }
+    layout.unseal()?;
+    cgroup::sweep(layout, &own);
     let dir = own.join(format!("vsbox-bind.{}", std::process::id()));
     cgroup::create(&dir)?;
     Ok(dir)

@@ -50,6 +50,19 @@ fn addr(a: &str, p: &str) -> SocketAddr {
     SocketAddr::new(ip, p.parse().expect("port"))
 }
 
+fn field(f: &[libc::c_char]) -> String {
+    let bytes: Vec<u8> = f.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// (nodename, domainname)
+fn nix_uname() -> (String, String) {
+    // SAFETY: utsname is plain data, filled in by the kernel.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    unsafe { libc::uname(&mut u) };
+    (field(&u.nodename), field(&u.domainname))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -201,6 +214,40 @@ fn main() {
             }
             let err = std::os::unix::process::CommandExt::exec(std::process::Command::new(rest[0]).args(&rest[1..]));
             report::<()>(Err(err), |_| String::new())
+        }
+        ["exists", path] => report(std::fs::symlink_metadata(path), |_| (*path).to_owned()),
+        ["uname"] => {
+            let u = nix_uname();
+            println!("{} {}", u.0, u.1);
+            0
+        }
+        // Forks up to N children that stay alive for a moment; prints how many succeeded.
+        ["fork-many", n] => {
+            let n: u32 = n.parse().unwrap();
+            let mut ok = 0;
+            let mut kids = Vec::new();
+            for _ in 0..n {
+                // SAFETY: the child only sleeps and _exits.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    unsafe {
+                        libc::sleep(3);
+                        libc::_exit(0)
+                    };
+                }
+                if pid > 0 {
+                    ok += 1;
+                    kids.push(pid);
+                }
+            }
+            for k in kids {
+                unsafe {
+                    libc::kill(k, libc::SIGKILL);
+                    libc::waitpid(k, std::ptr::null_mut(), 0);
+                }
+            }
+            println!("OK forked={ok}");
+            0
         }
         ["sleep", secs] => {
             std::thread::sleep(std::time::Duration::from_secs_f64(secs.parse().unwrap()));

@@ -1,0 +1,201 @@
+//! Shared helpers for the integration tests: run the real binary (through
+//! an applet-named link, as users do), private VSBOX_* directories, unique
+//! context ids and loopback addresses, and guards that clean up kernel
+//! objects even when a test fails.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const VSBOX: &str = env!("CARGO_BIN_EXE_vsbox");
+pub const PROBE: &str = env!("CARGO_BIN_EXE_vsbox-probe");
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn next() -> u32 {
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Root-only tests return early, loudly, when not root; CI runs as root.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("SKIP {}: needs root", module_path!());
+            return;
+        }
+    };
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}-{}", std::process::id(), next()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Private VSBOX_CONFDIR / ROOTDIR / RUNDIR for one test, and a directory
+/// of applet links to the binary under test.
+pub struct Env {
+    pub dir: TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = TempDir::new("env");
+        for d in ["etc", "vservers", "run", "bin"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let st = Command::new(VSBOX).arg("--install").arg(dir.path().join("bin")).status().unwrap();
+        assert!(st.success());
+        Env { dir }
+    }
+
+    /// A command running APPLET through its link, with the private dirs.
+    pub fn cmd(&self, applet: &str) -> Command {
+        let mut c = Command::new(self.dir.path().join("bin").join(applet));
+        c.env("VSBOX_CONFDIR", self.dir.path().join("etc"))
+            .env("VSBOX_ROOTDIR", self.dir.path().join("vservers"))
+            .env("VSBOX_RUNDIR", self.dir.path().join("run"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, applet: &str, args: &[&str]) -> Out {
+        Out::from(self.cmd(applet).args(args).output().unwrap())
+    }
+}
+
+/// An Output with its streams as text.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Out {
+    fn from(o: Output) -> Out {
+        use std::os::unix::process::ExitStatusExt;
+        Out {
+            code: o.status.code().unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0)),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Out {
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "expected success: {self:?}");
+        self
+    }
+    pub fn line(&self) -> &str {
+        self.stdout.trim()
+    }
+}
+
+/// A unique static context id for this test.
+pub fn static_xid() -> u32 {
+    20000 + (std::process::id() % 1000) * 20 + next() % 20
+}
+
+/// A unique loopback address 127.A.B.C for this test.
+pub fn loopback() -> String {
+    let n = next();
+    format!("127.{}.{}.{}", 100 + std::process::id() % 100, 1 + n / 200, 2 + n % 200)
+}
+
+/// Stops a background child on drop as a supervisor would: TERM, a
+/// grace period, then KILL.
+pub struct Bg(pub Child);
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        if !eventually(3, || self.0.try_wait().is_ok_and(|s| s.is_some())) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Ends context `xid` (every process, then its cgroups) on drop.
+pub struct CtxGuard(pub u32);
+
+impl Drop for CtxGuard {
+    fn drop(&mut self) {
+        kill_context(self.0);
+    }
+}
+
+pub fn kill_context(xid: u32) {
+    let Ok(reg) = vsbox::context::Registry::open() else { return };
+    let Some(dir) = reg.find(xid) else { return };
+    let mut dirs = vec![dir.clone()];
+    for c in ["cpu", "pids"] {
+        if let Some(d) = reg.layout.v1_dir(c, &dir).filter(|d| d.is_dir()) {
+            dirs.push(d);
+        }
+    }
+    if std::fs::write(dir.join("cgroup.kill"), "1").is_err() {
+        for pid in vsbox::cgroup::procs(&dir).unwrap_or_default() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    for d in dirs.iter().rev() {
+        let _ = vsbox::cgroup::remove(d, Some(Duration::from_secs(5)));
+    }
+}
+
+/// The directory of context `xid`, if it exists.
+pub fn ctx_dir(xid: u32) -> Option<PathBuf> {
+    vsbox::context::Registry::open().ok()?.find(xid)
+}
+
+/// Polls `cond` for up to `secs` seconds.
+pub fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// The context number from chcontext's stderr line.
+pub fn announced_xid(stderr: &str) -> Option<u32> {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("New security context is "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Reads a line from a child's stdout (e.g. "LISTEN 127.0.0.2:4000").
+pub fn read_line(child: &mut Child) -> String {
+    use std::io::BufRead;
+    let out = child.stdout.as_mut().expect("piped stdout");
+    let mut r = std::io::BufReader::new(out);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    line.trim().to_owned()
+}
