@@ -66,16 +66,17 @@ fn run(args: Args, name: &str) -> Result<i32> {
         if !args.silent {
             eprintln!("ipv4root is now {set}");
         }
-        match sys::fork().ctx(|| "fork")? {
+        let lock = std::fs::File::open(&dir).ctx(|| format!("open {}", dir.display()))?;
+        match sys::fork_into(&lock, CloneFlags::empty()).ctx(|| format!("start a process in {}", dir.display()))? {
             Forked::Parent(child) => {
                 crate::init::forward_signals_to(child);
                 Ok(exec::wait_for(child))
             }
             Forked::Child => {
-                // Into the lock, and into a cgroup namespace and a mount
-                // namespace with read-only cgroup mounts, so it stays there.
-                let setup = cgroup::enter(&dir)
-                    .and_then(|_| crate::ns::create(CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS))
+                // Born in the lock, and kept there: a cgroup namespace rooted
+                // at it, and a mount namespace (a slave of the host's) whose
+                // cgroup mounts are read-only.
+                let setup = crate::ns::create(CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS)
                     .and_then(|_| crate::ns::isolate_mounts())
                     .and_then(|_| layout.seal());
                 match setup {

@@ -67,6 +67,8 @@ pub struct Layout {
     pub v1: Vec<(String, PathBuf)>,
     /// Every cgroup and cgroup2 mount point.
     pub mounts: Vec<PathBuf>,
+    /// A mount point that holds all of them and nothing else, if any.
+    pub holder: Option<PathBuf>,
 }
 
 impl Layout {
@@ -88,17 +90,32 @@ impl Layout {
                 }
             }
         }
-        let points = mounts
+        let points: Vec<PathBuf> = mounts
             .iter()
             .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
             .map(|m| m.point.clone())
             .collect();
+        let holder = Self::holder(mounts, &points);
         Ok(Layout {
             v2: v2.point.clone(),
             v2_root: v2.root.clone(),
             v1,
             mounts: points,
+            holder,
         })
+    }
+
+    /// The deepest mount point at or above every cgroup mount, provided
+    /// that nothing but cgroup mounts lies below it.
+    fn holder(mounts: &[Mount], points: &[PathBuf]) -> Option<PathBuf> {
+        let first = points.first()?;
+        let top = first.ancestors().find(|a| points.iter().all(|p| p.starts_with(a)))?;
+        let is_mount = mounts.iter().any(|m| m.point == top);
+        let only_cgroups = mounts
+            .iter()
+            .filter(|m| m.point.starts_with(top) && m.point != top)
+            .all(|m| points.contains(&m.point));
+        (is_mount && only_cgroups && top != Path::new("/")).then(|| top.to_path_buf())
     }
 
     /// `<v2>/vsbox`.
@@ -142,36 +159,24 @@ impl Layout {
     }
 }
 
-/// Remounts one mount point read-only or read-write, keeping its other flags.
-fn remount(point: &Path, readonly: bool) -> Result<()> {
-    use nix::mount::{mount, MsFlags};
-    use nix::sys::statvfs::{statvfs, FsFlags};
-    let st = statvfs(point).ctx(|| format!("statvfs {}", point.display()))?;
-    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
-    for (have, set) in [
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-    ] {
-        if st.flags().contains(have) {
-            flags |= set;
-        }
-    }
-    if readonly {
-        flags |= MsFlags::MS_RDONLY;
-    }
-    mount(None::<&str>, point, None::<&str>, flags, None::<&str>)
-        .ctx(|| format!("remount {} {}", point.display(), if readonly { "read-only" } else { "read-write" }))
-}
-
 impl Layout {
     /// Makes every cgroup mount of this mount namespace read-only, so a
     /// root without CAP_SYS_ADMIN cannot move itself out of its cgroup
     /// (the cgroup namespace alone stops that only on `nsdelegate` mounts).
     pub fn seal(&self) -> Result<()> {
-        self.mounts.iter().try_for_each(|m| remount(m, true))
+        self.seal_roots().iter().try_for_each(|m| {
+            crate::sys::mount_setattr(m, true, crate::sys::MOUNT_ATTR_RDONLY, 0).ctx(|| format!("make {} read-only", m.display()))
+        })
+    }
+
+    /// Where to seal: the mount that holds every cgroup mount (the tmpfs at
+    /// /sys/fs/cgroup of a hybrid layout, the cgroup2 mount of a pure one),
+    /// so one recursive call does it; each cgroup mount otherwise.
+    fn seal_roots(&self) -> Vec<PathBuf> {
+        match &self.holder {
+            Some(h) => vec![h.clone()],
+            None => self.mounts.clone(),
+        }
     }
 
     /// Inside a context the cgroup mounts are sealed; vsbox itself (with
@@ -184,7 +189,9 @@ impl Layout {
         }
         crate::ns::create(nix::sched::CloneFlags::CLONE_NEWNS)?;
         crate::ns::isolate_mounts()?;
-        self.mounts.iter().try_for_each(|m| remount(m, false))
+        self.seal_roots().iter().try_for_each(|m| {
+            crate::sys::mount_setattr(m, true, 0, crate::sys::MOUNT_ATTR_RDONLY).ctx(|| format!("make {} writable", m.display()))
+        })
     }
 }
 
@@ -461,6 +468,7 @@ mod tests {
         assert_eq!(h.v2, Path::new("/sys/fs/cgroup/unified"));
         assert_eq!(h.v1_mount("pids"), Some(Path::new("/sys/fs/cgroup/pids")));
         assert_eq!(h.v1_mount("memory"), None);
+        assert_eq!(h.holder.as_deref(), Some(Path::new("/sys/fs/cgroup")));
         assert_eq!(
             h.v1_dir("cpu", Path::new("/sys/fs/cgroup/unified/vsbox/7")),
             Some(PathBuf::from("/sys/fs/cgroup/cpu/vsbox/7"))
@@ -468,6 +476,7 @@ mod tests {
         let p = Layout::from_mounts(&parse_mountinfo(PURE)).unwrap();
         assert_eq!(p.v2, Path::new("/sys/fs/cgroup"));
         assert!(p.v1.is_empty());
+        assert_eq!(p.holder.as_deref(), Some(Path::new("/sys/fs/cgroup")));
         assert!(Layout::from_mounts(&[]).is_err());
     }
 

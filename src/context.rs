@@ -12,7 +12,7 @@ use crate::cgroup::{self, Layout};
 use crate::error::{Context, Error, Result};
 use crate::sys;
 use std::fs;
-use std::io::{Read, Seek, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub const HOST: u32 = abi::VX_ID_HOST;
@@ -237,11 +237,8 @@ impl Counter {
     }
 
     fn store(&mut self, next: u32) -> Result<()> {
-        self.file
-            .set_len(0)
-            .and_then(|_| self.file.rewind())
-            .and_then(|_| writeln!(self.file, "{next}"))
-            .ctx(|| "update the context id counter")
+        // Fixed width, so rewriting in place needs no truncate.
+        std::os::unix::fs::FileExt::write_all_at(&*self.file, format!("{next:<5}\n").as_bytes(), 0).ctx(|| "update the context id counter")
     }
 }
 

@@ -47,6 +47,20 @@ pub fn exec(applet: &str, command: &[String]) -> i32 {
     }
 }
 
+/// Prints why `program` could not be started and gives 127 or 126.
+pub fn report_failure(applet: &str, program: &str, e: &std::io::Error) -> i32 {
+    eprintln!(
+        "{applet}: cannot run '{program}': {}",
+        e.raw_os_error()
+            .map(|n| Errno::from_raw(n).desc().to_owned())
+            .unwrap_or_else(|| e.to_string())
+    );
+    match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::ENOENT | Errno::ENOTDIR) => EXIT_NOT_FOUND,
+        _ => EXIT_NOT_EXECUTABLE,
+    }
+}
+
 /// The shell's convention: the exit status, or 128 + the killing signal.
 pub fn status_code(ws: WaitStatus) -> i32 {
     match ws {

@@ -5,7 +5,7 @@
 //! namespace.
 
 use crate::exec;
-use crate::sys::{self, Forked};
+use crate::sys;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
@@ -37,13 +37,11 @@ pub fn forward_signals_to(child: Pid) {
 
 /// Runs `command` under this process acting as init; returns its status.
 pub fn run(applet: &str, command: &[String]) -> i32 {
-    let child = match sys::fork() {
-        Ok(Forked::Child) => std::process::exit(exec::exec(applet, command)),
-        Ok(Forked::Parent(pid)) => pid,
-        Err(e) => {
-            eprintln!("{applet}: start the command: {}", e.desc());
-            return crate::applet::EXIT_CANNOT_RUN;
-        }
+    // std spawns with posix_spawn (a vfork-style clone): no copy of this
+    // process's page tables, which is most of what starting a command costs.
+    let child = match std::process::Command::new(&command[0]).args(&command[1..]).spawn() {
+        Ok(c) => Pid::from_raw(c.id() as i32),
+        Err(e) => return exec::report_failure(applet, &command[0], &e),
     };
     forward_signals_to(child);
     loop {

@@ -157,25 +157,24 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
     }
     cgroup::record_owner(&dir)?;
     announce(spec, &xid.to_string());
-    ns::create(CloneFlags::CLONE_NEWPID)?;
-    match sys::fork().ctx(|| "fork")? {
+    let cgroup_dir = open_dir(&dir)?;
+    match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| format!("start a process in {}", dir.display()))? {
         Forked::Parent(child) => Ok(supervise(child)),
         Forked::Child => {
             let setup = (|| {
                 sys::set_pdeathsig(libc::SIGKILL).ctx(|| "set the parent-death signal")?;
-                for d in &owned.dirs {
+                for d in &owned.dirs[1..] {
                     cgroup::enter(d)?;
                 }
                 ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP)?;
                 ns::isolate_mounts()?;
-                reg.layout.seal()?;
                 ns::mount_proc("/proc")?;
                 set_names(spec)?;
-                seccomp::install(Policy {
+                let policy = Policy {
                     lock: spec.flags & abi::VXF_LOCK != 0,
                     spectator: false,
-                })?;
-                lower_ceiling(&spec.caps, caps::bounding()?)
+                };
+                restrict(policy, &spec.caps, current_ceiling()?, Some(&reg.layout))
             })();
             std::mem::forget(owned);
             finish_child(applet, setup, || {
@@ -219,6 +218,16 @@ fn resource_dirs(reg: &Registry, dir: &Path, flags: u32) -> Result<Vec<PathBuf>>
     Ok(extra)
 }
 
+/// The ceiling (bounding set) of this process.
+pub fn current_ceiling() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ctx(|| "read /proc/self/status")?;
+    caps::from_status(&status, "CapBnd:").ok_or_else(|| Error::failed("read /proc/self/status", "no CapBnd line"))
+}
+
+fn open_dir(dir: &Path) -> Result<std::fs::File> {
+    std::fs::File::open(dir).ctx(|| format!("open {}", dir.display()))
+}
+
 fn set_names(spec: &Spec) -> Result<()> {
     if let Some(h) = &spec.hostname {
         nix::unistd::sethostname(h).ctx(|| format!("set the host name to '{h}'"))?;
@@ -230,8 +239,48 @@ fn set_names(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn lower_ceiling(req: &caps::Request, from: u64) -> Result<()> {
-    caps::limit_to(req.apply_to(from))
+/// The last steps into a context, each irreversible, in this order since
+/// each needs CAP_SYS_ADMIN that the last may take away:
+/// - the cgroup mounts of the context's mount namespace become read-only,
+///   so a root without CAP_SYS_ADMIN, now or after a later drop, cannot
+///   move itself out of its cgroup (the cgroup namespace alone stops that
+///   only on `nsdelegate` mounts);
+/// - the seccomp filter, where there is something to refuse: a lock, the
+///   spectator, or a controlling terminal to protect from TIOCSTI (without
+///   CAP_SYS_ADMIN that works only on one's controlling terminal);
+/// - the capability ceiling: what `req` leaves of `from`.
+fn restrict(policy: Policy, req: &caps::Request, from: u64, seal: Option<&cgroup::Layout>) -> Result<()> {
+    let target = req.apply_to(from);
+    if let Some(layout) = seal {
+        layout.seal()?;
+    }
+    if policy.lock || policy.spectator || has_controlling_tty() {
+        seccomp::install(policy)?;
+    }
+    set_ceiling(target)
+}
+
+fn has_controlling_tty() -> bool {
+    match nix::fcntl::open(
+        "/dev/tty",
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        Ok(fd) => {
+            let _ = nix::unistd::close(fd);
+            true
+        }
+        Err(e) => e != nix::errno::Errno::ENXIO,
+    }
+}
+
+/// Makes `target` the ceiling; no system calls when it is already.
+fn set_ceiling(target: u64) -> Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status").ctx(|| "read /proc/self/status")?;
+    if caps::from_status(&status, "CapBnd:") == Some(target) && caps::from_status(&status, "CapAmb:") == Some(0) {
+        return Ok(());
+    }
+    caps::limit_to(target)
 }
 
 fn join(applet: &str, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> Result<i32> {
@@ -265,12 +314,13 @@ fn join(applet: &str, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> 
         return Ok(0);
     }
     announce(spec, &xid.to_string());
+    let cgroup_dir = open_dir(dir)?;
     handles.join(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS)?;
-    match sys::fork().ctx(|| "fork")? {
+    match sys::fork_into(&cgroup_dir, CloneFlags::empty()).ctx(|| format!("start a process in {}", dir.display()))? {
         Forked::Parent(child) => Ok(supervise(child)),
         Forked::Child => {
             let setup = (|| {
-                for d in &dirs {
+                for d in &dirs[1..] {
                     cgroup::enter(d)?;
                 }
                 handles.join(CloneFlags::CLONE_NEWPID)?;
@@ -278,11 +328,12 @@ fn join(applet: &str, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> 
                     let _ = std::env::set_current_dir(cwd);
                 }
                 set_names(spec)?;
-                seccomp::install(Policy {
+                let policy = Policy {
                     lock: flags & abi::VXF_LOCK != 0,
                     spectator: false,
-                })?;
-                lower_ceiling(&spec.caps, ceiling & caps::bounding()?)
+                };
+                // Its mount namespace was sealed when the context was made.
+                restrict(policy, &spec.caps, ceiling & current_ceiling()?, None)
             })();
             finish_child(applet, setup, || exec::exec(applet, command))
         }
@@ -311,17 +362,18 @@ fn spectator(applet: &str, reg: &Registry, spec: &Spec, command: &[String]) -> R
         return Ok(0);
     }
     announce(spec, "1");
-    let child = match sys::fork().ctx(|| "fork")? {
+    let cgroup_dir = open_dir(&dir)?;
+    let child = match sys::fork_into(&cgroup_dir, CloneFlags::empty()).ctx(|| format!("start a process in {}", dir.display()))? {
         Forked::Parent(child) => child,
         Forked::Child => {
             let setup = (|| {
-                cgroup::enter(&dir)?;
                 set_names(spec)?;
-                seccomp::install(Policy {
+                let policy = Policy {
                     lock: spec.flags & abi::VXF_LOCK != 0,
                     spectator: true,
-                })?;
-                lower_ceiling(&spec.caps, caps::bounding()? & !caps::bit(caps::SYS_PTRACE))
+                };
+                // It shares the host's mounts: nothing to seal there.
+                restrict(policy, &spec.caps, current_ceiling()? & !caps::bit(caps::SYS_PTRACE), None)
             })();
             finish_child(applet, setup, || exec::exec(applet, command))
         }
@@ -352,11 +404,12 @@ fn unprivileged(applet: &str, spec: &Spec, command: &[String]) -> Result<i32> {
                 ns::isolate_mounts()?;
                 ns::mount_proc("/proc")?;
                 set_names(spec)?;
-                seccomp::install(Policy {
+                // Its user cannot write the cgroup mounts: nothing to seal.
+                let policy = Policy {
                     lock: spec.flags & abi::VXF_LOCK != 0,
                     spectator: false,
-                })?;
-                lower_ceiling(&spec.caps, caps::bounding()?)
+                };
+                restrict(policy, &spec.caps, current_ceiling()?, None)
             })();
             finish_child(applet, setup, || {
                 if spec.flags & abi::VXF_FAKEINIT != 0 {

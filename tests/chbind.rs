@@ -143,10 +143,26 @@ fn the_lock_is_one_shot() {
     );
     assert_eq!(out.code, 125, "{out:?}");
     assert!(out.stderr.contains("one-shot"), "{out:?}");
-    // Moving out of the lock's cgroup is refused even to root.
+    // Moving out of the lock's cgroup is refused to a root without
+    // CAP_SYS_ADMIN (one with it could as well detach the programs).
     let v2 = vsbox::cgroup::Layout::detect().unwrap().v2;
     let escape = format!("echo $$ > {}/cgroup.procs && echo moved || echo refused", v2.display());
-    let out = env.run("chbind", &["--silent", "--ip", &ip, "--", "sh", "-c", &escape]);
+    let reducecap = env.dir.path().join("bin/reducecap");
+    let out = env.run(
+        "chbind",
+        &[
+            "--silent",
+            "--ip",
+            &ip,
+            "--",
+            reducecap.to_str().unwrap(),
+            "--secure",
+            "--",
+            "sh",
+            "-c",
+            &escape,
+        ],
+    );
     assert!(out.stdout.contains("refused"), "{out:?}");
 }
 

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Launch cost of a new context, side by side with the peers, as ratios to
+# `unshare -p -m -u -i -f --mount-proc /bin/true`. Wall time and CPU time
+# (user+sys of the launcher and everything it started) over N runs each,
+# interleaved in rounds so machine noise hits every tool alike.
+# Usage (as root): benches/startup.sh [N]   (default 300)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-300}
+ROUNDS=5
+VSBOX=${VSBOX:-target/release/vsbox}
+[ -x "$VSBOX" ] || cargo build --release -q
+
+declare -A CMD=(
+	[unshare]="unshare -p -m -u -i -f --mount-proc /bin/true"
+	[vsbox]="$VSBOX chcontext --silent /bin/true"
+	[bwrap]="bwrap --unshare-pid --unshare-ipc --unshare-uts --dev-bind / / --proc /proc /bin/true"
+)
+ORDER=(unshare vsbox bwrap)
+command -v bwrap >/dev/null || { echo "bwrap not installed (apt-get install bubblewrap): skipped" >&2; ORDER=(unshare vsbox); }
+
+declare -A WALL CPU
+for t in "${ORDER[@]}"; do WALL[$t]=0; CPU[$t]=0; done
+clk=$(getconf CLK_TCK)
+
+# One batch: prints "wall_ns cpu_ticks" for n runs of a command.
+batch() {
+	local n=$1; shift
+	bash -c '
+		n=$1; shift
+		start=$(date +%s%N)
+		for ((i = 0; i < n; i++)); do "$@" >/dev/null; done
+		end=$(date +%s%N)
+		read -r _ _ cu cs < <(awk "{print \$1, \$2, \$16, \$17}" /proc/$$/stat)
+		echo $((end - start)) $((cu + cs))
+	' batch "$n" "$@"
+}
+
+per=$((N / ROUNDS))
+for ((r = 0; r < ROUNDS; r++)); do
+	for t in "${ORDER[@]}"; do
+		read -r w c < <(batch "$per" ${CMD[$t]})
+		WALL[$t]=$((WALL[$t] + w))
+		CPU[$t]=$((CPU[$t] + c))
+	done
+done
+
+runs=$((per * ROUNDS))
+printf '%-8s %12s %12s %10s %10s\n' tool "wall/run" "cpu/run" "wall×" "cpu×"
+for t in "${ORDER[@]}"; do
+	awk -v w="${WALL[$t]}" -v c="${CPU[$t]}" -v bw="${WALL[unshare]}" -v bc="${CPU[unshare]}" -v n="$runs" -v hz="$clk" -v t="$t" \
+		'BEGIN { printf "%-8s %10.3f ms %10.3f ms %9.2f× %9.2f×\n", t, w/n/1e6, c/hz/n*1e3, w/bw, (bc ? c/bc : 0) }'
+done
+printf 'binary: %s, %d bytes (%.2f MiB), %s\n' "$VSBOX" "$(stat -c %s "$VSBOX")" "$(echo "$(stat -c %s "$VSBOX") / 1048576" | bc -l)" "$(file -b "$VSBOX" | grep -o 'static[-a-z]* linked')"
