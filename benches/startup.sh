@@ -14,10 +14,11 @@ VSBOX=${VSBOX:-target/release/vsbox}
 declare -A CMD=(
 	[unshare]="unshare -p -m -u -i -f --mount-proc /bin/true"
 	[vsbox]="$VSBOX chcontext --silent /bin/true"
+	[fakeinit]="$VSBOX chcontext --silent --flag fakeinit /bin/true"
 	[bwrap]="bwrap --unshare-pid --unshare-ipc --unshare-uts --dev-bind / / --proc /proc /bin/true"
 )
-ORDER=(unshare vsbox bwrap)
-command -v bwrap >/dev/null || { echo "bwrap not installed (apt-get install bubblewrap): skipped" >&2; ORDER=(unshare vsbox); }
+ORDER=(unshare vsbox fakeinit bwrap)
+command -v bwrap >/dev/null || { echo "bwrap not installed (apt-get install bubblewrap): skipped" >&2; ORDER=(unshare vsbox fakeinit); }
 
 declare -A WALL CPU
 for t in "${ORDER[@]}"; do WALL[$t]=0; CPU[$t]=0; done
@@ -46,9 +47,11 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 
 runs=$((per * ROUNDS))
-printf '%-8s %12s %12s %10s %10s\n' tool "wall/run" "cpu/run" "wall×" "cpu×"
+printf '%-9s %12s %12s %10s %10s\n' tool "wall/run" "cpu/run" "wall×" "cpu×"
 for t in "${ORDER[@]}"; do
 	awk -v w="${WALL[$t]}" -v c="${CPU[$t]}" -v bw="${WALL[unshare]}" -v bc="${CPU[unshare]}" -v n="$runs" -v hz="$clk" -v t="$t" \
-		'BEGIN { printf "%-8s %10.3f ms %10.3f ms %9.2f× %9.2f×\n", t, w/n/1e6, c/hz/n*1e3, w/bw, (bc ? c/bc : 0) }'
+		'BEGIN { printf "%-9s %10.3f ms %10.3f ms %9.2f× %9.2f×\n", t, w/n/1e6, c/hz/n*1e3, w/bw, (bc ? c/bc : 0) }'
 done
-printf 'binary: %s, %d bytes (%.2f MiB), %s\n' "$VSBOX" "$(stat -c %s "$VSBOX")" "$(echo "$(stat -c %s "$VSBOX") / 1048576" | bc -l)" "$(file -b "$VSBOX" | grep -o 'static[-a-z]* linked')"
+size=$(stat -c %s "$VSBOX")
+awk -v s="$size" -v f="$VSBOX" 'BEGIN { printf "binary: %s, %d bytes (%.2f MiB)\n", f, s, s / 1048576 }'
+ldd "$VSBOX" 2>&1 | sed 's/^[[:space:]]*/ldd: /' 

@@ -486,3 +486,30 @@ fn a_killed_chcontext_takes_its_context_down_and_is_swept() {
     env.run("chcontext", &["--silent", "/bin/true"]).ok();
     assert!(ctx_dir(xid).is_none(), "context {xid} was not swept");
 }
+
+/// Runs a command whose controlling terminal is a new pseudo-terminal.
+fn on_a_terminal(cmd: &mut std::process::Command) -> Out {
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::os::fd::AsRawFd::as_raw_fd(&pty.slave);
+    // SAFETY: setsid, ioctl and dup2 are async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            libc::setsid();
+            libc::ioctl(slave, libc::TIOCSCTTY, 0);
+            libc::dup2(slave, 0);
+            Ok(())
+        });
+    }
+    Out::from(cmd.stdin(Stdio::null()).output().unwrap())
+}
+
+#[test]
+fn a_context_cannot_type_into_the_callers_terminal() {
+    require_root!();
+    let env = Env::new();
+    // Allowed outside a context: TIOCSTI on one's own controlling terminal.
+    let out = on_a_terminal(std::process::Command::new(PROBE).arg("tiocsti"));
+    assert!(out.stdout.starts_with("OK"), "{out:?}");
+    let out = on_a_terminal(env.cmd("chcontext").args(["--silent", "--", PROBE, "tiocsti"]));
+    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+}

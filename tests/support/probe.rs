@@ -215,6 +215,17 @@ fn main() {
             let err = std::os::unix::process::CommandExt::exec(std::process::Command::new(rest[0]).args(&rest[1..]));
             report::<()>(Err(err), |_| String::new())
         }
+        // Types a character into the controlling terminal's input.
+        ["tiocsti"] => report(
+            std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").and_then(|tty| {
+                use std::os::fd::AsRawFd;
+                let c: libc::c_char = b'x' as libc::c_char;
+                // SAFETY: TIOCSTI reads one byte from the pointer.
+                let r = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSTI, &c) };
+                last(r, r < 0)
+            }),
+            |_| "typed".into(),
+        ),
         ["exists", path] => report(std::fs::symlink_metadata(path), |_| (*path).to_owned()),
         ["uname"] => {
             let u = nix_uname();
