@@ -244,7 +244,10 @@ fn contexts_cannot_leave_their_cgroup() {
     assert!(out.stdout.contains("refused"), "{out:?}");
     // Also when the capabilities are dropped later, inside the context.
     let reducecap = env.dir.path().join("bin/reducecap");
-    let out = env.run("chcontext", &["--silent", "--", reducecap.to_str().unwrap(), "--secure", "--", "sh", "-c", &escape]);
+    let out = env.run(
+        "chcontext",
+        &["--silent", "--", reducecap.to_str().unwrap(), "--secure", "--", "sh", "-c", &escape],
+    );
     assert!(out.stdout.contains("refused"), "{out:?}");
     // A nested context can still be created by a root that keeps CAP_SYS_ADMIN.
     let out = env.run("chcontext", &["--silent", "--", VSBOX, "chcontext", "--", PROBE, "pid"]);
