@@ -161,30 +161,38 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| format!("start a process in {}", dir.display()))? {
         Forked::Parent(child) => Ok(supervise(child)),
         Forked::Child => {
-            let setup = (|| {
-                sys::set_pdeathsig(libc::SIGKILL).ctx(|| "set the parent-death signal")?;
-                for d in &owned.dirs[1..] {
-                    cgroup::enter(d)?;
-                }
-                ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP)?;
-                ns::isolate_mounts()?;
-                ns::mount_proc("/proc")?;
-                set_names(spec)?;
-                let policy = Policy {
-                    lock: spec.flags & abi::VXF_LOCK != 0,
-                    spectator: false,
-                };
-                restrict(policy, &spec.caps, current_ceiling()?, Some(&reg.layout))
-            })();
+            let setup = owned.dirs[1..]
+                .iter()
+                .try_for_each(|d| cgroup::enter(d))
+                .and_then(|_| first_process(spec, CloneFlags::CLONE_NEWCGROUP, Some(&reg.layout)));
             std::mem::forget(owned);
-            finish_child(applet, setup, || {
-                if spec.flags & abi::VXF_FAKEINIT != 0 {
-                    exec::exec(applet, command)
-                } else {
-                    init::run(applet, command)
-                }
-            })
+            finish_child(applet, setup, || run_as_first(spec, applet, command))
         }
+    }
+}
+
+/// In the first process of a new context (PID 1 of its PID namespace):
+/// the rest of its namespaces, its own /proc, its names, then the
+/// irreversible restrictions.
+fn first_process(spec: &Spec, extra_ns: CloneFlags, seal: Option<&cgroup::Layout>) -> Result<()> {
+    sys::set_pdeathsig(libc::SIGKILL).ctx(|| "set the parent-death signal")?;
+    ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | extra_ns)?;
+    ns::isolate_mounts()?;
+    ns::mount_proc("/proc")?;
+    set_names(spec)?;
+    let policy = Policy {
+        lock: spec.flags & abi::VXF_LOCK != 0,
+        spectator: false,
+    };
+    restrict(policy, &spec.caps, current_ceiling()?, seal)
+}
+
+/// PID 1 runs the command: as vsbox's init, or itself with `fakeinit`.
+fn run_as_first(spec: &Spec, applet: &str, command: &[String]) -> i32 {
+    if spec.flags & abi::VXF_FAKEINIT != 0 {
+        exec::exec(applet, command)
+    } else {
+        init::run(applet, command)
     }
 }
 
@@ -398,26 +406,9 @@ fn unprivileged(applet: &str, spec: &Spec, command: &[String]) -> Result<i32> {
     match sys::fork().ctx(|| "fork")? {
         Forked::Parent(child) => Ok(supervise(child)),
         Forked::Child => {
-            let setup = (|| {
-                sys::set_pdeathsig(libc::SIGKILL).ctx(|| "set the parent-death signal")?;
-                ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC)?;
-                ns::isolate_mounts()?;
-                ns::mount_proc("/proc")?;
-                set_names(spec)?;
-                // Its user cannot write the cgroup mounts: nothing to seal.
-                let policy = Policy {
-                    lock: spec.flags & abi::VXF_LOCK != 0,
-                    spectator: false,
-                };
-                restrict(policy, &spec.caps, current_ceiling()?, None)
-            })();
-            finish_child(applet, setup, || {
-                if spec.flags & abi::VXF_FAKEINIT != 0 {
-                    exec::exec(applet, command)
-                } else {
-                    init::run(applet, command)
-                }
-            })
+            // Its user cannot write the cgroup mounts: nothing to seal.
+            let setup = first_process(spec, CloneFlags::empty(), None);
+            finish_child(applet, setup, || run_as_first(spec, applet, command))
         }
     }
 }

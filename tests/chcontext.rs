@@ -71,13 +71,7 @@ fn the_host_sees_context_processes_and_their_context() {
     let env = Env::new();
     let xid = static_xid();
     let _g = CtxGuard(xid);
-    let mut c = env.cmd("chcontext");
-    let child = Bg(c
-        .args(["--ctx", &xid.to_string(), "--silent", "--", PROBE, "sleep", "30"])
-        .spawn()
-        .unwrap());
-    assert!(eventually(5, || ctx_dir(xid)
-        .is_some_and(|d| vsbox::cgroup::procs(&d).is_ok_and(|p| p.len() >= 2))));
+    let child = start_context(&env, xid, &[], &[PROBE, "sleep", "30"]);
     let dir = ctx_dir(xid).unwrap();
     for pid in vsbox::cgroup::procs(&dir).unwrap() {
         assert_eq!(vsbox::context::xid_of_pid(pid).unwrap(), xid, "pid {pid}");
@@ -92,13 +86,7 @@ fn one_context_cannot_see_another() {
     let env = Env::new();
     let (a, b) = (static_xid(), static_xid());
     let (_ga, _gb) = (CtxGuard(a), CtxGuard(b));
-    let _bg = Bg(env
-        .cmd("chcontext")
-        .args(["--ctx", &a.to_string(), "--silent", "--", PROBE, "sleep", "30"])
-        .spawn()
-        .unwrap());
-    assert!(eventually(5, || ctx_dir(a)
-        .is_some_and(|d| vsbox::cgroup::procs(&d).is_ok_and(|p| p.len() >= 2))));
+    let _bg = start_context(&env, a, &[], &[PROBE, "sleep", "30"]);
     let in_a = vsbox::cgroup::procs(&ctx_dir(a).unwrap()).unwrap();
     for pid in in_a {
         let out = env.run(
@@ -119,23 +107,7 @@ fn joining_an_existing_context_shares_its_processes() {
     let env = Env::new();
     let xid = static_xid();
     let _g = CtxGuard(xid);
-    let _bg = Bg(env
-        .cmd("chcontext")
-        .args([
-            "--ctx",
-            &xid.to_string(),
-            "--hostname",
-            "joined",
-            "--silent",
-            "--",
-            PROBE,
-            "sleep",
-            "30",
-        ])
-        .spawn()
-        .unwrap());
-    assert!(eventually(5, || ctx_dir(xid)
-        .is_some_and(|d| vsbox::cgroup::procs(&d).is_ok_and(|p| p.len() >= 2))));
+    let _bg = start_context(&env, xid, &["--hostname", "joined"], &[PROBE, "sleep", "30"]);
     // PID 2 of the context is the first command; a joiner can see it and shares the host name.
     let out = env.run("chcontext", &["--ctx", &xid.to_string(), "--", PROBE, "exists", "/proc/2/status"]);
     assert!(out.stdout.starts_with("OK"), "{out:?}");
@@ -150,22 +122,7 @@ fn private_context_cannot_be_joined() {
     let env = Env::new();
     let xid = static_xid();
     let _g = CtxGuard(xid);
-    let _bg = Bg(env
-        .cmd("chcontext")
-        .args([
-            "--ctx",
-            &xid.to_string(),
-            "--flag",
-            "private",
-            "--silent",
-            "--",
-            PROBE,
-            "sleep",
-            "30",
-        ])
-        .spawn()
-        .unwrap());
-    assert!(eventually(5, || ctx_dir(xid).is_some_and(|d| vsbox::cgroup::populated(&d))));
+    let _bg = start_context(&env, xid, &["--flag", "private"], &[PROBE, "sleep", "30"]);
     let marker = env.dir.path().join("joined");
     let out = env.run(
         "chcontext",
@@ -262,14 +219,14 @@ fn sysv_ipc_is_private_to_a_context() {
     let script = format!("{PROBE} shm-create {key} && {PROBE} shm-find {key} && sleep 30");
     let xid = static_xid();
     let _g = CtxGuard(xid);
-    let _bg = Bg(env
-        .cmd("chcontext")
-        .args(["--ctx", &xid.to_string(), "--silent", "--", "sh", "-c", &script])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap());
-    assert!(eventually(5, || ctx_dir(xid)
-        .is_some_and(|d| vsbox::cgroup::procs(&d).is_ok_and(|p| p.len() >= 3))));
+    let _bg = start_context(&env, xid, &[], &["sh", "-c", &script]);
+    // The context itself sees its segment (once its shell has made it)…
+    let joined = || env.run("chcontext", &["--ctx", &xid.to_string(), "--silent", "--", PROBE, "shm-find", &key]);
+    assert!(
+        eventually(5, || joined().stdout.starts_with("OK")),
+        "the context does not see its segment"
+    );
+    // …another context and the host do not.
     let other = env.run("chcontext", &["--silent", "--", PROBE, "shm-find", &key]);
     assert!(
         other.stdout.starts_with("ERR ENOENT"),
@@ -277,8 +234,6 @@ fn sysv_ipc_is_private_to_a_context() {
     );
     let host = Out::from(std::process::Command::new(PROBE).args(["shm-find", &key]).output().unwrap());
     assert!(host.stdout.starts_with("ERR ENOENT"), "the host sees the segment: {host:?}");
-    let joined = env.run("chcontext", &["--ctx", &xid.to_string(), "--silent", "--", PROBE, "shm-find", &key]);
-    assert!(joined.stdout.starts_with("OK"), "the context itself sees it: {joined:?}");
 }
 
 #[test]
@@ -445,13 +400,7 @@ fn sched_puts_the_context_in_one_cpu_group() {
     let env = Env::new();
     let xid = static_xid();
     let _g = CtxGuard(xid);
-    let _bg = Bg(env
-        .cmd("chcontext")
-        .args(["--ctx", &xid.to_string(), "--flag", "sched", "--silent", "--", PROBE, "sleep", "30"])
-        .spawn()
-        .unwrap());
-    assert!(eventually(5, || ctx_dir(xid)
-        .is_some_and(|d| vsbox::cgroup::procs(&d).is_ok_and(|p| p.len() >= 2))));
+    let _bg = start_context(&env, xid, &["--flag", "sched"], &[PROBE, "sleep", "30"]);
     let pid = vsbox::cgroup::procs(&ctx_dir(xid).unwrap()).unwrap()[0];
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let layout = vsbox::cgroup::Layout::detect().unwrap();

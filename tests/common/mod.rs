@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -163,6 +164,25 @@ pub fn kill_context(xid: u32) {
     for d in dirs.iter().rev() {
         let _ = vsbox::cgroup::remove(d, Some(Duration::from_secs(5)));
     }
+}
+
+/// Starts `COMMAND` in static context `xid` in the background and waits
+/// until its command runs (init and command are in its cgroup).
+pub fn start_context(env: &Env, xid: u32, opts: &[&str], command: &[&str]) -> Bg {
+    let mut c = env.cmd("chcontext");
+    c.args(["--ctx", &xid.to_string(), "--silent"])
+        .args(opts)
+        .arg("--")
+        .args(command)
+        .stdout(Stdio::null());
+    let bg = Bg(c.spawn().unwrap());
+    let want = if opts.contains(&"fakeinit") { 1 } else { 2 };
+    assert!(
+        eventually(5, || ctx_dir(xid)
+            .is_some_and(|d| vsbox::cgroup::procs(&d).is_ok_and(|p| p.len() >= want))),
+        "context {xid} did not start"
+    );
+    bg
 }
 
 /// The directory of context `xid`, if it exists.
