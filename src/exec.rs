@@ -61,6 +61,18 @@ pub fn report_failure(applet: &str, program: &str, e: &std::io::Error) -> i32 {
     }
 }
 
+/// Like [`exec`], with exactly the environment `env`; PATH from `env` is
+/// used to find the command.
+pub fn exec_env(applet: &str, command: &[String], env: &[(String, String)]) -> i32 {
+    for (k, _) in std::env::vars_os() {
+        std::env::remove_var(k);
+    }
+    for (k, v) in env {
+        std::env::set_var(k, v);
+    }
+    exec(applet, command)
+}
+
 /// The shell's convention: the exit status, or 128 + the killing signal.
 pub fn status_code(ws: WaitStatus) -> i32 {
     match ws {

@@ -44,11 +44,113 @@ pub fn run(applet: &str, command: &[String]) -> i32 {
         Err(e) => return exec::report_failure(applet, &command[0], &e),
     };
     forward_signals_to(child);
+    reap_until(child)
+}
+
+/// Reaps every child (orphans included) until `child` ends; its status.
+pub fn reap_until(child: Pid) -> i32 {
     loop {
         match waitpid(None::<Pid>, None) {
             Ok(ws @ (WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, ..))) if pid == child => return exec::status_code(ws),
             Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return 1,
+        }
+    }
+}
+
+/// The environment commands get inside a guest: nothing of the host's but
+/// the terminal type.
+pub fn guest_env(home: &str, user: Option<&str>) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "PATH".to_owned(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+        ),
+        ("HOME".to_owned(), home.to_owned()),
+    ];
+    if let Ok(term) = std::env::var("TERM") {
+        env.push(("TERM".to_owned(), term));
+    }
+    if let Some(u) = user {
+        env.push(("USER".to_owned(), u.to_owned()));
+        env.push(("LOGNAME".to_owned(), u.to_owned()));
+    }
+    env
+}
+
+fn spawn_in_guest(command: &[String], quiet: bool) -> Option<Pid> {
+    let mut c = std::process::Command::new(&command[0]);
+    c.args(&command[1..])
+        .env_clear()
+        .envs(guest_env("/root", None))
+        .stdin(std::process::Stdio::null());
+    if quiet {
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    }
+    match c.spawn() {
+        Ok(child) => Some(Pid::from_raw(child.id() as i32)),
+        Err(e) => {
+            eprintln!("vsbox init: cannot run {}: {e}", command[0]);
+            None
+        }
+    }
+}
+
+/// PID 1 of a running guest. Runs `startup` (the guest's rc scripts) and
+/// reports its exit code as one byte on `status`, which it then closes:
+/// that is when `vserver start` returns. From then on it reaps orphans,
+/// until SIGTERM (or SIGPWR, SIGINT) asks it to stop: it runs `shutdown`,
+/// then ends, and the kernel ends whatever is left in the guest.
+pub fn guest(startup: Option<Vec<String>>, shutdown: Option<Vec<String>>, status: std::os::fd::OwnedFd) -> ! {
+    use nix::sys::signal::SigSet;
+    use nix::sys::wait::WaitPidFlag;
+    let _ = nix::unistd::setsid();
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGPWR, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    let _ = set.thread_block();
+    let mut status = Some(status);
+    let report = |status: &mut Option<std::os::fd::OwnedFd>, code: i32| {
+        if let Some(fd) = status.take() {
+            let _ = nix::unistd::write(&fd, &[code.clamp(0, 255) as u8]);
+        }
+        // Nobody reads our output from now on.
+        if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+            for fd in 0..3 {
+                let _ = nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd);
+            }
+        }
+    };
+    let mut starting = startup.as_deref().and_then(|c| spawn_in_guest(c, false));
+    if starting.is_none() {
+        report(&mut status, if startup.is_some() { 127 } else { 0 });
+    }
+    let mut stopping: Option<Pid> = None;
+    loop {
+        match set.wait() {
+            Ok(Signal::SIGCHLD) => loop {
+                match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(ws) => {
+                        let pid = ws.pid();
+                        if pid.is_some() && pid == starting {
+                            starting = None;
+                            report(&mut status, exec::status_code(ws));
+                        }
+                        if pid.is_some() && pid == stopping {
+                            std::process::exit(0);
+                        }
+                    }
+                }
+            },
+            Ok(_) if stopping.is_none() => {
+                stopping = shutdown.as_deref().and_then(|c| spawn_in_guest(c, true));
+                if stopping.is_none() {
+                    std::process::exit(0);
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -78,8 +78,8 @@ pub fn chcontext(applet: &str, spec: &Spec, command: &[String]) -> Result<i32> {
 }
 
 /// Removes a context's cgroups when dropped (in the process that owns it).
-struct Owned {
-    dirs: Vec<PathBuf>,
+pub(crate) struct Owned {
+    pub dirs: Vec<PathBuf>,
 }
 
 impl Drop for Owned {
@@ -115,7 +115,7 @@ fn detach(spec: &Spec) -> Result<bool> {
 
 /// In the child: either exits the process with the command's status or
 /// with 125 after printing why setup failed. Never returns.
-fn finish_child(applet: &str, setup: Result<()>, run: impl FnOnce() -> i32) -> ! {
+pub(crate) fn finish_child(applet: &str, setup: Result<()>, run: impl FnOnce() -> i32) -> ! {
     match setup {
         Ok(()) => std::process::exit(run()),
         Err(e) => {
@@ -127,7 +127,7 @@ fn finish_child(applet: &str, setup: Result<()>, run: impl FnOnce() -> i32) -> !
 
 /// The parent's half: wait for the context's first process, passing on
 /// the signals a supervisor sends to us.
-fn supervise(child: nix::unistd::Pid) -> i32 {
+pub(crate) fn supervise(child: nix::unistd::Pid) -> i32 {
     init::forward_signals_to(child);
     exec::wait_for(child)
 }
@@ -150,7 +150,7 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
     if spec.flags != 0 {
         context::record_flags(&dir, spec.flags)?;
     }
-    owned.dirs.extend(resource_dirs(reg, &dir, spec.flags)?);
+    owned.dirs.extend(resource_dirs(reg, &dir, spec.flags, None)?);
     if detach(spec)? {
         std::mem::forget(owned); // the detached child removes them
         return Ok(0);
@@ -198,7 +198,7 @@ fn run_as_first(spec: &Spec, applet: &str, command: &[String]) -> i32 {
 
 /// The v1 (or v2-controller) directories that the `sched` and `nproc`
 /// flags need, created and configured; returned for joining and removal.
-fn resource_dirs(reg: &Registry, dir: &Path, flags: u32) -> Result<Vec<PathBuf>> {
+pub(crate) fn resource_dirs(reg: &Registry, dir: &Path, flags: u32, nproc: Option<u64>) -> Result<Vec<PathBuf>> {
     let mut extra = Vec::new();
     // sched: a cgroup of the cpu controller makes the whole context one
     // scheduling entity with the weight of one process.
@@ -209,7 +209,14 @@ fn resource_dirs(reg: &Registry, dir: &Path, flags: u32) -> Result<Vec<PathBuf>>
     }
     // nproc: the process limit (RLIMIT_NPROC) counts the context as a whole.
     if flags & abi::VXF_NPROC != 0 {
-        let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC).ctx(|| "read RLIMIT_NPROC")?;
+        let soft = match nproc {
+            Some(n) => n,
+            None => {
+                nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC)
+                    .ctx(|| "read RLIMIT_NPROC")?
+                    .0
+            }
+        };
         if let Some(d) = cgroup::controller_dir(&reg.layout, dir, "pids")? {
             let max = if soft == libc::RLIM_INFINITY {
                 "max".to_owned()
@@ -232,7 +239,7 @@ pub fn current_ceiling() -> Result<u64> {
     caps::from_status(&status, "CapBnd:").ok_or_else(|| Error::failed("read /proc/self/status", "no CapBnd line"))
 }
 
-fn open_dir(dir: &Path) -> Result<std::fs::File> {
+pub(crate) fn open_dir(dir: &Path) -> Result<std::fs::File> {
     std::fs::File::open(dir).ctx(|| format!("open {}", dir.display()))
 }
 
@@ -257,7 +264,7 @@ fn set_names(spec: &Spec) -> Result<()> {
 ///   spectator, or a controlling terminal to protect from TIOCSTI (without
 ///   CAP_SYS_ADMIN that works only on one's controlling terminal);
 /// - the capability ceiling: what `req` leaves of `from`.
-fn restrict(policy: Policy, req: &caps::Request, from: u64, seal: Option<&cgroup::Layout>) -> Result<()> {
+pub(crate) fn restrict(policy: Policy, req: &caps::Request, from: u64, seal: Option<&cgroup::Layout>) -> Result<()> {
     let target = req.apply_to(from);
     if let Some(layout) = seal {
         layout.seal()?;
@@ -349,7 +356,7 @@ fn join(applet: &str, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> 
 }
 
 /// Whether `pid` is the first process of its PID namespace.
-fn is_ns_init(pid: u32) -> bool {
+pub(crate) fn is_ns_init(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
         s.lines()
             .find_map(|l| l.strip_prefix("NSpid:"))

@@ -273,6 +273,79 @@ pub fn mount_setattr(path: &Path, recursive: bool, set: u64, clear: u64) -> Resu
     .map(drop)
 }
 
+/// Closes every descriptor from `first` up, so nothing of the host's
+/// reaches a guest.
+pub fn close_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: close_range only closes descriptors; callers hold no Rust
+    // objects owning descriptors at or above `first` that they use later.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) }).map(drop)
+}
+
+pub fn getrlimit(resource: libc::__rlimit_resource_t) -> Result<(u64, u64), Errno> {
+    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: cur is a valid rlimit for the kernel to fill in.
+    check(unsafe { libc::getrlimit(resource, &mut cur) } as libc::c_long)?;
+    Ok((cur.rlim_cur, cur.rlim_max))
+}
+
+pub fn setrlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> Result<(), Errno> {
+    let new = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: new is a valid rlimit.
+    check(unsafe { libc::setrlimit(resource, &new) } as libc::c_long).map(drop)
+}
+
+/// Sets this process's niceness.
+pub fn set_nice(n: i32) -> Result<(), Errno> {
+    // SAFETY: plain system call with integer arguments.
+    check(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) } as libc::c_long).map(drop)
+}
+
+/// Runs `f` in the child of `cmd` between fork and exec.
+pub fn before_exec(cmd: &mut std::process::Command, f: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: vsbox is single-threaded where it spawns, so the forked child
+    // may allocate; the closures passed here only make system calls.
+    unsafe {
+        cmd.pre_exec(f);
+    }
+}
+
+/// Takes ownership of descriptor `fd`, which the caller has just set up
+/// (with dup2) and which nothing else owns.
+pub fn adopt_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: by the caller's contract, `fd` is open and unowned.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Makes terminal `fd` the controlling terminal of this (new) session.
+pub fn set_controlling_tty(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an integer argument.
+    check(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) } as libc::c_long).map(drop)
+}
+
+/// Copies the window size of terminal `from` to terminal `to`.
+pub fn copy_winsize(from: RawFd, to: RawFd) -> Result<(), Errno> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: ws is a valid winsize for both ioctls.
+    check(unsafe { libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) } as libc::c_long)?;
+    check(unsafe { libc::ioctl(to, libc::TIOCSWINSZ, &ws) } as libc::c_long).map(drop)
+}
+
+/// Borrows a descriptor this process keeps open for its whole life
+/// (stdin, stdout, or one the caller owns for longer than the borrow).
+pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: by the caller's contract the descriptor outlives every use.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
 /// Sets a signal's disposition to a plain handler that takes the signal number.
 pub fn set_handler(sig: nix::sys::signal::Signal, handler: extern "C" fn(libc::c_int)) -> Result<(), Errno> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};

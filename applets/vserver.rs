@@ -1,0 +1,161 @@
+//! vserver: build, start, stop, enter and run commands in virtual servers.
+//! See: man/vserver.8, man/vserver.conf.5; the original:
+//! vserver-reference.md §1.4–1.5.
+//!
+//! `vserver NAME COMMAND [ARGS…]`; each command parses its own options.
+//! The commands that run something in the server (exec, suexec, service,
+//! enter) follow the chroot(1) exit codes; the others exit 1 on failure.
+
+use crate::applet::{self, Applet, EXIT_CANNOT_RUN};
+use crate::builder::{self, Method};
+use crate::error::{Error, Result};
+use crate::guest::Guest;
+use crate::vserver;
+use argh::FromArgs;
+
+/// Manage virtual servers: build, start, stop, enter and run commands in them.
+#[derive(FromArgs)]
+#[argh(note = "Commands: build [-m METHOD] [--force], start, stop, restart, running, status, enter, exec CMD [ARGS…], suexec USER CMD [ARGS…], service SVC start|stop|restart|status.")]
+#[argh(example = "vserver web build -m busybox\nvserver web start\nvserver web exec ps ax")]
+pub struct Args {
+    /// the server's name
+    #[argh(positional)]
+    pub name: String,
+    /// what to do
+    #[argh(positional)]
+    pub command: String,
+    /// the command's arguments
+    #[argh(positional, greedy)]
+    pub args: Vec<String>,
+}
+
+/// Build the server's tree.
+#[derive(FromArgs)]
+struct Build {
+    /// build method: copy (the default), skeleton, busybox
+    #[argh(option, short = 'm', default = "String::from(\"copy\")")]
+    method: String,
+    /// replace an existing tree
+    #[argh(switch)]
+    force: bool,
+}
+
+pub const APPLET: Applet = Applet {
+    name: "vserver",
+    summary: "build, start, stop, enter and run commands in virtual servers",
+    aliases: &[],
+    runs_command: false,
+    main,
+};
+
+fn main(name: &str, argv: &[&str]) -> i32 {
+    // Everything after NAME COMMAND belongs to the command, options too.
+    if argv.len() > 2 && !argv[..2].iter().any(|a| a.starts_with('-')) {
+        let mut v = argv[..2].to_vec();
+        v.push("--");
+        v.extend_from_slice(&argv[2..]);
+        return applet::entry(&APPLET, name, &v, run);
+    }
+    applet::entry(&APPLET, name, argv, run)
+}
+
+/// Errors of the commands that run something exit 125, as chroot(1).
+fn command_status(name: &str, r: Result<i32>) -> Result<i32> {
+    match r {
+        Err(e) if e.kind == crate::error::Kind::Failure => {
+            eprintln!("{name}: {e}");
+            Ok(EXIT_CANNOT_RUN)
+        }
+        other => other,
+    }
+}
+
+fn run(args: Args, name: &str) -> Result<i32> {
+    let rest: Vec<&str> = args.args.iter().map(String::as_str).collect();
+    let no_args = |what: &str| if rest.is_empty() { Ok(()) } else { Err(Error::usage(format!("{what} takes no arguments"))) };
+    match args.command.as_str() {
+        "build" => {
+            let b = Build::from_args(&[name, &args.name, "build"], &rest).map_err(|e| {
+                if e.status.is_ok() {
+                    print!("{}", e.output);
+                    Error::usage("")
+                } else {
+                    Error::usage(e.output.lines().next().unwrap_or("bad arguments").to_owned())
+                }
+            });
+            let b = match b {
+                Ok(b) => b,
+                Err(e) if e.msg.is_empty() => return Ok(0),
+                Err(e) => return Err(e),
+            };
+            let method: Method = b.method.parse()?;
+            builder::build(&Guest::new(&args.name)?, &method, b.force)?;
+            Ok(0)
+        }
+        "start" => {
+            no_args("start")?;
+            vserver::start(name, &Guest::existing(&args.name)?)?;
+            Ok(0)
+        }
+        "stop" => {
+            no_args("stop")?;
+            vserver::stop(&Guest::existing(&args.name)?)?;
+            Ok(0)
+        }
+        "restart" => {
+            no_args("restart")?;
+            let g = Guest::existing(&args.name)?;
+            let (running, _) = vserver::status(&g)?;
+            if running {
+                vserver::stop(&g)?;
+            }
+            vserver::start(name, &g)?;
+            Ok(0)
+        }
+        "running" => {
+            no_args("running")?;
+            let (running, _) = vserver::status(&Guest::existing(&args.name)?)?;
+            println!("Server {} is {}", args.name, if running { "running" } else { "not running" });
+            Ok(if running { 0 } else { 1 })
+        }
+        "status" => {
+            no_args("status")?;
+            let (running, text) = vserver::status(&Guest::existing(&args.name)?)?;
+            print!("{text}");
+            Ok(if running { 0 } else { 1 })
+        }
+        "exec" => {
+            if rest.is_empty() {
+                return Err(Error::usage("exec needs a command"));
+            }
+            let g = Guest::existing(&args.name)?;
+            command_status(name, vserver::exec(name, &g, &args.args, None))
+        }
+        "suexec" => {
+            if rest.len() < 2 {
+                return Err(Error::usage("suexec needs a user and a command"));
+            }
+            let g = Guest::existing(&args.name)?;
+            command_status(name, vserver::exec(name, &g, &args.args[1..], Some(&args.args[0])))
+        }
+        "service" => {
+            let [svc, action] = rest.as_slice() else {
+                return Err(Error::usage("service needs a service and an action (start, stop, restart, status)"));
+            };
+            if svc.is_empty() || svc.contains('/') || svc.starts_with('.') {
+                return Err(Error::usage(format!("bad service name '{svc}'")));
+            }
+            let g = Guest::existing(&args.name)?;
+            let command = vec![format!("/etc/init.d/{svc}"), (*action).to_owned()];
+            command_status(name, vserver::exec(name, &g, &command, None))
+        }
+        "enter" => {
+            no_args("enter")?;
+            let g = Guest::existing(&args.name)?;
+            command_status(name, vserver::enter(name, &g))
+        }
+        other => Err(Error::usage(format!(
+            "unknown command '{other}' (build, start, stop, restart, running, status, enter, exec, suexec, service)"
+        ))),
+    }
+}

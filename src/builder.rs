@@ -1,0 +1,300 @@
+//! `vserver NAME build`: making a guest tree. Methods: `skeleton` (the
+//! directory layout only), `busybox` (a minimal guest around the host's
+//! static busybox), `copy` (the seed's: a copy of the host's own system).
+
+use crate::config;
+use crate::error::{Context, Error, Result};
+use crate::guest::Guest;
+use crate::paths;
+use std::collections::HashMap;
+use std::fs;
+use std::io::IsTerminal;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    Skeleton,
+    Busybox,
+    Copy,
+}
+
+impl std::str::FromStr for Method {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Method> {
+        match s {
+            "skeleton" => Ok(Method::Skeleton),
+            "busybox" => Ok(Method::Busybox),
+            "copy" => Ok(Method::Copy),
+            other => Err(Error::usage(format!(
+                "unknown build method '{other}' (known: copy, skeleton, busybox)"
+            ))),
+        }
+    }
+}
+
+const LAYOUT: &[(&str, u32)] = &[
+    ("bin", 0o755),
+    ("dev", 0o755),
+    ("etc", 0o755),
+    ("etc/init.d", 0o755),
+    ("home", 0o755),
+    ("lib", 0o755),
+    ("proc", 0o555),
+    ("root", 0o700),
+    ("run", 0o755),
+    ("sbin", 0o755),
+    ("sys", 0o555),
+    ("tmp", 0o1777),
+    ("usr", 0o755),
+    ("usr/bin", 0o755),
+    ("usr/sbin", 0o755),
+    ("var", 0o755),
+    ("var/log", 0o755),
+    ("var/tmp", 0o1777),
+];
+
+/// Builds the guest's tree (and a commented configuration when it has
+/// none). An existing tree is replaced only with `force`, and never while
+/// the guest runs.
+pub fn build(g: &Guest, method: &Method, force: bool) -> Result<()> {
+    let _lock = g.lock()?;
+    let reg = crate::context::Registry::open()?;
+    if g.running(&reg).is_some() {
+        return Err(Error::failed(format!("build server {}", g.name), "it is running"));
+    }
+    if fs::symlink_metadata(&g.root).is_ok() {
+        if !force {
+            return Err(Error::failed(
+                format!("build server {}", g.name),
+                format!("{} exists (use --force to replace it)", g.root.display()),
+            ));
+        }
+        // remove_dir_all does not follow the symlinks a guest may have planted.
+        fs::remove_dir_all(&g.root).ctx(|| format!("remove {}", g.root.display()))?;
+    }
+    fs::create_dir_all(paths::rootdir()).ctx(|| format!("create {}", paths::rootdir().display()))?;
+    fs::create_dir(&g.root).ctx(|| format!("create {}", g.root.display()))?;
+    fs::set_permissions(&g.root, fs::Permissions::from_mode(0o755)).ctx(|| format!("chmod {}", g.root.display()))?;
+    let outcome = match method {
+        Method::Skeleton => skeleton(&g.root),
+        Method::Busybox => skeleton(&g.root).and_then(|_| busybox(&g.root, &g.name)),
+        Method::Copy => copy_host(&g.root),
+    };
+    if let Err(e) = outcome {
+        let _ = fs::remove_dir_all(&g.root);
+        return Err(e);
+    }
+    if !g.conf.exists() {
+        fs::create_dir_all(paths::confdir()).ctx(|| format!("create {}", paths::confdir().display()))?;
+        fs::write(&g.conf, config::template(&g.name)).ctx(|| format!("write {}", g.conf.display()))?;
+    }
+    Ok(())
+}
+
+fn skeleton(root: &Path) -> Result<()> {
+    for (d, mode) in LAYOUT {
+        let p = root.join(d);
+        fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).ctx(|| format!("chmod {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Whether an ELF file has no program interpreter (is statically linked).
+fn is_static_elf(path: &Path) -> bool {
+    let Ok(b) = fs::read(path) else { return false };
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
+        return false;
+    }
+    let rd16 = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(b[32..40].try_into().unwrap_or_default()) as usize;
+    let (phentsize, phnum) = (rd16(54), rd16(56));
+    (0..phnum).all(|i| {
+        let o = phoff + i * phentsize;
+        b.get(o..o + 4)
+            .is_some_and(|t| u32::from_le_bytes(t.try_into().unwrap_or_default()) != 3)
+        // PT_INTERP
+    })
+}
+
+const BUSYBOX_CANDIDATES: &[&str] = &["/bin/busybox", "/usr/bin/busybox", "/sbin/busybox", "/usr/sbin/busybox"];
+
+fn busybox(root: &Path, name: &str) -> Result<()> {
+    let host = BUSYBOX_CANDIDATES.iter().map(Path::new).find(|p| is_static_elf(p)).ok_or_else(|| {
+        Error::failed(
+            "build a busybox server",
+            "no static busybox on this host (Debian: apt-get install busybox-static)",
+        )
+    })?;
+    let bb = root.join("bin/busybox");
+    fs::copy(host, &bb).ctx(|| format!("copy {} to {}", host.display(), bb.display()))?;
+    fs::set_permissions(&bb, fs::Permissions::from_mode(0o755)).ctx(|| format!("chmod {}", bb.display()))?;
+    // busybox is this method's builder: it lists where its applets go.
+    let out = std::process::Command::new(host)
+        .arg("--list-full")
+        .output()
+        .map_err(|e| Error::io(format!("run {} --list-full", host.display()), &e))?;
+    for rel in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "bin/busybox")
+    {
+        let link = root.join(rel);
+        if let Some(dir) = link.parent() {
+            fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+        }
+        if fs::symlink_metadata(&link).is_err() {
+            symlink("/bin/busybox", &link).ctx(|| format!("link {}", link.display()))?;
+        }
+    }
+    let files: &[(&str, &str, u32)] = &[
+        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644),
+        ("etc/group", "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n", 0o644),
+        ("etc/shadow", "root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n", 0o600),
+        ("etc/profile", "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nPS1='\\u@\\h:\\w\\$ '\n", 0o644),
+        ("etc/inittab", "::sysinit:/etc/init.d/rcS\n::shutdown:/etc/init.d/rcK\n", 0o644),
+        (
+            "etc/init.d/rcS",
+            "#!/bin/sh\n# Start-up: each /etc/init.d/S[0-9][0-9]* in order, with 'start'.\nfor s in /etc/init.d/S[0-9][0-9]*; do\n\t[ -x \"$s\" ] && \"$s\" start\ndone\nexit 0\n",
+            0o755,
+        ),
+        (
+            "etc/init.d/rcK",
+            "#!/bin/sh\n# Shutdown: each /etc/init.d/S[0-9][0-9]* in reverse order, with 'stop'.\nfor s in $(ls -r /etc/init.d/S[0-9][0-9]* 2>/dev/null); do\n\t[ -x \"$s\" ] && \"$s\" stop\ndone\nexit 0\n",
+            0o755,
+        ),
+    ];
+    for (rel, text, mode) in files {
+        let p = root.join(rel);
+        fs::write(&p, text).ctx(|| format!("write {}", p.display()))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).ctx(|| format!("chmod {}", p.display()))?;
+    }
+    fs::write(root.join("etc/hostname"), format!("{name}\n")).ctx(|| "write etc/hostname")?;
+    fs::write(root.join("etc/hosts"), format!("127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n")).ctx(|| "write etc/hosts")?;
+    Ok(())
+}
+
+/// What the seed's copy takes from the host.
+const HOST_DIRS: &[&str] = &["bin", "sbin", "etc", "usr", "lib", "lib32", "lib64", "libx32", "var"];
+
+fn copy_host(root: &Path) -> Result<()> {
+    let mut c = Copier {
+        links: HashMap::new(),
+        files: 0,
+        bytes: 0,
+        skipped: 0,
+        tty: std::io::stderr().is_terminal(),
+    };
+    for d in HOST_DIRS {
+        let src = Path::new("/").join(d);
+        if fs::symlink_metadata(&src).is_ok() {
+            c.copy(&src, &root.join(d), None)?;
+        }
+    }
+    for (d, mode) in [
+        ("dev", 0o755),
+        ("proc", 0o555),
+        ("sys", 0o555),
+        ("tmp", 0o1777),
+        ("home", 0o755),
+        ("root", 0o700),
+        ("run", 0o755),
+    ] {
+        let p = root.join(d);
+        fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).ctx(|| format!("chmod {}", p.display()))?;
+    }
+    if c.tty {
+        eprintln!();
+    }
+    eprintln!(
+        "copied {} files, {} MiB ({} special files left out)",
+        c.files,
+        c.bytes >> 20,
+        c.skipped
+    );
+    Ok(())
+}
+
+/// A faithful copy: owners, modes, times, symlinks, hard links within the
+/// copy and file capabilities; device nodes, sockets and other file
+/// systems mounted below are left out.
+struct Copier {
+    links: HashMap<(u64, u64), std::path::PathBuf>,
+    files: u64,
+    bytes: u64,
+    skipped: u64,
+    tty: bool,
+}
+
+impl Copier {
+    fn copy(&mut self, src: &Path, dst: &Path, dev: Option<u64>) -> Result<()> {
+        let m = fs::symlink_metadata(src).ctx(|| format!("stat {}", src.display()))?;
+        let ft = m.file_type();
+        if ft.is_symlink() {
+            let target = fs::read_link(src).ctx(|| format!("read link {}", src.display()))?;
+            symlink(&target, dst).ctx(|| format!("link {}", dst.display()))?;
+        } else if ft.is_dir() {
+            fs::create_dir(dst).ctx(|| format!("create {}", dst.display()))?;
+            if dev.is_none_or(|d| d == m.dev()) {
+                let mut entries: Vec<_> = fs::read_dir(src)
+                    .ctx(|| format!("read {}", src.display()))?
+                    .flatten()
+                    .map(|e| e.file_name())
+                    .collect();
+                entries.sort();
+                for e in entries {
+                    self.copy(&src.join(&e), &dst.join(&e), Some(m.dev()))?;
+                }
+            }
+        } else if ft.is_file() {
+            if m.nlink() > 1 {
+                if let Some(first) = self.links.get(&(m.dev(), m.ino())) {
+                    return fs::hard_link(first, dst).ctx(|| format!("link {}", dst.display()));
+                }
+                self.links.insert((m.dev(), m.ino()), dst.to_path_buf());
+            }
+            fs::copy(src, dst).ctx(|| format!("copy {}", src.display()))?;
+            if let Ok(Some(cap)) = crate::sys::getxattr(src, "security.capability") {
+                let _ = crate::sys::setxattr(dst, "security.capability", &cap);
+            }
+            self.files += 1;
+            self.bytes += m.len();
+            if self.tty && self.files.is_multiple_of(500) {
+                eprint!("\rcopied {} files, {} MiB", self.files, self.bytes >> 20);
+            }
+        } else {
+            self.skipped += 1;
+            return Ok(());
+        }
+        std::os::unix::fs::lchown(dst, Some(m.uid()), Some(m.gid())).ctx(|| format!("chown {}", dst.display()))?;
+        if !ft.is_symlink() {
+            fs::set_permissions(dst, fs::Permissions::from_mode(m.mode() & 0o7777)).ctx(|| format!("chmod {}", dst.display()))?;
+            let times = fs::FileTimes::new().set_modified(m.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH));
+            if let Ok(f) = fs::File::open(dst) {
+                let _ = f.set_times(times);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods() {
+        assert_eq!("copy".parse::<Method>().unwrap(), Method::Copy);
+        assert!("debian".parse::<Method>().is_err());
+    }
+
+    #[test]
+    fn recognises_static_binaries() {
+        // This test program is linked static-pie, like vsbox; Debian's sh is dynamic.
+        assert!(is_static_elf(Path::new("/proc/self/exe")));
+        assert!(!is_static_elf(Path::new("/bin/sh")));
+        assert!(!is_static_elf(Path::new("/etc/passwd")));
+    }
+}

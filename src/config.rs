@@ -1,0 +1,467 @@
+//! `/etc/vservers/NAME.conf`: the original's shell-style `KEY=value` file,
+//! read by vsbox (never run by a shell). Every problem is reported as
+//! `FILE:LINE: what is wrong` before anything on the system changes.
+
+use crate::caps;
+use crate::context;
+use crate::error::{Error, Result};
+use crate::netlock;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// One IPROOT entry: `[DEV:]ADDR[/MASK]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpRoot {
+    pub dev: Option<String>,
+    pub addr: IpAddr,
+    pub prefix: Option<u8>,
+}
+
+/// One resource limit from ULIMIT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit {
+    pub resource: libc::__rlimit_resource_t,
+    pub soft: Option<u64>, // None: leave as is
+    pub hard: Option<u64>,
+}
+
+pub const UNLIMITED: u64 = libc::RLIM_INFINITY;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub iproot: Vec<IpRoot>,
+    pub iprootdev: Option<String>,
+    pub iprootmask: Option<u8>,
+    pub iprootbcast: Option<IpAddr>,
+    pub onboot: bool,
+    /// Capabilities kept in addition to the default guest ceiling.
+    pub caps: u64,
+    pub context: Option<u32>,
+    pub hostname: Option<String>,
+    /// None: leave it; Some(""): empty (`none`).
+    pub domainname: Option<String>,
+    pub nice: Option<i32>,
+    pub flags: u32,
+    pub ulimits: Vec<Limit>,
+}
+
+impl Config {
+    /// The addresses the guest is locked to (none: not bound).
+    pub fn addresses(&self) -> Result<netlock::AddrSet> {
+        let mut set = netlock::AddrSet::default();
+        for ip in &self.iproot {
+            set.push(ip.addr)?;
+        }
+        Ok(set)
+    }
+}
+
+const KEYS: &[&str] = &[
+    "IPROOT",
+    "IPROOTDEV",
+    "IPROOTMASK",
+    "IPROOTBCAST",
+    "ONBOOT",
+    "S_CAPS",
+    "S_CONTEXT",
+    "S_DOMAINNAME",
+    "S_HOSTNAME",
+    "S_NICE",
+    "S_FLAGS",
+    "ULIMIT",
+];
+
+/// Reads and checks a configuration file.
+pub fn load(path: &Path) -> Result<Config> {
+    let text = std::fs::read(path).map_err(|e| Error::io(format!("read {}", path.display()), &e))?;
+    let text = String::from_utf8(text).map_err(|_| Error::failed(path.display(), "not valid UTF-8"))?;
+    parse(path, &text)
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<Config> {
+    let mut cfg = Config::default();
+    for (i, line) in text.lines().enumerate() {
+        let at = |msg: String| Error::failed(format!("{}:{}", path.display(), i + 1), msg);
+        let Some((key, value)) = split_line(line).map_err(at)? else {
+            continue;
+        };
+        apply(&mut cfg, &key, &value).map_err(at)?;
+    }
+    Ok(cfg)
+}
+
+/// `KEY=value`, `KEY="value"`, `KEY='value'`, optional `export`, and a
+/// trailing `# comment`; None for blank and comment lines.
+fn split_line(line: &str) -> std::result::Result<Option<(String, String)>, String> {
+    let t = line.trim();
+    if t.is_empty() || t.starts_with('#') {
+        return Ok(None);
+    }
+    let t = t.strip_prefix("export ").map(str::trim_start).unwrap_or(t);
+    let Some((key, rest)) = t.split_once('=') else {
+        return Err(format!("expected KEY=value, found '{t}'"));
+    };
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("'{key}' is not a variable name"));
+    }
+    let (value, tail) = unquote(rest)?;
+    let tail = tail.trim_start();
+    if !tail.is_empty() && !tail.starts_with('#') {
+        return Err(format!(
+            "unexpected text after the value of {key}: '{tail}' (quote values with spaces)"
+        ));
+    }
+    Ok(Some((key.to_owned(), value)))
+}
+
+/// Splits a shell word off `s`: the value and what follows it.
+fn unquote(s: &str) -> std::result::Result<(String, &str), String> {
+    let mut out = String::new();
+    let mut chars = s.char_indices().peekable();
+    while let Some(&(i, c)) = chars.peek() {
+        match c {
+            ' ' | '\t' => return Ok((out, &s[i..])),
+            '"' => {
+                chars.next();
+                loop {
+                    match chars.next() {
+                        Some((_, '"')) => break,
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, e @ ('"' | '\\' | '$' | '`'))) => out.push(e),
+                            Some((_, e)) => {
+                                out.push('\\');
+                                out.push(e);
+                            }
+                            None => return Err("unterminated \"".into()),
+                        },
+                        Some((_, '$' | '`')) => return Err("substitutions ($, `) are not supported: vsbox does not run a shell".into()),
+                        Some((_, c)) => out.push(c),
+                        None => return Err("unterminated \"".into()),
+                    }
+                }
+            }
+            '\'' => {
+                chars.next();
+                loop {
+                    match chars.next() {
+                        Some((_, '\'')) => break,
+                        Some((_, c)) => out.push(c),
+                        None => return Err("unterminated '".into()),
+                    }
+                }
+            }
+            '$' | '`' | ';' | '&' | '|' | '<' | '>' | '(' | ')' => {
+                return Err(format!("'{c}' is not allowed in a value: vsbox does not run a shell"));
+            }
+            _ => {
+                out.push(c);
+                chars.next();
+            }
+        }
+    }
+    Ok((out, ""))
+}
+
+fn words(v: &str) -> impl Iterator<Item = &str> {
+    v.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty())
+}
+
+fn apply(cfg: &mut Config, key: &str, v: &str) -> std::result::Result<(), String> {
+    match key {
+        "IPROOT" => {
+            cfg.iproot.clear();
+            for w in words(v) {
+                let (dev, addr) = match w.split_once(':') {
+                    Some((d, a)) if !d.is_empty() && !a.contains(':') && !d.contains('.') => (Some(d.to_owned()), a),
+                    _ => (None, w),
+                };
+                let (addr, prefix) = netlock::parse_addr(addr).map_err(|e| e.msg)?;
+                if addr.is_unspecified() {
+                    continue; // 0.0.0.0: not bound
+                }
+                cfg.iproot.push(IpRoot { dev, addr, prefix });
+            }
+            if cfg.iproot.len() > netlock::MAX_ADDRS {
+                return Err(format!("IPROOT: at most {} addresses", netlock::MAX_ADDRS));
+            }
+        }
+        "IPROOTDEV" => cfg.iprootdev = Some(v.trim().to_owned()).filter(|s| !s.is_empty()),
+        "IPROOTMASK" => {
+            cfg.iprootmask = if v.trim().is_empty() {
+                None
+            } else {
+                Some(
+                    netlock::parse_addr(&format!("0.0.0.0/{}", v.trim()))
+                        .map_err(|_| format!("IPROOTMASK: bad mask '{v}'"))?
+                        .1
+                        .unwrap_or(32),
+                )
+            }
+        }
+        "IPROOTBCAST" => {
+            cfg.iprootbcast = if v.trim().is_empty() {
+                None
+            } else {
+                Some(v.trim().parse().map_err(|_| format!("IPROOTBCAST: bad address '{v}'"))?)
+            }
+        }
+        "ONBOOT" => {
+            cfg.onboot = match v.trim() {
+                "yes" | "YES" | "1" | "true" => true,
+                "no" | "NO" | "0" | "false" | "" => false,
+                other => return Err(format!("ONBOOT: expected yes or no, found '{other}'")),
+            }
+        }
+        "S_CAPS" => {
+            cfg.caps = 0;
+            for w in words(v) {
+                cfg.caps |= caps::bit(caps::parse(w).map_err(|e| format!("S_CAPS: {}", e.msg))?);
+            }
+        }
+        "S_CONTEXT" => {
+            cfg.context = if v.trim().is_empty() {
+                None
+            } else {
+                let n = context::parse_xid(v.trim()).map_err(|e| format!("S_CONTEXT: {}", e.msg))?;
+                if context::kind(n) != Some(context::Kind::Static) {
+                    return Err(format!("S_CONTEXT: {n} is not a static context id (2 to 49151)"));
+                }
+                Some(n)
+            }
+        }
+        "S_HOSTNAME" => {
+            let h = v.trim();
+            if h.len() > 64 || h.contains(['/', ' ']) {
+                return Err(format!("S_HOSTNAME: '{h}' is not a host name"));
+            }
+            cfg.hostname = Some(h.to_owned()).filter(|s| !s.is_empty());
+        }
+        "S_DOMAINNAME" => {
+            let d = v.trim();
+            if d.len() > 64 {
+                return Err(format!("S_DOMAINNAME: '{d}' is too long"));
+            }
+            cfg.domainname = match d {
+                "" => None,
+                "none" => Some(String::new()),
+                d => Some(d.to_owned()),
+            }
+        }
+        "S_NICE" => {
+            cfg.nice = if v.trim().is_empty() {
+                None
+            } else {
+                match v.trim().parse::<i32>() {
+                    Ok(n) if (-20..=19).contains(&n) => Some(n),
+                    _ => return Err(format!("S_NICE: expected a niceness from -20 to 19, found '{v}'")),
+                }
+            }
+        }
+        "S_FLAGS" => cfg.flags = context::parse_flags(&words(v).collect::<Vec<_>>()).map_err(|e| format!("S_FLAGS: {}", e.msg))?,
+        "ULIMIT" => cfg.ulimits = parse_ulimit(v)?,
+        other => {
+            return Err(format!("unknown key '{other}' (known: {})", KEYS.join(" ")));
+        }
+    }
+    Ok(())
+}
+
+/// The shell's `ulimit` options: `-H`/`-S` choose the hard or soft limit
+/// (both by default), then `-X VALUE` pairs; sizes in KiB as bash has them.
+pub fn parse_ulimit(v: &str) -> std::result::Result<Vec<Limit>, String> {
+    let mut out = Vec::new();
+    let (mut hard, mut soft) = (true, true);
+    let mut it = v.split_whitespace().peekable();
+    while let Some(w) = it.next() {
+        let opt = w
+            .strip_prefix('-')
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| format!("ULIMIT: expected an option, found '{w}'"))?;
+        for (n, c) in opt.chars().enumerate() {
+            match c {
+                'H' => (hard, soft) = (true, false),
+                'S' => (hard, soft) = (false, true),
+                _ => {
+                    let (resource, scale) = ulimit_resource(c).ok_or_else(|| format!("ULIMIT: unknown option -{c}"))?;
+                    if n + 1 != opt.len() {
+                        return Err(format!("ULIMIT: -{c} takes a value"));
+                    }
+                    let val = it.next().ok_or_else(|| format!("ULIMIT: -{c} needs a value"))?;
+                    let value = match val {
+                        "unlimited" => UNLIMITED,
+                        n => n
+                            .parse::<u64>()
+                            .ok()
+                            .and_then(|n| n.checked_mul(scale))
+                            .ok_or_else(|| format!("ULIMIT: -{c}: bad value '{n}'"))?,
+                    };
+                    out.push(Limit {
+                        resource,
+                        soft: soft.then_some(value),
+                        hard: hard.then_some(value),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn ulimit_resource(c: char) -> Option<(libc::__rlimit_resource_t, u64)> {
+    Some(match c {
+        'c' => (libc::RLIMIT_CORE, 1024),
+        'd' => (libc::RLIMIT_DATA, 1024),
+        'f' => (libc::RLIMIT_FSIZE, 1024),
+        'l' => (libc::RLIMIT_MEMLOCK, 1024),
+        'm' => (libc::RLIMIT_RSS, 1024),
+        's' => (libc::RLIMIT_STACK, 1024),
+        'v' => (libc::RLIMIT_AS, 1024),
+        'n' => (libc::RLIMIT_NOFILE, 1),
+        'u' => (libc::RLIMIT_NPROC, 1),
+        't' => (libc::RLIMIT_CPU, 1),
+        'x' => (libc::RLIMIT_LOCKS, 1),
+        'i' => (libc::RLIMIT_SIGPENDING, 1),
+        'q' => (libc::RLIMIT_MSGQUEUE, 1),
+        'e' => (libc::RLIMIT_NICE, 1),
+        'r' => (libc::RLIMIT_RTPRIO, 1),
+        _ => return None,
+    })
+}
+
+/// The commented file `vserver NAME build` writes when none exists.
+pub fn template(name: &str) -> String {
+    format!(
+        "# Configuration of the virtual server {name} (see vserver.conf(5)).\n\
+         # Read by vsbox, never by a shell: KEY=value, KEY=\"value with spaces\".\n\
+         \n\
+         # Addresses the server is locked to: [DEV:]ADDR[/MASK] ...; empty: not bound.\n\
+         IPROOT=\n\
+         # Device on which start adds (and stop removes) the addresses as aliases.\n\
+         IPROOTDEV=\n\
+         IPROOTMASK=\n\
+         IPROOTBCAST=\n\
+         # Start with the host (vservers start).\n\
+         ONBOOT=no\n\
+         # Capabilities kept in addition to the default ceiling, e.g. \"CAP_NET_RAW\".\n\
+         S_CAPS=\n\
+         # Static context id (2-49151); empty: a dynamic one.\n\
+         S_CONTEXT=\n\
+         S_HOSTNAME={name}\n\
+         # NIS domain name; none: empty.\n\
+         S_DOMAINNAME=\n\
+         # Niceness every process of the server is held at (-20..19).\n\
+         S_NICE=\n\
+         # Flags: lock sched nproc private fakeinit\n\
+         S_FLAGS=\n\
+         # Options of the shell's ulimit, e.g. \"-H -u 1000\".\n\
+         ULIMIT=\n"
+    )
+}
+
+/// Where a guest's configuration lives.
+pub fn path_of(confdir: &Path, name: &str) -> PathBuf {
+    confdir.join(format!("{name}.conf"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Config> {
+        parse(Path::new("/etc/vservers/t.conf"), text)
+    }
+
+    #[test]
+    fn template_parses_to_defaults() {
+        let c = p(&template("web")).unwrap();
+        assert_eq!(c.hostname.as_deref(), Some("web"));
+        assert!(c.iproot.is_empty() && !c.onboot && c.flags == 0 && c.ulimits.is_empty());
+    }
+
+    #[test]
+    fn every_key() {
+        let c = p("# a guest\nIPROOT=\"eth0:10.0.0.5/24 127.0.0.9\"\nIPROOTDEV=lo\nIPROOTMASK=255.255.255.0\nIPROOTBCAST=10.0.0.255\nONBOOT=yes # start it\nS_CAPS='CAP_NET_RAW SYS_TIME'\nS_CONTEXT=1234\nS_HOSTNAME=web\nS_DOMAINNAME=none\nS_NICE=5\nS_FLAGS=\"lock nproc\"\nULIMIT=\"-H -u 1000 -S -n 64\"\n").unwrap();
+        assert_eq!(c.iproot.len(), 2);
+        assert_eq!(
+            c.iproot[0],
+            IpRoot {
+                dev: Some("eth0".into()),
+                addr: "10.0.0.5".parse().unwrap(),
+                prefix: Some(24)
+            }
+        );
+        assert_eq!(c.iproot[1].dev, None);
+        assert_eq!(c.iprootdev.as_deref(), Some("lo"));
+        assert_eq!(c.iprootmask, Some(24));
+        assert!(c.onboot);
+        assert_eq!(c.caps, caps::bit(13) | caps::bit(25));
+        assert_eq!(c.context, Some(1234));
+        assert_eq!(c.domainname.as_deref(), Some(""));
+        assert_eq!(c.nice, Some(5));
+        assert_eq!(c.flags, crate::abi::VXF_LOCK | crate::abi::VXF_NPROC);
+        assert_eq!(
+            c.ulimits,
+            vec![
+                Limit {
+                    resource: libc::RLIMIT_NPROC,
+                    soft: None,
+                    hard: Some(1000)
+                },
+                Limit {
+                    resource: libc::RLIMIT_NOFILE,
+                    soft: Some(64),
+                    hard: None
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn unbound_and_ipv6() {
+        assert!(p("IPROOT=0.0.0.0\n").unwrap().iproot.is_empty());
+        assert!(p("IPROOT=\n").unwrap().iproot.is_empty());
+        let c = p("IPROOT=\"::1 fe80::1/64\"\n").unwrap();
+        assert_eq!(c.iproot.len(), 2);
+        assert!(c.iproot.iter().all(|i| i.dev.is_none()));
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let cases = [
+            ("ONBOOT=yes\nBOGUS=1\n", ":2: unknown key 'BOGUS'"),
+            ("IPROOT=10.0.0.300\n", ":1: bad address '10.0.0.300'"),
+            ("\n\nS_CAPS=CAP_FLY\n", ":3: S_CAPS: unknown capability 'CAP_FLY'"),
+            ("S_FLAGS=wobble\n", ":1: S_FLAGS: unknown flag 'wobble'"),
+            ("S_CONTEXT=50000\n", ":1: S_CONTEXT: 50000 is not a static context id"),
+            ("S_NICE=30\n", ":1: S_NICE"),
+            ("ONBOOT=maybe\n", ":1: ONBOOT"),
+            ("just words\n", ":1: expected KEY=value"),
+            ("S_HOSTNAME=$(rm -rf /)\n", ":1: '$' is not allowed"),
+            ("S_HOSTNAME=\"$(id)\"\n", ":1: substitutions"),
+            ("S_HOSTNAME=\"open\n", ":1: unterminated"),
+            ("S_HOSTNAME=a b\n", ":1: unexpected text"),
+            ("ULIMIT=\"-u\"\n", ":1: ULIMIT: -u needs a value"),
+            ("ULIMIT=\"-Z 5\"\n", ":1: ULIMIT: unknown option -Z"),
+            ("ULIMIT=\"-n lots\"\n", ":1: ULIMIT: -n: bad value 'lots'"),
+        ];
+        for (text, want) in cases {
+            let e = p(text).unwrap_err().msg;
+            assert!(e.starts_with("/etc/vservers/t.conf:"), "{e}");
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn ulimit_units_follow_bash() {
+        let l = parse_ulimit("-v 1024 -n unlimited").unwrap();
+        assert_eq!(
+            l[0],
+            Limit {
+                resource: libc::RLIMIT_AS,
+                soft: Some(1 << 20),
+                hard: Some(1 << 20)
+            }
+        );
+        assert_eq!(l[1].soft, Some(UNLIMITED));
+    }
+}

@@ -1,0 +1,182 @@
+//! A virtual server: a name, a configuration file `CONFDIR/NAME.conf`, a
+//! tree `ROOTDIR/NAME`, an optional hook script `CONFDIR/NAME.sh`, and —
+//! while it runs — a context whose cgroup carries the configuration's
+//! path in the `trusted.vsbox.guest` attribute. That attribute is how any
+//! vsbox process finds the running guest again.
+
+use crate::cgroup::{self, Layout};
+use crate::config::{self, Config};
+use crate::context::Registry;
+use crate::error::{Context, Error, Result};
+use crate::paths;
+use crate::sys;
+use std::fs;
+use std::path::PathBuf;
+
+pub const XATTR_GUEST: &str = "trusted.vsbox.guest";
+pub const XATTR_ALIASES: &str = "trusted.vsbox.aliases";
+
+#[derive(Clone, Debug)]
+pub struct Guest {
+    pub name: String,
+    pub conf: PathBuf,
+    pub root: PathBuf,
+    pub hook: PathBuf,
+}
+
+/// Guest names become file names and host names: letters, digits, `.`,
+/// `_` and `-`, not starting with a dot or a dash.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "bad server name '{name}': use letters, digits, '.', '_' and '-'"
+        )))
+    }
+}
+
+impl Guest {
+    pub fn new(name: &str) -> Result<Guest> {
+        check_name(name)?;
+        let confdir = paths::confdir();
+        Ok(Guest {
+            name: name.to_owned(),
+            conf: config::path_of(&confdir, name),
+            root: paths::rootdir().join(name),
+            hook: confdir.join(format!("{name}.sh")),
+        })
+    }
+
+    /// The guest must exist: a configuration file or a tree.
+    pub fn existing(name: &str) -> Result<Guest> {
+        let g = Guest::new(name)?;
+        if !g.conf.exists() && !g.root.exists() {
+            return Err(Error::usage(format!(
+                "unknown server '{name}': no {} and no {}",
+                g.conf.display(),
+                g.root.display()
+            )));
+        }
+        Ok(g)
+    }
+
+    /// Its configuration; a guest without a file gets the defaults.
+    pub fn config(&self) -> Result<Config> {
+        if self.conf.exists() {
+            config::load(&self.conf)
+        } else {
+            Ok(Config::default())
+        }
+    }
+
+    /// Identifies the guest's context: the configuration's path.
+    pub fn tag(&self) -> String {
+        self.conf.display().to_string()
+    }
+
+    /// The guest's context directory, if one exists (running or a leftover).
+    pub fn context_dir(&self, layout: &Layout) -> Option<PathBuf> {
+        let tag = self.tag();
+        cgroup::find_dir(&layout.base(), &|d| {
+            sys::getxattr(d, XATTR_GUEST).ok().flatten().is_some_and(|v| v == tag.as_bytes())
+        })
+    }
+
+    /// The running context: (xid, directory).
+    pub fn running(&self, reg: &Registry) -> Option<(u32, PathBuf)> {
+        let dir = self.context_dir(&reg.layout).filter(|d| cgroup::populated(d))?;
+        let xid = dir.file_name()?.to_str()?.parse().ok()?;
+        Some((xid, dir))
+    }
+
+    /// The tree, which must be a real directory.
+    pub fn check_tree(&self) -> Result<()> {
+        match fs::symlink_metadata(&self.root) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(Error::failed(
+                format!("server {}", self.name),
+                format!("{} is not a directory", self.root.display()),
+            )),
+            Err(e) => Err(Error::io(format!("server {}: {}", self.name, self.root.display()), &e)),
+        }
+    }
+
+    /// Serialises start, stop and build of this guest: the lock is held
+    /// until the returned value is dropped.
+    pub fn lock(&self) -> Result<nix::fcntl::Flock<fs::File>> {
+        let dir = paths::rundir();
+        fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        let path = dir.join(format!("{}.lock", self.name));
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("open {}", path.display()))?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .ctx(|| format!("lock {}", path.display()))
+    }
+
+    /// Runs `NAME.sh PHASE NAME` if it exists and is executable.
+    pub fn hook(&self, phase: &str) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = fs::metadata(&self.hook) else { return Ok(()) };
+        if meta.permissions().mode() & 0o111 == 0 {
+            return Ok(());
+        }
+        let st = std::process::Command::new(&self.hook)
+            .args([phase, &self.name])
+            .status()
+            .map_err(|e| Error::io(format!("run {} {phase}", self.hook.display()), &e))?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(Error::failed(
+                format!("{} {phase} {}", self.hook.display(), self.name),
+                format!("it failed ({st})"),
+            ))
+        }
+    }
+}
+
+/// Every guest with a configuration file, by name.
+pub fn all() -> Result<Vec<Guest>> {
+    let dir = paths::confdir();
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(format!("read {}", dir.display()), &e)),
+    };
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if let Some(name) = n.strip_suffix(".conf") {
+            if check_name(name).is_ok() {
+                out.push(Guest::new(name)?);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["web", "web-1", "a.b_c", "X9"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "-x", ".hidden", "a/b", "a b", "ä", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}

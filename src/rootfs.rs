@@ -1,0 +1,182 @@
+//! The guest's file system view (SPEC §6), set up inside its new mount
+//! namespace: the tree becomes `/` by pivot_root and the host's tree is
+//! detached *first*, so every path used afterwards — including symlinks
+//! the guest's root planted — resolves inside the guest. Then a private
+//! /proc (dangerous parts masked or read-only), a read-only /sys, a
+//! minimal /dev with its own devpts instance, and /etc/mtab.
+
+use crate::error::{Context, Error, Result};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{lstat, makedev, mknod, Mode, SFlag};
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+/// Files under /proc that leak host secrets or control the host: hidden
+/// behind /dev/null.
+const PROC_MASKED: &[&str] = &[
+    "/proc/kcore",
+    "/proc/kallsyms",
+    "/proc/sysrq-trigger",
+    "/proc/timer_list",
+    "/proc/keys",
+    "/proc/kmsg",
+];
+/// Directories under /proc that reach host-wide settings: read-only.
+const PROC_READONLY: &[&str] = &["/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs", "/proc/acpi", "/proc/scsi"];
+
+/// Character devices of the minimal /dev: name, major, minor.
+const DEVICES: &[(&str, u64, u64)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+fn flags() -> MsFlags {
+    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
+}
+
+/// Makes `root` the root of this (new, private) mount namespace and
+/// detaches everything else.
+pub fn pivot_into(root: &Path) -> Result<()> {
+    // Nothing mounted here may propagate back to the host, or in from it.
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).ctx(|| "make / private")?;
+    let dir = nix::fcntl::open(
+        root,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open the guest tree {}", root.display()))?;
+    let via = format!("/proc/self/fd/{}", dir.as_raw_fd());
+    // A bind mount onto itself makes the tree a mount point pivot_root accepts.
+    mount(
+        Some(via.as_str()),
+        via.as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind-mount {}", root.display()))?;
+    let _ = nix::unistd::close(dir);
+    std::env::set_current_dir(root).ctx(|| format!("enter {}", root.display()))?;
+    // pivot_root(".", "."): the old root ends up stacked on the new one,
+    // from where it is detached at once.
+    nix::unistd::pivot_root(".", ".").ctx(|| format!("pivot_root into {}", root.display()))?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach the host's tree")?;
+    std::env::set_current_dir("/").ctx(|| "chdir /")
+}
+
+/// `path` must be a real directory of the guest (made if missing): a
+/// symlink there is refused rather than followed, even though it could
+/// only point inside the guest by now.
+fn guest_dir(path: &str, mode: u32) -> Result<()> {
+    match lstat(path) {
+        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR => Ok(()),
+        Ok(_) => Err(Error::failed(
+            format!("guest's {path}"),
+            "it is not a directory (a symlink or a file); refusing to mount on it",
+        )),
+        Err(nix::errno::Errno::ENOENT) => {
+            fs::create_dir(path).ctx(|| format!("create the guest's {path}"))?;
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).ctx(|| format!("chmod {path}"))
+        }
+        Err(e) => Err(Error::sys(format!("lstat the guest's {path}"), e)),
+    }
+}
+
+/// Mounts /proc, /sys and /dev of the guest (after [`pivot_into`]).
+pub fn populate() -> Result<()> {
+    guest_dir("/proc", 0o555)?;
+    guest_dir("/sys", 0o555)?;
+    guest_dir("/dev", 0o755)?;
+    dev()?;
+    proc()?;
+    mount(Some("sysfs"), "/sys", Some("sysfs"), flags() | MsFlags::MS_RDONLY, None::<&str>).ctx(|| "mount /sys read-only")?;
+    mtab()
+}
+
+fn proc() -> Result<()> {
+    mount(Some("proc"), "/proc", Some("proc"), flags(), None::<&str>).ctx(|| "mount /proc")?;
+    for p in PROC_MASKED {
+        if Path::new(p).exists() {
+            mount(Some("/dev/null"), *p, None::<&str>, MsFlags::MS_BIND, None::<&str>).ctx(|| format!("mask {p}"))?;
+        }
+    }
+    for p in PROC_READONLY {
+        if Path::new(p).is_dir() {
+            mount(Some(*p), *p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).ctx(|| format!("bind {p}"))?;
+            crate::sys::mount_setattr(Path::new(p), true, crate::sys::MOUNT_ATTR_RDONLY, 0).ctx(|| format!("make {p} read-only"))?;
+        }
+    }
+    Ok(())
+}
+
+fn dev() -> Result<()> {
+    mount(
+        Some("tmpfs"),
+        "/dev",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=755,size=1024k"),
+    )
+    .ctx(|| "mount /dev")?;
+    for &(name, major, minor) in DEVICES {
+        let p = format!("/dev/{name}");
+        mknod(p.as_str(), SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(major, minor)).ctx(|| format!("create {p}"))?;
+        // mknod honours the umask; the nodes must be usable by everyone.
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).ctx(|| format!("chmod {p}"))?;
+    }
+    for d in ["/dev/pts", "/dev/shm"] {
+        fs::create_dir(d).ctx(|| format!("create {d}"))?;
+    }
+    fs::set_permissions("/dev/shm", fs::Permissions::from_mode(0o1777)).ctx(|| "chmod /dev/shm")?;
+    mount(
+        Some("shm"),
+        "/dev/shm",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )
+    .ctx(|| "mount /dev/shm")?;
+    // A devpts instance of the guest's own: it sees only its own terminals.
+    mount(
+        Some("devpts"),
+        "/dev/pts",
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )
+    .ctx(|| "mount /dev/pts")?;
+    for (link, target) in [
+        ("/dev/ptmx", "pts/ptmx"),
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(target, link).ctx(|| format!("create {link}"))?;
+    }
+    Ok(())
+}
+
+/// /etc/mtab is a link to /proc/mounts, as tools expect.
+fn mtab() -> Result<()> {
+    if !Path::new("/etc").is_dir() {
+        return Ok(());
+    }
+    if fs::read_link("/etc/mtab")
+        .is_ok_and(|t| t == Path::new("/proc/mounts") || t == Path::new("../proc/self/mounts") || t == Path::new("/proc/self/mounts"))
+    {
+        return Ok(());
+    }
+    match fs::symlink_metadata("/etc/mtab") {
+        Ok(m) if m.is_dir() => return Err(Error::failed("the guest's /etc/mtab", "it is a directory")),
+        Ok(_) => fs::remove_file("/etc/mtab").ctx(|| "replace /etc/mtab")?,
+        Err(_) => {}
+    }
+    symlink("/proc/mounts", "/etc/mtab").ctx(|| "link /etc/mtab to /proc/mounts")
+}

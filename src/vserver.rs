@@ -1,0 +1,668 @@
+//! Running virtual servers: start, stop, exec and friends (SPEC §5, §6).
+//!
+//! ```text
+//!   vserver start ── checks the configuration, creates the context's
+//!   │                cgroup, adds IP aliases, attaches the address lock
+//!   └── PID 1 of the guest: namespaces, pivot_root into the tree, /proc,
+//!       /sys, /dev, names, limits, the irreversible restrictions, then
+//!       vsbox's init runs the guest's rc scripts; `start` returns when
+//!       they have finished. Nothing of vsbox stays on the host: the
+//!       guest's init is inside the guest.
+//! ```
+//! `stop` finds the context again from the kernel (the cgroup's
+//! `trusted.vsbox.guest` attribute), asks the init to shut down, ends
+//! whatever is left, and removes what `start` set up.
+
+use crate::caps;
+use crate::cgroup;
+use crate::config::Config;
+use crate::context::{self, Registry};
+use crate::error::{Context, Error, Result};
+use crate::guest::{self, Guest};
+use crate::launch::{self, Owned};
+use crate::netlink::{self, Alias};
+use crate::netlock;
+use crate::ns;
+use crate::paths;
+use crate::rootfs;
+use crate::seccomp::Policy;
+use crate::sys::{self, Forked};
+use crate::{abi, exec, init, users};
+use nix::sched::CloneFlags;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long `stop` lets the guest's shutdown run before ending it.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The guest's start-up and shutdown, in the forms distributions use.
+const RC: &[(&str, &[&str], &[&str])] = &[("/etc/init.d/rc", &["3"], &["0"]), ("/etc/rc.d/rc", &["3"], &["0"])];
+const BUSYBOX_RC: (&str, &str) = ("/etc/init.d/rcS", "/etc/init.d/rcK");
+
+/// (start-up, shutdown) commands of the guest, looked up inside it.
+fn rc_commands() -> (Option<Vec<String>>, Option<Vec<String>>) {
+    let cmd = |p: &str, a: &[&str]| Some(std::iter::once(p).chain(a.iter().copied()).map(String::from).collect());
+    for (script, up, down) in RC {
+        if Path::new(script).is_file() {
+            return (cmd(script, up), cmd(script, down));
+        }
+    }
+    let (up, down) = BUSYBOX_RC;
+    (
+        Path::new(up).is_file().then(|| cmd(up, &[])).flatten(),
+        Path::new(down).is_file().then(|| cmd(down, &[])).flatten(),
+    )
+}
+
+/// The capability ceiling of a guest: the default vserver set plus S_CAPS.
+pub fn guest_ceiling(cfg: &Config) -> caps::Request {
+    let keep = caps::SECURE_KEEP | cfg.caps;
+    caps::Request {
+        secure: false,
+        keep: 0,
+        drop: !keep,
+    }
+}
+
+fn nproc_limit(cfg: &Config) -> Option<u64> {
+    cfg.ulimits
+        .iter()
+        .filter(|l| l.resource == libc::RLIMIT_NPROC)
+        .find_map(|l| l.hard.or(l.soft))
+}
+
+/// ULIMIT and S_NICE, applied to the calling process (inherited by all).
+fn apply_limits(cfg: &Config) -> Result<()> {
+    for l in &cfg.ulimits {
+        let (soft, hard) = sys::getrlimit(l.resource).ctx(|| format!("read limit {}", l.resource))?;
+        let hard = l.hard.unwrap_or(hard);
+        let soft = l.soft.unwrap_or(soft).min(hard);
+        sys::setrlimit(l.resource, soft, hard).ctx(|| format!("set limit {} (ULIMIT)", l.resource))?;
+    }
+    if let Some(n) = cfg.nice {
+        // The guest runs at this niceness and may not go below it:
+        // RLIMIT_NICE's ceiling is 20 - nice.
+        sys::set_nice(n).ctx(|| format!("set niceness {n} (S_NICE)"))?;
+        sys::setrlimit(libc::RLIMIT_NICE, (20 - n) as u64, (20 - n) as u64).ctx(|| "set RLIMIT_NICE (S_NICE)")?;
+    }
+    Ok(())
+}
+
+fn set_names(g: &Guest, cfg: &Config) -> Result<()> {
+    let host = cfg.hostname.as_deref().unwrap_or(&g.name);
+    nix::unistd::sethostname(host).ctx(|| format!("set the host name to '{host}'"))?;
+    if let Some(d) = &cfg.domainname {
+        sys::setdomainname(d).ctx(|| format!("set the NIS domain name to '{d}'"))?;
+    }
+    Ok(())
+}
+
+/// What the first process of a new guest context does once it is set up.
+enum Then<'a> {
+    /// `start`: vsbox's init with the rc scripts (or /sbin/init with
+    /// fakeinit); the status pipe tells the caller when start-up is done.
+    Boot { output: OwnedFd, status: OwnedFd },
+    /// `exec` in a guest that is not running: just this.
+    Run(Payload<'a>),
+}
+
+/// What runs inside the guest for exec, suexec, service and enter.
+pub enum Payload<'a> {
+    Command {
+        command: &'a [String],
+        user: Option<&'a str>,
+    },
+    /// A login shell of root on a new terminal of the guest, whose master
+    /// side goes back over this socket.
+    Shell(OwnedFd),
+}
+
+/// In the first process of a new guest context (PID 1). Never returns.
+fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], then: Then) -> ! {
+    let setup = (|| {
+        for d in v1_dirs {
+            cgroup::enter(d)?;
+        }
+        ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP)?;
+        rootfs::pivot_into(&g.root)?;
+        rootfs::populate()?;
+        set_names(g, cfg)?;
+        apply_limits(cfg)?;
+        // The cgroup mounts went with the host's tree: nothing to seal.
+        let policy = Policy {
+            lock: cfg.flags & abi::VXF_LOCK != 0,
+            spectator: false,
+        };
+        launch::restrict(policy, &guest_ceiling(cfg), launch::current_ceiling()?, None)
+    })();
+    match then {
+        Then::Boot { output, status } => {
+            // close_from below closes these descriptors; they must not be
+            // dropped afterwards.
+            let (output, status) = (std::mem::ManuallyDrop::new(output), std::mem::ManuallyDrop::new(status));
+            let setup = setup.and_then(|_| {
+                // stdout and stderr go to the caller through the output
+                // pipe, the status pipe becomes fd 3, nothing else stays open.
+                let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null")?;
+                nix::unistd::dup2(null.as_raw_fd(), 0).ctx(|| "redirect stdin")?;
+                nix::unistd::dup2(output.as_raw_fd(), 1).ctx(|| "redirect stdout")?;
+                nix::unistd::dup2(output.as_raw_fd(), 2).ctx(|| "redirect stderr")?;
+                nix::unistd::dup2(status.as_raw_fd(), 3).ctx(|| "keep the status pipe")?;
+                drop(null);
+                sys::close_from(4).ctx(|| "close inherited descriptors")
+            });
+            launch::finish_child(applet, setup, || {
+                let status = sys::adopt_fd(3); // made the status pipe above
+                if cfg.flags & abi::VXF_FAKEINIT != 0 {
+                    drop(status); // closed by exec anyway; its end tells `start` we are up
+                    exec::exec_env(applet, &["/sbin/init".to_owned()], &init::guest_env("/root", None))
+                } else {
+                    let (up, down) = rc_commands();
+                    init::guest(up, down, status)
+                }
+            })
+        }
+        Then::Run(payload) => {
+            let keep = match &payload {
+                Payload::Shell(sock) => Some(sock.as_raw_fd()),
+                Payload::Command { .. } => None,
+            };
+            let setup = setup.and_then(|_| close_all_but(keep));
+            launch::finish_child(applet, setup, || run_payload(applet, payload, true))
+        }
+    }
+}
+
+/// Closes every descriptor above stderr except `keep`.
+fn close_all_but(keep: Option<i32>) -> Result<()> {
+    match keep {
+        Some(fd) => {
+            // Move it to 3, then close everything above.
+            nix::unistd::dup2(fd, 3).ctx(|| "keep the terminal socket")?;
+            sys::close_from(4).ctx(|| "close inherited descriptors")
+        }
+        None => sys::close_from(3).ctx(|| "close inherited descriptors"),
+    }
+}
+
+fn run_payload(applet: &str, payload: Payload, as_init: bool) -> i32 {
+    match payload {
+        Payload::Command { command, user } => run_as(applet, command, user, as_init),
+        Payload::Shell(sock) => {
+            // After close_all_but the socket is descriptor 3; the original
+            // descriptor is closed already.
+            std::mem::forget(sock);
+            match shell_on_new_tty(sys::adopt_fd(3)) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("{applet}: {e}");
+                    crate::applet::EXIT_CANNOT_RUN
+                }
+            }
+        }
+    }
+}
+
+/// Inside the guest: a new pseudo-terminal of its own devpts, its master
+/// sent to vsbox outside, root's login shell on its slave.
+fn shell_on_new_tty(sock: OwnedFd) -> Result<i32> {
+    use nix::fcntl::OFlag;
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open the server's /dev/ptmx")?;
+    nix::pty::grantpt(&master).ctx(|| "grantpt")?;
+    nix::pty::unlockpt(&master).ctx(|| "unlockpt")?;
+    let name = nix::pty::ptsname_r(&master).ctx(|| "ptsname")?;
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&name)
+        .ctx(|| format!("open {name}"))?;
+    let fds = [master.as_raw_fd()];
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[std::io::IoSlice::new(b"m")],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .ctx(|| "hand the terminal to vsbox")?;
+    drop(master);
+    drop(sock);
+    let root = users::lookup_here("root").ok();
+    let shell = root.as_ref().map_or("/bin/sh".to_owned(), |u| u.shell.clone());
+    let home = root.as_ref().map_or("/root".to_owned(), |u| u.home.clone());
+    let _ = std::env::set_current_dir(&home).or_else(|_| std::env::set_current_dir("/"));
+    let base = shell.rsplit('/').next().unwrap_or("sh").to_owned();
+    let mut c = std::process::Command::new(&shell);
+    {
+        use std::os::unix::process::CommandExt;
+        c.arg0(format!("-{base}"));
+    }
+    c.env_clear().envs(init::guest_env(&home, Some("root")));
+    let (si, so) = (slave.try_clone().ctx(|| "dup")?, slave.try_clone().ctx(|| "dup")?);
+    c.stdin(si).stdout(so).stderr(slave);
+    // The shell leads a new session whose controlling terminal is the new one.
+    sys::before_exec(&mut c, || {
+        nix::unistd::setsid().map_err(std::io::Error::from)?;
+        sys::set_controlling_tty(0).map_err(std::io::Error::from)
+    });
+    let child = c.spawn().map_err(|e| Error::io(format!("run {shell}"), &e))?;
+    Ok(init::reap_until(nix::unistd::Pid::from_raw(child.id() as i32)))
+}
+
+/// Runs `command` inside the guest (already entered), as `user` if given;
+/// under vsbox's init when `as_init` (PID 1 of a fresh context).
+fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool) -> i32 {
+    let who = match user.map(users::lookup_here).transpose() {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("{applet}: {e}");
+            return crate::applet::EXIT_CANNOT_RUN;
+        }
+    };
+    let env = init::guest_env(
+        who.as_ref().map_or("/root", |u| u.home.as_str()),
+        who.as_ref().map(|u| u.name.as_str()),
+    );
+    let _ = std::env::set_current_dir(who.as_ref().map_or("/", |u| u.home.as_str())).or_else(|_| std::env::set_current_dir("/"));
+    if as_init {
+        // A fresh context: vsbox's init stays PID 1 and runs the command as
+        // its child, which becomes the user.
+        let mut c = std::process::Command::new(&command[0]);
+        c.args(&command[1..]).env_clear().envs(env);
+        if let Some(u) = who.clone() {
+            sys::before_exec(&mut c, move || {
+                users::become_user(&u).map_err(|e| std::io::Error::from_raw_os_error(e.errno.map_or(libc::EPERM, |n| n as i32)))
+            });
+        }
+        return match c.spawn() {
+            Ok(child) => {
+                let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+                init::forward_signals_to(pid);
+                init::reap_until(pid)
+            }
+            Err(e) => exec::report_failure(applet, &command[0], &e),
+        };
+    }
+    if let Some(u) = &who {
+        if let Err(e) = users::become_user(u) {
+            eprintln!("{applet}: {e}");
+            return crate::applet::EXIT_CANNOT_RUN;
+        }
+    }
+    exec::exec_env(applet, command, &env)
+}
+
+/// Addresses to add as aliases: IPROOT entries with a device (their own
+/// `DEV:` or IPROOTDEV).
+fn aliases(cfg: &Config) -> Vec<Alias> {
+    cfg.iproot
+        .iter()
+        .filter_map(|ip| {
+            let dev = ip.dev.clone().or_else(|| cfg.iprootdev.clone())?;
+            let prefix = ip.prefix.or(cfg.iprootmask).unwrap_or(if ip.addr.is_ipv4() { 32 } else { 128 });
+            Some(Alias {
+                dev,
+                addr: ip.addr,
+                prefix,
+                broadcast: cfg.iprootbcast.filter(|b| b.is_ipv4() == ip.addr.is_ipv4()),
+            })
+        })
+        .collect()
+}
+
+/// Adds the aliases and records on the context which ones were added
+/// (an address that was there already is not ours to remove).
+fn add_aliases(cfg: &Config, dir: &Path) -> Result<()> {
+    let mut added: Vec<String> = Vec::new();
+    for a in aliases(cfg) {
+        let outcome = netlink::add(&a).and_then(|ours| {
+            if ours {
+                added.push(a.to_string());
+            }
+            sys::setxattr(dir, guest::XATTR_ALIASES, added.join(",").as_bytes()).ctx(|| format!("record aliases on {}", dir.display()))
+        });
+        if let Err(e) = outcome {
+            remove_aliases(dir);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn remove_aliases(dir: &Path) {
+    let Ok(Some(v)) = sys::getxattr(dir, guest::XATTR_ALIASES) else {
+        return;
+    };
+    for a in String::from_utf8_lossy(&v).split(',').filter_map(|s| s.parse::<Alias>().ok()) {
+        if let Err(e) = netlink::remove(&a) {
+            eprintln!("vserver: {e}");
+        }
+    }
+}
+
+/// Removes what `start` set up for a context that has no processes left.
+fn clean_up(reg: &Registry, dir: &Path) -> Result<()> {
+    remove_aliases(dir);
+    for c in ["cpu", "pids"] {
+        if let Some(d) = reg.layout.v1_dir(c, dir).filter(|d| d.is_dir()) {
+            cgroup::remove(&d, Some(Duration::from_secs(2)))?;
+        }
+    }
+    cgroup::remove(dir, Some(Duration::from_secs(2)))
+}
+
+/// Ends every process of a context (and of contexts inside it).
+fn kill_all(dir: &Path) {
+    if std::fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+        return;
+    }
+    // Kernels before 5.14: signal until nothing is left.
+    for _ in 0..100 {
+        let mut any = false;
+        if let Some(d) = cgroup::find_dir(dir, &|d| cgroup::procs(d).is_ok_and(|p| !p.is_empty())) {
+            for pid in cgroup::procs(&d).unwrap_or_default() {
+                any = true;
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        if !any {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn init_pid(dir: &Path) -> Option<u32> {
+    cgroup::procs(dir).ok()?.into_iter().find(|&p| launch::is_ns_init(p))
+}
+
+/// Creates the context of a guest: cgroup, flags, identity, resource
+/// controllers and the address lock. The directories are removed when the
+/// returned value is dropped, unless it is forgotten.
+fn new_context(reg: &Registry, g: &Guest, cfg: &Config) -> Result<(u32, Owned)> {
+    let (xid, dir) = reg.create(&reg.layout.base(), cfg.context, &paths::rundir())?;
+    let mut owned = Owned { dirs: vec![dir.clone()] };
+    sys::setxattr(&dir, guest::XATTR_GUEST, g.tag().as_bytes()).ctx(|| format!("record the server on {}", dir.display()))?;
+    if cfg.flags != 0 {
+        context::record_flags(&dir, cfg.flags)?;
+    }
+    owned.dirs.extend(launch::resource_dirs(reg, &dir, cfg.flags, nproc_limit(cfg))?);
+    let addrs = cfg.addresses()?;
+    if !addrs.is_empty() {
+        netlock::lock_cgroup(&dir, &addrs)?;
+    }
+    Ok((xid, owned))
+}
+
+/// `vserver NAME start`.
+pub fn start(applet: &str, g: &Guest) -> Result<()> {
+    let _lock = g.lock()?;
+    let cfg = g.config()?;
+    g.check_tree()?;
+    let reg = Registry::open()?;
+    if g.running(&reg).is_some() {
+        return Err(Error::failed(format!("start server {}", g.name), "it is running already"));
+    }
+    if let Some(stale) = g.context_dir(&reg.layout) {
+        clean_up(&reg, &stale)?;
+    }
+    g.hook("pre-start")?;
+    let (xid, owned) = new_context(&reg, g, &cfg)?;
+    let dir = owned.dirs[0].clone();
+    if let Err(e) = add_aliases(&cfg, &dir) {
+        drop(owned);
+        return Err(e);
+    }
+    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+    let (st_r, st_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+    let cgroup_dir = launch::open_dir(&dir)?;
+    match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| format!("start a process in {}", dir.display()))? {
+        Forked::Child => {
+            drop((out_r, st_r));
+            let v1 = owned.dirs[1..].to_vec();
+            std::mem::forget(owned);
+            first_process(
+                applet,
+                g,
+                &cfg,
+                &v1,
+                Then::Boot {
+                    output: out_w,
+                    status: st_w,
+                },
+            )
+        }
+        Forked::Parent(child) => {
+            drop((out_w, st_w));
+            match relay_start_up(out_r, st_r, child) {
+                Some(code) => {
+                    std::mem::forget(owned); // the guest runs on; `stop` removes it
+                    if code != 0 {
+                        eprintln!("{applet}: warning: the start-up scripts of {} exited with status {code}", g.name);
+                    }
+                    let _ = xid;
+                    g.hook("post-start")
+                }
+                None => {
+                    let _ = exec::wait_for(child);
+                    kill_all(&dir);
+                    remove_aliases(&dir);
+                    drop(owned);
+                    Err(Error::failed(format!("start server {}", g.name), "its init ended during start-up"))
+                }
+            }
+        }
+    }
+}
+
+/// Copies the guest's start-up output to our stdout until the status pipe
+/// reports the end of start-up: Some(exit code of the rc scripts), or
+/// None if the guest's first process died first.
+fn relay_start_up(out: OwnedFd, status: OwnedFd, child: nix::unistd::Pid) -> Option<i32> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::io::Write;
+    let mut buf = [0u8; 4096];
+    let mut out_open = true;
+    loop {
+        let mut fds = vec![PollFd::new(status.as_fd_ref(), PollFlags::POLLIN)];
+        if out_open {
+            fds.push(PollFd::new(out.as_fd_ref(), PollFlags::POLLIN));
+        }
+        if poll(&mut fds, PollTimeout::NONE).is_err() {
+            continue;
+        }
+        let out_ready = out_open && fds[1].revents().is_some_and(|r| !r.is_empty());
+        let status_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        if out_ready {
+            match nix::unistd::read(out.as_raw_fd(), &mut buf) {
+                Ok(0) | Err(_) => out_open = false,
+                Ok(n) => {
+                    let _ = std::io::stdout().write_all(&buf[..n]);
+                    let _ = std::io::stdout().flush();
+                }
+            }
+            continue; // drain output before looking at the status
+        }
+        if status_ready {
+            let mut b = [0u8; 1];
+            return match nix::unistd::read(status.as_raw_fd(), &mut b) {
+                Ok(1) => Some(i32::from(b[0])),
+                // End without a byte: fakeinit's exec closed it, or PID 1 died.
+                _ => {
+                    for _ in 0..20 {
+                        if let Ok(nix::sys::wait::WaitStatus::Exited(..) | nix::sys::wait::WaitStatus::Signaled(..)) =
+                            nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+                        {
+                            return None;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Some(0)
+                }
+            };
+        }
+    }
+}
+
+trait AsFdRef {
+    fn as_fd_ref(&self) -> std::os::fd::BorrowedFd<'_>;
+}
+impl AsFdRef for OwnedFd {
+    fn as_fd_ref(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self)
+    }
+}
+
+/// `vserver NAME stop`.
+pub fn stop(g: &Guest) -> Result<()> {
+    let _lock = g.lock()?;
+    let reg = Registry::open()?;
+    let Some(dir) = g.context_dir(&reg.layout) else {
+        return Err(Error::failed(format!("stop server {}", g.name), "it is not running"));
+    };
+    let was_running = cgroup::populated(&dir);
+    if was_running {
+        g.hook("pre-stop")?;
+        if let Some(pid) = init_pid(&dir) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+        }
+        if !cgroup::wait_empty(&dir, Some(STOP_GRACE)) {
+            kill_all(&dir);
+            cgroup::wait_empty(&dir, Some(Duration::from_secs(5)));
+        }
+    }
+    clean_up(&reg, &dir)?;
+    if was_running {
+        g.hook("post-stop")?;
+    }
+    Ok(())
+}
+
+/// `vserver NAME exec|suexec|service …`: in the running guest, or in a
+/// fresh context of it (no services) when it is not running.
+pub fn exec(applet: &str, g: &Guest, command: &[String], user: Option<&str>) -> Result<i32> {
+    let (child, _owned) = spawn_in(applet, g, Payload::Command { command, user })?;
+    Ok(launch::supervise(child))
+}
+
+/// `vserver NAME enter`: root's login shell on a new terminal of the
+/// guest. The caller's terminal never enters the guest: the guest side
+/// hands vsbox the master of its new terminal, and vsbox relays.
+pub fn enter(applet: &str, g: &Guest) -> Result<i32> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
+    let (child, _owned) = spawn_in(applet, g, Payload::Shell(theirs))?;
+    let relayed = crate::tty::relay_from(&ours);
+    let code = exec::wait_for(child);
+    relayed?;
+    Ok(code)
+}
+
+/// Starts the payload in the guest: joins the running context, or makes
+/// a fresh one (returned, so it is removed when dropped). In the calling
+/// process only the child's pid comes back.
+fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::Pid, Option<Owned>)> {
+    let cfg = g.config()?;
+    g.check_tree()?;
+    let reg = Registry::open()?;
+    if let Some((xid, dir)) = g.running(&reg) {
+        return Ok((join(applet, xid, &dir, &cfg, payload)?, None));
+    }
+    let (_, owned) = new_context(&reg, g, &cfg)?;
+    let cgroup_dir = launch::open_dir(&owned.dirs[0])?;
+    match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| "start a process in the server")? {
+        Forked::Child => {
+            let v1 = owned.dirs[1..].to_vec();
+            std::mem::forget(owned);
+            let _ = sys::set_pdeathsig(libc::SIGKILL);
+            first_process(applet, g, &cfg, &v1, Then::Run(payload))
+        }
+        Forked::Parent(child) => Ok((child, Some(owned))),
+    }
+}
+
+fn join(applet: &str, xid: u32, dir: &Path, cfg: &Config, payload: Payload) -> Result<nix::unistd::Pid> {
+    let flags = context::flags_of(dir);
+    if flags & abi::VXF_PRIVATE != 0 {
+        return Err(Error::failed(
+            format!("enter context {xid}"),
+            "it is private (flag 'private'): nobody may join it",
+        ));
+    }
+    let leader = init_pid(dir).ok_or_else(|| Error::failed(format!("enter context {xid}"), "it has no init"))?;
+    let handles = ns::Handles::open(leader)?;
+    let status = std::fs::read_to_string(format!("/proc/{leader}/status")).ctx(|| format!("read /proc/{leader}/status"))?;
+    let ceiling = caps::from_status(&status, "CapBnd:").ok_or_else(|| Error::failed("read the server's ceiling", "no CapBnd line"))?;
+    let layout = cgroup::Layout::detect()?;
+    let v1: Vec<PathBuf> = ["cpu", "pids"]
+        .iter()
+        .filter_map(|c| layout.v1_dir(c, dir))
+        .filter(|d| d.is_dir())
+        .collect();
+    let cgroup_dir = launch::open_dir(dir)?;
+    handles.join(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS)?;
+    match sys::fork_into(&cgroup_dir, CloneFlags::empty()).ctx(|| "start a process in the server")? {
+        Forked::Parent(child) => Ok(child),
+        Forked::Child => {
+            let keep = match &payload {
+                Payload::Shell(sock) => Some(sock.as_raw_fd()),
+                Payload::Command { .. } => None,
+            };
+            let setup = (|| {
+                for d in &v1 {
+                    cgroup::enter(d)?;
+                }
+                handles.join(CloneFlags::CLONE_NEWPID)?;
+                drop(handles);
+                std::env::set_current_dir("/").ctx(|| "chdir /")?;
+                apply_limits(cfg)?;
+                let policy = Policy {
+                    lock: flags & abi::VXF_LOCK != 0,
+                    spectator: false,
+                };
+                launch::restrict(policy, &caps::Request::default(), ceiling & launch::current_ceiling()?, None)?;
+                close_all_but(keep)
+            })();
+            launch::finish_child(applet, setup, || run_payload(applet, payload, false))
+        }
+    }
+}
+
+/// One line per fact, for `vserver NAME status`.
+pub fn status(g: &Guest) -> Result<(bool, String)> {
+    let cfg = g.config()?;
+    let reg = Registry::open()?;
+    let addrs = cfg.addresses()?;
+    let addrs = if addrs.is_empty() {
+        "none (not bound)".to_owned()
+    } else {
+        addrs.to_string()
+    };
+    Ok(match g.running(&reg) {
+        Some((xid, dir)) => {
+            let procs = count_procs(&dir);
+            (
+                true,
+                format!(
+                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\naddresses: {addrs}\n",
+                    g.name
+                ),
+            )
+        }
+        None => (false, format!("Server {} is not running\naddresses: {addrs}\n", g.name)),
+    })
+}
+
+fn count_procs(dir: &Path) -> usize {
+    let mut n = cgroup::procs(dir).map(|p| p.len()).unwrap_or(0);
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+            n += count_procs(&e.path());
+        }
+    }
+    n
+}
