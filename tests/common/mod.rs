@@ -219,3 +219,92 @@ pub fn read_line(child: &mut Child) -> String {
     r.read_line(&mut line).unwrap();
     line.trim().to_owned()
 }
+
+/// A busybox guest built in the test's private directories, with the
+/// probe at /bin/probe. Dropping it stops it and ends whatever is left.
+pub struct TestGuest<'a> {
+    pub env: &'a Env,
+    pub name: String,
+}
+
+impl<'a> TestGuest<'a> {
+    pub fn busybox(env: &'a Env, tag: &str) -> TestGuest<'a> {
+        let name = format!("{tag}-{}-{}", std::process::id(), next());
+        let g = TestGuest { env, name };
+        g.run(&["build", "-m", "busybox"]).ok();
+        std::fs::copy(PROBE, g.root().join("bin/probe")).unwrap();
+        g
+    }
+    pub fn root(&self) -> PathBuf {
+        self.env.dir.path().join("vservers").join(&self.name)
+    }
+    pub fn conf_path(&self) -> PathBuf {
+        self.env.dir.path().join("etc").join(format!("{}.conf", self.name))
+    }
+    pub fn conf(&self, text: &str) {
+        std::fs::write(self.conf_path(), text).unwrap();
+    }
+    pub fn run(&self, args: &[&str]) -> Out {
+        let mut full = vec![self.name.as_str()];
+        full.extend_from_slice(args);
+        self.env.run("vserver", &full)
+    }
+    /// An init script /etc/init.d/S50NAME with `start` and `stop` bodies.
+    pub fn service(&self, name: &str, start: &str, stop: &str) {
+        let p = self.root().join(format!("etc/init.d/S50{name}"));
+        std::fs::write(
+            &p,
+            format!("#!/bin/sh\ncase \"$1\" in\nstart) {start} ;;\nstop) {stop} ;;\nesac\nexit 0\n"),
+        )
+        .unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&p).unwrap().permissions(), 0o755);
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    /// The guest's context directory (running or left over).
+    pub fn context_dir(&self) -> Option<PathBuf> {
+        let layout = vsbox::cgroup::Layout::detect().ok()?;
+        let tag = self.conf_path().display().to_string();
+        vsbox::cgroup::find_dir(&layout.base(), &|d| {
+            vsbox::sys::getxattr(d, "trusted.vsbox.guest")
+                .ok()
+                .flatten()
+                .is_some_and(|v| v == tag.as_bytes())
+        })
+    }
+}
+
+impl Drop for TestGuest<'_> {
+    fn drop(&mut self) {
+        let _ = self.run(&["stop"]);
+        if let Some(dir) = self.context_dir() {
+            if let Some(xid) = dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()) {
+                kill_context(xid);
+            }
+        }
+    }
+}
+
+/// Processes anywhere on the host whose cgroup is context `xid`'s.
+pub fn processes_of(xid: u32) -> Vec<u32> {
+    let needle = format!("/vsbox/{xid}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| {
+                c.lines()
+                    .any(|l| l.starts_with("0::") && (l.ends_with(&needle) || l.contains(&format!("{needle}/"))))
+            })
+        })
+        .collect()
+}
+
+/// Addresses currently on network device `dev`.
+pub fn addresses_on(dev: &str) -> Vec<String> {
+    nix::ifaddrs::getifaddrs()
+        .unwrap()
+        .filter(|i| i.interface_name == dev)
+        .filter_map(|i| i.address.and_then(|a| a.as_sockaddr_in().map(|s| s.ip().to_string())))
+        .collect()
+}

@@ -19,6 +19,8 @@ fn errno_name(e: i32) -> &'static str {
         libc::EADDRINUSE => "EADDRINUSE",
         libc::ECONNREFUSED => "ECONNREFUSED",
         libc::EROFS => "EROFS",
+        libc::ENOTTY => "ENOTTY",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
         _ => "OTHER",
     }
 }
@@ -48,6 +50,10 @@ fn last<T>(ret: T, failed: bool) -> std::io::Result<T> {
 fn addr(a: &str, p: &str) -> SocketAddr {
     let ip: std::net::IpAddr = a.parse().expect("address");
     SocketAddr::new(ip, p.parse().expect("port"))
+}
+
+fn c(s: &str) -> std::ffi::CString {
+    std::ffi::CString::new(s).unwrap()
 }
 
 fn field(f: &[libc::c_char]) -> String {
@@ -225,6 +231,99 @@ fn main() {
                 last(r, r < 0)
             }),
             |_| "typed".into(),
+        ),
+        ["mount-tmpfs", dir] => {
+            let (src, dst, fs) = (c("none"), c(dir), c("tmpfs"));
+            // SAFETY: NUL-terminated strings.
+            let r = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
+            report(last(r, r < 0), |_| "mounted".into())
+        }
+        ["load-module"] => {
+            // finit_module on /dev/null: refused for want of CAP_SYS_MODULE
+            // before the (non-)module is even looked at.
+            let f = std::fs::File::open("/dev/null").unwrap();
+            use std::os::fd::AsRawFd;
+            // SAFETY: plain syscall.
+            let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), c("").as_ptr(), 0) };
+            report(last(r, r < 0), |_| "loaded".into())
+        }
+        ["set-clock"] => {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: valid timespec; setting the same time again is harmless if allowed.
+            let r = unsafe {
+                libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts);
+                libc::clock_settime(libc::CLOCK_REALTIME, &ts)
+            };
+            report(last(r, r < 0), |_| "clock set".into())
+        }
+        ["set-mtu", dev] => {
+            // Sets the device's MTU to the value it has: harmless if allowed.
+            // SAFETY: ifreq is plain data; ioctls on a datagram socket.
+            let r = unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+                let mut ifr: libc::ifreq = std::mem::zeroed();
+                for (i, b) in dev.bytes().enumerate().take(15) {
+                    ifr.ifr_name[i] = b as libc::c_char;
+                }
+                libc::ioctl(fd, libc::SIOCGIFMTU, &mut ifr);
+                libc::ioctl(fd, libc::SIOCSIFMTU, &ifr)
+            };
+            report(last(r, r < 0), |_| "mtu set".into())
+        }
+        ["raw-socket"] => {
+            // SAFETY: plain syscall.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
+            report(last(fd, fd < 0), |_| "raw socket".into())
+        }
+        ["mknod-block", path] => {
+            // /dev/vda-like: block 253:0.
+            // SAFETY: NUL-terminated path.
+            let r = unsafe { libc::mknod(c(path).as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(253, 0)) };
+            report(last(r, r < 0), |_| "created".into())
+        }
+        ["set-immutable", path] => {
+            let f = std::fs::File::open(path).unwrap();
+            use std::os::fd::AsRawFd;
+            let mut flags: libc::c_long = 0;
+            // SAFETY: FS_IOC_[GS]ETFLAGS with a long.
+            let r = unsafe {
+                libc::ioctl(f.as_raw_fd(), 0x80086601, &mut flags);
+                flags |= 0x10; // FS_IMMUTABLE_FL
+                libc::ioctl(f.as_raw_fd(), 0x40086602, &flags)
+            };
+            report(last(r, r < 0), |_| "immutable".into())
+        }
+        ["rewrite", path] => {
+            // Writes a file's own content back (harmless if allowed).
+            let cur = std::fs::read(path).unwrap_or_default();
+            report(std::fs::write(path, cur), |_| "written".into())
+        }
+        // Classic escapes from a chroot: a second chroot, and `..` from a
+        // descriptor saved outside; then look for `marker`.
+        ["chroot-escape", marker] => {
+            use std::os::fd::AsRawFd;
+            let _ = std::fs::create_dir("/escape-jail");
+            let outside = std::fs::File::open("/").unwrap();
+            // SAFETY: plain syscalls with NUL-terminated paths.
+            unsafe {
+                libc::chroot(c("/escape-jail").as_ptr());
+                libc::fchdir(outside.as_raw_fd());
+                for _ in 0..64 {
+                    libc::chdir(c("..").as_ptr());
+                }
+                libc::chroot(c(".").as_ptr());
+            }
+            let _ = std::fs::remove_dir("/escape-jail");
+            report(std::fs::metadata(marker), |_| format!("escaped: {marker} is visible"))
+        }
+        ["http-get", ip, port] => report(
+            TcpStream::connect(addr(ip, port)).and_then(|mut s| {
+                write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
+                let mut r = String::new();
+                s.read_to_string(&mut r)?;
+                Ok(r.split("\r\n\r\n").nth(1).unwrap_or("").trim().to_owned())
+            }),
+            |body| body,
         ),
         ["exists", path] => report(std::fs::symlink_metadata(path), |_| (*path).to_owned()),
         ["uname"] => {

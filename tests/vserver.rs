@@ -1,0 +1,423 @@
+//! vserver with real busybox guests: the life cycle, the showcase of two
+//! guests serving the same port on two addresses, escape attempts by guest
+//! root next to what it may do, and bad input.
+
+mod common;
+use common::*;
+use std::process::Stdio;
+
+fn xid_of(status: &Out) -> u32 {
+    status
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("context: "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a context line")
+}
+
+#[test]
+fn busybox_guest_lifecycle_leaves_nothing_behind() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "life");
+    // A daemon that double-forks away from its parent.
+    g.service(
+        "daemon",
+        "echo daemon starting; (probe sleep 600 &) ; echo $(( $(cat /var/starts 2>/dev/null || echo 0) + 1 )) > /var/starts",
+        "echo daemon stopping",
+    );
+    let out = g.run(&["start"]);
+    out.ok();
+    assert!(out.stdout.contains("daemon starting"), "start shows the start-up output: {out:?}");
+    let running = g.run(&["running"]);
+    assert_eq!(
+        (running.code, running.line()),
+        (0, format!("Server {} is running", g.name).as_str())
+    );
+    let status = g.run(&["status"]);
+    let xid = xid_of(&status);
+    assert!(status.stdout.contains("processes: "), "{status:?}");
+    // exec passes output and status through; the guest's root is /.
+    let out = g.run(&["exec", "sh", "-c", "cat /etc/hostname; exit 5"]);
+    assert_eq!((out.code, out.line()), (5, g.name.as_str()));
+    let out = g.run(&["exec", "probe", "exists", "/var/starts"]);
+    assert!(out.stdout.starts_with("OK"), "{out:?}");
+    // suexec resolves the user in the guest's own files.
+    let out = g.run(&["suexec", "nobody", "probe", "status", "Uid"]);
+    assert!(out.stdout.starts_with("65534"), "{out:?}");
+    let out = g.run(&["suexec", "nosuchuser", "true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("nosuchuser"), "{out:?}");
+    // service runs the guest's own init script.
+    let out = g.run(&["service", "S50daemon", "stop"]);
+    assert_eq!(out.line(), "daemon stopping", "{out:?}");
+    // restart: the start-up runs again.
+    assert_eq!(std::fs::read_to_string(g.root().join("var/starts")).unwrap().trim(), "1");
+    g.run(&["restart"]).ok();
+    assert_eq!(
+        std::fs::read_to_string(g.root().join("var/starts")).unwrap().trim(),
+        "2",
+        "restart ran the start-up again"
+    );
+    let xid2 = xid_of(&g.run(&["status"]));
+    // stop: nothing of the guest survives.
+    g.run(&["stop"]).ok();
+    let running = g.run(&["running"]);
+    assert_eq!(
+        (running.code, running.line()),
+        (1, format!("Server {} is not running", g.name).as_str())
+    );
+    for x in [xid, xid2] {
+        assert!(
+            processes_of(x).is_empty(),
+            "processes of context {x} survived: {:?}",
+            processes_of(x)
+        );
+        assert!(ctx_dir(x).is_none(), "cgroup of context {x} survived");
+    }
+    assert!(g.context_dir().is_none());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&g.name), "a mount of the guest leaked to the host");
+    let out = g.run(&["stop"]);
+    assert_eq!(out.code, 1, "stopping a stopped server: {out:?}");
+    assert!(out.stderr.contains("not running"));
+}
+
+#[test]
+fn exec_in_a_stopped_guest_gets_a_fresh_context() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "fresh");
+    let out = g.run(&["exec", "probe", "pid"]);
+    assert_eq!(out.line(), "2", "vsbox's init is PID 1: {out:?}");
+    let out = g.run(&["exec", "/nonexistent"]);
+    assert_eq!(out.code, 127, "{out:?}");
+    assert!(g.context_dir().is_none(), "the fresh context was removed");
+}
+
+/// Runs `vserver NAME enter` on a new pseudo-terminal, types `input`,
+/// and returns (exit code, everything the terminal showed).
+fn enter_with(g: &TestGuest, input: &str) -> (i32, String) {
+    use std::io::{Read, Write};
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::os::fd::AsRawFd::as_raw_fd(&pty.slave);
+    let mut c = g.env.cmd("vserver");
+    c.args([g.name.as_str(), "enter"]);
+    // SAFETY: async-signal-safe calls only.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+            libc::setsid();
+            libc::ioctl(slave, libc::TIOCSCTTY, 0);
+            libc::dup2(slave, 0);
+            libc::dup2(slave, 1);
+            libc::dup2(slave, 2);
+            Ok(())
+        });
+    }
+    let mut child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    drop(pty.slave);
+    let mut master = std::fs::File::from(pty.master);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    master.write_all(input.as_bytes()).unwrap();
+    let mut seen = Vec::new();
+    let _ = master.read_to_end(&mut seen); // EIO once every slave is closed
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    (code, String::from_utf8_lossy(&seen).into_owned())
+}
+
+#[test]
+fn enter_gives_a_shell_on_a_new_terminal_of_the_guest() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "enter");
+    for running in [false, true] {
+        if running {
+            g.run(&["start"]).ok();
+        }
+        let (code, seen) = enter_with(&g, "echo \"T=$(tty) H=$(hostname) U=$(id -u)\"; exit 7\n");
+        assert_eq!(code, 7, "{seen}");
+        assert!(
+            seen.contains(&format!("T=/dev/pts/0 H={} U=0", g.name)),
+            "running={running}: {seen}"
+        );
+    }
+}
+
+#[test]
+fn two_guests_serve_the_same_port_on_their_own_addresses() {
+    require_root!();
+    let env = Env::new();
+    let (ip1, ip2) = (loopback(), loopback());
+    let port = "80";
+    let mut guests = Vec::new();
+    for (ip, content) in [(&ip1, "guest one"), (&ip2, "guest two")] {
+        let g = TestGuest::busybox(&env, "web");
+        std::fs::create_dir_all(g.root().join("var/www")).unwrap();
+        std::fs::write(g.root().join("var/www/index.html"), content).unwrap();
+        // The identical, vanilla service configuration in both.
+        g.service("httpd", &format!("httpd -p {port} -h /var/www"), "killall httpd");
+        g.conf(&format!("IPROOT={ip}\nS_HOSTNAME=web\n"));
+        g.run(&["start"]).ok();
+        guests.push(g);
+    }
+    // The host's own service on the same port still works.
+    let host_www = TempDir::new("www");
+    std::fs::write(host_www.path().join("index.html"), "host").unwrap();
+    let _host = Bg(std::process::Command::new("/bin/busybox")
+        .args([
+            "httpd",
+            "-f",
+            "-p",
+            &format!("127.0.0.1:{port}"),
+            "-h",
+            host_www.path().to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap());
+    let get = |ip: &str| Out::from(std::process::Command::new(PROBE).args(["http-get", ip, port]).output().unwrap());
+    assert!(eventually(5, || get("127.0.0.1").stdout.contains("host")), "{:?}", get("127.0.0.1"));
+    assert_eq!(get(&ip1).line(), "OK guest one");
+    assert_eq!(get(&ip2).line(), "OK guest two");
+}
+
+#[test]
+fn guest_root_cannot_escape() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "jail");
+    let marker = env.dir.path().join("host-marker");
+    std::fs::write(&marker, "host").unwrap();
+    g.run(&["start"]).ok();
+    let host = Bg(std::process::Command::new(PROBE).args(["sleep", "30"]).spawn().unwrap());
+    let hostpid = host.0.id().to_string();
+    let m = marker.to_str().unwrap();
+    let ip = loopback();
+    let attempts: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["kill", &hostpid, "9"], "ERR ESRCH"),
+        (vec!["chroot-escape", m], "ERR ENOENT"),
+        (vec!["mount-tmpfs", "/tmp"], "ERR EPERM"),
+        // This kernel has no module support (ENOSYS for everyone); the
+        // ceiling check below covers kernels that have it.
+        (vec!["load-module"], "ERR E"),
+        (vec!["set-clock"], "ERR EPERM"),
+        (vec!["set-mtu", "lo"], "ERR EPERM"),
+        (vec!["raw-socket"], "ERR EPERM"),
+        (vec!["mknod-block", "/tmp/disk"], "ERR EPERM"),
+        (vec!["set-immutable", "/etc/hostname"], "ERR EPERM"),
+        (vec!["rewrite", "/proc/sys/vm/swappiness"], "ERR EROFS"),
+        (vec!["rewrite", "/sys/kernel/mm/transparent_hugepage/enabled"], "ERR EROFS"),
+        (vec!["unshare", "mnt"], "ERR EPERM"),
+    ];
+    for (attempt, want) in &attempts {
+        let mut args = vec!["exec", "probe"];
+        args.extend(attempt.iter().copied());
+        let out = g.run(&args);
+        assert!(out.stdout.starts_with(want), "{attempt:?}: {out:?}");
+    }
+    let bnd = g.run(&["exec", "probe", "status", "CapBnd"]);
+    let bnd = u64::from_str_radix(bnd.line(), 16).unwrap();
+    for (cap, name) in [
+        (16, "SYS_MODULE"),
+        (21, "SYS_ADMIN"),
+        (12, "NET_ADMIN"),
+        (13, "NET_RAW"),
+        (25, "SYS_TIME"),
+        (27, "MKNOD"),
+        (9, "LINUX_IMMUTABLE"),
+        (22, "SYS_BOOT"),
+    ] {
+        assert_eq!(bnd & (1 << cap), 0, "guest root keeps CAP_{name}");
+    }
+    // Next to each refusal, what guest root may do.
+    let allowed: Vec<Vec<&str>> = vec![
+        vec!["kill", "1", "0"],
+        vec!["exists", "/etc/hostname"],
+        vec!["bind", "0.0.0.0", "80", "tcp"],
+        vec!["rewrite", "/etc/hostname"],
+        vec!["shm-create", "4242"],
+    ];
+    for attempt in &allowed {
+        let mut args = vec!["exec", "probe"];
+        args.extend(attempt.iter().copied());
+        let out = g.run(&args);
+        assert!(out.stdout.starts_with("OK"), "{attempt:?}: {out:?}");
+    }
+    // The host's name is not the guest's to change.
+    let before = nix::unistd::gethostname().unwrap();
+    let out = g.run(&["exec", "hostname", "hacked"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert_eq!(nix::unistd::gethostname().unwrap(), before);
+    assert!(std::path::Path::new(&format!("/proc/{hostpid}")).exists());
+    // Its System V IPC is its own.
+    let other = TestGuest::busybox(&env, "jail2");
+    other.run(&["start"]).ok();
+    assert!(g.run(&["exec", "probe", "shm-find", "4242"]).stdout.starts_with("OK"));
+    assert!(other.run(&["exec", "probe", "shm-find", "4242"]).stdout.starts_with("ERR ENOENT"));
+    let _ = ip;
+}
+
+#[test]
+fn aliases_are_added_at_start_and_removed_at_stop() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "alias");
+    let ip = loopback();
+    g.conf(&format!("IPROOT={ip}\nIPROOTDEV=lo\nIPROOTMASK=32\n"));
+    assert!(!addresses_on("lo").contains(&ip));
+    g.run(&["start"]).ok();
+    assert!(addresses_on("lo").contains(&ip), "alias added");
+    let out = g.run(&["exec", "probe", "bind", "0.0.0.0", "0", "udp"]);
+    assert!(out.stdout.starts_with(&format!("OK {ip}:")), "{out:?}");
+    g.run(&["stop"]).ok();
+    assert!(!addresses_on("lo").contains(&ip), "alias removed");
+}
+
+#[test]
+fn a_bad_configuration_stops_start_before_anything_changes() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "badconf");
+    g.conf("ONBOOT=no\nS_HOSTNAME=x\nBOGUS=1\n");
+    let out = g.run(&["start"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let want = format!("{}:3: unknown key 'BOGUS'", g.conf_path().display());
+    assert!(out.stderr.contains(&want), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(g.context_dir().is_none(), "something was set up");
+    g.conf("IPROOT=127.0.0.300\n");
+    let out = g.run(&["start"]);
+    assert!(out.stderr.contains(":1: bad address '127.0.0.300'"), "{out:?}");
+    let out = env.run("vserver", &["no-such-guest", "start"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("unknown server 'no-such-guest'"));
+    let out = env.run("vserver", &["../etc", "start"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    let out = g.run(&["frobnicate"]);
+    assert_eq!(out.code, 2, "{out:?}");
+}
+
+#[test]
+fn hostile_symlinks_in_the_tree_change_nothing_outside() {
+    require_root!();
+    let env = Env::new();
+    let outside = TempDir::new("outside");
+    for target in ["dev", "proc"] {
+        let g = TestGuest::busybox(&env, "hostile");
+        let p = g.root().join(target);
+        std::fs::remove_dir_all(&p).unwrap();
+        std::os::unix::fs::symlink(outside.path(), &p).unwrap();
+        let out = g.run(&["start"]);
+        assert_eq!(out.code, 1, "{target}: {out:?}");
+        assert!(
+            out.stderr.contains(&format!("guest's /{target}")) && out.stderr.contains("not a directory"),
+            "{out:?}"
+        );
+        assert_eq!(
+            std::fs::read_dir(outside.path()).unwrap().count(),
+            0,
+            "something was created outside the tree"
+        );
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(outside.path().to_str().unwrap()),
+            "something was mounted outside the tree"
+        );
+        assert!(g.context_dir().is_none());
+    }
+}
+
+#[test]
+fn concurrent_starts_make_one_guest() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "race");
+    let a = g
+        .env
+        .cmd("vserver")
+        .args([g.name.as_str(), "start"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = g
+        .env
+        .cmd("vserver")
+        .args([g.name.as_str(), "start"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (a, b) = (Out::from(a.wait_with_output().unwrap()), Out::from(b.wait_with_output().unwrap()));
+    let mut codes = [a.code, b.code];
+    codes.sort();
+    assert_eq!(codes, [0, 1], "{a:?} {b:?}");
+    assert!(a.stderr.contains("running already") || b.stderr.contains("running already"));
+    let layout = vsbox::cgroup::Layout::detect().unwrap();
+    let tag = g.conf_path().display().to_string();
+    let n = vsbox::context::Registry::open()
+        .unwrap()
+        .list()
+        .iter()
+        .filter(|(_, d)| {
+            vsbox::sys::getxattr(d, "trusted.vsbox.guest")
+                .ok()
+                .flatten()
+                .is_some_and(|v| v == tag.as_bytes())
+        })
+        .count();
+    assert_eq!(n, 1, "one context for the guest");
+    let _ = layout;
+}
+
+#[test]
+fn hooks_run_around_start_and_stop_and_pre_start_can_veto() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "hook");
+    let log = env.dir.path().join("hook.log");
+    let hook = env.dir.path().join("etc").join(format!("{}.sh", g.name));
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"$1 $2\" >> {}\n[ -e {}.veto ] && exit 1\nexit 0\n",
+            log.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    g.run(&["start"]).ok();
+    g.run(&["stop"]).ok();
+    let phases: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(String::from).collect();
+    let want: Vec<String> = ["pre-start", "post-start", "pre-stop", "post-stop"]
+        .iter()
+        .map(|p| format!("{p} {}", g.name))
+        .collect();
+    assert_eq!(phases, want);
+    std::fs::write(format!("{}.veto", log.display()), "").unwrap();
+    let out = g.run(&["start"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("pre-start"), "{out:?}");
+    assert!(g.context_dir().is_none(), "a vetoed start set something up");
+}
+
+#[test]
+fn build_refuses_to_overwrite_without_force() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "build");
+    std::fs::write(g.root().join("etc/keep"), "x").unwrap();
+    let out = g.run(&["build", "-m", "skeleton"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("--force"), "{out:?}");
+    assert!(g.root().join("etc/keep").exists());
+    g.run(&["build", "-m", "skeleton", "--force"]).ok();
+    assert!(!g.root().join("etc/keep").exists());
+    assert!(g.root().join("tmp").is_dir());
+    let out = g.run(&["build", "-m", "nosuchmethod"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    // The configuration it wrote is valid and commented.
+    let conf = std::fs::read_to_string(g.conf_path()).unwrap();
+    assert!(conf.starts_with('#'));
+    assert!(vsbox::config::parse(&g.conf_path(), &conf).is_ok());
+}
