@@ -115,6 +115,8 @@ pub fn guest(startup: Option<Vec<String>>, shutdown: Option<Vec<String>>, status
         if let Some(fd) = status.take() {
             let _ = nix::unistd::write(&fd, &[code.clamp(0, 255) as u8]);
         }
+        // From now on this process only waits: give back what set-up used.
+        sys::release_own_text();
         // Nobody reads our output from now on.
         if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
             for fd in 0..3 {

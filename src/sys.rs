@@ -346,6 +346,39 @@ pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
+/// Drops this process's mappings of its own code: pages
+/// touched once (during set-up) stop counting as resident, and the few the
+/// process still runs fault back in from the page cache.
+pub fn release_own_text() {
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else { return };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    let exe = exe.to_string_lossy().into_owned();
+    for line in maps.lines().filter(|l| l.ends_with(exe.as_str())) {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        // Only code: it is never written. Read-only data is not safe to
+        // drop, since RELRO pages were written by relocation before being
+        // made read-only, and would fault back in unrelocated.
+        if !perms.contains('x') || perms.contains('w') {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else { continue };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            continue;
+        };
+        // SAFETY: the range is an executable, never-written private file
+        // mapping of this process; MADV_DONTNEED only drops its page-table
+        // entries, and the same code faults back in from the file.
+        unsafe {
+            libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED);
+        }
+    }
+}
+
 /// Sets a signal's disposition to a plain handler that takes the signal number.
 pub fn set_handler(sig: nix::sys::signal::Signal, handler: extern "C" fn(libc::c_int)) -> Result<(), Errno> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};

@@ -421,3 +421,46 @@ fn build_refuses_to_overwrite_without_force() {
     assert!(conf.starts_with('#'));
     assert!(vsbox::config::parse(&g.conf_path(), &conf).is_ok());
 }
+
+/// The seed's default: a copy of the host's own system, with its own
+/// bash, procps and users.
+#[test]
+fn copy_guest_runs_the_hosts_own_userland() {
+    require_root!();
+    let env = Env::new();
+    let name = format!("copy-{}", std::process::id());
+    let run = |args: &[&str]| {
+        let mut full = vec![name.as_str()];
+        full.extend_from_slice(args);
+        env.run("vserver", &full)
+    };
+    struct Stop<'a>(&'a dyn Fn(&[&str]) -> Out);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["stop"]);
+        }
+    }
+    let build = run(&["build"]);
+    build.ok();
+    assert!(build.stderr.contains("copied"), "{build:?}");
+    let root = env.dir.path().join("vservers").join(&name);
+    for d in ["usr/bin", "etc", "var", "proc", "dev", "tmp"] {
+        assert!(root.join(d).is_dir(), "{d}");
+    }
+    assert!(
+        std::fs::read_dir(root.join("dev")).unwrap().next().is_none(),
+        "no host device nodes copied"
+    );
+    let _stop = Stop(&run);
+    run(&["start"]).ok();
+    // The host's ps, in the guest, sees the guest's processes only.
+    let out = run(&["exec", "ps", "-e", "-o", "pid=,comm="]);
+    let pids: Vec<&str> = out.stdout.lines().map(|l| l.split_whitespace().next().unwrap_or("")).collect();
+    assert!(pids.contains(&"1") && pids.len() <= 3, "{out:?}");
+    let out = run(&["suexec", "daemon", "id", "-un"]);
+    assert_eq!(out.line(), "daemon", "{out:?}");
+    let out = run(&["exec", "bash", "-c", "hostname; readlink /etc/mtab"]);
+    assert_eq!(out.stdout, format!("{name}\n/proc/mounts\n"), "{out:?}");
+    run(&["stop"]).ok();
+    assert_eq!(run(&["running"]).code, 1);
+}

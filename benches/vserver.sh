@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Running guests, measured: `vserver NAME exec true` vs nsenter into the
+# same guest, the time from `vserver NAME start` to its web server
+# answering, and the memory vsbox keeps per running guest.
+# Usage (as root; needs busybox-static): benches/vserver.sh [N]  (default 300)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-300}
+VSBOX=$(realpath "${VSBOX:-target/release/vsbox}")
+[ -x "$VSBOX" ] || cargo build --release -q
+work=$(mktemp -d /tmp/vsbox-bench.XXXXXX)
+export VSBOX_CONFDIR=$work/etc VSBOX_ROOTDIR=$work/vservers VSBOX_RUNDIR=$work/run
+mkdir -p "$VSBOX_CONFDIR"
+cleanup() {
+	for g in bench1 bench2; do "$VSBOX" vserver $g stop >/dev/null 2>&1 || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+for i in 1 2; do
+	"$VSBOX" vserver bench$i build -m busybox >/dev/null
+	mkdir -p "$work/vservers/bench$i/var/www"
+	echo "bench$i" > "$work/vservers/bench$i/var/www/index.html"
+	printf '#!/bin/sh\n[ "$1" = start ] && httpd -p 80 -h /var/www\nexit 0\n' > "$work/vservers/bench$i/etc/init.d/S50httpd"
+	chmod 755 "$work/vservers/bench$i/etc/init.d/S50httpd"
+	echo "IPROOT=127.77.0.$i" > "$VSBOX_CONFDIR/bench$i.conf"
+done
+
+# Start to answering.
+ms() { date +%s%N; }
+t0=$(ms)
+"$VSBOX" vserver bench1 start >/dev/null
+t1=$(ms)
+until exec 3<>/dev/tcp/127.77.0.1/80 2>/dev/null; do sleep 0.001; done
+exec 3>&-
+t2=$(ms)
+"$VSBOX" vserver bench2 start >/dev/null
+printf 'start returned after %.1f ms; the guest answered HTTP after %.1f ms\n' "$(echo "($t1-$t0)/1000000" | bc -l)" "$(echo "($t2-$t0)/1000000" | bc -l)"
+
+# exec vs nsenter into the same running guest.
+init=$(pgrep -f "vsbox vserver bench1 start" | head -n 1)
+loop() { local s e; s=$(ms); for ((i = 0; i < N; i++)); do "$@" >/dev/null; done; e=$(ms); echo $(((e - s) / N)); }
+for r in 1 2 3; do
+	a=$(loop "$VSBOX" vserver bench1 exec true)
+	b=$(loop nsenter -t "$init" -p -m -u -i -C -r -w true)
+	A=$((${A:-0} + a)); B=$((${B:-0} + b))
+done
+printf 'vserver exec true: %.3f ms   nsenter: %.3f ms   ratio %.2f×\n' "$(echo "$A/3/1000000" | bc -l)" "$(echo "$B/3/1000000" | bc -l)" "$(echo "$A/$B" | bc -l)"
+
+# What stays on the host per running guest: only the guest's own PID 1.
+for p in $(pgrep -f "vsbox vserver bench. start"); do
+	awk -v p="$p" '/^Rss/{r=$2} /^Pss:/{s=$2} /^Pss_Anon/{a=$2} END{printf "guest init (pid %s): RSS %d KiB, PSS %d KiB, private anonymous %d KiB\n", p, r, s, a}' /proc/"$p"/smaps_rollup
+done
