@@ -82,10 +82,13 @@ fn apply_limits(cfg: &Config) -> Result<()> {
         sys::setrlimit(l.resource, soft, hard).ctx(|| format!("set limit {} (ULIMIT)", l.resource))?;
     }
     if let Some(n) = cfg.nice {
-        // The guest runs at this niceness and may not go below it:
-        // RLIMIT_NICE's ceiling is 20 - nice.
+        // The guest runs at this niceness and may not go below it: it has
+        // no CAP_SYS_NICE, and RLIMIT_NICE (whose ceiling is 20 - nice)
+        // is lowered, never raised, to at most 20 - n.
         sys::set_nice(n).ctx(|| format!("set niceness {n} (S_NICE)"))?;
-        sys::setrlimit(libc::RLIMIT_NICE, (20 - n) as u64, (20 - n) as u64).ctx(|| "set RLIMIT_NICE (S_NICE)")?;
+        let (soft, hard) = sys::getrlimit(libc::RLIMIT_NICE).ctx(|| "read RLIMIT_NICE")?;
+        let cap = (20 - n) as u64;
+        sys::setrlimit(libc::RLIMIT_NICE, soft.min(cap), hard.min(cap)).ctx(|| "set RLIMIT_NICE (S_NICE)")?;
     }
     Ok(())
 }

@@ -464,3 +464,61 @@ fn copy_guest_runs_the_hosts_own_userland() {
     run(&["stop"]).ok();
     assert_eq!(run(&["running"]).code, 1);
 }
+
+#[test]
+fn configuration_keys_shape_the_running_guest() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "keys");
+    g.conf("S_HOSTNAME=keyhost\nS_DOMAINNAME=keydomain\nS_NICE=5\nULIMIT=\"-n 64 -H -u 500\"\nS_CAPS=CAP_NET_RAW\nS_FLAGS=lock\n");
+    g.run(&["start"]).ok();
+    assert_eq!(g.run(&["exec", "probe", "uname"]).line(), "keyhost keydomain");
+    // S_NICE: held at 5; nicer values are refused, less nice ones allowed.
+    assert_eq!(g.run(&["exec", "probe", "nice"]).line(), "5");
+    let out = g.run(&["exec", "probe", "renice", "0"]);
+    assert!(out.stdout.starts_with("ERR EACCES"), "{out:?}");
+    assert!(g.run(&["exec", "probe", "renice", "10"]).stdout.starts_with("OK"));
+    // ULIMIT: -n for both limits, -H -u for the hard one only.
+    assert_eq!(
+        g.run(&["exec", "sh", "-c", "ulimit -n; ulimit -H -n; ulimit -H -u"]).stdout,
+        "64\n64\n500\n"
+    );
+    // S_CAPS adds to the default ceiling: raw sockets now work.
+    assert!(g.run(&["exec", "probe", "raw-socket"]).stdout.starts_with("OK"));
+    // lock: no new namespaces inside.
+    assert!(g.run(&["exec", "probe", "unshare", "uts"]).stdout.starts_with("ERR EPERM"));
+}
+
+#[test]
+fn a_private_guest_cannot_be_joined() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "private");
+    g.conf("S_FLAGS=private\n");
+    g.run(&["start"]).ok();
+    let marker = g.root().join("joined");
+    let out = g.run(&["exec", "touch", "/joined"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(out.stderr.contains("private"), "{out:?}");
+    assert!(!marker.exists());
+    assert_eq!(g.run(&["running"]).code, 0, "still running");
+    g.run(&["stop"]).ok();
+}
+
+#[test]
+fn fakeinit_runs_the_guests_own_init() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "fakeinit");
+    g.conf("S_FLAGS=fakeinit\n");
+    g.service("mark", "echo up > /run/marker", "true");
+    g.run(&["start"]).ok();
+    // busybox init is PID 1 and ran its inittab's sysinit (rcS).
+    assert!(eventually(5, || g.root().join("run/marker").exists()
+        || g.run(&["exec", "probe", "exists", "/run/marker"]).stdout.starts_with("OK")));
+    let out = g.run(&["exec", "readlink", "/proc/1/exe"]);
+    assert_eq!(out.line(), "/bin/busybox", "{out:?}");
+    g.run(&["stop"]).ok();
+    assert_eq!(g.run(&["running"]).code, 1);
+    assert!(g.context_dir().is_none());
+}

@@ -325,6 +325,20 @@ fn main() {
             }),
             |body| body,
         ),
+        ["nice"] => {
+            // SAFETY: plain syscalls; errno is reset first since -1 is a valid niceness.
+            let n = unsafe {
+                *libc::__errno_location() = 0;
+                libc::getpriority(libc::PRIO_PROCESS, 0)
+            };
+            println!("{n}");
+            0
+        }
+        ["renice", n] => {
+            // SAFETY: plain syscall.
+            let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n.parse().unwrap()) };
+            report(last(r, r < 0), |_| format!("niceness {n}"))
+        }
         ["exists", path] => report(std::fs::symlink_metadata(path), |_| (*path).to_owned()),
         ["uname"] => {
             let u = nix_uname();
