@@ -32,9 +32,18 @@ pub struct Args {
 /// Build the server's tree.
 #[derive(FromArgs)]
 struct Build {
-    /// build method: copy (the default), skeleton, busybox
+    /// build method: copy (the default), skeleton, busybox, template, debootstrap
     #[argh(option, short = 'm', default = "String::from(\"copy\")")]
     method: String,
+    /// the archive for -m template: T.tar, T.tar.gz or T.tar.zst
+    #[argh(option)]
+    file: Option<String>,
+    /// the Debian suite for -m debootstrap (e.g. bookworm)
+    #[argh(option)]
+    suite: Option<String>,
+    /// the mirror for -m debootstrap
+    #[argh(option)]
+    mirror: Option<String>,
     /// replace an existing tree
     #[argh(switch)]
     force: bool,
@@ -88,7 +97,7 @@ fn run(args: Args, name: &str) -> Result<i32> {
                 Err(e) if e.msg.is_empty() => return Ok(0),
                 Err(e) => return Err(e),
             };
-            let method: Method = b.method.parse()?;
+            let method = Method::new(&b.method, b.file.as_deref(), b.suite.as_deref(), b.mirror.as_deref())?;
             builder::build(&Guest::new(&args.name)?, &method, b.force)?;
             Ok(0)
         }

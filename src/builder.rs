@@ -17,17 +17,54 @@ pub enum Method {
     Skeleton,
     Busybox,
     Copy,
+    /// Unpack T.tar, T.tar.gz or T.tar.zst.
+    Template(std::path::PathBuf),
+    /// Run debootstrap --variant=minbase SUITE ROOT [MIRROR].
+    Debootstrap {
+        suite: String,
+        mirror: Option<String>,
+    },
 }
 
-impl std::str::FromStr for Method {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Method> {
-        match s {
-            "skeleton" => Ok(Method::Skeleton),
-            "busybox" => Ok(Method::Busybox),
-            "copy" => Ok(Method::Copy),
+impl Method {
+    /// The method named `name`, with the options it needs.
+    pub fn new(name: &str, file: Option<&str>, suite: Option<&str>, mirror: Option<&str>) -> Result<Method> {
+        let only = |m: Method, what: &str, given: bool| {
+            if given {
+                Err(Error::usage(format!("{what} does not go with -m {name}")))
+            } else {
+                Ok(m)
+            }
+        };
+        match name {
+            "skeleton" | "busybox" | "copy" => {
+                let m = match name {
+                    "skeleton" => Method::Skeleton,
+                    "busybox" => Method::Busybox,
+                    _ => Method::Copy,
+                };
+                only(m, "--file/--suite/--mirror", file.is_some() || suite.is_some() || mirror.is_some())
+            }
+            "template" => {
+                let f = file.ok_or_else(|| Error::usage("-m template needs --file T.tar[.gz|.zst]"))?;
+                only(Method::Template(f.into()), "--suite/--mirror", suite.is_some() || mirror.is_some())
+            }
+            "debootstrap" => {
+                let s = suite.ok_or_else(|| Error::usage("-m debootstrap needs --suite (e.g. bookworm)"))?;
+                if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+                    return Err(Error::usage(format!("bad suite '{s}'")));
+                }
+                only(
+                    Method::Debootstrap {
+                        suite: s.to_owned(),
+                        mirror: mirror.map(String::from),
+                    },
+                    "--file",
+                    file.is_some(),
+                )
+            }
             other => Err(Error::usage(format!(
-                "unknown build method '{other}' (known: copy, skeleton, busybox)"
+                "unknown build method '{other}' (known: copy, skeleton, busybox, template, debootstrap)"
             ))),
         }
     }
@@ -80,6 +117,8 @@ pub fn build(g: &Guest, method: &Method, force: bool) -> Result<()> {
         Method::Skeleton => skeleton(&g.root),
         Method::Busybox => skeleton(&g.root).and_then(|_| busybox(&g.root, &g.name)),
         Method::Copy => copy_host(&g.root),
+        Method::Template(file) => template(&g.root, file),
+        Method::Debootstrap { suite, mirror } => debootstrap(&g.root, suite, mirror.as_deref()),
     };
     if let Err(e) = outcome {
         let _ = fs::remove_dir_all(&g.root);
@@ -172,6 +211,64 @@ fn busybox(root: &Path, name: &str) -> Result<()> {
     }
     fs::write(root.join("etc/hostname"), format!("{name}\n")).ctx(|| "write etc/hostname")?;
     fs::write(root.join("etc/hosts"), format!("127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n")).ctx(|| "write etc/hosts")?;
+    Ok(())
+}
+
+fn template(root: &Path, file: &Path) -> Result<()> {
+    let mut r = crate::archive::open(file)?;
+    let tree = crate::tree::Tree::open(root)?;
+    let tty = std::io::stderr().is_terminal();
+    let stats = crate::archive::unpack(&mut r, &tree, |s| {
+        if tty {
+            eprint!("\runpacked {} files, {} MiB", s.files, s.bytes >> 20);
+        }
+    })
+    .map_err(|e| Error::failed(format!("unpack {}", file.display()), e))?;
+    if tty {
+        eprintln!();
+    }
+    eprintln!(
+        "unpacked {} files, {} MiB ({} device nodes and special entries left out)",
+        stats.files,
+        stats.bytes >> 20,
+        stats.skipped
+    );
+    // What a guest needs even if the template lacks it.
+    for (d, mode) in [("dev", 0o755), ("proc", 0o555), ("sys", 0o555), ("tmp", 0o1777)] {
+        tree.create_dir(
+            Path::new(d),
+            crate::tree::Meta {
+                mode,
+                uid: 0,
+                gid: 0,
+                mtime: 0,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Finds a program in PATH.
+fn which(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|c| c.is_file()))
+}
+
+fn debootstrap(root: &Path, suite: &str, mirror: Option<&str>) -> Result<()> {
+    let prog = which("debootstrap").ok_or_else(|| {
+        Error::failed(
+            "build with debootstrap",
+            "debootstrap is not installed (Debian: apt-get install debootstrap)",
+        )
+    })?;
+    let mut c = std::process::Command::new(&prog);
+    c.args(["--variant=minbase", suite]).arg(root);
+    if let Some(m) = mirror {
+        c.arg(m);
+    }
+    let st = c.status().map_err(|e| Error::io(format!("run {}", prog.display()), &e))?;
+    if !st.success() {
+        return Err(Error::failed(format!("debootstrap {suite}"), format!("it failed ({st})")));
+    }
     Ok(())
 }
 
@@ -286,8 +383,20 @@ mod tests {
 
     #[test]
     fn methods() {
-        assert_eq!("copy".parse::<Method>().unwrap(), Method::Copy);
-        assert!("debian".parse::<Method>().is_err());
+        assert_eq!(Method::new("copy", None, None, None).unwrap(), Method::Copy);
+        assert!(Method::new("debian", None, None, None).is_err());
+        assert!(Method::new("template", None, None, None).is_err());
+        assert_eq!(
+            Method::new("template", Some("t.tar"), None, None).unwrap(),
+            Method::Template("t.tar".into())
+        );
+        assert!(Method::new("copy", Some("t.tar"), None, None).is_err());
+        assert!(Method::new("debootstrap", None, None, None).is_err());
+        assert!(Method::new("debootstrap", None, Some("../x"), None).is_err());
+        assert!(matches!(
+            Method::new("debootstrap", None, Some("bookworm"), Some("http://deb.debian.org/debian")),
+            Ok(Method::Debootstrap { .. })
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod abi {
 }
 
 pub mod applet;
+pub mod archive;
 pub mod bpf;
 pub mod builder;
 pub mod caps;
@@ -30,6 +31,7 @@ pub mod paths;
 pub mod rootfs;
 pub mod seccomp;
 pub mod sys;
+pub mod tree;
 pub mod tty;
 pub mod users;
 pub mod vserver;

@@ -5,7 +5,7 @@
 use nix::errno::Errno;
 use nix::unistd::Pid;
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 fn cstr(s: &[u8]) -> Result<CString, Errno> {
@@ -377,6 +377,31 @@ pub fn release_own_text() {
             libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED);
         }
     }
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// openat2(2): opens `path` below `dir` with the given resolution limits.
+pub fn openat2(dir: &impl AsRawFd, path: &Path, flags: i32, mode: u32, resolve: u64) -> Result<OwnedFd, Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = cstr(path.as_os_str().as_bytes())?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: u64::from(mode),
+        resolve,
+    };
+    // SAFETY: p is NUL-terminated; how is a valid open_how of the size passed.
+    let fd = check(unsafe { libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), p.as_ptr(), &how, std::mem::size_of::<OpenHow>()) })?;
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// Sets a signal's disposition to a plain handler that takes the signal number.
