@@ -6,6 +6,18 @@ mod common;
 use common::*;
 use std::process::Stdio;
 
+/// A live process's start time (field 22 of /proc/PID/stat), to tell it
+/// from a later process with the same pid; None for a zombie (dead, only
+/// waiting for its parent to collect its status) or no process.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19).map(|s| s.to_string())
+}
+
 fn xid_of(status: &Out) -> u32 {
     status
         .stdout
@@ -60,6 +72,14 @@ fn busybox_guest_lifecycle_leaves_nothing_behind() {
         "restart ran the start-up again"
     );
     let xid2 = xid_of(&g.run(&["status"]));
+    // Its processes, by (pid, start time): ids and pids may be reused by
+    // other tests' guests as soon as this one is gone.
+    let before: Vec<(u32, String)> = [xid, xid2]
+        .iter()
+        .flat_map(|x| processes_of(*x))
+        .filter_map(|p| start_time(p).map(|t| (p, t)))
+        .collect();
+    assert!(before.len() >= 2, "init and the daemon: {before:?}");
     // stop: nothing of the guest survives.
     g.run(&["stop"]).ok();
     let running = g.run(&["running"]);
@@ -67,14 +87,8 @@ fn busybox_guest_lifecycle_leaves_nothing_behind() {
         (running.code, running.line()),
         (1, format!("Server {} is not running", g.name).as_str())
     );
-    for x in [xid, xid2] {
-        assert!(
-            processes_of(x).is_empty(),
-            "processes of context {x} survived: {:?}",
-            processes_of(x)
-        );
-        assert!(ctx_dir(x).is_none(), "cgroup of context {x} survived");
-    }
+    let survivors: Vec<_> = before.iter().filter(|(p, t)| start_time(*p).as_ref() == Some(t)).collect();
+    assert!(survivors.is_empty(), "processes of the guest survived: {survivors:?}");
     assert!(g.context_dir().is_none());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&g.name), "a mount of the guest leaked to the host");

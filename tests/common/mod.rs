@@ -65,6 +65,10 @@ impl Env {
         }
         let st = Command::new(VSBOX).arg("--install").arg(dir.path().join("bin")).status().unwrap();
         assert!(st.success());
+        // Private counters would all start at 49152; spread them so that
+        // parallel tests do not see each other's dynamic ids.
+        let start = 49152 + (std::process::id() % 200) * 60 + next() % 60;
+        std::fs::write(dir.path().join("run/xid.next"), format!("{start:<5}\n")).unwrap();
         Env { dir }
     }
 
