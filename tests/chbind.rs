@@ -5,24 +5,6 @@ mod common;
 use common::*;
 use std::process::Stdio;
 
-fn bound_dirs() -> Vec<String> {
-    let layout = vsbox::cgroup::Layout::detect().unwrap();
-    let me = std::process::id();
-    // Only this test process's own locks (named after the chbind pid) could be ours;
-    // report any lock directory whose chbind process is gone.
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(&layout.v2).unwrap().flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = n.strip_prefix("vsbox-bind.") {
-            if !std::path::Path::new(&format!("/proc/{pid}")).exists() && !vsbox::cgroup::populated(&e.path()) {
-                out.push(n);
-            }
-        }
-    }
-    let _ = me;
-    out
-}
-
 #[test]
 fn wildcard_bind_becomes_the_locked_address_and_others_fail() {
     require_root!();
@@ -179,28 +161,29 @@ fn nothing_is_left_behind_even_by_a_daemon() {
     require_root!();
     let env = Env::new();
     let ip = loopback();
+    let v2 = vsbox::cgroup::Layout::detect().unwrap().v2;
     let daemon = format!("{PROBE} sleep 1 >/dev/null 2>&1 &");
-    let st = env
+    let mut c = env
         .cmd("chbind")
         .args(["--silent", "--ip", &ip, "--", "sh", "-c", &daemon])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
+        .spawn()
         .unwrap();
-    assert!(st.success());
-    assert!(
-        eventually(10, || bound_dirs().is_empty()
-            && !std::fs::read_dir(vsbox::cgroup::Layout::detect().unwrap().v2)
-                .unwrap()
-                .flatten()
-                .any(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n.starts_with("vsbox-bind.") && vsbox::cgroup::procs(&e.path()).is_ok_and(|p| p.is_empty())
-                })),
-        "a lock cgroup outlived its processes"
-    );
-    env.run("chbind", &["--silent", "--ip", &ip, "--", "/bin/true"]).ok();
-    assert!(bound_dirs().is_empty());
+    let dir = v2.join(format!("vsbox-bind.{}", c.id()));
+    assert!(c.wait().unwrap().success());
+    // chbind has returned; the daemon still runs in the lock…
+    assert!(dir.is_dir() && vsbox::cgroup::populated(&dir), "the daemon's lock is in place");
+    // …and when it ends, the lock goes with it.
+    assert!(eventually(10, || !dir.exists()), "{} outlived its processes", dir.display());
+    let mut c = env
+        .cmd("chbind")
+        .args(["--silent", "--ip", &ip, "--", "/bin/true"])
+        .spawn()
+        .unwrap();
+    let dir = v2.join(format!("vsbox-bind.{}", c.id()));
+    assert!(c.wait().unwrap().success());
+    assert!(!dir.exists(), "{} left behind", dir.display());
 }
 
 #[test]

@@ -6,6 +6,20 @@ mod common;
 use common::*;
 use std::process::Stdio;
 
+/// The guest's processes (host pid, start time), from its own cgroup.
+fn guest_processes(g: &TestGuest) -> Vec<(u32, String)> {
+    let dir = g.context_dir().expect("the running guest's cgroup");
+    let pids = std::cell::RefCell::new(Vec::new());
+    let _ = vsbox::cgroup::find_dir(&dir, &|d| {
+        pids.borrow_mut().extend(vsbox::cgroup::procs(d).unwrap_or_default());
+        false
+    });
+    pids.into_inner()
+        .into_iter()
+        .filter_map(|p| start_time(p).map(|t| (p, t)))
+        .collect()
+}
+
 /// A live process's start time (field 22 of /proc/PID/stat), to tell it
 /// from a later process with the same pid; None for a zombie (dead, only
 /// waiting for its parent to collect its status) or no process.
@@ -47,8 +61,7 @@ fn busybox_guest_lifecycle_leaves_nothing_behind() {
         (0, format!("Server {} is running", g.name).as_str())
     );
     let status = g.run(&["status"]);
-    let xid = xid_of(&status);
-    assert!(status.stdout.contains("processes: "), "{status:?}");
+    assert!(xid_of(&status) > 0 && status.stdout.contains("processes: "), "{status:?}");
     // exec passes output and status through; the guest's root is /.
     let out = g.run(&["exec", "sh", "-c", "cat /etc/hostname; exit 5"]);
     assert_eq!((out.code, out.line()), (5, g.name.as_str()));
@@ -65,21 +78,20 @@ fn busybox_guest_lifecycle_leaves_nothing_behind() {
     assert_eq!(out.line(), "daemon stopping", "{out:?}");
     // restart: the start-up runs again.
     assert_eq!(std::fs::read_to_string(g.root().join("var/starts")).unwrap().trim(), "1");
+    let first_run = guest_processes(&g);
     g.run(&["restart"]).ok();
     assert_eq!(
         std::fs::read_to_string(g.root().join("var/starts")).unwrap().trim(),
         "2",
         "restart ran the start-up again"
     );
-    let xid2 = xid_of(&g.run(&["status"]));
-    // Its processes, by (pid, start time): ids and pids may be reused by
-    // other tests' guests as soon as this one is gone.
-    let before: Vec<(u32, String)> = [xid, xid2]
-        .iter()
-        .flat_map(|x| processes_of(*x))
-        .filter_map(|p| start_time(p).map(|t| (p, t)))
-        .collect();
-    assert!(before.len() >= 2, "init and the daemon: {before:?}");
+    // Its processes, by (pid, start time) from its own cgroup: ids and
+    // pids may be reused by other tests' guests once this one is gone.
+    assert!(first_run.len() >= 2, "init and the daemon: {first_run:?}");
+    let gone = |list: &[(u32, String)]| list.iter().all(|(p, t)| start_time(*p).as_ref() != Some(t));
+    assert!(gone(&first_run), "restart left processes of the first run: {first_run:?}");
+    let mut before = first_run.clone();
+    before.extend(guest_processes(&g));
     // stop: nothing of the guest survives.
     g.run(&["stop"]).ok();
     let running = g.run(&["running"]);

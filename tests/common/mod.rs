@@ -116,9 +116,14 @@ impl Out {
     }
 }
 
-/// A unique static context id for this test.
+static STATIC_IDS: AtomicU32 = AtomicU32::new(0);
+
+/// A static context id no other test (of this run) uses: 100 per test
+/// binary, in blocks chosen by the process id.
 pub fn static_xid() -> u32 {
-    20000 + (std::process::id() % 1000) * 20 + next() % 20
+    let n = STATIC_IDS.fetch_add(1, Ordering::Relaxed);
+    assert!(n < 100, "a test binary uses at most 100 static ids");
+    1000 + (std::process::id() % 400) * 100 + n
 }
 
 /// A unique loopback address 127.A.B.C for this test.
