@@ -84,6 +84,12 @@ fn spawn_in_guest(command: &[String], quiet: bool) -> Option<Pid> {
         .env_clear()
         .envs(guest_env("/root", None))
         .stdin(std::process::Stdio::null());
+    // init waits for its signals with them blocked; the guest's services
+    // must not inherit that mask (they could not be stopped with TERM).
+    sys::before_exec(&mut c, || {
+        exec::reset_signals();
+        Ok(())
+    });
     if quiet {
         c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     }
@@ -105,6 +111,7 @@ pub fn guest(startup: Option<Vec<String>>, shutdown: Option<Vec<String>>, status
     use nix::sys::signal::SigSet;
     use nix::sys::wait::WaitPidFlag;
     let _ = nix::unistd::setsid();
+    let _ = sys::set_name("vsbox-init");
     let mut set = SigSet::empty();
     for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGPWR, Signal::SIGINT, Signal::SIGHUP] {
         set.add(s);

@@ -46,6 +46,13 @@ pub fn set_no_new_privs() -> Result<(), Errno> {
     prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map(drop)
 }
 
+/// Names this process (its `comm`, as ps and top show it).
+pub fn set_name(name: &str) -> Result<(), Errno> {
+    let c = cstr(name.as_bytes())?;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    check(unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr(), 0, 0, 0) } as libc::c_long).map(drop)
+}
+
 pub fn set_pdeathsig(sig: libc::c_int) -> Result<(), Errno> {
     prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0).map(drop)
 }

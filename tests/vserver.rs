@@ -728,3 +728,19 @@ fn debootstrap_builds_a_debian_guest() {
     assert_eq!(out.line(), "65534", "{out:?}");
     run(&["stop"]).ok();
 }
+
+#[test]
+fn services_do_not_inherit_the_inits_blocked_signals() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "sigmask");
+    g.service("daemon", "(probe sleep 600 &)", "true");
+    g.run(&["start"]).ok();
+    let out = g.run(&[
+        "exec",
+        "sh",
+        "-c",
+        "for p in /proc/[0-9]*; do grep -q '^Name:.*probe' $p/status 2>/dev/null && grep SigBlk $p/status; done",
+    ]);
+    assert!(out.stdout.contains("SigBlk:\t0000000000000000"), "{out:?}");
+}

@@ -1,0 +1,67 @@
+//! vserver-stat: one line per active context.
+//! See: man/vserver-stat.8; the original: vserver-reference.md §1.8 (the
+//! util-vserver format; RSS in bytes, not pages).
+
+use crate::applet::{self, Applet};
+use crate::error::Result;
+use crate::proctable::{self, Names, Want};
+use crate::report;
+use argh::FromArgs;
+
+/// Show one line per active context: processes, memory, CPU time, uptime.
+#[derive(FromArgs)]
+pub struct Args {
+    /// JSON for scripts
+    #[argh(switch)]
+    pub json: bool,
+}
+
+pub const APPLET: Applet = Applet { name: "vserver-stat", summary: "show one line per active context", aliases: &[], runs_command: false, main };
+
+fn main(name: &str, argv: &[&str]) -> i32 {
+    applet::entry(&APPLET, name, argv, run)
+}
+
+fn run(args: Args, _name: &str) -> Result<i32> {
+    let names = Names::load();
+    let stats = report::by_context(&proctable::scan(Want::default()));
+    let hz = proctable::ticks();
+    let now_ticks = (proctable::uptime() * hz as f64) as u64;
+    let ms = |ticks: u64| ticks * 1000 / hz;
+    if args.json {
+        let rows: Vec<String> = stats
+            .iter()
+            .map(|s| {
+                format!(
+                    "{{\"ctx\":{},\"proc\":{},\"vsz\":{},\"rss\":{},\"user_ms\":{},\"sys_ms\":{},\"uptime_ms\":{},\"name\":{}}}",
+                    s.xid,
+                    s.procs,
+                    s.vsz,
+                    s.rss,
+                    ms(s.utime),
+                    ms(s.stime),
+                    ms(now_ticks.saturating_sub(s.start)),
+                    report::json_str(&report::stat_name(&names, s.xid))
+                )
+            })
+            .collect();
+        println!("[{}]", rows.join(",\n "));
+        return Ok(0);
+    }
+    let mut out = String::from("CTX   PROC    VSZ    RSS  userTIME   sysTIME    UPTIME NAME\n");
+    for s in &stats {
+        out.push_str(&format!(
+            "{:<5}{:>5} {:>6} {:>6} {:>9} {:>9} {:>9} {}\n",
+            s.xid,
+            s.procs,
+            report::human(s.vsz),
+            report::human(s.rss),
+            report::duration(ms(s.utime)),
+            report::duration(ms(s.stime)),
+            report::duration(ms(now_ticks.saturating_sub(s.start))),
+            report::stat_name(&names, s.xid)
+        ));
+    }
+    print!("{out}");
+    Ok(0)
+}

@@ -1,0 +1,195 @@
+//! vps, vpstree, vtop, vkill and vserver-stat with two running guests and
+//! host processes: every process shown once with its context, guest PIDs
+//! that match what the guest sees, and signals that reach exactly the
+//! process meant.
+
+mod common;
+use common::*;
+
+/// Two started guests, each running a daemon `probe sleep 600`.
+fn two_guests(env: &Env) -> (TestGuest<'_>, TestGuest<'_>) {
+    let a = TestGuest::busybox(env, "adm-a");
+    let b = TestGuest::busybox(env, "adm-b");
+    for g in [&a, &b] {
+        g.service("daemon", "(probe sleep 600 &)", "true");
+        g.run(&["start"]).ok();
+    }
+    (a, b)
+}
+
+fn xid(g: &TestGuest) -> u32 {
+    g.context_dir()
+        .and_then(|d| d.file_name()?.to_str()?.parse().ok())
+        .expect("a running guest")
+}
+
+/// `vps -e -o pid,vpid,ctx,vserver,comm` as rows.
+fn vps(env: &Env, extra: &[&str]) -> Vec<Vec<String>> {
+    let mut args = vec!["-e", "-o", "pid,vpid,ctx,vserver,comm"];
+    args.extend_from_slice(extra);
+    let out = env.run("vps", &args);
+    out.ok();
+    out.stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn vps_shows_every_process_once_with_its_context() {
+    require_root!();
+    let env = Env::new();
+    let (a, b) = two_guests(&env);
+    let host = Bg(std::process::Command::new(PROBE).args(["sleep", "60"]).spawn().unwrap());
+    let rows = vps(&env, &[]);
+    let pids: Vec<&String> = rows.iter().map(|r| &r[0]).collect();
+    let mut unique = pids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(pids.len(), unique.len(), "a process listed twice");
+    for g in [&a, &b] {
+        let x = xid(g).to_string();
+        let mine: Vec<&Vec<String>> = rows.iter().filter(|r| r[2] == x).collect();
+        assert!(mine.len() >= 2, "{}: init and daemon: {mine:?}", g.name);
+        assert!(mine.iter().all(|r| r.len() == 5 && r[3] == g.name), "{mine:?}");
+        // The in-guest PID is what the guest itself sees.
+        let sleeper = mine.iter().find(|r| r[4] == "probe").expect("the daemon");
+        let seen = g.run(&["exec", "probe", "exists", &format!("/proc/{}/status", sleeper[1])]);
+        assert!(seen.stdout.starts_with("OK"), "{seen:?}");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", sleeper[0])).unwrap();
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with("NSpid:") && l.ends_with(&format!("\t{}", sleeper[1]))),
+            "{status}"
+        );
+        assert!(mine.iter().any(|r| r[1] == "1"), "the guest's init is its PID 1");
+    }
+    let h = host.0.id().to_string();
+    let row = rows.iter().find(|r| r[0] == h).expect("the host process");
+    assert_eq!((row[2].as_str(), row[3].as_str()), ("0", "MAIN"));
+    // Filtering by name or number; JSON for scripts.
+    let only = vps(&env, &["--xid", &a.name]);
+    assert!(!only.is_empty() && only.iter().all(|r| r[3] == a.name), "{only:?}");
+    let json = env.run("vps", &["--json", "--xid", &xid(&b).to_string()]);
+    assert!(
+        json.stdout.trim_start().starts_with('[') && json.stdout.contains(&format!("\"vserver\":\"{}\"", b.name)),
+        "{json:?}"
+    );
+    for style in [&["ax"][..], &["aux"], &["-ef"], &[]] {
+        let out = env.run("vps", style);
+        assert_eq!(out.code, 0, "{style:?}: {out:?}");
+        assert!(out.stdout.lines().next().unwrap().contains("CTX VSERVER"), "{style:?}");
+        assert!(out.stdout.contains(&a.name) && out.stdout.contains("MAIN"), "{style:?}");
+    }
+    let out = env.run("vps", &["--xid", "no-such-guest"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(env.run("vps", &["-o", "bogus"]).code, 2);
+}
+
+#[test]
+fn vkill_with_a_guest_pid_kills_exactly_that_process() {
+    require_root!();
+    let env = Env::new();
+    let (a, b) = two_guests(&env);
+    let host = Bg(std::process::Command::new(PROBE).args(["sleep", "60"]).spawn().unwrap());
+    let rows = vps(&env, &["--xid", &a.name]);
+    let sleeper = rows.iter().find(|r| r[4] == "probe").unwrap().clone();
+    let vpid: u32 = sleeper[1].parse().unwrap();
+    // The same number on the host and in the other guest stays untouched.
+    let same_on_host = std::path::Path::new(&format!("/proc/{vpid}")).exists();
+    let b_before = vps(&env, &["--xid", &b.name]).len();
+    // Bad input changes nothing.
+    for bad in [
+        vec!["--xid", &a.name, "-s", "NOPE", &sleeper[1]],
+        vec!["--xid", "no-such-guest", "5"],
+        vec!["--xid", &a.name, "x1"],
+        vec!["--xid", &a.name, "99999"],
+    ] {
+        let out = env.run("vkill", &bad);
+        assert_eq!(out.code, 2, "{bad:?}: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    }
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", sleeper[0])).exists(),
+        "bad input signalled"
+    );
+    env.run("vkill", &["--xid", &a.name, "-s", "KILL", &sleeper[1]]).ok();
+    assert!(eventually(5, || !std::path::Path::new(&format!("/proc/{}", sleeper[0])).exists()
+        || std::fs::read_to_string(format!("/proc/{}/stat", sleeper[0]))
+            .is_ok_and(|s| s.contains(") Z"))));
+    assert_eq!(std::path::Path::new(&format!("/proc/{vpid}")).exists(), same_on_host);
+    assert_eq!(vps(&env, &["--xid", &b.name]).len(), b_before);
+    assert!(std::path::Path::new(&format!("/proc/{}", host.0.id())).exists());
+    assert_eq!(a.run(&["running"]).code, 0, "the guest itself still runs");
+    // A host PID without --xid: found in its context and signalled there.
+    let b_sleeper = vps(&env, &["--xid", &b.name]).into_iter().find(|r| r[4] == "probe").unwrap();
+    env.run("vkill", &["-s", "TERM", &b_sleeper[0]]).ok();
+    assert!(eventually(5, || !vps(&env, &["--xid", &b.name])
+        .iter()
+        .any(|r| r[0] == b_sleeper[0])));
+    // --xid alone empties the guest.
+    env.run("vkill", &["--xid", &b.name]).ok();
+    assert!(
+        eventually(10, || b.run(&["running"]).code == 1),
+        "vkill --xid did not empty the guest"
+    );
+    assert_eq!(a.run(&["running"]).code, 0);
+}
+
+#[test]
+fn vserver_stat_counts_what_the_guest_sees() {
+    require_root!();
+    let env = Env::new();
+    let (a, _b) = two_guests(&env);
+    let out = env.run("vserver-stat", &[]);
+    out.ok();
+    assert!(
+        out.stdout
+            .starts_with("CTX   PROC    VSZ    RSS  userTIME   sysTIME    UPTIME NAME\n"),
+        "{out:?}"
+    );
+    let x = xid(&a).to_string();
+    let row: Vec<&str> = out
+        .stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&x))
+        .expect("a line for the guest")
+        .split_whitespace()
+        .collect();
+    assert_eq!(row.last(), Some(&a.name.as_str()));
+    let proc_count: usize = row[1].parse().unwrap();
+    // Seen from inside, minus the probe doing the counting.
+    let inside: usize = a.run(&["exec", "probe", "count-procs"]).line().parse().unwrap();
+    assert_eq!(proc_count, inside - 1, "{out:?}");
+    assert!(out.stdout.lines().any(|l| l.starts_with("0 ") && l.ends_with("root server")));
+    let json = env.run("vserver-stat", &["--json"]);
+    assert!(json.stdout.contains(&format!("\"name\":\"{}\"", a.name)), "{json:?}");
+}
+
+#[test]
+fn vtop_batch_mode_and_vpstree_show_the_guests() {
+    require_root!();
+    let env = Env::new();
+    let (a, b) = two_guests(&env);
+    let out = env.run("vtop", &["-b", "-n", "2", "-d", "0.2", "--lines", "500"]);
+    out.ok();
+    assert_eq!(out.stdout.matches("vtop: ").count(), 2, "two screens");
+    for g in [&a, &b] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with(&xid(g).to_string()) && l.contains(&g.name)),
+            "{}: {out:?}",
+            g.name
+        );
+    }
+    assert_eq!(env.run("vtop", &["-d", "0"]).code, 2);
+    let tree = env.run("vpstree", &["--xid", &a.name]);
+    tree.ok();
+    let lines: Vec<&str> = tree.stdout.lines().collect();
+    assert!(lines[0].starts_with("vsbox-init(") && lines[0].contains(" =1) ["), "{tree:?}");
+    assert!(lines.iter().skip(1).all(|l| l.starts_with("  ")), "children are indented: {tree:?}");
+    assert!(lines.iter().all(|l| l.ends_with(&format!("{} {}]", xid(&a), a.name))), "{tree:?}");
+}
