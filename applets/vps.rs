@@ -184,7 +184,12 @@ fn run(args: Args, _name: &str) -> Result<i32> {
     let cols = columns(&args.ps)?;
     let names = Names::load();
     let only = args.xid.as_deref().map(|x| kill::parse_context(x, &names)).transpose()?;
-    let mut procs = proctable::scan(Want { vpid: args.json || cols.iter().any(|(c, _)| *c == Col::Vpid), args: true });
+    let want = Want {
+        vpid: args.json || cols.iter().any(|(c, _)| *c == Col::Vpid),
+        args: true,
+        uid: args.json || cols.iter().any(|(c, _)| matches!(c, Col::User | Col::Uid)),
+    };
+    let mut procs = proctable::scan(want);
     if let Some(x) = only {
         procs.retain(|p| p.xid == x);
     }

@@ -30,7 +30,7 @@ fn main(name: &str, argv: &[&str]) -> i32 {
 fn run(args: Args, _name: &str) -> Result<i32> {
     let names = Names::load();
     let only = args.xid.as_deref().map(|x| kill::parse_context(x, &names)).transpose()?;
-    let mut procs = proctable::scan(Want { vpid: true, args: args.args });
+    let mut procs = proctable::scan(Want { vpid: true, args: args.args, uid: false });
     if let Some(x) = only {
         procs.retain(|p| p.xid == x);
     }

@@ -39,7 +39,7 @@ pub fn targets(xid: Option<u32>, pids: &[String]) -> Result<Vec<(u32, u32)>> {
     }
     let table = proctable::scan(Want {
         vpid: xid.is_some(),
-        args: false,
+        ..Default::default()
     });
     match xid {
         None if nums.is_empty() => Err(Error::usage("no pid given (and no --xid)")),

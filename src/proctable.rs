@@ -6,8 +6,10 @@
 
 use crate::context::{self, Registry};
 use crate::guest;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use std::collections::HashMap;
-use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Proc {
@@ -42,11 +44,67 @@ pub struct Proc {
 pub struct Want {
     pub vpid: bool,
     pub args: bool,
+    /// The owner (from the /proc/PID directory).
+    pub uid: bool,
 }
 
-fn read_into(path: &str, buf: &mut Vec<u8>) -> bool {
+/// Reads `rel` below the /proc descriptor into `buf`.
+fn read_at(proc_fd: &OwnedFd, rel: &str, buf: &mut Vec<u8>) -> bool {
     buf.clear();
-    std::fs::File::open(path).and_then(|mut f| f.read_to_end(buf)).is_ok()
+    let Ok(fd) = nix::fcntl::openat(Some(proc_fd.as_raw_fd()), rel, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) else {
+        return false;
+    };
+    let fd = crate::sys::adopt_fd(fd);
+    // Plain read(2)s: /proc files report no size, so read_to_end's
+    // fstat and lseek would only cost system calls.
+    loop {
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        let len = buf.len();
+        buf.resize(buf.capacity(), 0);
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                return true;
+            }
+            Ok(n) => buf.truncate(len + n),
+            Err(nix::errno::Errno::EINTR) => buf.truncate(len),
+            Err(_) => {
+                buf.truncate(len);
+                return !buf.is_empty();
+            }
+        }
+    }
+}
+
+/// The PID namespace a process is in, as `pid:[INODE]`.
+fn pid_ns(proc_fd: &OwnedFd, pid: u32) -> Option<std::ffi::OsString> {
+    nix::fcntl::readlinkat(Some(proc_fd.as_raw_fd()), format!("{pid}/ns/pid").as_str()).ok()
+}
+
+/// Every context has a PID namespace of its own: PID namespace → context,
+/// from one member of each context's cgroup. (Cheaper to look up than
+/// /proc/PID/cgroup, which renders a path per hierarchy.)
+fn contexts_by_pid_ns(proc_fd: &OwnedFd) -> HashMap<std::ffi::OsString, u32> {
+    let mut map = HashMap::new();
+    if let Ok(reg) = Registry::open() {
+        for (xid, dir) in reg.list() {
+            if xid == context::SPECTATOR {
+                continue; // it lives in the host's PID namespace
+            }
+            let members = crate::cgroup::procs(&dir).unwrap_or_default();
+            let init = members
+                .iter()
+                .copied()
+                .find(|&p| crate::launch::is_ns_init(p))
+                .or(members.first().copied());
+            if let Some(ns) = init.and_then(|p| pid_ns(proc_fd, p)) {
+                map.insert(ns, xid);
+            }
+        }
+    }
+    map
 }
 
 /// Parses /proc/PID/stat text into `p`.
@@ -89,43 +147,93 @@ pub fn parse_vpid(status: &[u8]) -> Option<u32> {
     std::str::from_utf8(line).ok()?.split_whitespace().last()?.parse().ok()
 }
 
+/// What every scanning thread shares.
+struct Scan<'a> {
+    proc_fd: &'a OwnedFd,
+    by_ns: &'a HashMap<std::ffi::OsString, u32>,
+    spectators: bool,
+    want: Want,
+}
+
+impl Scan<'_> {
+    fn read(&self, pids: &[u32]) -> Vec<Proc> {
+        let (proc_fd, by_ns, spectators, want) = (self.proc_fd, self.by_ns, self.spectators, self.want);
+        let mut out = Vec::with_capacity(pids.len());
+        let mut buf = Vec::with_capacity(4096);
+        for &pid in pids {
+            let mut p = Proc {
+                pid,
+                vpid: pid,
+                ..Default::default()
+            };
+            if !read_at(proc_fd, &format!("{pid}/stat"), &mut buf) || !parse_stat(&buf, &mut p) {
+                continue; // gone meanwhile
+            }
+            if want.uid {
+                if let Ok(st) = nix::sys::stat::fstatat(Some(proc_fd.as_raw_fd()), pid.to_string().as_str(), nix::fcntl::AtFlags::empty()) {
+                    p.uid = st.st_uid;
+                }
+            }
+            let known = pid_ns(proc_fd, pid).and_then(|ns| by_ns.get(&ns).copied());
+            p.xid = known.unwrap_or(context::HOST);
+            // A namespace of no context's (a process that made its own, inside
+            // a guest), or a spectator in the host's: the cgroup decides.
+            let ask_cgroup = known.is_none() || (p.xid == context::HOST && spectators);
+            if ask_cgroup && read_at(proc_fd, &format!("{pid}/cgroup"), &mut buf) {
+                p.xid = crate::cgroup::v2_path(&String::from_utf8_lossy(&buf)).map_or(0, |c| context::xid_of_cgroup_path(&c));
+            }
+            if want.vpid && read_at(proc_fd, &format!("{pid}/status"), &mut buf) {
+                p.vpid = parse_vpid(&buf).unwrap_or(pid);
+            }
+            if want.args {
+                p.args = if read_at(proc_fd, &format!("{pid}/cmdline"), &mut buf) && !buf.is_empty() {
+                    let trimmed = buf.strip_suffix(b"\0").unwrap_or(&buf);
+                    String::from_utf8_lossy(trimmed).replace('\0', " ")
+                } else {
+                    format!("[{}]", p.comm)
+                };
+            }
+            out.push(p);
+        }
+        out
+    }
+}
+
 /// Every process now, with its context.
 pub fn scan(want: Want) -> Vec<Proc> {
     let mut out = Vec::with_capacity(512);
-    let Ok(rd) = std::fs::read_dir("/proc") else { return out };
-    let mut buf = Vec::with_capacity(4096);
-    for e in rd.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let mut p = Proc {
-            pid,
-            vpid: pid,
-            ..Default::default()
-        };
-        if !read_into(&format!("/proc/{pid}/stat"), &mut buf) || !parse_stat(&buf, &mut p) {
-            continue; // gone meanwhile
-        }
-        if let Ok(m) = std::fs::metadata(format!("/proc/{pid}")) {
-            p.uid = std::os::unix::fs::MetadataExt::uid(&m);
-        }
-        if read_into(&format!("/proc/{pid}/cgroup"), &mut buf) {
-            p.xid = crate::cgroup::v2_path(&String::from_utf8_lossy(&buf)).map_or(0, |c| context::xid_of_cgroup_path(&c));
-        }
-        if want.vpid && read_into(&format!("/proc/{pid}/status"), &mut buf) {
-            p.vpid = parse_vpid(&buf).unwrap_or(pid);
-        }
-        if want.args {
-            p.args = if read_into(&format!("/proc/{pid}/cmdline"), &mut buf) && !buf.is_empty() {
-                let trimmed = buf.strip_suffix(b"\0").unwrap_or(&buf);
-                String::from_utf8_lossy(trimmed).replace('\0', " ")
-            } else {
-                format!("[{}]", p.comm)
-            };
-        }
-        out.push(p);
+    let Ok(proc_fd) = nix::fcntl::open("/proc", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) else {
+        return out;
+    };
+    let proc_fd = crate::sys::adopt_fd(proc_fd);
+    let mut by_ns = contexts_by_pid_ns(&proc_fd);
+    if let Ok(host) = std::fs::read_link("/proc/1/ns/pid") {
+        by_ns.entry(host.into_os_string()).or_insert(context::HOST);
     }
+    // The spectator shares the host's PID namespace; only its cgroup tells.
+    let spectators = Registry::open().ok().and_then(|r| r.find(context::SPECTATOR)).is_some();
+    let Ok(rd) = std::fs::read_dir("/proc") else { return out };
+    let pids: Vec<u32> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .collect();
+    // The kernel renders each process's files on demand; with thousands of
+    // processes that is most of the time, so read with one thread per core
+    // (vps and friends never fork, so threads are safe here).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let chunk = pids.len().div_ceil(threads).max(256);
+    let ctx = Scan {
+        proc_fd: &proc_fd,
+        by_ns: &by_ns,
+        spectators,
+        want,
+    };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = pids.chunks(chunk).map(|part| s.spawn(|| ctx.read(part))).collect();
+        for h in handles {
+            out.extend(h.join().unwrap_or_default());
+        }
+    });
     out.sort_by_key(|p| p.pid);
     out
 }
@@ -250,7 +358,11 @@ mod tests {
     #[test]
     fn scan_sees_itself() {
         let me = std::process::id();
-        let all = scan(Want { vpid: true, args: true });
+        let all = scan(Want {
+            vpid: true,
+            args: true,
+            uid: true,
+        });
         let p = all.iter().find(|p| p.pid == me).expect("this process");
         assert!(p.args.contains("proctable") || !p.args.is_empty());
         assert!(p.threads >= 1);
