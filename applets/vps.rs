@@ -142,8 +142,9 @@ fn columns(ps: &[String]) -> Result<Vec<(Col, &'static str)>> {
     names.iter().map(|n| col(n)).collect()
 }
 
-fn cell(c: Col, p: &Proc, names: &Names, users: &std::collections::HashMap<u32, String>, now: f64, mem: u64, full: bool) -> String {
-    let hz = proctable::ticks() as f64;
+/// `now`: milliseconds since boot; `mem`: bytes of memory.
+fn cell(c: Col, p: &Proc, names: &Names, users: &std::collections::HashMap<u32, String>, now: u64, mem: u64, full: bool) -> String {
+    let hz = proctable::ticks();
     match c {
         Col::Pid => p.pid.to_string(),
         Col::Vpid => p.vpid.to_string(),
@@ -159,13 +160,13 @@ fn cell(c: Col, p: &Proc, names: &Names, users: &std::collections::HashMap<u32, 
         Col::Rss => (p.rss * proctable::page_size() / 1024).to_string(),
         Col::Ni => p.nice.to_string(),
         Col::Pcpu => {
-            let life = now - p.start as f64 / hz;
-            format!("{:.1}", if life > 0.0 { (p.utime + p.stime) as f64 / hz / life * 100.0 } else { 0.0 })
+            let life = now.saturating_sub(p.start * 1000 / hz);
+            report::tenths(((p.utime + p.stime) * 1000 / hz * 1000).checked_div(life).unwrap_or(0))
         }
-        Col::Pmem => format!("{:.1}", if mem > 0 { (p.rss * proctable::page_size()) as f64 * 100.0 / mem as f64 } else { 0.0 }),
+        Col::Pmem => report::tenths((p.rss * proctable::page_size() * 1000).checked_div(mem).unwrap_or(0)),
         Col::Start => {
-            let boot = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()) - now;
-            let t = (boot + p.start as f64 / hz) as i64;
+            let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            let t = (wall.saturating_sub(now) + p.start * 1000 / hz) / 1000;
             format!("{:02}:{:02}", (t / 3600) % 24, (t / 60) % 60)
         }
         Col::Comm => p.comm.clone(),
@@ -221,7 +222,7 @@ fn run(args: Args, _name: &str) -> Result<i32> {
         return Ok(0);
     }
     let users = proctable::user_names();
-    let (now, mem) = (proctable::uptime(), mem_total());
+    let (now, mem) = (proctable::uptime_ms(), mem_total());
     let full = args.ps.iter().any(|a| a.starts_with('-') && a.contains('f'));
     let mut rows = vec![cols.iter().map(|(_, h)| (*h).to_owned()).collect::<Vec<_>>()];
     for p in &procs {

@@ -26,7 +26,7 @@ fn run(args: Args, _name: &str) -> Result<i32> {
     let names = Names::load();
     let stats = report::by_context(&proctable::scan(Want::default()));
     let hz = proctable::ticks();
-    let now_ticks = (proctable::uptime() * hz as f64) as u64;
+    let now_ticks = proctable::uptime_ms() * hz / 1000;
     let ms = |ticks: u64| ticks * 1000 / hz;
     if args.json {
         let rows: Vec<String> = stats

@@ -20,9 +20,9 @@ pub struct Args {
     /// stop after this many screens
     #[argh(option, short = 'n')]
     pub iterations: Option<u32>,
-    /// seconds between screens (default 2)
-    #[argh(option, short = 'd', default = "2.0")]
-    pub delay: f64,
+    /// seconds between screens (default 2; decimals allowed)
+    #[argh(option, short = 'd', default = "String::from(\"2\")")]
+    pub delay: String,
     /// how many processes to list (default 20)
     #[argh(option, default = "20")]
     pub lines: usize,
@@ -34,17 +34,18 @@ fn main(name: &str, argv: &[&str]) -> i32 {
     applet::entry(&APPLET, name, argv, run)
 }
 
-/// One screen: CPU shares since the previous sample.
-fn screen(prev: &HashMap<u32, (u64, u64)>, procs: &[Proc], names: &Names, elapsed: f64, lines: usize) -> String {
-    let hz = proctable::ticks() as f64;
+/// One screen: CPU shares (per mille) since the previous sample,
+/// `elapsed_ms` ago.
+fn screen(prev: &HashMap<u32, (u64, u64)>, procs: &[Proc], names: &Names, elapsed_ms: u64, lines: usize) -> String {
+    let hz = proctable::ticks();
     let page = proctable::page_size();
     let cpu = |p: &Proc| {
         let used = p.utime + p.stime;
         let before = prev.get(&p.pid).filter(|(start, _)| *start == p.start).map_or(used, |(_, u)| *u);
-        (used.saturating_sub(before)) as f64 / hz / elapsed.max(0.001) * 100.0
+        used.saturating_sub(before) * 1000 / hz * 1000 / elapsed_ms.max(1)
     };
     let mut out = String::new();
-    let mut ctx: std::collections::BTreeMap<u32, (u32, f64, u64)> = Default::default();
+    let mut ctx: std::collections::BTreeMap<u32, (u32, u64, u64)> = Default::default();
     for p in procs {
         let e = ctx.entry(p.xid).or_default();
         e.0 += 1;
@@ -53,13 +54,21 @@ fn screen(prev: &HashMap<u32, (u64, u64)>, procs: &[Proc], names: &Names, elapse
     }
     out.push_str(&format!("vtop: {} processes in {} contexts\n\nCTX   VSERVER          PROC   %CPU     RSS\n", procs.len(), ctx.len()));
     for (x, (n, c, rss)) in &ctx {
-        out.push_str(&format!("{x:<5} {:<15} {n:>5} {c:>6.1} {:>7}\n", names.of(*x), report::human(*rss)));
+        out.push_str(&format!("{x:<5} {:<15} {n:>5} {:>6} {:>7}\n", names.of(*x), report::tenths(*c), report::human(*rss)));
     }
-    let mut busy: Vec<(&Proc, f64)> = procs.iter().map(|p| (p, cpu(p))).collect();
-    busy.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal).then(b.0.rss.cmp(&a.0.rss)));
+    let mut busy: Vec<(&Proc, u64)> = procs.iter().map(|p| (p, cpu(p))).collect();
+    busy.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.rss.cmp(&a.0.rss)));
     let mut rows = vec![["PID", "CTX", "VSERVER", "%CPU", "RSS", "TIME", "COMMAND"].map(String::from).to_vec()];
     for (p, c) in busy.into_iter().take(lines) {
-        rows.push(vec![p.pid.to_string(), p.xid.to_string(), names.of(p.xid).to_owned(), format!("{c:.1}"), report::human(p.rss * page), report::cpu_time(p.utime + p.stime, false), p.comm.clone()]);
+        rows.push(vec![
+            p.pid.to_string(),
+            p.xid.to_string(),
+            names.of(p.xid).to_owned(),
+            report::tenths(c),
+            report::human(p.rss * page),
+            report::cpu_time(p.utime + p.stime, false),
+            p.comm.clone(),
+        ]);
     }
     out.push('\n');
     out.push_str(&report::table(&rows, &[true, true, false, true, true, true]));
@@ -67,9 +76,7 @@ fn screen(prev: &HashMap<u32, (u64, u64)>, procs: &[Proc], names: &Names, elapse
 }
 
 fn run(args: Args, _name: &str) -> Result<i32> {
-    if !(args.delay > 0.0 && args.delay < 3600.0) {
-        return Err(Error::usage("the delay is a number of seconds above 0"));
-    }
+    let delay_ms = report::parse_millis(&args.delay).filter(|ms| (1..3_600_000).contains(ms)).ok_or_else(|| Error::usage(format!("bad delay '{}': a number of seconds above 0", args.delay)))?;
     let interactive = !args.batch && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let saved = if interactive {
         let t = nix::sys::termios::tcgetattr(std::io::stdin()).ctx(|| "read the terminal settings")?;
@@ -87,7 +94,7 @@ fn run(args: Args, _name: &str) -> Result<i32> {
     let outcome = loop {
         let procs = proctable::scan(Want::default());
         let names = Names::load();
-        let elapsed = if first { proctable::uptime() } else { last.elapsed().as_secs_f64() };
+        let elapsed = if first { proctable::uptime_ms() } else { last.elapsed().as_millis() as u64 };
         let text = screen(&prev, &procs, &names, elapsed, args.lines);
         prev = procs.iter().map(|p| (p.pid, (p.start, p.utime + p.stime))).collect();
         last = std::time::Instant::now();
@@ -103,7 +110,7 @@ fn run(args: Args, _name: &str) -> Result<i32> {
             use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
             let stdin = std::io::stdin();
             let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&stdin), PollFlags::POLLIN)];
-            let ms = PollTimeout::try_from((args.delay * 1000.0) as i32).unwrap_or(PollTimeout::MAX);
+            let ms = PollTimeout::try_from(delay_ms as i32).unwrap_or(PollTimeout::MAX);
             if poll(&mut fds, ms).is_ok_and(|n| n > 0) {
                 let mut b = [0u8; 1];
                 if nix::unistd::read(0, &mut b).is_ok_and(|n| n == 0) || b[0] == b'q' {
@@ -111,7 +118,7 @@ fn run(args: Args, _name: &str) -> Result<i32> {
                 }
             }
         } else {
-            std::thread::sleep(std::time::Duration::from_secs_f64(args.delay));
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         }
     };
     if let Some(t) = saved {

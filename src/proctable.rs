@@ -288,12 +288,10 @@ pub fn page_size() -> u64 {
         .map_or(4096, |t| t as u64)
 }
 
-/// Seconds since boot.
-pub fn uptime() -> f64 {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|u| u.parse().ok()))
-        .unwrap_or(0.0)
+/// Milliseconds since boot (integers only: no float code in the binary).
+pub fn uptime_ms() -> u64 {
+    let text = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
+    text.split_whitespace().next().and_then(crate::report::parse_millis).unwrap_or(0)
 }
 
 /// The terminal a tty_nr stands for, as ps names it.

@@ -102,6 +102,21 @@ pub fn stat(p: &Proc) -> String {
     s
 }
 
+/// `12.5` (seconds) as 12500 milliseconds; None if it is not a number.
+pub fn parse_millis(s: &str) -> Option<u64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() && frac.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ms: String = frac.chars().chain("000".chars()).take(3).collect();
+    int.parse::<u64>().unwrap_or(0).checked_mul(1000)?.checked_add(ms.parse().ok()?)
+}
+
+/// A per-mille value as `12.3`.
+pub fn tenths(permille: u64) -> String {
+    format!("{}.{}", permille / 10, permille % 10)
+}
+
 /// Text in a JSON string.
 pub fn json_str(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
@@ -193,6 +208,19 @@ mod tests {
         assert_eq!(human(1536 * 1024), "1.5M");
         assert_eq!(human(256 * 1024 * 1024), "256M");
         assert_eq!(human(1200 * 1024 * 1024), "1.1G");
+    }
+
+    #[test]
+    fn fixed_point() {
+        assert_eq!(parse_millis("12.5"), Some(12500));
+        assert_eq!(parse_millis("0.2"), Some(200));
+        assert_eq!(parse_millis("3"), Some(3000));
+        assert_eq!(parse_millis("1.23456"), Some(1234));
+        assert_eq!(parse_millis("x"), None);
+        assert_eq!(parse_millis("."), None);
+        assert_eq!(parse_millis("-1"), None);
+        assert_eq!(tenths(1234), "123.4");
+        assert_eq!(tenths(5), "0.5");
     }
 
     #[test]
