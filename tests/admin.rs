@@ -193,3 +193,46 @@ fn vtop_batch_mode_and_vpstree_show_the_guests() {
     assert!(lines.iter().skip(1).all(|l| l.starts_with("  ")), "children are indented: {tree:?}");
     assert!(lines.iter().all(|l| l.ends_with(&format!("{} {}]", xid(&a), a.name))), "{tree:?}");
 }
+
+#[test]
+fn vtop_on_a_terminal_quits_with_q() {
+    require_root!();
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::os::fd::AsRawFd::as_raw_fd(&pty.slave);
+    let mut c = env.cmd("vtop");
+    c.args(["-d", "0.2"]);
+    // SAFETY: async-signal-safe calls only.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+            libc::setsid();
+            libc::ioctl(slave, libc::TIOCSCTTY, 0);
+            libc::dup2(slave, 0);
+            libc::dup2(slave, 1);
+            libc::dup2(slave, 2);
+            Ok(())
+        });
+    }
+    let mut child = c
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(pty.slave);
+    let mut master = std::fs::File::from(pty.master);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    master.write_all(b"q").unwrap();
+    let quit = eventually(5, || child.try_wait().is_ok_and(|s| s.is_some()));
+    if !quit {
+        let _ = child.kill();
+    }
+    let mut seen = Vec::new();
+    let _ = master.read_to_end(&mut seen);
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(quit, "vtop did not quit on q: {seen}");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(seen.matches("vtop: ").count() >= 2, "it refreshed: {seen}");
+    assert!(seen.contains("\x1b[2J") && seen.contains("(q quits)"), "{seen}");
+}
