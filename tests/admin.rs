@@ -199,29 +199,7 @@ fn vtop_on_a_terminal_quits_with_q() {
     require_root!();
     use std::io::{Read, Write};
     let env = Env::new();
-    let pty = nix::pty::openpty(None, None).unwrap();
-    let slave = std::os::fd::AsRawFd::as_raw_fd(&pty.slave);
-    let mut c = env.cmd("vtop");
-    c.args(["-d", "0.2"]);
-    // SAFETY: async-signal-safe calls only.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
-            libc::setsid();
-            libc::ioctl(slave, libc::TIOCSCTTY, 0);
-            libc::dup2(slave, 0);
-            libc::dup2(slave, 1);
-            libc::dup2(slave, 2);
-            Ok(())
-        });
-    }
-    let mut child = c
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    drop(pty.slave);
-    let mut master = std::fs::File::from(pty.master);
+    let (mut child, mut master) = spawn_on_pty(env.cmd("vtop").args(["-d", "0.2"]));
     std::thread::sleep(std::time::Duration::from_millis(700));
     master.write_all(b"q").unwrap();
     let quit = eventually(5, || child.try_wait().is_ok_and(|s| s.is_some()));

@@ -125,24 +125,7 @@ fn exec_in_a_stopped_guest_gets_a_fresh_context() {
 /// and returns (exit code, everything the terminal showed).
 fn enter_with(g: &TestGuest, input: &str) -> (i32, String) {
     use std::io::{Read, Write};
-    let pty = nix::pty::openpty(None, None).unwrap();
-    let slave = std::os::fd::AsRawFd::as_raw_fd(&pty.slave);
-    let mut c = g.env.cmd("vserver");
-    c.args([g.name.as_str(), "enter"]);
-    // SAFETY: async-signal-safe calls only.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
-            libc::setsid();
-            libc::ioctl(slave, libc::TIOCSCTTY, 0);
-            libc::dup2(slave, 0);
-            libc::dup2(slave, 1);
-            libc::dup2(slave, 2);
-            Ok(())
-        });
-    }
-    let mut child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    drop(pty.slave);
-    let mut master = std::fs::File::from(pty.master);
+    let (mut child, mut master) = spawn_on_pty(g.env.cmd("vserver").args([g.name.as_str(), "enter"]));
     std::thread::sleep(std::time::Duration::from_millis(300));
     master.write_all(input.as_bytes()).unwrap();
     let mut seen = Vec::new();
@@ -217,7 +200,6 @@ fn guest_root_cannot_escape() {
     let host = Bg(std::process::Command::new(PROBE).args(["sleep", "30"]).spawn().unwrap());
     let hostpid = host.0.id().to_string();
     let m = marker.to_str().unwrap();
-    let ip = loopback();
     let attempts: Vec<(Vec<&str>, &str)> = vec![
         (vec!["kill", &hostpid, "9"], "ERR ESRCH"),
         (vec!["chroot-escape", m], "ERR ENOENT"),
@@ -279,7 +261,6 @@ fn guest_root_cannot_escape() {
     other.run(&["start"]).ok();
     assert!(g.run(&["exec", "probe", "shm-find", "4242"]).stdout.starts_with("OK"));
     assert!(other.run(&["exec", "probe", "shm-find", "4242"]).stdout.starts_with("ERR ENOENT"));
-    let _ = ip;
 }
 
 #[test]
@@ -378,7 +359,6 @@ fn concurrent_starts_make_one_guest() {
     codes.sort();
     assert_eq!(codes, [0, 1], "{a:?} {b:?}");
     assert!(a.stderr.contains("running already") || b.stderr.contains("running already"));
-    let layout = vsbox::cgroup::Layout::detect().unwrap();
     let tag = g.conf_path().display().to_string();
     let n = vsbox::context::Registry::open()
         .unwrap()
@@ -392,7 +372,6 @@ fn concurrent_starts_make_one_guest() {
         })
         .count();
     assert_eq!(n, 1, "one context for the guest");
-    let _ = layout;
 }
 
 #[test]

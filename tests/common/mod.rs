@@ -317,3 +317,29 @@ pub fn addresses_on(dev: &str) -> Vec<String> {
         .filter_map(|i| i.address.and_then(|a| a.as_sockaddr_in().map(|s| s.ip().to_string())))
         .collect()
 }
+
+/// Starts `cmd` on a new pseudo-terminal: its controlling terminal and its
+/// stdin, stdout and stderr. Returns the child and the terminal's master.
+pub fn spawn_on_pty(cmd: &mut Command) -> (Child, std::fs::File) {
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::os::fd::AsRawFd::as_raw_fd(&pty.slave);
+    // SAFETY: async-signal-safe calls only, between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            libc::setsid();
+            libc::ioctl(slave, libc::TIOCSCTTY, 0);
+            for fd in 0..3 {
+                libc::dup2(slave, fd);
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(pty.slave);
+    (child, std::fs::File::from(pty.master))
+}
