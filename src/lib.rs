@@ -20,6 +20,7 @@ pub mod context;
 pub mod dispatch;
 pub mod error;
 pub mod exec;
+pub mod fleet;
 pub mod guest;
 pub mod init;
 pub mod kernel;

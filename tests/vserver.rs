@@ -723,3 +723,48 @@ fn services_do_not_inherit_the_inits_blocked_signals() {
     ]);
     assert!(out.stdout.contains("SigBlk:\t0000000000000000"), "{out:?}");
 }
+
+#[test]
+fn vservers_starts_and_stops_exactly_the_onboot_guests() {
+    require_root!();
+    let env = Env::new();
+    let a = TestGuest::busybox(&env, "boot-a");
+    let b = TestGuest::busybox(&env, "boot-b");
+    let c = TestGuest::busybox(&env, "boot-c");
+    a.conf("ONBOOT=yes\n");
+    b.conf("ONBOOT=yes\nS_HOSTNAME=bee\n");
+    c.conf("ONBOOT=no\n");
+    let out = env.run("vservers", &["start", "--jobs", "2"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("2 started, 0 failed"), "{out:?}");
+    assert_eq!(
+        (a.run(&["running"]).code, b.run(&["running"]).code, c.run(&["running"]).code),
+        (0, 0, 1)
+    );
+    // Again: nothing more to start.
+    assert!(env.run("vservers", &["start"]).stdout.contains("0 started, 0 failed"));
+    let status = env.run("vservers", &["status"]);
+    for (g, state) in [(&a, "running"), (&b, "running"), (&c, "stopped")] {
+        assert!(
+            status.stdout.lines().any(|l| l.starts_with(&g.name) && l.contains(state)),
+            "{}: {status:?}",
+            g.name
+        );
+    }
+    let dirs: Vec<_> = [&a, &b].iter().map(|g| g.context_dir().unwrap()).collect();
+    let out = env.run("vservers", &["stop"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("2 stopped, 0 failed"), "{out:?}");
+    assert!(dirs.iter().all(|d| !d.exists()), "cgroups left behind");
+    assert_eq!((a.run(&["running"]).code, b.run(&["running"]).code), (1, 1));
+    // A broken configuration is a failure of its own; the others still start.
+    c.conf("ONBOOT=yes\nBROKEN\n");
+    let out = env.run("vservers", &["start"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("{}: FAILED", c.name)) && out.stdout.contains(":2: expected KEY=value"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("2 started, 1 failed"), "{out:?}");
+    assert_eq!(env.run("vservers", &["reboot"]).code, 2);
+}
