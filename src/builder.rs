@@ -120,6 +120,7 @@ pub fn build(g: &Guest, method: &Method, force: bool) -> Result<()> {
         Method::Template(file) => template(&g.root, file),
         Method::Debootstrap { suite, mirror } => debootstrap(&g.root, suite, mirror.as_deref()),
     };
+    let outcome = outcome.and_then(|_| install_guest_tools(&g.root));
     if let Err(e) = outcome {
         let _ = fs::remove_dir_all(&g.root);
         return Err(e);
@@ -244,6 +245,28 @@ fn template(root: &Path, file: &Path) -> Result<()> {
                 mtime: 0,
             },
         )?;
+    }
+    Ok(())
+}
+
+/// vreboot and vhalt for the guest's own administrator: this binary as
+/// /usr/lib/vsbox/vsbox, linked from /sbin. Written through the tree
+/// writer: a template's or debootstrap's tree is not ours to trust.
+fn install_guest_tools(root: &Path) -> Result<()> {
+    use crate::tree::{Meta, Tree};
+    let tree = Tree::open(root)?;
+    let exe = fs::read("/proc/self/exe").ctx(|| "read this binary")?;
+    let meta = Meta {
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+    };
+    tree.create_file(Path::new("usr/lib/vsbox/vsbox"), meta, |f| {
+        std::io::Write::write_all(f, &exe).ctx(|| "write usr/lib/vsbox/vsbox")
+    })?;
+    for name in ["vreboot", "vhalt"] {
+        tree.symlink(Path::new("/usr/lib/vsbox/vsbox"), &Path::new("sbin").join(name), meta)?;
     }
     Ok(())
 }

@@ -102,6 +102,24 @@ fn spawn_in_guest(command: &[String], quiet: bool) -> Option<Pid> {
     }
 }
 
+/// Runs the shutdown, then ends every other process of the guest (kill
+/// -1 from PID 1 reaches all of its PID namespace) and reaps them.
+fn restart(shutdown: Option<&[String]>) {
+    if let Some(pid) = shutdown.and_then(|c| spawn_in_guest(c, true)) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            match waitpid(None::<Pid>, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                Ok(ws) if ws.pid() == Some(pid) => break,
+                Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    let _ = nix::sys::signal::kill(Pid::from_raw(-1), Signal::SIGKILL);
+    while waitpid(None::<Pid>, None).is_ok() {}
+}
+
 /// PID 1 of a running guest. Runs `startup` (the guest's rc scripts) and
 /// reports its exit code as one byte on `status`, which it then closes:
 /// that is when `vserver start` returns. From then on it reaps orphans,
@@ -153,6 +171,13 @@ pub fn guest(startup: Option<Vec<String>>, shutdown: Option<Vec<String>>, status
                     }
                 }
             },
+            // HUP (vreboot): restart the guest in place — same context,
+            // same addresses, services started afresh.
+            Ok(Signal::SIGHUP) if stopping.is_none() && starting.is_none() => {
+                restart(shutdown.as_deref());
+                starting = startup.as_deref().and_then(|c| spawn_in_guest(c, true));
+            }
+            Ok(Signal::SIGHUP) => {}
             Ok(_) if stopping.is_none() => {
                 stopping = shutdown.as_deref().and_then(|c| spawn_in_guest(c, true));
                 if stopping.is_none() {

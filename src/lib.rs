@@ -31,6 +31,7 @@ pub mod netlock;
 pub mod ns;
 pub mod paths;
 pub mod proctable;
+pub mod reboot;
 pub mod report;
 pub mod rootfs;
 pub mod seccomp;

@@ -768,3 +768,107 @@ fn vservers_starts_and_stops_exactly_the_onboot_guests() {
     assert!(out.stdout.contains("2 started, 1 failed"), "{out:?}");
     assert_eq!(env.run("vservers", &["reboot"]).code, 2);
 }
+
+/// A guest whose start-up counts its starts in /var/starts.
+fn counting_guest<'a>(env: &'a Env, tag: &str) -> TestGuest<'a> {
+    let g = TestGuest::busybox(env, tag);
+    g.service(
+        "count",
+        "echo $(( $(cat /var/starts 2>/dev/null || echo 0) + 1 )) > /var/starts; (probe sleep 600 &)",
+        "true",
+    );
+    g.run(&["start"]).ok();
+    g
+}
+
+fn starts(g: &TestGuest) -> String {
+    std::fs::read_to_string(g.root().join("var/starts"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn vreboot_and_vhalt_without_rebootmgr() {
+    require_root!();
+    let env = Env::new();
+    let g = counting_guest(&env, "vreboot");
+    let dir = g.context_dir().unwrap();
+    let host = Bg(std::process::Command::new(PROBE).args(["sleep", "60"]).spawn().unwrap());
+    for tool in ["sbin/vreboot", "sbin/vhalt"] {
+        assert!(std::fs::symlink_metadata(g.root().join(tool)).is_ok(), "build installs {tool}");
+    }
+    assert!(g.root().join("usr/lib/vsbox/vsbox").is_file());
+    assert_eq!(starts(&g), "1");
+    g.run(&["exec", "/sbin/vreboot"]).ok();
+    assert!(eventually(10, || starts(&g) == "2"), "the services started again");
+    assert_eq!(g.context_dir(), Some(dir.clone()), "same context");
+    assert_eq!(g.run(&["running"]).code, 0);
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", host.0.id())).exists(),
+        "host process untouched"
+    );
+    // reboot(2) without CAP_SYS_BOOT fails and changes nothing.
+    let out = g.run(&["exec", "reboot", "-f"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert_eq!(g.run(&["running"]).code, 0);
+    assert_eq!(starts(&g), "2");
+    g.run(&["exec", "/sbin/vhalt"]).ok();
+    assert!(eventually(10, || g.run(&["running"]).code == 1), "vhalt stopped it");
+    g.run(&["stop"]).ok(); // removes what start set up
+    assert!(g.context_dir().is_none());
+    // On the host there is no server to restart: refused, host untouched.
+    let out = env.run("vreboot", &["--socket", "/nonexistent/reboot"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("not inside a vsbox server"), "{out:?}");
+}
+
+#[test]
+fn rebootmgr_serves_requests_and_survives_garbage() {
+    require_root!();
+    let env = Env::new();
+    let g = counting_guest(&env, "rbm");
+    let other = counting_guest(&env, "rbm-other");
+    let mut mgr = Bg(env
+        .cmd("rebootmgr")
+        .arg(&g.name)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap());
+    assert!(
+        eventually(5, || g.run(&["exec", "probe", "exists", "/dev/reboot"]).stdout.starts_with("OK")),
+        "socket created"
+    );
+    assert!(
+        !other.run(&["exec", "probe", "exists", "/dev/reboot"]).stdout.starts_with("OK"),
+        "only the named server"
+    );
+    // Garbage and floods change nothing.
+    for junk in ["garbage\n", "reboot", "halt\nhalt\n", "REBOOT\n"] {
+        g.run(&["exec", "probe", "unix-send", "/dev/reboot", junk]);
+    }
+    for _ in 0..30 {
+        let _ = g
+            .env
+            .cmd("vserver")
+            .args([g.name.as_str(), "exec", "probe", "unix-send", "/dev/reboot", "x"])
+            .stdout(std::process::Stdio::null())
+            .spawn();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(mgr.0.try_wait().unwrap().is_none(), "rebootmgr is still running");
+    assert_eq!((starts(&g), g.run(&["running"]).code), ("1".to_owned(), 0));
+    // reboot through the socket.
+    let out = g.run(&["exec", "/sbin/vreboot"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(eventually(10, || starts(&g) == "2"), "restarted through rebootmgr");
+    // halt through the socket: stopped and cleaned up by rebootmgr's `vserver stop`.
+    assert!(eventually(5, || g
+        .run(&["exec", "probe", "exists", "/dev/reboot"])
+        .stdout
+        .starts_with("OK")));
+    g.run(&["exec", "/sbin/vhalt"]).ok();
+    assert!(eventually(15, || g.context_dir().is_none()), "stopped and cleaned up");
+    assert_eq!(other.run(&["running"]).code, 0, "the other server is untouched");
+    assert_eq!(starts(&other), "1");
+}

@@ -349,6 +349,10 @@ fn main() {
             println!("{n}");
             0
         }
+        ["unix-send", path, data] => report(
+            std::os::unix::net::UnixStream::connect(path).and_then(|mut s| s.write_all(data.as_bytes())),
+            |_| "sent".into(),
+        ),
         ["exists", path] => report(std::fs::symlink_metadata(path), |_| (*path).to_owned()),
         ["uname"] => {
             let u = nix_uname();
