@@ -358,6 +358,15 @@ pub fn template(name: &str) -> String {
     )
 }
 
+/// The commented file with the answers of newvserver filled in.
+pub fn template_with(name: &str, iproot: &str, dev: &str, hostname: &str, onboot: bool) -> String {
+    template(name)
+        .replace("\nIPROOT=\n", &format!("\nIPROOT=\"{iproot}\"\n"))
+        .replace("\nIPROOTDEV=\n", &format!("\nIPROOTDEV={dev}\n"))
+        .replace(&format!("\nS_HOSTNAME={name}\n"), &format!("\nS_HOSTNAME={hostname}\n"))
+        .replace("\nONBOOT=no\n", if onboot { "\nONBOOT=yes\n" } else { "\nONBOOT=no\n" })
+}
+
 /// Where a guest's configuration lives.
 pub fn path_of(confdir: &Path, name: &str) -> PathBuf {
     confdir.join(format!("{name}.conf"))
@@ -369,6 +378,16 @@ mod tests {
 
     fn p(text: &str) -> Result<Config> {
         parse(Path::new("/etc/vservers/t.conf"), text)
+    }
+
+    #[test]
+    fn filled_template_parses_to_the_answers() {
+        let c = p(&template_with("web", "127.0.0.9/8", "lo", "www", true)).unwrap();
+        assert_eq!(c.iproot[0].addr, "127.0.0.9".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(
+            (c.iprootdev.as_deref(), c.hostname.as_deref(), c.onboot),
+            (Some("lo"), Some("www"), true)
+        );
     }
 
     #[test]

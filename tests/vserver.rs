@@ -872,3 +872,52 @@ fn rebootmgr_serves_requests_and_survives_garbage() {
     assert_eq!(other.run(&["running"]).code, 0, "the other server is untouched");
     assert_eq!(starts(&other), "1");
 }
+
+#[test]
+fn newvserver_asks_checks_and_creates_a_server_that_starts() {
+    require_root!();
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let name = format!("asked-{}", std::process::id());
+    let ip = loopback();
+    let (mut child, mut master) = spawn_on_pty(&mut env.cmd("newvserver"));
+    // name, a bad address then a good one, no alias device, default host
+    // name, busybox, a bad yes/no then yes.
+    for answer in [name.as_str(), "300.1.1.1", &ip, "", "", "busybox", "perhaps", "yes"] {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        master.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    }
+    assert!(
+        eventually(20, || child.try_wait().is_ok_and(|s| s.is_some())),
+        "newvserver finished"
+    );
+    let mut seen = Vec::new();
+    let _ = master.read_to_end(&mut seen);
+    let seen = String::from_utf8_lossy(&seen);
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{seen}");
+    assert!(
+        seen.contains("Name of the new server") && seen.contains(&format!("Host name [{name}]")),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("bad address '300.1.1.1'") && seen.contains("yes or no"),
+        "bad answers are asked again: {seen}"
+    );
+    let conf = std::fs::read_to_string(env.dir.path().join("etc").join(format!("{name}.conf"))).unwrap();
+    assert!(
+        conf.contains(&format!("\nIPROOT=\"{ip}\"\n"))
+            && conf.contains("\nONBOOT=yes\n")
+            && conf.contains(&format!("\nS_HOSTNAME={name}\n")),
+        "{conf}"
+    );
+    env.run("vserver", &[&name, "start"]).ok();
+    let out = env.run("vserver", &[&name, "exec", "hostname"]);
+    assert_eq!(out.line(), name);
+    env.run("vserver", &[&name, "stop"]).ok();
+    // Driven by options; and an existing name is refused.
+    let out = env.run("newvserver", &["--name", &format!("{name}-2"), "--method", "skeleton", "--yes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.run("newvserver", &["--name", &name, "--yes"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("exists already"), "{out:?}");
+}
