@@ -117,16 +117,6 @@ pub fn last_cap() -> u32 {
         .unwrap_or(NAMES.len() as u32 - 1)
 }
 
-/// All capabilities the running kernel knows.
-pub fn all() -> u64 {
-    let last = last_cap().min(63);
-    if last == 63 {
-        u64::MAX
-    } else {
-        (1u64 << (last + 1)) - 1
-    }
-}
-
 /// A requested change of the ceiling: `--secure`, `--cap X`, `--cap !X`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Request {

@@ -57,10 +57,6 @@ pub fn set_pdeathsig(sig: libc::c_int) -> Result<(), Errno> {
     prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0).map(drop)
 }
 
-pub fn set_child_subreaper() -> Result<(), Errno> {
-    prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0).map(drop)
-}
-
 /// The three per-process capability sets as 64-bit masks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CapSets {

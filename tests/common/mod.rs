@@ -293,22 +293,6 @@ impl Drop for TestGuest<'_> {
     }
 }
 
-/// Processes anywhere on the host whose cgroup is context `xid`'s.
-pub fn processes_of(xid: u32) -> Vec<u32> {
-    let needle = format!("/vsbox/{xid}");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| {
-                c.lines()
-                    .any(|l| l.starts_with("0::") && (l.ends_with(&needle) || l.contains(&format!("{needle}/"))))
-            })
-        })
-        .collect()
-}
-
 /// Addresses currently on network device `dev`.
 pub fn addresses_on(dev: &str) -> Vec<String> {
     nix::ifaddrs::getifaddrs()
