@@ -125,9 +125,17 @@ fn restart(shutdown: Option<&[String]>) {
 /// that is when `vserver start` returns. From then on it reaps orphans,
 /// until SIGTERM (or SIGPWR, SIGINT) asks it to stop: it runs `shutdown`,
 /// then ends, and the kernel ends whatever is left in the guest.
-pub fn guest(startup: Option<Vec<String>>, shutdown: Option<Vec<String>>, status: std::os::fd::OwnedFd) -> ! {
+pub fn guest(
+    startup: Option<Vec<String>>,
+    shutdown: Option<Vec<String>>,
+    status: std::os::fd::OwnedFd,
+    reboot: Option<std::os::fd::OwnedFd>,
+) -> ! {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::signal::SigSet;
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
     use nix::sys::wait::WaitPidFlag;
+    use std::os::fd::AsFd;
     let _ = nix::unistd::setsid();
     let _ = sys::set_name("vsbox-init");
     let mut set = SigSet::empty();
@@ -135,6 +143,10 @@ pub fn guest(startup: Option<Vec<String>>, shutdown: Option<Vec<String>>, status
         set.add(s);
     }
     let _ = set.thread_block();
+    let Ok(signals) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) else {
+        eprintln!("vsbox init: cannot create a signalfd");
+        std::process::exit(1)
+    };
     let mut status = Some(status);
     let report = |status: &mut Option<std::os::fd::OwnedFd>, code: i32| {
         if let Some(fd) = status.take() {
@@ -155,8 +167,28 @@ pub fn guest(startup: Option<Vec<String>>, shutdown: Option<Vec<String>>, status
     }
     let mut stopping: Option<Pid> = None;
     loop {
-        match set.wait() {
-            Ok(Signal::SIGCHLD) => loop {
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        if let Some(l) = &reboot {
+            fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+        }
+        if poll(&mut fds, PollTimeout::NONE).is_err() {
+            continue;
+        }
+        let rebooting = fds.get(1).is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty()));
+        drop(fds);
+        let mut event = None;
+        if rebooting {
+            event = reboot.as_ref().and_then(answer_reboot);
+        } else if let Ok(Some(info)) = signals.read_signal() {
+            event = Signal::try_from(info.ssi_signo as i32).ok().map(|s| match s {
+                Signal::SIGCHLD => Event::Child,
+                // HUP (vreboot): restart in place.
+                Signal::SIGHUP => Event::Restart,
+                _ => Event::Stop,
+            });
+        }
+        match event {
+            Some(Event::Child) => loop {
                 match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
                     Ok(WaitStatus::StillAlive) | Err(_) => break,
                     Ok(ws) => {
@@ -171,14 +203,12 @@ pub fn guest(startup: Option<Vec<String>>, shutdown: Option<Vec<String>>, status
                     }
                 }
             },
-            // HUP (vreboot): restart the guest in place — same context,
-            // same addresses, services started afresh.
-            Ok(Signal::SIGHUP) if stopping.is_none() && starting.is_none() => {
+            // Same context, same addresses, services started afresh.
+            Some(Event::Restart) if stopping.is_none() && starting.is_none() => {
                 restart(shutdown.as_deref());
                 starting = startup.as_deref().and_then(|c| spawn_in_guest(c, true));
             }
-            Ok(Signal::SIGHUP) => {}
-            Ok(_) if stopping.is_none() => {
+            Some(Event::Stop) if stopping.is_none() => {
                 stopping = shutdown.as_deref().and_then(|c| spawn_in_guest(c, true));
                 if stopping.is_none() {
                     std::process::exit(0);
@@ -187,4 +217,39 @@ pub fn guest(startup: Option<Vec<String>>, shutdown: Option<Vec<String>>, status
             _ => {}
         }
     }
+}
+
+enum Event {
+    Child,
+    Restart,
+    Stop,
+}
+
+/// Answers a reboot(2) made in the guest. It acts on the guest only, and
+/// only for a caller holding CAP_SYS_BOOT in the guest's own user
+/// namespace (not in one it made itself); others get EPERM, as the kernel
+/// would have answered them.
+fn answer_reboot(listener: &std::os::fd::OwnedFd) -> Option<Event> {
+    const RESTART: u32 = 0x0123_4567;
+    const RESTART2: u32 = 0xA1B2_C3D4;
+    const HALT: u32 = 0xCDEF_0123;
+    const POWER_OFF: u32 = 0x4321_FEDC;
+    const CAD_ON: u32 = 0x89AB_CDEF;
+    const CAD_OFF: u32 = 0;
+    let n = sys::seccomp_recv(listener).ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", n.pid)).unwrap_or_default();
+    let ours = std::fs::read_link(format!("/proc/{}/ns/user", n.pid)).ok() == std::fs::read_link("/proc/self/ns/user").ok();
+    let may = ours && crate::caps::from_status(&status, "CapEff:").is_some_and(|e| e & crate::caps::bit(crate::caps::SYS_BOOT) != 0);
+    if !may {
+        let _ = sys::seccomp_answer(listener, n.id, libc::EPERM);
+        return None;
+    }
+    let (errno, event) = match n.args[2] as u32 {
+        RESTART | RESTART2 => (0, Some(Event::Restart)),
+        HALT | POWER_OFF => (0, Some(Event::Stop)),
+        CAD_ON | CAD_OFF => (0, None),
+        _ => (libc::EINVAL, None),
+    };
+    let _ = sys::seccomp_answer(listener, n.id, errno);
+    event
 }

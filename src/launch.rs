@@ -183,6 +183,7 @@ fn first_process(spec: &Spec, extra_ns: CloneFlags, seal: Option<&cgroup::Layout
     let policy = Policy {
         lock: spec.flags & abi::VXF_LOCK != 0,
         spectator: false,
+        no_reboot: false,
     };
     restrict(policy, &spec.caps, current_ceiling()?, seal)
 }
@@ -269,7 +270,7 @@ pub(crate) fn restrict(policy: Policy, req: &caps::Request, from: u64, seal: Opt
     if let Some(layout) = seal {
         layout.seal()?;
     }
-    if policy.lock || policy.spectator || has_controlling_tty() {
+    if policy.lock || policy.spectator || policy.no_reboot || has_controlling_tty() {
         seccomp::install(policy)?;
     }
     set_ceiling(target)
@@ -346,6 +347,7 @@ fn join(applet: &str, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> 
                 let policy = Policy {
                     lock: flags & abi::VXF_LOCK != 0,
                     spectator: false,
+                    no_reboot: false,
                 };
                 // Its mount namespace was sealed when the context was made.
                 restrict(policy, &spec.caps, ceiling & current_ceiling()?, None)
@@ -386,6 +388,7 @@ fn spectator(applet: &str, reg: &Registry, spec: &Spec, command: &[String]) -> R
                 let policy = Policy {
                     lock: spec.flags & abi::VXF_LOCK != 0,
                     spectator: true,
+                    no_reboot: false,
                 };
                 // It shares the host's mounts: nothing to seal there.
                 restrict(policy, &spec.caps, current_ceiling()? & !caps::bit(caps::SYS_PTRACE), None)

@@ -115,6 +115,9 @@ fn emit_rule(out: &mut Vec<SockFilter>, nr: u32, when: When, errno: u32) {
 pub struct Policy {
     pub lock: bool,
     pub spectator: bool,
+    /// reboot(2) fails with EPERM: for processes that joined a running
+    /// guest from outside, which its init cannot answer for.
+    pub no_reboot: bool,
 }
 
 pub fn build(policy: Policy) -> Vec<SockFilter> {
@@ -124,6 +127,9 @@ pub fn build(policy: Policy) -> Vec<SockFilter> {
     }
     if policy.spectator {
         rules.extend_from_slice(SPECTATOR);
+    }
+    if policy.no_reboot {
+        rules.push((169, 88, When::Always, EPERM));
     }
     let mut x64 = vec![stmt(LD_W_ABS, 0), jump(JGE_K, X32_BIT, 0, 1), stmt(RET_K, RET_ERRNO | EPERM)];
     let mut x32 = Vec::new();
@@ -147,6 +153,29 @@ pub fn build(policy: Policy) -> Vec<SockFilter> {
     prog.extend(x64);
     prog.extend(x32);
     prog
+}
+
+const RET_USER_NOTIF: u32 = 0x7fc0_0000;
+
+/// reboot(2), on both entry points, goes to the returned listener: vsbox's
+/// init answers it for the guest (restart or halt the guest, never the
+/// host). Everything else is allowed.
+pub fn reboot_listener() -> Result<std::os::fd::OwnedFd> {
+    sys::seccomp_listener(&reboot_program()).ctx(|| "install the reboot filter")
+}
+
+fn reboot_program() -> Vec<SockFilter> {
+    vec![
+        stmt(LD_W_ABS, 4),
+        jump(JEQ_K, AUDIT_ARCH_X86_64, 0, 2),
+        stmt(LD_W_ABS, 0),
+        jump(JEQ_K, 169, 3, 4), // x86_64 reboot → notify, else allow
+        jump(JEQ_K, AUDIT_ARCH_I386, 0, 3),
+        stmt(LD_W_ABS, 0),
+        jump(JEQ_K, 88, 0, 1), // i386 reboot
+        stmt(RET_K, RET_USER_NOTIF),
+        stmt(RET_K, RET_ALLOW),
+    ]
 }
 
 /// Installs the filter for `policy` on this process, for good.
@@ -204,6 +233,7 @@ mod tests {
         let p = build(Policy {
             lock: true,
             spectator: false,
+            no_reboot: false,
         });
         assert_eq!(run(&p, AUDIT_ARCH_X86_64, 272, [0x2000_0000, 0, 0, 0, 0, 0]), DENY);
         assert_eq!(run(&p, AUDIT_ARCH_X86_64, 272, [0x400, 0, 0, 0, 0, 0]), RET_ALLOW); // CLONE_FILES
@@ -217,10 +247,38 @@ mod tests {
     }
 
     #[test]
+    fn joiners_cannot_reboot() {
+        let p = build(Policy {
+            no_reboot: true,
+            ..Policy::default()
+        });
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 169, [0; 6]), DENY);
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 88, [0; 6]), DENY);
+        assert_eq!(run(&build(Policy::default()), AUDIT_ARCH_X86_64, 169, [0; 6]), RET_ALLOW);
+    }
+
+    #[test]
+    fn only_reboot_goes_to_the_listener() {
+        let p = reboot_program();
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 169, [0; 6]), RET_USER_NOTIF);
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 88, [0; 6]), RET_USER_NOTIF);
+        for (arch, nr) in [
+            (AUDIT_ARCH_X86_64, 88),
+            (AUDIT_ARCH_X86_64, 0),
+            (AUDIT_ARCH_I386, 169),
+            (AUDIT_ARCH_I386, 1),
+            (0xdead, 169),
+        ] {
+            assert_eq!(run(&p, arch, nr, [0; 6]), RET_ALLOW, "{arch:#x} {nr}");
+        }
+    }
+
+    #[test]
     fn spectator_signals_nothing() {
         let p = build(Policy {
             lock: false,
             spectator: true,
+            no_reboot: false,
         });
         for nr in [62, 200, 234, 129, 297, 424, 438, 101, 310, 311] {
             assert_eq!(run(&p, AUDIT_ARCH_X86_64, nr, [1, 9, 0, 0, 0, 0]), DENY, "x86_64 {nr}");

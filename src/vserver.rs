@@ -124,6 +124,11 @@ pub enum Payload<'a> {
 
 /// In the first process of a new guest context (PID 1). Never returns.
 fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], then: Then) -> ! {
+    // vsbox's init answers the guest's reboot(2) itself; the filter must
+    // go in while CAP_SYS_ADMIN is still there (no no_new_privs, so the
+    // guest's setuid programs keep working).
+    let wants_listener = matches!(then, Then::Boot { .. }) && cfg.flags & abi::VXF_FAKEINIT == 0;
+    let mut listener = None;
     let setup = (|| {
         for d in v1_dirs {
             cgroup::enter(d)?;
@@ -133,10 +138,14 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], the
         rootfs::populate()?;
         set_names(g, cfg)?;
         apply_limits(cfg)?;
+        if wants_listener {
+            listener = Some(crate::seccomp::reboot_listener()?);
+        }
         // The cgroup mounts went with the host's tree: nothing to seal.
         let policy = Policy {
             lock: cfg.flags & abi::VXF_LOCK != 0,
             spectator: false,
+            no_reboot: false,
         };
         launch::restrict(policy, &guest_ceiling(cfg), launch::current_ceiling()?, None)
     })();
@@ -152,9 +161,17 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], the
                 nix::unistd::dup2(null.as_raw_fd(), 0).ctx(|| "redirect stdin")?;
                 nix::unistd::dup2(output.as_raw_fd(), 1).ctx(|| "redirect stdout")?;
                 nix::unistd::dup2(output.as_raw_fd(), 2).ctx(|| "redirect stderr")?;
-                nix::unistd::dup2(status.as_raw_fd(), 3).ctx(|| "keep the status pipe")?;
+                // Through copies above 10, so that neither can overwrite the
+                // other on its way to 3 and 4.
+                let high = |fd: i32| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).ctx(|| "copy a descriptor");
+                let st_high = high(status.as_raw_fd())?;
+                let l_high = listener.as_ref().map(|l| high(l.as_raw_fd())).transpose()?;
+                nix::unistd::dup2(st_high, 3).ctx(|| "keep the status pipe")?;
+                if let Some(l) = l_high {
+                    nix::unistd::dup2(l, 4).ctx(|| "keep the reboot listener")?;
+                }
                 drop(null);
-                sys::close_from(4).ctx(|| "close inherited descriptors")
+                sys::close_from(5).ctx(|| "close inherited descriptors")
             });
             launch::finish_child(applet, setup, || {
                 let status = sys::adopt_fd(3); // made the status pipe above
@@ -163,7 +180,12 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], the
                     exec::exec_env(applet, &["/sbin/init".to_owned()], &init::guest_env("/root", None))
                 } else {
                     let (up, down) = rc_commands();
-                    init::guest(up, down, status)
+                    // Descriptor 4 is the listener (its original was closed above).
+                    let reboot = listener.map(|l| {
+                        std::mem::forget(l);
+                        sys::adopt_fd(4)
+                    });
+                    init::guest(up, down, status, reboot)
                 }
             })
         }
@@ -626,6 +648,7 @@ fn join(applet: &str, xid: u32, dir: &Path, cfg: &Config, payload: Payload) -> R
                 let policy = Policy {
                     lock: flags & abi::VXF_LOCK != 0,
                     spectator: false,
+                    no_reboot: true,
                 };
                 launch::restrict(policy, &caps::Request::default(), ceiling & launch::current_ceiling()?, None)?;
                 close_all_but(keep)

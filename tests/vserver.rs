@@ -921,3 +921,44 @@ fn newvserver_asks_checks_and_creates_a_server_that_starts() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("exists already"), "{out:?}");
 }
+
+#[test]
+fn with_cap_sys_boot_the_guests_own_reboot_and_halt_act_on_the_guest() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "sysboot");
+    g.service(
+        "count",
+        "echo $(( $(cat /var/starts 2>/dev/null || echo 0) + 1 )) > /var/starts; (probe sleep 600 &)",
+        "true",
+    );
+    // A service of the guest that reboots when asked through a file.
+    g.service(
+        "rebooter",
+        "(while :; do for w in userns reboot halt; do [ -e /run/do-$w ] && rm /run/do-$w && case $w in userns) unshare -r reboot -f; echo $? > /run/userns-rc ;; reboot) reboot -f ;; halt) halt -f ;; esac; done; sleep 0.05; done) &",
+        "true",
+    );
+    g.conf("S_CAPS=CAP_SYS_BOOT\n");
+    g.run(&["start"]).ok();
+    let other = counting_guest(&env, "sysboot-other");
+    let dir = g.context_dir().unwrap();
+    let ask = |what: &str| std::fs::write(g.root().join(format!("run/do-{what}")), "").unwrap();
+    // A user namespace made inside the guest gives no right to reboot it.
+    ask("userns");
+    assert!(eventually(5, || g.root().join("run/userns-rc").exists()));
+    assert_ne!(std::fs::read_to_string(g.root().join("run/userns-rc")).unwrap().trim(), "0");
+    // A process that joined from outside (vserver exec) cannot either: its
+    // reboot(2) fails rather than ending the guest.
+    let out = g.run(&["exec", "reboot", "-f"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert_eq!((starts(&g), g.run(&["running"]).code), ("1".to_owned(), 0));
+    // The guest's own reboot(2), with CAP_SYS_BOOT: restarts it in place.
+    ask("reboot");
+    assert!(eventually(10, || starts(&g) == "2"), "reboot -f restarted the guest");
+    assert_eq!(g.context_dir(), Some(dir), "same context");
+    assert_eq!(g.run(&["running"]).code, 0);
+    // halt -f stops it; the other guest and the host go on.
+    ask("halt");
+    assert!(eventually(10, || g.run(&["running"]).code == 1), "halt -f stopped the guest");
+    assert_eq!((other.run(&["running"]).code, starts(&other)), (0, "1".to_owned()));
+}
