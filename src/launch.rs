@@ -299,58 +299,93 @@ fn set_ceiling(target: u64) -> Result<()> {
     caps::limit_to(target)
 }
 
-fn join(applet: &str, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> Result<i32> {
-    let flags = context::flags_of(dir);
-    if flags & abi::VXF_PRIVATE != 0 {
-        return Err(Error::failed(
-            format!("join context {xid}"),
-            "it is private (flag 'private'): nobody may join it",
-        ));
-    }
-    let members = cgroup::procs(dir)?;
-    let leader = members
-        .iter()
-        .copied()
-        .find(|&p| is_ns_init(p))
-        .or(members.first().copied())
-        .ok_or_else(|| Error::failed(format!("join context {xid}"), "it has no processes left"))?;
-    let handles = ns::Handles::open(leader)?;
-    let status = std::fs::read_to_string(format!("/proc/{leader}/status")).ctx(|| format!("read /proc/{leader}/status"))?;
-    let ceiling = caps::from_status(&status, "CapBnd:")
-        .ok_or_else(|| Error::failed(format!("read the ceiling of context {xid}"), "no CapBnd line"))?;
-    let layout = cgroup::Layout::detect()?;
-    let mut dirs = vec![dir.to_path_buf()];
-    for c in ["cpu", "pids"] {
-        if let Some(d) = layout.v1_dir(c, dir).filter(|d| d.is_dir()) {
-            dirs.push(d);
+/// A running context, ready to be joined: everything read from its init.
+pub(crate) struct Target {
+    pub flags: u32,
+    /// Its capability ceiling: its init's bounding set.
+    pub ceiling: u64,
+    handles: ns::Handles,
+    /// Its v1 controller directories (its v2 one is `cgroup`).
+    v1: Vec<PathBuf>,
+    cgroup: std::fs::File,
+}
+
+impl Target {
+    pub(crate) fn open(xid: u32, dir: &Path) -> Result<Target> {
+        let flags = context::flags_of(dir);
+        if flags & abi::VXF_PRIVATE != 0 {
+            return Err(Error::failed(
+                format!("join context {xid}"),
+                "it is private (flag 'private'): nobody may join it",
+            ));
         }
+        let members = cgroup::procs(dir)?;
+        let leader = members
+            .iter()
+            .copied()
+            .find(|&p| is_ns_init(p))
+            .or(members.first().copied())
+            .ok_or_else(|| Error::failed(format!("join context {xid}"), "it has no processes left"))?;
+        let handles = ns::Handles::open(leader)?;
+        let status = std::fs::read_to_string(format!("/proc/{leader}/status")).ctx(|| format!("read /proc/{leader}/status"))?;
+        let ceiling = caps::from_status(&status, "CapBnd:")
+            .ok_or_else(|| Error::failed(format!("read the ceiling of context {xid}"), "no CapBnd line"))?;
+        let layout = cgroup::Layout::detect()?;
+        let v1 = ["cpu", "pids"]
+            .iter()
+            .filter_map(|c| layout.v1_dir(c, dir))
+            .filter(|d| d.is_dir())
+            .collect();
+        Ok(Target {
+            flags,
+            ceiling,
+            handles,
+            v1,
+            cgroup: open_dir(dir)?,
+        })
     }
+
+    /// A child born in the context's cgroup and PID namespace (the caller
+    /// only points its next child's PID namespace there).
+    pub(crate) fn fork(&self) -> Result<Forked> {
+        self.handles
+            .join(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS)?;
+        sys::fork_into(&self.cgroup, CloneFlags::empty()).ctx(|| "start a process in the context")
+    }
+
+    /// In that child: the context's other cgroups and namespaces (the
+    /// mount namespace last: it changes the root).
+    pub(crate) fn enter(&self) -> Result<()> {
+        for d in &self.v1 {
+            cgroup::enter(d)?;
+        }
+        self.handles.join(CloneFlags::CLONE_NEWPID)
+    }
+}
+
+fn join(applet: &str, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> Result<i32> {
+    let target = Target::open(xid, dir)?;
     let cwd = std::env::current_dir().ok();
     if detach(spec)? {
         return Ok(0);
     }
     announce(spec, &xid.to_string());
-    let cgroup_dir = open_dir(dir)?;
-    handles.join(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS)?;
-    match sys::fork_into(&cgroup_dir, CloneFlags::empty()).ctx(|| format!("start a process in {}", dir.display()))? {
+    match target.fork()? {
         Forked::Parent(child) => Ok(supervise(child)),
         Forked::Child => {
             let setup = (|| {
-                for d in &dirs[1..] {
-                    cgroup::enter(d)?;
-                }
-                handles.join(CloneFlags::CLONE_NEWPID)?;
+                target.enter()?;
                 if let Some(cwd) = &cwd {
                     let _ = std::env::set_current_dir(cwd);
                 }
                 set_names(spec)?;
                 let policy = Policy {
-                    lock: flags & abi::VXF_LOCK != 0,
+                    lock: target.flags & abi::VXF_LOCK != 0,
                     spectator: false,
                     no_reboot: false,
                 };
                 // Its mount namespace was sealed when the context was made.
-                restrict(policy, &spec.caps, ceiling & current_ceiling()?, None)
+                restrict(policy, &spec.caps, target.ceiling & current_ceiling()?, None)
             })();
             finish_child(applet, setup, || exec::exec(applet, command))
         }

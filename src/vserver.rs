@@ -611,26 +611,8 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
 }
 
 fn join(applet: &str, xid: u32, dir: &Path, cfg: &Config, payload: Payload) -> Result<nix::unistd::Pid> {
-    let flags = context::flags_of(dir);
-    if flags & abi::VXF_PRIVATE != 0 {
-        return Err(Error::failed(
-            format!("enter context {xid}"),
-            "it is private (flag 'private'): nobody may join it",
-        ));
-    }
-    let leader = init_pid(dir).ok_or_else(|| Error::failed(format!("enter context {xid}"), "it has no init"))?;
-    let handles = ns::Handles::open(leader)?;
-    let status = std::fs::read_to_string(format!("/proc/{leader}/status")).ctx(|| format!("read /proc/{leader}/status"))?;
-    let ceiling = caps::from_status(&status, "CapBnd:").ok_or_else(|| Error::failed("read the server's ceiling", "no CapBnd line"))?;
-    let layout = cgroup::Layout::detect()?;
-    let v1: Vec<PathBuf> = ["cpu", "pids"]
-        .iter()
-        .filter_map(|c| layout.v1_dir(c, dir))
-        .filter(|d| d.is_dir())
-        .collect();
-    let cgroup_dir = launch::open_dir(dir)?;
-    handles.join(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS)?;
-    match sys::fork_into(&cgroup_dir, CloneFlags::empty()).ctx(|| "start a process in the server")? {
+    let target = launch::Target::open(xid, dir)?;
+    match target.fork()? {
         Forked::Parent(child) => Ok(child),
         Forked::Child => {
             let keep = match &payload {
@@ -638,19 +620,15 @@ fn join(applet: &str, xid: u32, dir: &Path, cfg: &Config, payload: Payload) -> R
                 Payload::Command { .. } => None,
             };
             let setup = (|| {
-                for d in &v1 {
-                    cgroup::enter(d)?;
-                }
-                handles.join(CloneFlags::CLONE_NEWPID)?;
-                drop(handles);
+                target.enter()?;
                 std::env::set_current_dir("/").ctx(|| "chdir /")?;
                 apply_limits(cfg)?;
                 let policy = Policy {
-                    lock: flags & abi::VXF_LOCK != 0,
+                    lock: target.flags & abi::VXF_LOCK != 0,
                     spectator: false,
                     no_reboot: true,
                 };
-                launch::restrict(policy, &caps::Request::default(), ceiling & launch::current_ceiling()?, None)?;
+                launch::restrict(policy, &caps::Request::default(), target.ceiling & launch::current_ceiling()?, None)?;
                 close_all_but(keep)
             })();
             launch::finish_child(applet, setup, || run_payload(applet, payload, false))
