@@ -102,6 +102,51 @@ fn spawn_in_guest(command: &[String], quiet: bool) -> Option<Pid> {
     }
 }
 
+/// For a process that joined a running guest: waits for `child` while
+/// answering the reboot(2) calls of its descendants (which it alone can
+/// see) by asking the guest's init, PID 1 here, to restart or stop.
+pub fn serve_reboots_until(child: Pid, listener: std::os::fd::OwnedFd) -> i32 {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::signal::SigSet;
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use std::os::fd::AsFd;
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    let _ = set.thread_block();
+    let Ok(signals) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) else {
+        return reap_until(child);
+    };
+    loop {
+        let mut fds = [
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+        ];
+        if poll(&mut fds, PollTimeout::NONE).is_err() {
+            continue;
+        }
+        let asked = fds[1].revents().is_some_and(|r| !r.is_empty());
+        if asked {
+            let sig = match answer_reboot(&listener) {
+                Some(Event::Restart) => Some(Signal::SIGHUP),
+                Some(Event::Stop) => Some(Signal::SIGINT),
+                _ => None,
+            };
+            if let Some(sig) = sig {
+                let _ = nix::sys::signal::kill(Pid::from_raw(1), sig);
+            }
+            continue;
+        }
+        let _ = signals.read_signal();
+        loop {
+            match waitpid(None::<Pid>, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                Ok(ws @ (WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, ..))) if pid == child => return exec::status_code(ws),
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
 /// Runs the shutdown, then ends every other process of the guest (kill
 /// -1 from PID 1 reaches all of its PID namespace) and reaps them.
 fn restart(shutdown: Option<&[String]>) {
@@ -219,7 +264,7 @@ pub fn guest(
     }
 }
 
-enum Event {
+pub(crate) enum Event {
     Child,
     Restart,
     Stop,
@@ -229,7 +274,7 @@ enum Event {
 /// only for a caller holding CAP_SYS_BOOT in the guest's own user
 /// namespace (not in one it made itself); others get EPERM, as the kernel
 /// would have answered them.
-fn answer_reboot(listener: &std::os::fd::OwnedFd) -> Option<Event> {
+pub(crate) fn answer_reboot(listener: &std::os::fd::OwnedFd) -> Option<Event> {
     const RESTART: u32 = 0x0123_4567;
     const RESTART2: u32 = 0xA1B2_C3D4;
     const HALT: u32 = 0xCDEF_0123;

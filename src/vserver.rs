@@ -194,32 +194,38 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], the
                 Payload::Shell(sock) => Some(sock.as_raw_fd()),
                 Payload::Command { .. } => None,
             };
-            let setup = setup.and_then(|_| close_all_but(keep));
-            launch::finish_child(applet, setup, || run_payload(applet, payload, true))
+            let setup = setup.and_then(|_| keep_fds(keep.as_slice()));
+            launch::finish_child(applet, setup, || run_payload(applet, payload, true, false))
         }
     }
 }
 
-/// Closes every descriptor above stderr except `keep`.
-fn close_all_but(keep: Option<i32>) -> Result<()> {
-    match keep {
-        Some(fd) => {
-            // Move it to 3, then close everything above.
-            nix::unistd::dup2(fd, 3).ctx(|| "keep the terminal socket")?;
-            sys::close_from(4).ctx(|| "close inherited descriptors")
-        }
-        None => sys::close_from(3).ctx(|| "close inherited descriptors"),
+/// Places `fds` at 3, 4, … (through copies above 10, so none overwrites
+/// another) and closes every other descriptor above stderr.
+fn keep_fds(fds: &[i32]) -> Result<()> {
+    let mut high = Vec::with_capacity(fds.len());
+    for &fd in fds {
+        high.push(nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).ctx(|| "copy a descriptor")?);
     }
+    for (i, h) in high.iter().enumerate() {
+        nix::unistd::dup2(*h, 3 + i as i32).ctx(|| "keep a descriptor")?;
+    }
+    sys::close_from(3 + fds.len() as u32).ctx(|| "close inherited descriptors")
 }
 
-fn run_payload(applet: &str, payload: Payload, as_init: bool) -> i32 {
+/// Runs the payload (its descriptors already placed by [`keep_fds`]: the
+/// terminal socket first, then the reboot listener when `reboot`).
+fn run_payload(applet: &str, payload: Payload, as_init: bool, reboot: bool) -> i32 {
     match payload {
-        Payload::Command { command, user } => run_as(applet, command, user, as_init),
+        Payload::Command { command, user } => {
+            let listener = reboot.then(|| sys::adopt_fd(3));
+            run_as(applet, command, user, as_init, listener)
+        }
         Payload::Shell(sock) => {
-            // After close_all_but the socket is descriptor 3; the original
-            // descriptor is closed already.
+            // The socket is descriptor 3 now; its original is closed already.
             std::mem::forget(sock);
-            match shell_on_new_tty(sys::adopt_fd(3)) {
+            let listener = reboot.then(|| sys::adopt_fd(4));
+            match shell_on_new_tty(sys::adopt_fd(3), listener) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("{applet}: {e}");
@@ -232,7 +238,7 @@ fn run_payload(applet: &str, payload: Payload, as_init: bool) -> i32 {
 
 /// Inside the guest: a new pseudo-terminal of its own devpts, its master
 /// sent to vsbox outside, root's login shell on its slave.
-fn shell_on_new_tty(sock: OwnedFd) -> Result<i32> {
+fn shell_on_new_tty(sock: OwnedFd, reboot: Option<OwnedFd>) -> Result<i32> {
     use nix::fcntl::OFlag;
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open the server's /dev/ptmx")?;
@@ -275,12 +281,16 @@ fn shell_on_new_tty(sock: OwnedFd) -> Result<i32> {
         sys::set_controlling_tty(0).map_err(std::io::Error::from)
     });
     let child = c.spawn().map_err(|e| Error::io(format!("run {shell}"), &e))?;
-    Ok(init::reap_until(nix::unistd::Pid::from_raw(child.id() as i32)))
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    Ok(match reboot {
+        Some(l) => init::serve_reboots_until(pid, l),
+        None => init::reap_until(pid),
+    })
 }
 
 /// Runs `command` inside the guest (already entered), as `user` if given;
 /// under vsbox's init when `as_init` (PID 1 of a fresh context).
-fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool) -> i32 {
+fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, reboot: Option<OwnedFd>) -> i32 {
     let who = match user.map(users::lookup_here).transpose() {
         Ok(u) => u,
         Err(e) => {
@@ -293,9 +303,10 @@ fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool) -
         who.as_ref().map(|u| u.name.as_str()),
     );
     let _ = std::env::set_current_dir(who.as_ref().map_or("/", |u| u.home.as_str())).or_else(|_| std::env::set_current_dir("/"));
-    if as_init {
+    if as_init || reboot.is_some() {
         // A fresh context: vsbox's init stays PID 1 and runs the command as
-        // its child, which becomes the user.
+        // its child, which becomes the user. Or a joined process that must
+        // answer its descendants' reboot(2) calls: it stays their parent.
         let mut c = std::process::Command::new(&command[0]);
         c.args(&command[1..]).env_clear().envs(env);
         if let Some(u) = who.clone() {
@@ -307,7 +318,10 @@ fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool) -
             Ok(child) => {
                 let pid = nix::unistd::Pid::from_raw(child.id() as i32);
                 init::forward_signals_to(pid);
-                init::reap_until(pid)
+                match reboot {
+                    Some(l) => init::serve_reboots_until(pid, l),
+                    None => init::reap_until(pid),
+                }
             }
             Err(e) => exec::report_failure(applet, &command[0], &e),
         };
@@ -615,23 +629,32 @@ fn join(applet: &str, xid: u32, dir: &Path, cfg: &Config, payload: Payload) -> R
     match target.fork()? {
         Forked::Parent(child) => Ok(child),
         Forked::Child => {
-            let keep = match &payload {
-                Payload::Shell(sock) => Some(sock.as_raw_fd()),
-                Payload::Command { .. } => None,
+            let mut keep: Vec<i32> = match &payload {
+                Payload::Shell(sock) => vec![sock.as_raw_fd()],
+                Payload::Command { .. } => Vec::new(),
             };
+            // A guest that may reboot itself: this process, staying the
+            // parent of what it runs, answers their reboot(2) (its filter,
+            // unlike the init's, is theirs). Otherwise reboot(2) just fails.
+            let may_reboot = target.ceiling & caps::bit(caps::SYS_BOOT) != 0;
             let setup = (|| {
                 target.enter()?;
                 std::env::set_current_dir("/").ctx(|| "chdir /")?;
                 apply_limits(cfg)?;
+                if may_reboot {
+                    let l = crate::seccomp::reboot_listener()?;
+                    keep.push(l.as_raw_fd());
+                    std::mem::forget(l); // placed by keep_fds below
+                }
                 let policy = Policy {
                     lock: target.flags & abi::VXF_LOCK != 0,
                     spectator: false,
-                    no_reboot: true,
+                    no_reboot: !may_reboot,
                 };
                 launch::restrict(policy, &caps::Request::default(), target.ceiling & launch::current_ceiling()?, None)?;
-                close_all_but(keep)
+                keep_fds(&keep)
             })();
-            launch::finish_child(applet, setup, || run_payload(applet, payload, false))
+            launch::finish_child(applet, setup, || run_payload(applet, payload, false, may_reboot))
         }
     }
 }

@@ -943,18 +943,30 @@ fn with_cap_sys_boot_the_guests_own_reboot_and_halt_act_on_the_guest() {
     let other = counting_guest(&env, "sysboot-other");
     let dir = g.context_dir().unwrap();
     let ask = |what: &str| std::fs::write(g.root().join(format!("run/do-{what}")), "").unwrap();
-    // A user namespace made inside the guest gives no right to reboot it.
+    // A user namespace made inside the guest gives no right to reboot it,
+    // from a service or from a joined process.
+    let out = g.run(&["exec", "unshare", "-r", "reboot", "-f"]);
+    assert_ne!(out.code, 0, "{out:?}");
     ask("userns");
     assert!(eventually(5, || g.root().join("run/userns-rc").exists()));
     assert_ne!(std::fs::read_to_string(g.root().join("run/userns-rc")).unwrap().trim(), "0");
-    // A process that joined from outside (vserver exec) cannot either: its
-    // reboot(2) fails rather than ending the guest.
-    let out = g.run(&["exec", "reboot", "-f"]);
-    assert_ne!(out.code, 0, "{out:?}");
-    assert_eq!((starts(&g), g.run(&["running"]).code), ("1".to_owned(), 0));
-    // The guest's own reboot(2), with CAP_SYS_BOOT: restarts it in place.
+    assert_eq!(starts(&g), "1");
+    // The guest's own reboot(2), with CAP_SYS_BOOT: restarts it in place —
+    // from one of its services…
     ask("reboot");
     assert!(eventually(10, || starts(&g) == "2"), "reboot -f restarted the guest");
+    // …and from a process that joined it (vserver exec).
+    g.run(&["exec", "reboot", "-f"]);
+    assert!(
+        eventually(10, || starts(&g) == "3"),
+        "reboot -f through vserver exec restarted the guest"
+    );
+    // …and from root's shell of `vserver enter`.
+    let _ = enter_with(&g, "reboot -f\n");
+    assert!(
+        eventually(10, || starts(&g) == "4"),
+        "reboot -f in vserver enter restarted the guest"
+    );
     assert_eq!(g.context_dir(), Some(dir), "same context");
     assert_eq!(g.run(&["running"]).code, 0);
     // halt -f stops it; the other guest and the host go on.
