@@ -184,7 +184,15 @@ pub fn guest(
     let _ = nix::unistd::setsid();
     let _ = sys::set_name("vsbox-init");
     let mut set = SigSet::empty();
-    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGPWR, Signal::SIGINT, Signal::SIGHUP] {
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGPWR,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
         set.add(s);
     }
     let _ = set.thread_block();
@@ -211,6 +219,11 @@ pub fn guest(
         report(&mut status, if startup.is_some() { 127 } else { 0 });
     }
     let mut stopping: Option<Pid> = None;
+    // The guest's ceiling is this process's own bounding set.
+    let may_boot = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|st| crate::caps::from_status(&st, "CapBnd:"))
+        .is_some_and(|b| b & crate::caps::bit(crate::caps::SYS_BOOT) != 0);
     loop {
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
         if let Some(l) = &reboot {
@@ -225,11 +238,18 @@ pub fn guest(
         if rebooting {
             event = reboot.as_ref().and_then(answer_reboot);
         } else if let Ok(Some(info)) = signals.read_signal() {
-            event = Signal::try_from(info.ssi_signo as i32).ok().map(|s| match s {
-                Signal::SIGCHLD => Event::Child,
+            // A sender in an outer PID namespace (the host: vserver stop,
+            // vkill) shows as pid 0; inside the guest, TERM is what
+            // busybox's reboot sends, USR1 and USR2 its halt and poweroff.
+            // They count only in a guest whose ceiling keeps CAP_SYS_BOOT.
+            let from_guest = info.ssi_pid != 0;
+            event = Signal::try_from(info.ssi_signo as i32).ok().and_then(|s| match s {
+                Signal::SIGCHLD => Some(Event::Child),
                 // HUP (vreboot): restart in place.
-                Signal::SIGHUP => Event::Restart,
-                _ => Event::Stop,
+                Signal::SIGHUP => Some(Event::Restart),
+                Signal::SIGTERM | Signal::SIGUSR1 | Signal::SIGUSR2 if from_guest && !may_boot => None,
+                Signal::SIGTERM if from_guest => Some(Event::Restart),
+                _ => Some(Event::Stop),
             });
         }
         match event {

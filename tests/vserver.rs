@@ -974,3 +974,35 @@ fn with_cap_sys_boot_the_guests_own_reboot_and_halt_act_on_the_guest() {
     assert!(eventually(10, || g.run(&["running"]).code == 1), "halt -f stopped the guest");
     assert_eq!((other.run(&["running"]).code, starts(&other)), (0, "1".to_owned()));
 }
+
+#[test]
+fn busybox_reboot_halt_and_poweroff_commands_act_on_the_guest() {
+    require_root!();
+    let env = Env::new();
+    // Without CAP_SYS_BOOT: busybox's reboot (a TERM to PID 1) changes nothing.
+    let plain = counting_guest(&env, "bbplain");
+    plain.run(&["exec", "reboot"]);
+    plain.run(&["exec", "halt"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!((starts(&plain), plain.run(&["running"]).code), ("1".to_owned(), 0));
+    // With it: reboot restarts the guest, halt and poweroff stop it…
+    let g = TestGuest::busybox(&env, "bbreboot");
+    g.service(
+        "count",
+        "echo $(( $(cat /var/starts 2>/dev/null || echo 0) + 1 )) > /var/starts; (probe sleep 600 &)",
+        "true",
+    );
+    g.conf("S_CAPS=CAP_SYS_BOOT\n");
+    g.run(&["start"]).ok();
+    g.run(&["exec", "reboot"]);
+    assert!(eventually(10, || starts(&g) == "2"), "reboot restarted the guest");
+    assert_eq!(g.run(&["running"]).code, 0);
+    for cmd in ["halt", "poweroff"] {
+        g.run(&["exec", cmd]);
+        assert!(eventually(10, || g.run(&["running"]).code == 1), "{cmd} stopped the guest");
+        g.run(&["start"]).ok();
+    }
+    // …while TERM from the host (vserver stop) still stops it.
+    g.run(&["stop"]).ok();
+    assert!(g.context_dir().is_none());
+}
