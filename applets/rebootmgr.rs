@@ -55,7 +55,7 @@ struct Conn {
 /// The running server's init (host pid).
 fn init_of(g: &Guest, reg: &crate::context::Registry) -> Option<u32> {
     let (_, dir) = g.running(reg)?;
-    crate::cgroup::procs(&dir).ok()?.into_iter().find(|&p| crate::launch::is_ns_init(p))
+    crate::vserver::init_pid(&dir)
 }
 
 fn act(g: &Guest, init: u32, req: Request, busy: &mut HashMap<String, std::process::Child>) {

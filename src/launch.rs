@@ -319,13 +319,7 @@ impl Target {
                 "it is private (flag 'private'): nobody may join it",
             ));
         }
-        let members = cgroup::procs(dir)?;
-        let leader = members
-            .iter()
-            .copied()
-            .find(|&p| is_ns_init(p))
-            .or(members.first().copied())
-            .ok_or_else(|| Error::failed(format!("join context {xid}"), "it has no processes left"))?;
+        let leader = context_leader(dir).ok_or_else(|| Error::failed(format!("join context {xid}"), "it has no processes left"))?;
         let handles = ns::Handles::open(leader)?;
         let status = std::fs::read_to_string(format!("/proc/{leader}/status")).ctx(|| format!("read /proc/{leader}/status"))?;
         let ceiling = caps::from_status(&status, "CapBnd:")
@@ -393,6 +387,13 @@ fn join(applet: &str, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> 
 }
 
 /// Whether `pid` is the first process of its PID namespace.
+/// The process that stands for a context: its init (PID 1 of its PID
+/// namespace), or any member when it has none.
+pub(crate) fn context_leader(dir: &Path) -> Option<u32> {
+    let members = cgroup::procs(dir).ok()?;
+    members.iter().copied().find(|&p| is_ns_init(p)).or(members.first().copied())
+}
+
 pub(crate) fn is_ns_init(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
         s.lines()

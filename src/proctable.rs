@@ -93,13 +93,7 @@ fn contexts_by_pid_ns(proc_fd: &OwnedFd) -> HashMap<std::ffi::OsString, u32> {
             if xid == context::SPECTATOR {
                 continue; // it lives in the host's PID namespace
             }
-            let members = crate::cgroup::procs(&dir).unwrap_or_default();
-            let init = members
-                .iter()
-                .copied()
-                .find(|&p| crate::launch::is_ns_init(p))
-                .or(members.first().copied());
-            if let Some(ns) = init.and_then(|p| pid_ns(proc_fd, p)) {
+            if let Some(ns) = crate::launch::context_leader(&dir).and_then(|p| pid_ns(proc_fd, p)) {
                 map.insert(ns, xid);
             }
         }

@@ -161,17 +161,10 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], the
                 nix::unistd::dup2(null.as_raw_fd(), 0).ctx(|| "redirect stdin")?;
                 nix::unistd::dup2(output.as_raw_fd(), 1).ctx(|| "redirect stdout")?;
                 nix::unistd::dup2(output.as_raw_fd(), 2).ctx(|| "redirect stderr")?;
-                // Through copies above 10, so that neither can overwrite the
-                // other on its way to 3 and 4.
-                let high = |fd: i32| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).ctx(|| "copy a descriptor");
-                let st_high = high(status.as_raw_fd())?;
-                let l_high = listener.as_ref().map(|l| high(l.as_raw_fd())).transpose()?;
-                nix::unistd::dup2(st_high, 3).ctx(|| "keep the status pipe")?;
-                if let Some(l) = l_high {
-                    nix::unistd::dup2(l, 4).ctx(|| "keep the reboot listener")?;
-                }
                 drop(null);
-                sys::close_from(5).ctx(|| "close inherited descriptors")
+                let mut keep = vec![status.as_raw_fd()];
+                keep.extend(listener.as_ref().map(|l| l.as_raw_fd()));
+                keep_fds(&keep)
             });
             launch::finish_child(applet, setup, || {
                 let status = sys::adopt_fd(3); // made the status pipe above
@@ -415,8 +408,9 @@ fn kill_all(dir: &Path) {
     }
 }
 
-fn init_pid(dir: &Path) -> Option<u32> {
-    cgroup::procs(dir).ok()?.into_iter().find(|&p| launch::is_ns_init(p))
+/// The guest's init (host pid); None when it has none.
+pub fn init_pid(dir: &Path) -> Option<u32> {
+    launch::context_leader(dir).filter(|&p| launch::is_ns_init(p))
 }
 
 /// Creates the context of a guest: cgroup, flags, identity, resource

@@ -769,16 +769,26 @@ fn vservers_starts_and_stops_exactly_the_onboot_guests() {
     assert_eq!(env.run("vservers", &["reboot"]).code, 2);
 }
 
-/// A guest whose start-up counts its starts in /var/starts.
-fn counting_guest<'a>(env: &'a Env, tag: &str) -> TestGuest<'a> {
-    let g = TestGuest::busybox(env, tag);
+/// A guest whose start-up counts its starts in /var/starts, started with
+/// configuration `conf`.
+fn count_starts(g: &TestGuest) {
     g.service(
         "count",
         "echo $(( $(cat /var/starts 2>/dev/null || echo 0) + 1 )) > /var/starts; (probe sleep 600 &)",
         "true",
     );
+}
+
+fn counting_guest_with<'a>(env: &'a Env, tag: &str, conf: &str) -> TestGuest<'a> {
+    let g = TestGuest::busybox(env, tag);
+    count_starts(&g);
+    g.conf(conf);
     g.run(&["start"]).ok();
     g
+}
+
+fn counting_guest<'a>(env: &'a Env, tag: &str) -> TestGuest<'a> {
+    counting_guest_with(env, tag, "")
 }
 
 fn starts(g: &TestGuest) -> String {
@@ -927,11 +937,7 @@ fn with_cap_sys_boot_the_guests_own_reboot_and_halt_act_on_the_guest() {
     require_root!();
     let env = Env::new();
     let g = TestGuest::busybox(&env, "sysboot");
-    g.service(
-        "count",
-        "echo $(( $(cat /var/starts 2>/dev/null || echo 0) + 1 )) > /var/starts; (probe sleep 600 &)",
-        "true",
-    );
+    count_starts(&g);
     // A service of the guest that reboots when asked through a file.
     g.service(
         "rebooter",
@@ -986,14 +992,7 @@ fn busybox_reboot_halt_and_poweroff_commands_act_on_the_guest() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!((starts(&plain), plain.run(&["running"]).code), ("1".to_owned(), 0));
     // With it: reboot restarts the guest, halt and poweroff stop it…
-    let g = TestGuest::busybox(&env, "bbreboot");
-    g.service(
-        "count",
-        "echo $(( $(cat /var/starts 2>/dev/null || echo 0) + 1 )) > /var/starts; (probe sleep 600 &)",
-        "true",
-    );
-    g.conf("S_CAPS=CAP_SYS_BOOT\n");
-    g.run(&["start"]).ok();
+    let g = counting_guest_with(&env, "bbreboot", "S_CAPS=CAP_SYS_BOOT\n");
     g.run(&["exec", "reboot"]);
     assert!(eventually(10, || starts(&g) == "2"), "reboot restarted the guest");
     assert_eq!(g.run(&["running"]).code, 0);
