@@ -38,7 +38,15 @@ t2=$(ms)
 printf 'start returned after %.1f ms; the guest answered HTTP after %.1f ms\n' "$(echo "($t1-$t0)/1000000" | bc -l)" "$(echo "($t2-$t0)/1000000" | bc -l)"
 
 # exec vs nsenter into the same running guest.
-init=$(pgrep -f "vsbox vserver bench1 start" | head -n 1)
+# A guest's init: the vsbox-init in its context's cgroup.
+init_of() {
+	local xid p
+	xid=$("$VSBOX" vserver "$1" status | sed -n 's/^context: //p')
+	for p in $(pgrep -x vsbox-init); do
+		if grep -q "^0::.*/vsbox/$xid\$" /proc/"$p"/cgroup; then echo "$p"; fi
+	done
+}
+init=$(init_of bench1)
 loop() { local s e; s=$(ms); for ((i = 0; i < N; i++)); do "$@" >/dev/null; done; e=$(ms); echo $(((e - s) / N)); }
 for r in 1 2 3; do
 	a=$(loop "$VSBOX" vserver bench1 exec true)
@@ -47,7 +55,10 @@ for r in 1 2 3; do
 done
 printf 'vserver exec true: %.3f ms   nsenter: %.3f ms   ratio %.2f×\n' "$(echo "$A/3/1000000" | bc -l)" "$(echo "$B/3/1000000" | bc -l)" "$(echo "$A/$B" | bc -l)"
 
-# What stays on the host per running guest: only the guest's own PID 1.
-for p in $(pgrep -f "vsbox vserver bench. start"); do
-	awk -v p="$p" '/^Rss/{r=$2} /^Pss:/{s=$2} /^Pss_Anon/{a=$2} END{printf "guest init (pid %s): RSS %d KiB, PSS %d KiB, private anonymous %d KiB\n", p, r, s, a}' /proc/"$p"/smaps_rollup
+# What vsbox keeps per running guest: the guest's PID 1 and, on the host,
+# its sleeping watcher.
+mem() { awk -v w="$1" -v p="$2" '/^Rss/{r=$2} /^Pss:/{s=$2} /^Pss_Anon/{a=$2} END{printf "%s (pid %s): RSS %d KiB, PSS %d KiB, private anonymous %d KiB\n", w, p, r, s, a}' /proc/"$2"/smaps_rollup; }
+for g in bench1 bench2; do
+	mem "guest init" "$(init_of $g)"
+	mem "vsbox-watch" "$(pgrep -f "^vsbox-watch $g\$")"
 done

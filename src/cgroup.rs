@@ -264,13 +264,18 @@ pub fn create(dir: &Path) -> Result<bool> {
 }
 
 /// Waits up to `timeout` (None: for ever) until no process is left in
-/// `dir`, sleeping in poll(2) on cgroup.events between checks.
+/// `dir` (or `dir` is gone), asleep in poll(2) on cgroup.events.
 pub fn wait_empty(dir: &Path, timeout: Option<Duration>) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let start = Instant::now();
     let events = fs::File::open(dir.join("cgroup.events")).ok();
     loop {
-        if !populated(dir) {
+        // Reading through the polled descriptor re-arms its notification.
+        let busy = match &events {
+            Some(f) => events_populated(f),
+            None => populated(dir),
+        };
+        if !busy {
             return true;
         }
         let left = match timeout {
@@ -280,17 +285,27 @@ pub fn wait_empty(dir: &Path, timeout: Option<Duration>) -> bool {
             },
             None => Duration::from_secs(3600),
         };
-        // cgroup.events signals POLLPRI on change; v1 dirs have no such
-        // file, so fall back to short sleeps.
-        let slice = left.min(Duration::from_millis(if events.is_some() { 1000 } else { 20 }));
+        // cgroup.events signals POLLPRI on change (the long slice only
+        // guards against a missed wake-up); v1 dirs have no such file, so
+        // short sleeps there.
         match &events {
             Some(f) => {
                 let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLPRI)];
-                let ms = PollTimeout::try_from(slice.as_millis() as i32).unwrap_or(PollTimeout::MAX);
-                let _ = poll(&mut fds, ms);
+                let ms = left.min(Duration::from_secs(600)).as_millis() as i32;
+                let _ = poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX));
             }
-            None => std::thread::sleep(slice),
+            None => std::thread::sleep(left.min(Duration::from_millis(20))),
         }
+    }
+}
+
+/// `populated` from an open cgroup.events; false once the cgroup is gone.
+fn events_populated(f: &fs::File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 128];
+    match f.read_at(&mut buf, 0) {
+        Ok(n) => buf[..n].split(|&b| b == b'\n').any(|l| l == b"populated 1"),
+        Err(_) => false,
     }
 }
 
@@ -319,33 +334,18 @@ pub fn remove(dir: &Path, timeout: Option<Duration>) -> Result<()> {
 /// process that waits (asleep in poll) for its last process to go and
 /// removes it then, so nothing outlives what ran in it.
 pub fn remove_when_empty(dir: &Path) {
-    use crate::sys::{fork, Forked};
     if !populated(dir) {
         if let Err(e) = remove(dir, Some(Duration::from_millis(100))) {
             eprintln!("vsbox: {e}");
         }
         return;
     }
-    match fork() {
-        Ok(Forked::Parent(pid)) => {
-            let _ = nix::sys::wait::waitpid(pid, None);
-        }
-        Ok(Forked::Child) => {
-            let _ = nix::unistd::setsid();
-            if let Ok(Forked::Child) = fork() {
-                let _ = std::env::set_current_dir("/");
-                if let Ok(null) = fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
-                    use std::os::fd::AsRawFd;
-                    for fd in 0..3 {
-                        let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
-                    }
-                }
-                wait_empty(dir, None);
-                let _ = remove(dir, Some(Duration::from_secs(1)));
-            }
-            std::process::exit(0);
-        }
-        Err(e) => eprintln!("vsbox: cannot wait for {} to empty: {}", dir.display(), e.desc()),
+    let title = format!("vsbox-reaper {}", dir.display());
+    if let Err(e) = crate::exec::detached(&title, || {
+        wait_empty(dir, None);
+        let _ = remove(dir, Some(Duration::from_secs(1)));
+    }) {
+        eprintln!("vsbox: cannot wait for {} to empty: {}", dir.display(), e.desc());
     }
 }
 

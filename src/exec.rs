@@ -92,3 +92,34 @@ pub fn wait_for(pid: nix::unistd::Pid) -> i32 {
         }
     }
 }
+
+/// Runs `work` in a detached process (its own session, on `/`, stdio on
+/// /dev/null, no inherited descriptors, named `title`) that outlives the
+/// caller; returns once it is under way.
+pub fn detached(title: &str, work: impl FnOnce()) -> Result<(), Errno> {
+    use crate::sys::{fork, Forked};
+    match fork()? {
+        Forked::Parent(pid) => {
+            let _ = nix::sys::wait::waitpid(pid, None);
+            Ok(())
+        }
+        Forked::Child => {
+            let _ = nix::unistd::setsid();
+            // The second fork leaves a process that is no session leader
+            // and whose parent (gone at once) nobody has to wait for.
+            if let Ok(Forked::Child) = fork() {
+                let _ = std::env::set_current_dir("/");
+                let _ = crate::sys::close_from(0);
+                // Descriptors 0-2 again, on /dev/null: nothing may print
+                // onto a terminal or pipe the caller owns.
+                for _ in 0..3 {
+                    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null");
+                    std::mem::forget(null);
+                }
+                crate::sys::set_title(title);
+                work();
+            }
+            std::process::exit(0)
+        }
+    }
+}

@@ -182,7 +182,7 @@ pub fn guest(
     use nix::sys::wait::WaitPidFlag;
     use std::os::fd::AsFd;
     let _ = nix::unistd::setsid();
-    let _ = sys::set_name("vsbox-init");
+    sys::set_title("vsbox-init");
     let mut set = SigSet::empty();
     for s in [
         Signal::SIGCHLD,

@@ -53,6 +53,36 @@ pub fn set_name(name: &str) -> Result<(), Errno> {
     check(unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr(), 0, 0, 0) } as libc::c_long).map(drop)
 }
 
+/// Gives this process `title` as its command line (what `ps ax` shows),
+/// within the room its original arguments took, and as its `comm`.
+pub fn set_title(title: &str) {
+    let _ = set_name(title);
+    let Some((start, end)) = arg_area() else { return };
+    let room = end.saturating_sub(start);
+    if room == 0 {
+        return;
+    }
+    let mut bytes = vec![0u8; room];
+    let n = title.len().min(room - 1);
+    bytes[..n].copy_from_slice(&title.as_bytes()[..n]);
+    // SAFETY: [start, end) is where the kernel put this process's argument
+    // strings at exec (/proc/self/stat fields 48-49): mapped, writable
+    // stack memory of this process. Nothing holds Rust references into it;
+    // std only reads it again if env::args is called, and then finds the
+    // NUL-terminated title.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), start as *mut u8, room) };
+}
+
+/// arg_start and arg_end of this process, from /proc/self/stat.
+fn arg_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    // After the command come fields 3..; arg_start is field 48.
+    let start = fields.nth(45)?.parse().ok()?;
+    let end = fields.next()?.parse().ok()?;
+    (start != 0 && end > start).then_some((start, end))
+}
+
 pub fn set_pdeathsig(sig: libc::c_int) -> Result<(), Errno> {
     prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0).map(drop)
 }

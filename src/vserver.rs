@@ -6,8 +6,9 @@
 //!   └── PID 1 of the guest: namespaces, pivot_root into the tree, /proc,
 //!       /sys, /dev, names, limits, the irreversible restrictions, then
 //!       vsbox's init runs the guest's rc scripts; `start` returns when
-//!       they have finished. Nothing of vsbox stays on the host: the
-//!       guest's init is inside the guest.
+//!       they have finished. The guest's init is inside the guest; on
+//!       the host stays only `vsbox-watch NAME`, asleep until the context
+//!       empties (the guest halted itself), to clean up then.
 //! ```
 //! `stop` finds the context again from the kernel (the cgroup's
 //! `trusted.vsbox.guest` attribute), asks the init to shut down, ends
@@ -478,6 +479,7 @@ pub fn start(applet: &str, g: &Guest) -> Result<()> {
                         eprintln!("{applet}: warning: the start-up scripts of {} exited with status {code}", g.name);
                     }
                     let _ = xid;
+                    watch(g, &dir);
                     g.hook("post-start")
                 }
                 None => {
@@ -489,6 +491,40 @@ pub fn start(applet: &str, g: &Guest) -> Result<()> {
                 }
             }
         }
+    }
+}
+
+/// Leaves a small host process asleep until the guest's context has no
+/// process left — the guest halted itself (vhalt, or its own halt with
+/// CAP_SYS_BOOT) or its init died — which then removes what `start` set
+/// up and runs the post-stop hook, as `stop` would. It takes the guest's
+/// lock first, and acts only on the very directory it watched (same
+/// inode), so a `stop` under way or a later start is never disturbed.
+fn watch(g: &Guest, dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(ino) = std::fs::metadata(dir).map(|m| m.ino()) else { return };
+    let title = format!("vsbox-watch {}", g.name);
+    let outcome = exec::detached(&title, || {
+        let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
+        cgroup::wait_empty(dir, None);
+        if !same() {
+            return; // `stop` removed it
+        }
+        let Ok(_lock) = g.lock() else { return };
+        if same() && !cgroup::populated(dir) {
+            if let Ok(reg) = Registry::open() {
+                if clean_up(&reg, dir).is_ok() {
+                    let _ = g.hook("post-stop");
+                }
+            }
+        }
+    });
+    if let Err(e) = outcome {
+        eprintln!(
+            "vserver: warning: nothing will clean up after {} if it halts itself: {}",
+            g.name,
+            e.desc()
+        );
     }
 }
 

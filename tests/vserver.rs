@@ -62,6 +62,12 @@ fn busybox_guest_lifecycle_leaves_nothing_behind() {
     );
     let status = g.run(&["status"]);
     assert!(xid_of(&status) > 0 && status.stdout.contains("processes: "), "{status:?}");
+    // PID 1 shows no host path or command line to the guest.
+    let out = g.run(&["exec", "cat", "/proc/1/cmdline"]);
+    assert_eq!(out.stdout.trim_end_matches('\0'), "vsbox-init", "{out:?}");
+    // On the host: one sleeping watcher that cleans up if the guest halts.
+    let mine = format!("vsbox-watch {}", g.name);
+    assert_eq!(watchers().iter().filter(|w| **w == mine).count(), 1, "{:?}", watchers());
     // exec passes output and status through; the guest's root is /.
     let out = g.run(&["exec", "sh", "-c", "cat /etc/hostname; exit 5"]);
     assert_eq!((out.code, out.line()), (5, g.name.as_str()));
@@ -101,6 +107,7 @@ fn busybox_guest_lifecycle_leaves_nothing_behind() {
     );
     let survivors: Vec<_> = before.iter().filter(|(p, t)| start_time(*p).as_ref() == Some(t)).collect();
     assert!(survivors.is_empty(), "processes of the guest survived: {survivors:?}");
+    assert!(eventually(5, || !watchers().contains(&mine)), "the watcher left with the guest");
     assert!(g.context_dir().is_none());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&g.name), "a mount of the guest leaked to the host");
@@ -802,8 +809,10 @@ fn starts(g: &TestGuest) -> String {
 fn vreboot_and_vhalt_without_rebootmgr() {
     require_root!();
     let env = Env::new();
-    let g = counting_guest(&env, "vreboot");
+    let ip = loopback();
+    let g = counting_guest_with(&env, "vreboot", &format!("IPROOT={ip}\nIPROOTDEV=lo\nIPROOTMASK=32\n"));
     let dir = g.context_dir().unwrap();
+    assert!(addresses_on("lo").contains(&ip), "alias added");
     let host = Bg(std::process::Command::new(PROBE).args(["sleep", "60"]).spawn().unwrap());
     for tool in ["sbin/vreboot", "sbin/vhalt"] {
         assert!(std::fs::symlink_metadata(g.root().join(tool)).is_ok(), "build installs {tool}");
@@ -823,10 +832,15 @@ fn vreboot_and_vhalt_without_rebootmgr() {
     assert_ne!(out.code, 0, "{out:?}");
     assert_eq!(g.run(&["running"]).code, 0);
     assert_eq!(starts(&g), "2");
-    g.run(&["exec", "/sbin/vhalt"]).ok();
+    // vhalt's own process may end before or with the guest.
+    let out = g.run(&["exec", "/sbin/vhalt"]);
+    assert!(matches!(out.code, 0 | 137), "{out:?}");
     assert!(eventually(10, || g.run(&["running"]).code == 1), "vhalt stopped it");
-    g.run(&["stop"]).ok(); // removes what start set up
-    assert!(g.context_dir().is_none());
+    // Nobody ran `stop`: what start set up is removed all the same.
+    assert!(eventually(10, || g.context_dir().is_none()), "context removed");
+    assert!(eventually(5, || !addresses_on("lo").contains(&ip)), "alias removed");
+    assert!(!dir.exists());
+    assert!(!watchers().iter().any(|w| w.contains(&g.name)), "the watcher is gone");
     // On the host there is no server to restart: refused, host untouched.
     let out = env.run("vreboot", &["--socket", "/nonexistent/reboot"]);
     assert_eq!(out.code, 1, "{out:?}");

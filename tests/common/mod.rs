@@ -327,3 +327,15 @@ pub fn spawn_on_pty(cmd: &mut Command) -> (Child, std::fs::File) {
     drop(pty.slave);
     (child, std::fs::File::from(pty.master))
 }
+
+/// Command lines of the `vsbox-watch` processes on the host.
+pub fn watchers() -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).trim_end_matches('\0').to_owned())
+        .filter(|c| c.starts_with("vsbox-watch "))
+        .collect()
+}
