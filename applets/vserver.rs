@@ -113,12 +113,7 @@ fn run(args: Args, name: &str) -> Result<i32> {
         }
         "restart" => {
             no_args("restart")?;
-            let g = Guest::existing(&args.name)?;
-            let (running, _) = vserver::status(&g)?;
-            if running {
-                vserver::stop(&g)?;
-            }
-            vserver::start(name, &g)?;
+            vserver::restart(name, &Guest::existing(&args.name)?)?;
             Ok(0)
         }
         "running" => {

@@ -341,7 +341,7 @@ pub fn remove_when_empty(dir: &Path) {
         return;
     }
     let title = format!("vsbox-reaper {}", dir.display());
-    if let Err(e) = crate::exec::detached(&title, || {
+    if let Err(e) = crate::exec::detached(&title, Vec::new(), |_| {
         wait_empty(dir, None);
         let _ = remove(dir, Some(Duration::from_secs(1)));
     }) {

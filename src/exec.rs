@@ -6,6 +6,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::WaitStatus;
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Gives the command the signal state a fresh program expects.
 pub fn reset_signals() {
@@ -94,9 +95,10 @@ pub fn wait_for(pid: nix::unistd::Pid) -> i32 {
 }
 
 /// Runs `work` in a detached process (its own session, on `/`, stdio on
-/// /dev/null, no inherited descriptors, named `title`) that outlives the
-/// caller; returns once it is under way.
-pub fn detached(title: &str, work: impl FnOnce()) -> Result<(), Errno> {
+/// /dev/null, named `title`) that outlives the caller; returns once it is
+/// under way. Of the caller's descriptors only `keep` go along, handed to
+/// `work`.
+pub fn detached(title: &str, keep: Vec<OwnedFd>, work: impl FnOnce(Vec<OwnedFd>)) -> Result<(), Errno> {
     use crate::sys::{fork, Forked};
     match fork()? {
         Forked::Parent(pid) => {
@@ -109,15 +111,29 @@ pub fn detached(title: &str, work: impl FnOnce()) -> Result<(), Errno> {
             // and whose parent (gone at once) nobody has to wait for.
             if let Ok(Forked::Child) = fork() {
                 let _ = std::env::set_current_dir("/");
-                let _ = crate::sys::close_from(0);
-                // Descriptors 0-2 again, on /dev/null: nothing may print
-                // onto a terminal or pipe the caller owns.
+                // The kept descriptors go high, every other one closes (an
+                // inherited lock must not stay held), and 0-2 open again
+                // on /dev/null: nothing may print onto a terminal or pipe
+                // the caller owns.
+                const HIGH: i32 = 10;
+                let n = keep.len() as i32;
+                // Copies above the targets first, so no target overwrites
+                // a descriptor still to be moved.
+                let copies: Vec<_> = keep
+                    .iter()
+                    .map(|fd| nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD(HIGH + n)))
+                    .collect();
+                std::mem::forget(keep);
+                for (i, copy) in copies.into_iter().enumerate() {
+                    let _ = copy.and_then(|c| nix::unistd::dup2(c, HIGH + i as i32));
+                }
+                let _ = crate::sys::close_range(0, HIGH as u32 - 1);
+                let _ = crate::sys::close_from((HIGH + n) as u32);
                 for _ in 0..3 {
-                    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null");
-                    std::mem::forget(null);
+                    std::mem::forget(std::fs::OpenOptions::new().read(true).write(true).open("/dev/null"));
                 }
                 crate::sys::set_title(title);
-                work();
+                work((HIGH..HIGH + n).map(crate::sys::adopt_fd).collect());
             }
             std::process::exit(0)
         }

@@ -165,15 +165,22 @@ fn restart(shutdown: Option<&[String]>) {
     while waitpid(None::<Pid>, None).is_ok() {}
 }
 
+/// Written by the guest's init on `host` when it ends to be started
+/// again (after the start-up status byte).
+pub const REBOOTING: u8 = b'R';
+
 /// PID 1 of a running guest. Runs `startup` (the guest's rc scripts) and
-/// reports its exit code as one byte on `status`, which it then closes:
-/// that is when `vserver start` returns. From then on it reaps orphans,
-/// until SIGTERM (or SIGPWR, SIGINT) asks it to stop: it runs `shutdown`,
-/// then ends, and the kernel ends whatever is left in the guest.
+/// reports its exit code as one byte on `host`: that is when `vserver
+/// start` returns. From then on it reaps orphans, until SIGTERM (or
+/// SIGPWR, SIGINT) asks it to stop: it runs `shutdown`, then ends, and the
+/// kernel ends whatever is left in the guest. Asked to restart, it writes
+/// [`REBOOTING`] on `host` first, for the host's `vsbox-watch` to start the
+/// guest afresh once it has ended; with nobody reading there any more, it
+/// restarts the services in place.
 pub fn guest(
     startup: Option<Vec<String>>,
     shutdown: Option<Vec<String>>,
-    status: std::os::fd::OwnedFd,
+    host: std::os::fd::OwnedFd,
     reboot: Option<std::os::fd::OwnedFd>,
 ) -> ! {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -196,15 +203,25 @@ pub fn guest(
         set.add(s);
     }
     let _ = set.thread_block();
+    // A gone reader on `host` must give EPIPE, not end PID 1.
+    let _ = sys::set_ignored(Signal::SIGPIPE, true);
+    // Neither descriptor is for the guest's processes.
+    for fd in std::iter::once(&host).chain(reboot.as_ref()) {
+        let _ = nix::fcntl::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
     let Ok(signals) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) else {
         eprintln!("vsbox init: cannot create a signalfd");
         std::process::exit(1)
     };
-    let mut status = Some(status);
-    let report = |status: &mut Option<std::os::fd::OwnedFd>, code: i32| {
-        if let Some(fd) = status.take() {
-            let _ = nix::unistd::write(&fd, &[code.clamp(0, 255) as u8]);
+    let mut reported = false;
+    let report = |reported: &mut bool, code: i32| {
+        if std::mem::replace(reported, true) {
+            return;
         }
+        let _ = nix::unistd::write(&host, &[code.clamp(0, 255) as u8]);
         // From now on this process only waits: give back what set-up used.
         sys::release_own_text();
         // Nobody reads our output from now on.
@@ -216,7 +233,7 @@ pub fn guest(
     };
     let mut starting = startup.as_deref().and_then(|c| spawn_in_guest(c, false));
     if starting.is_none() {
-        report(&mut status, if startup.is_some() { 127 } else { 0 });
+        report(&mut reported, if startup.is_some() { 127 } else { 0 });
     }
     let mut stopping: Option<Pid> = None;
     // The guest's ceiling is this process's own bounding set.
@@ -260,7 +277,7 @@ pub fn guest(
                         let pid = ws.pid();
                         if pid.is_some() && pid == starting {
                             starting = None;
-                            report(&mut status, exec::status_code(ws));
+                            report(&mut reported, exec::status_code(ws));
                         }
                         if pid.is_some() && pid == stopping {
                             std::process::exit(0);
@@ -268,10 +285,18 @@ pub fn guest(
                     }
                 }
             },
-            // Same context, same addresses, services started afresh.
             Some(Event::Restart) if stopping.is_none() && starting.is_none() => {
-                restart(shutdown.as_deref());
-                starting = startup.as_deref().and_then(|c| spawn_in_guest(c, true));
+                if nix::unistd::write(&host, &[REBOOTING]) == Ok(1) {
+                    // Ends like a stop; the host starts the guest again.
+                    stopping = shutdown.as_deref().and_then(|c| spawn_in_guest(c, true));
+                    if stopping.is_none() {
+                        std::process::exit(0);
+                    }
+                } else {
+                    // Same context, same addresses, services started afresh.
+                    restart(shutdown.as_deref());
+                    starting = startup.as_deref().and_then(|c| spawn_in_guest(c, true));
+                }
             }
             Some(Event::Stop) if stopping.is_none() => {
                 stopping = shutdown.as_deref().and_then(|c| spawn_in_guest(c, true));

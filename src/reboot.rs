@@ -1,8 +1,8 @@
 //! Guests restarting or stopping themselves: the `/dev/reboot` protocol
 //! of the original (`reboot\n` or `halt\n` on a Unix stream socket that
 //! rebootmgr serves from the host), and the fallback without rebootmgr:
-//! signals to vsbox's init, PID 1 of the guest (HUP restarts it in place,
-//! INT stops it).
+//! signals to vsbox's init, PID 1 of the guest (HUP restarts the guest,
+//! INT stops it; see init::guest).
 
 use crate::error::{Context, Error, Result};
 use nix::sys::signal::Signal;

@@ -367,9 +367,14 @@ pub fn mount_setattr(path: &Path, recursive: bool, set: u64, clear: u64) -> Resu
 /// Closes every descriptor from `first` up, so nothing of the host's
 /// reaches a guest.
 pub fn close_from(first: u32) -> Result<(), Errno> {
+    close_range(first, u32::MAX)
+}
+
+/// Closes descriptors `first..=last`.
+pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
     // SAFETY: close_range only closes descriptors; callers hold no Rust
-    // objects owning descriptors at or above `first` that they use later.
-    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) }).map(drop)
+    // objects owning descriptors in the range that they use later.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(drop)
 }
 
 pub fn getrlimit(resource: libc::__rlimit_resource_t) -> Result<(u64, u64), Errno> {
@@ -402,6 +407,14 @@ pub fn before_exec(cmd: &mut std::process::Command, f: impl FnMut() -> std::io::
     unsafe {
         cmd.pre_exec(f);
     }
+}
+
+/// A descriptor that becomes readable when process `pid` has ended.
+pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new
+    // descriptor, which nothing else owns.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) })?;
+    Ok(adopt_fd(fd as RawFd))
 }
 
 /// Takes ownership of descriptor `fd`, which the caller has just set up

@@ -30,7 +30,7 @@ use crate::seccomp::Policy;
 use crate::sys::{self, Forked};
 use crate::{abi, exec, init, users};
 use nix::sched::CloneFlags;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -417,8 +417,15 @@ pub fn init_pid(dir: &Path) -> Option<u32> {
 /// Creates the context of a guest: cgroup, flags, identity, resource
 /// controllers and the address lock. The directories are removed when the
 /// returned value is dropped, unless it is forgotten.
-fn new_context(reg: &Registry, g: &Guest, cfg: &Config) -> Result<(u32, Owned)> {
-    let (xid, dir) = reg.create(&reg.layout.base(), cfg.context, &paths::rundir())?;
+fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> Result<(u32, Owned)> {
+    let base = reg.layout.base();
+    // A restarted guest keeps its dynamic id while nobody has taken it.
+    let (xid, dir) = match (cfg.context, again) {
+        (None, Some(xid)) => reg
+            .create(&base, Some(xid), &paths::rundir())
+            .or_else(|_| reg.create(&base, None, &paths::rundir()))?,
+        (want, _) => reg.create(&base, want, &paths::rundir())?,
+    };
     let mut owned = Owned { dirs: vec![dir.clone()] };
     sys::setxattr(&dir, guest::XATTR_GUEST, g.tag().as_bytes()).ctx(|| format!("record the server on {}", dir.display()))?;
     if cfg.flags != 0 {
@@ -434,7 +441,26 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config) -> Result<(u32, Owned)> 
 
 /// `vserver NAME start`.
 pub fn start(applet: &str, g: &Guest) -> Result<()> {
+    start_as(applet, g, None)
+}
+
+/// `vserver NAME restart`: stop (when running) and start again, in the
+/// same context when its id is dynamic and still free.
+pub fn restart(applet: &str, g: &Guest) -> Result<()> {
+    let xid = match g.running(&Registry::open()?) {
+        Some(_) => Some(stop(g)?),
+        None => None,
+    };
+    start_as(applet, g, xid)
+}
+
+fn start_as(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     let _lock = g.lock()?;
+    start_locked(applet, g, again)
+}
+
+/// `start`, with the guest's lock held by the caller.
+fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     let cfg = g.config()?;
     g.check_tree()?;
     let reg = Registry::open()?;
@@ -445,7 +471,7 @@ pub fn start(applet: &str, g: &Guest) -> Result<()> {
         clean_up(&reg, &stale)?;
     }
     g.hook("pre-start")?;
-    let (xid, owned) = new_context(&reg, g, &cfg)?;
+    let (xid, owned) = new_context(&reg, g, &cfg, again)?;
     let dir = owned.dirs[0].clone();
     if let Err(e) = add_aliases(&cfg, &dir) {
         drop(owned);
@@ -472,14 +498,13 @@ pub fn start(applet: &str, g: &Guest) -> Result<()> {
         }
         Forked::Parent(child) => {
             drop((out_w, st_w));
-            match relay_start_up(out_r, st_r, child) {
+            match relay_start_up(out_r, &st_r, child) {
                 Some(code) => {
                     std::mem::forget(owned); // the guest runs on; `stop` removes it
                     if code != 0 {
                         eprintln!("{applet}: warning: the start-up scripts of {} exited with status {code}", g.name);
                     }
-                    let _ = xid;
-                    watch(g, &dir);
+                    watch(applet, g, &dir, xid, child, st_r);
                     g.hook("post-start")
                 }
                 None => {
@@ -495,33 +520,48 @@ pub fn start(applet: &str, g: &Guest) -> Result<()> {
 }
 
 /// Leaves a small host process asleep until the guest's context has no
-/// process left — the guest halted itself (vhalt, or its own halt with
-/// CAP_SYS_BOOT) or its init died — which then removes what `start` set
-/// up and runs the post-stop hook, as `stop` would. It takes the guest's
-/// lock first, and acts only on the very directory it watched (same
-/// inode), so a `stop` under way or a later start is never disturbed.
-fn watch(g: &Guest, dir: &Path) {
+/// process left — the guest halted or rebooted itself (vhalt, vreboot, or
+/// its own halt and reboot with CAP_SYS_BOOT), or its init died — which
+/// then removes what `start` set up and runs the post-stop hook, as `stop`
+/// would, and for a reboot (the init's byte on `init`, the other end of
+/// the start-up status pipe) starts the guest again in the same context.
+/// It takes the guest's lock first, and acts only on the very directory
+/// it watched (same inode), so a `stop` under way or a later start is
+/// never disturbed.
+fn watch(applet: &str, g: &Guest, dir: &Path, xid: u32, init: nix::unistd::Pid, status: OwnedFd) {
     use std::os::unix::fs::MetadataExt;
     let Ok(ino) = std::fs::metadata(dir).map(|m| m.ino()) else { return };
-    let title = format!("vsbox-watch {}", g.name);
-    let outcome = exec::detached(&title, || {
-        let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
-        cgroup::wait_empty(dir, None);
-        if !same() {
-            return; // `stop` removed it
-        }
-        let Ok(_lock) = g.lock() else { return };
-        if same() && !cgroup::populated(dir) {
-            if let Ok(reg) = Registry::open() {
-                if clean_up(&reg, dir).is_ok() {
-                    let _ = g.hook("post-stop");
-                }
+    let outcome = sys::pidfd_open(init).and_then(|pidfd| {
+        exec::detached(&format!("vsbox-watch {}", g.name), vec![pidfd, status], |fds| {
+            let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
+            // The init's end is certain to be seen (a cgroup's last
+            // notification may be lost when it is removed at once); the
+            // kernel has ended the rest of its PID namespace by then.
+            let mut pidfd = [nix::poll::PollFd::new(fds[0].as_fd(), nix::poll::PollFlags::POLLIN)];
+            while nix::poll::poll(&mut pidfd, nix::poll::PollTimeout::NONE) == Err(nix::errno::Errno::EINTR) {}
+            cgroup::wait_empty(dir, None);
+            // Every writer has ended with the guest: the byte is there, or EOF.
+            let mut b = [0u8; 1];
+            let reboot = nix::unistd::read(fds[1].as_raw_fd(), &mut b) == Ok(1) && b[0] == init::REBOOTING;
+            if !same() {
+                return; // `stop` removed it
             }
-        }
+            // Held until the guest is up again: a `stop` meanwhile waits
+            // and then stops the restarted guest.
+            let Ok(_lock) = g.lock() else { return };
+            let Ok(reg) = Registry::open() else { return };
+            if !same() || cgroup::populated(dir) || clean_up(&reg, dir).is_err() {
+                return;
+            }
+            let _ = g.hook("post-stop");
+            if reboot {
+                let _ = start_locked(applet, g, Some(xid));
+            }
+        })
     });
     if let Err(e) = outcome {
         eprintln!(
-            "vserver: warning: nothing will clean up after {} if it halts itself: {}",
+            "{applet}: warning: nothing will clean up after {} if it halts itself: {}",
             g.name,
             e.desc()
         );
@@ -531,7 +571,7 @@ fn watch(g: &Guest, dir: &Path) {
 /// Copies the guest's start-up output to our stdout until the status pipe
 /// reports the end of start-up: Some(exit code of the rc scripts), or
 /// None if the guest's first process died first.
-fn relay_start_up(out: OwnedFd, status: OwnedFd, child: nix::unistd::Pid) -> Option<i32> {
+fn relay_start_up(out: OwnedFd, status: &OwnedFd, child: nix::unistd::Pid) -> Option<i32> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::io::Write;
     let mut buf = [0u8; 4096];
@@ -586,8 +626,8 @@ impl AsFdRef for OwnedFd {
     }
 }
 
-/// `vserver NAME stop`.
-pub fn stop(g: &Guest) -> Result<()> {
+/// `vserver NAME stop`; gives the id of the context it ended.
+pub fn stop(g: &Guest) -> Result<u32> {
     let _lock = g.lock()?;
     let reg = Registry::open()?;
     let Some(dir) = g.context_dir(&reg.layout) else {
@@ -608,7 +648,7 @@ pub fn stop(g: &Guest) -> Result<()> {
     if was_running {
         g.hook("post-stop")?;
     }
-    Ok(())
+    Ok(dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()).unwrap_or(0))
 }
 
 /// `vserver NAME exec|suexec|service …`: in the running guest, or in a
@@ -641,7 +681,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     if let Some((xid, dir)) = g.running(&reg) {
         return Ok((join(applet, xid, &dir, &cfg, payload)?, None));
     }
-    let (_, owned) = new_context(&reg, g, &cfg)?;
+    let (_, owned) = new_context(&reg, g, &cfg, None)?;
     let cgroup_dir = launch::open_dir(&owned.dirs[0])?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| "start a process in the server")? {
         Forked::Child => {

@@ -32,6 +32,13 @@ fn start_time(pid: u32) -> Option<String> {
     fields.get(19).map(|s| s.to_string())
 }
 
+/// The guest's init: (host pid, start time).
+fn init_of(g: &TestGuest) -> Option<(u32, String)> {
+    guest_processes(g).into_iter().find(|(p, _)| {
+        std::fs::read_to_string(format!("/proc/{p}/status")).is_ok_and(|s| s.lines().any(|l| l.starts_with("NSpid:") && l.ends_with("\t1")))
+    })
+}
+
 fn xid_of(status: &Out) -> u32 {
     status
         .stdout
@@ -66,8 +73,7 @@ fn busybox_guest_lifecycle_leaves_nothing_behind() {
     let out = g.run(&["exec", "cat", "/proc/1/cmdline"]);
     assert_eq!(out.stdout.trim_end_matches('\0'), "vsbox-init", "{out:?}");
     // On the host: one sleeping watcher that cleans up if the guest halts.
-    let mine = format!("vsbox-watch {}", g.name);
-    assert_eq!(watchers().iter().filter(|w| **w == mine).count(), 1, "{:?}", watchers());
+    assert_eq!(watchers(&g.name).len(), 1);
     // exec passes output and status through; the guest's root is /.
     let out = g.run(&["exec", "sh", "-c", "cat /etc/hostname; exit 5"]);
     assert_eq!((out.code, out.line()), (5, g.name.as_str()));
@@ -107,7 +113,7 @@ fn busybox_guest_lifecycle_leaves_nothing_behind() {
     );
     let survivors: Vec<_> = before.iter().filter(|(p, t)| start_time(*p).as_ref() == Some(t)).collect();
     assert!(survivors.is_empty(), "processes of the guest survived: {survivors:?}");
-    assert!(eventually(5, || !watchers().contains(&mine)), "the watcher left with the guest");
+    assert!(eventually(5, || watchers(&g.name).is_empty()), "the watcher left with the guest");
     assert!(g.context_dir().is_none());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&g.name), "a mount of the guest leaked to the host");
@@ -819,10 +825,19 @@ fn vreboot_and_vhalt_without_rebootmgr() {
     }
     assert!(g.root().join("usr/lib/vsbox/vsbox").is_file());
     assert_eq!(starts(&g), "1");
+    let first_init = init_of(&g).expect("the guest's init");
+    g.run(&["exec", "sh", "-c", "echo x > /dev/shm/before-reboot"]).ok();
     g.run(&["exec", "/sbin/vreboot"]).ok();
     assert!(eventually(10, || starts(&g) == "2"), "the services started again");
+    assert!(eventually(5, || g.run(&["running"]).code == 0));
     assert_eq!(g.context_dir(), Some(dir.clone()), "same context");
-    assert_eq!(g.run(&["running"]).code, 0);
+    assert!(addresses_on("lo").contains(&ip), "same address");
+    // A real reboot: a new init in fresh namespaces, nothing carried over.
+    let init = init_of(&g).expect("a new init");
+    assert_ne!(init, first_init, "the init was started again");
+    assert!(start_time(first_init.0).as_ref() != Some(&first_init.1), "the old init is gone");
+    let out = g.run(&["exec", "probe", "exists", "/dev/shm/before-reboot"]);
+    assert!(!out.stdout.starts_with("OK"), "fresh /dev/shm after reboot: {out:?}");
     assert!(
         std::path::Path::new(&format!("/proc/{}", host.0.id())).exists(),
         "host process untouched"
@@ -840,7 +855,19 @@ fn vreboot_and_vhalt_without_rebootmgr() {
     assert!(eventually(10, || g.context_dir().is_none()), "context removed");
     assert!(eventually(5, || !addresses_on("lo").contains(&ip)), "alias removed");
     assert!(!dir.exists());
-    assert!(!watchers().iter().any(|w| w.contains(&g.name)), "the watcher is gone");
+    assert!(watchers(&g.name).is_empty(), "the watcher is gone");
+    // Should the watcher be gone (killed), vreboot restarts the services
+    // in place, in the same init.
+    g.run(&["start"]).ok();
+    assert_eq!(starts(&g), "3");
+    let init = init_of(&g).expect("the guest's init");
+    for pid in watchers(&g.name) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    }
+    assert!(eventually(5, || watchers(&g.name).is_empty()));
+    g.run(&["exec", "/sbin/vreboot"]).ok();
+    assert!(eventually(10, || starts(&g) == "4"), "the services started again");
+    assert_eq!(init_of(&g), Some(init), "in the same init");
     // On the host there is no server to restart: refused, host untouched.
     let out = env.run("vreboot", &["--socket", "/nonexistent/reboot"]);
     assert_eq!(out.code, 1, "{out:?}");
@@ -883,9 +910,11 @@ fn rebootmgr_serves_requests_and_survives_garbage() {
     assert!(mgr.0.try_wait().unwrap().is_none(), "rebootmgr is still running");
     assert_eq!((starts(&g), g.run(&["running"]).code), ("1".to_owned(), 0));
     // reboot through the socket.
+    let dir = g.context_dir().unwrap();
     let out = g.run(&["exec", "/sbin/vreboot"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(eventually(10, || starts(&g) == "2"), "restarted through rebootmgr");
+    assert_eq!(g.context_dir(), Some(dir), "same context");
     // halt through the socket: stopped and cleaned up by rebootmgr's `vserver stop`.
     assert!(eventually(5, || g
         .run(&["exec", "probe", "exists", "/dev/reboot"])

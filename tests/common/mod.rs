@@ -328,14 +328,13 @@ pub fn spawn_on_pty(cmd: &mut Command) -> (Child, std::fs::File) {
     (child, std::fs::File::from(pty.master))
 }
 
-/// Command lines of the `vsbox-watch` processes on the host.
-pub fn watchers() -> Vec<String> {
+/// The pids of the `vsbox-watch` processes of guest `name` on the host.
+pub fn watchers(name: &str) -> Vec<u32> {
+    let title = format!("vsbox-watch {name}");
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).trim_end_matches('\0').to_owned())
-        .filter(|c| c.starts_with("vsbox-watch "))
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|pid: &u32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.trim_end_matches('\0') == title))
         .collect()
 }
