@@ -7,8 +7,9 @@
 //!       /sys, /dev, names, limits, the irreversible restrictions, then
 //!       vsbox's init runs the guest's rc scripts; `start` returns when
 //!       they have finished. The guest's init is inside the guest; on
-//!       the host stays only `vsbox-watch NAME`, asleep until the context
-//!       empties (the guest halted itself), to clean up then.
+//!       the host stays only `vsbox-watch NAME`, asleep until the init
+//!       ends (the guest halted or rebooted itself), to clean up then
+//!       and, for a reboot, start the guest again.
 //! ```
 //! `stop` finds the context again from the kernel (the cgroup's
 //! `trusted.vsbox.guest` attribute), asks the init to shut down, ends
