@@ -111,6 +111,12 @@ impl Out {
         assert_eq!(self.code, 0, "expected success: {self:?}");
         self
     }
+    /// Success of a command that restarts or stops the guest it runs in:
+    /// it may end on its own first, or be killed (SIGKILL) with its guest.
+    pub fn ok_or_killed(&self) -> &Self {
+        assert!(matches!(self.code, 0 | 137), "expected success: {self:?}");
+        self
+    }
     pub fn line(&self) -> &str {
         self.stdout.trim()
     }
