@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Launch cost of a new context, side by side with the peers, as ratios to
 # `unshare -p -m -u -i -f --mount-proc /bin/true`. Wall time and CPU time
-# (user+sys of the launcher and everything it started) over N runs each,
-# interleaved in rounds so machine noise hits every tool alike.
+# over N runs each, interleaved in rounds so machine noise hits every tool
+# alike. With perf (Debian: linux-perf), CPU is perf's task-clock of the
+# launcher and every process it started, waited for or not, and wall is
+# perf's elapsed time; without it, both come from a bash loop (CPU: the
+# loop's children's user+sys, which misses processes nobody waited for,
+# and both include bash's own fork per run).
 # Usage (as root): benches/startup.sh [N]   (default 300)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,10 +26,19 @@ command -v bwrap >/dev/null || { echo "bwrap not installed (apt-get install bubb
 
 declare -A WALL CPU
 for t in "${ORDER[@]}"; do WALL[$t]=0; CPU[$t]=0; done
-clk=$(getconf CLK_TCK)
 
-# One batch: prints "wall_ns cpu_ticks" for n runs of a command.
+# One batch: prints "wall_ns cpu_ns" for n runs of a command.
 batch() {
+	if command -v perf >/dev/null; then
+		local n=$1; shift
+		LC_ALL=C perf stat -r "$n" -e task-clock "$@" 2>&1 >/dev/null |
+			awk -v n="$n" '/task-clock/ { c = $1 } /seconds time elapsed/ { w = $1 } END { printf "%.0f %.0f\n", w * 1e9 * n, c * 1e6 * n }'
+		return
+	fi
+	batch_loop "$@"
+}
+
+batch_loop() {
 	local n=$1; shift
 	bash -c '
 		n=$1; shift
@@ -33,7 +46,7 @@ batch() {
 		for ((i = 0; i < n; i++)); do "$@" >/dev/null; done
 		end=$(date +%s%N)
 		read -r _ _ cu cs < <(awk "{print \$1, \$2, \$16, \$17}" /proc/$$/stat)
-		echo $((end - start)) $((cu + cs))
+		echo $((end - start)) $(((cu + cs) * 1000000000 / $(getconf CLK_TCK)))
 	' batch "$n" "$@"
 }
 
@@ -49,8 +62,8 @@ done
 runs=$((per * ROUNDS))
 printf '%-9s %12s %12s %10s %10s\n' tool "wall/run" "cpu/run" "wall×" "cpu×"
 for t in "${ORDER[@]}"; do
-	awk -v w="${WALL[$t]}" -v c="${CPU[$t]}" -v bw="${WALL[unshare]}" -v bc="${CPU[unshare]}" -v n="$runs" -v hz="$clk" -v t="$t" \
-		'BEGIN { printf "%-9s %10.3f ms %10.3f ms %9.2f× %9.2f×\n", t, w/n/1e6, c/hz/n*1e3, w/bw, (bc ? c/bc : 0) }'
+	awk -v w="${WALL[$t]}" -v c="${CPU[$t]}" -v bw="${WALL[unshare]}" -v bc="${CPU[unshare]}" -v n="$runs" -v t="$t" \
+		'BEGIN { printf "%-9s %10.3f ms %10.3f ms %9.2f× %9.2f×\n", t, w/n/1e6, c/n/1e6, w/bw, (bc ? c/bc : 0) }'
 done
 size=$(stat -c %s "$VSBOX")
 awk -v s="$size" -v f="$VSBOX" 'BEGIN { printf "binary: %s, %d bytes (%.2f MiB)\n", f, s, s / 1048576 }'
