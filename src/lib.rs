@@ -36,6 +36,7 @@ pub mod report;
 pub mod rootfs;
 pub mod seccomp;
 pub mod sys;
+pub mod syslog;
 pub mod tree;
 pub mod tty;
 pub mod users;

@@ -549,14 +549,24 @@ fn watch(applet: &str, g: &Guest, dir: &Path, xid: u32, init: nix::unistd::Pid, 
             }
             // Held until the guest is up again: a `stop` meanwhile waits
             // and then stops the restarted guest.
+            use crate::syslog::{log, Level};
+            let tag = "vsbox-watch";
             let Ok(_lock) = g.lock() else { return };
-            let Ok(reg) = Registry::open() else { return };
-            if !same() || cgroup::populated(dir) || clean_up(&reg, dir).is_err() {
+            if !same() || cgroup::populated(dir) {
                 return;
             }
-            let _ = g.hook("post-stop");
-            if reboot {
-                let _ = start_locked(applet, g, Some(xid));
+            if let Err(e) = Registry::open().and_then(|reg| clean_up(&reg, dir)) {
+                return log(Level::Err, tag, &format!("clean up after server {}: {e}", g.name));
+            }
+            if let Err(e) = g.hook("post-stop") {
+                log(Level::Err, tag, &e.to_string());
+            }
+            if !reboot {
+                return log(Level::Notice, tag, &format!("server {} has stopped; cleaned up", g.name));
+            }
+            match start_locked(applet, g, Some(xid)) {
+                Ok(()) => log(Level::Notice, tag, &format!("server {} restarted", g.name)),
+                Err(e) => log(Level::Err, tag, &format!("server {} stopped to restart, but: {e}", g.name)),
             }
         })
     });
