@@ -13,6 +13,9 @@ use crate::sys;
 use std::fs;
 use std::path::PathBuf;
 
+/// Set for hooks: the server whose lock their caller holds.
+pub const LOCK_HELD: &str = "VSBOX_LOCK_HELD";
+
 pub const XATTR_GUEST: &str = "trusted.vsbox.guest";
 pub const XATTR_ALIASES: &str = "trusted.vsbox.aliases";
 
@@ -108,6 +111,15 @@ impl Guest {
 
     /// Serialises start, stop and build of this guest: the lock is held
     /// until the returned value is dropped.
+    /// The lock, unless a caller up the process tree holds it: a hook
+    /// running `vserver NAME exec` must not wait for its own `start`.
+    pub fn lock_unless_held(&self) -> Result<Option<nix::fcntl::Flock<fs::File>>> {
+        if std::env::var_os(LOCK_HELD).is_some_and(|n| n == self.name.as_str()) {
+            return Ok(None);
+        }
+        self.lock().map(Some)
+    }
+
     pub fn lock(&self) -> Result<nix::fcntl::Flock<fs::File>> {
         let dir = paths::rundir();
         fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
@@ -132,6 +144,7 @@ impl Guest {
         }
         let st = std::process::Command::new(&self.hook)
             .args([phase, &self.name])
+            .env(LOCK_HELD, &self.name)
             .status()
             .map_err(|e| Error::io(format!("run {} {phase}", self.hook.display()), &e))?;
         if st.success() {

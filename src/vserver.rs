@@ -692,10 +692,21 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     if let Some((xid, dir)) = g.running(&reg) {
         return Ok((join(applet, xid, &dir, &cfg, payload)?, None));
     }
+    // Not running: a start, stop or reboot may be under way; wait for it
+    // and look again, and hold the lock until our process is in its
+    // context, so a start meanwhile sees the server in use.
+    let lock = g.lock_unless_held()?;
+    if let Some((xid, dir)) = g.running(&reg) {
+        drop(lock);
+        return Ok((join(applet, xid, &dir, &cfg, payload)?, None));
+    }
     let (_, owned) = new_context(&reg, g, &cfg, None)?;
     let cgroup_dir = launch::open_dir(&owned.dirs[0])?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| "start a process in the server")? {
         Forked::Child => {
+            // Unlocking here would unlock for the parent too; the copy of
+            // the descriptor closes with the others before the payload runs.
+            std::mem::forget(lock);
             let v1 = owned.dirs[1..].to_vec();
             std::mem::forget(owned);
             let _ = sys::set_pdeathsig(libc::SIGKILL);

@@ -397,9 +397,11 @@ fn hooks_run_around_start_and_stop_and_pre_start_can_veto() {
     std::fs::write(
         &hook,
         format!(
-            "#!/bin/sh\necho \"$1 $2\" >> {}\n[ -e {}.veto ] && exit 1\nexit 0\n",
-            log.display(),
-            log.display()
+            "#!/bin/sh\necho \"$1 $2\" >> {log}\n[ -e {log}.veto ] && exit 1\n\
+             # A hook may use the server it runs for, not only while it runs.\n\
+             timeout 10 {bin}/vserver \"$2\" exec true; echo \"exec $?\" >> {log}\nexit 0\n",
+            log = log.display(),
+            bin = env.dir.path().join("bin").display()
         ),
     )
     .unwrap();
@@ -409,7 +411,7 @@ fn hooks_run_around_start_and_stop_and_pre_start_can_veto() {
     let phases: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(String::from).collect();
     let want: Vec<String> = ["pre-start", "post-start", "pre-stop", "post-stop"]
         .iter()
-        .map(|p| format!("{p} {}", g.name))
+        .flat_map(|p| [format!("{p} {}", g.name), "exec 0".to_owned()])
         .collect();
     assert_eq!(phases, want);
     std::fs::write(format!("{}.veto", log.display()), "").unwrap();
