@@ -31,7 +31,7 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 
 /// Parses `argv` (without the program name) into `A`, runs it, and turns
 /// the outcome into an exit status.
-pub fn entry<A: argh::FromArgs>(applet: &Applet, name: &str, argv: &[&str], run: fn(A, &str) -> Result<i32>) -> i32 {
+pub fn entry<A: argh::FromArgs>(applet: &Applet, name: &str, argv: &[&str], run: impl FnOnce(A, &str) -> Result<i32>) -> i32 {
     let args = match A::from_args(&[name], argv) {
         Ok(a) => a,
         Err(early) => {

@@ -11,7 +11,7 @@ use crate::error::{Context, Error, Result};
 use crate::paths;
 use crate::sys;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Set for hooks: the server whose lock their caller holds.
 pub const LOCK_HELD: &str = "VSBOX_LOCK_HELD";
@@ -95,6 +95,24 @@ impl Guest {
         let dir = self.context_dir(&reg.layout).filter(|d| cgroup::populated(d))?;
         let xid = dir.file_name()?.to_str()?.parse().ok()?;
         Some((xid, dir))
+    }
+
+    /// The server's own low-level package manager: dpkg where its
+    /// database is, else rpm, else whichever of the two it has.
+    pub fn package_manager(&self) -> Result<&'static str> {
+        let tree = crate::tree::Tree::open(&self.root)?;
+        let has = |paths: &[&str]| paths.iter().any(|p| tree.has_file(Path::new(p)));
+        let (dpkg, rpm) = (has(&["usr/bin/dpkg", "bin/dpkg"]), has(&["usr/bin/rpm", "bin/rpm"]));
+        if dpkg && has(&["var/lib/dpkg/status"]) {
+            return Ok("dpkg");
+        }
+        if rpm || dpkg {
+            return Ok(if rpm { "rpm" } else { "dpkg" });
+        }
+        Err(Error::failed(
+            format!("find the package manager of server {}", self.name),
+            "it has neither rpm nor dpkg",
+        ))
     }
 
     /// The tree, which must be a real directory.

@@ -490,7 +490,10 @@ struct OpenHow {
     resolve: u64,
 }
 
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// openat2(2): opens `path` below `dir` with the given resolution limits.
@@ -522,4 +525,114 @@ pub fn set_ignored(sig: nix::sys::signal::Signal, ignore: bool) -> Result<(), Er
     let h = if ignore { SigHandler::SigIgn } else { SigHandler::SigDfl };
     // SAFETY: SIG_IGN and SIG_DFL are not functions; nothing can be unsound.
     unsafe { signal(sig, h) }.map(drop)
+}
+
+/// One extent of a file, as FIEMAP reports it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extent {
+    pub logical: u64,
+    pub length: u64,
+    pub flags: u32,
+}
+
+pub const FIEMAP_EXTENT_LAST: u32 = 0x1;
+pub const FIEMAP_EXTENT_SHARED: u32 = 0x2000;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct FiemapExtent {
+    logical: u64,
+    physical: u64,
+    length: u64,
+    reserved64: [u64; 2],
+    flags: u32,
+    reserved: [u32; 3],
+}
+
+const FIEMAP_BATCH: usize = 32;
+
+#[repr(C)]
+struct Fiemap {
+    start: u64,
+    length: u64,
+    flags: u32,
+    mapped_extents: u32,
+    extent_count: u32,
+    reserved: u32,
+    extents: [FiemapExtent; FIEMAP_BATCH],
+}
+
+/// _IOWR('f', 11, struct fiemap): the header is 32 bytes.
+const FS_IOC_FIEMAP: libc::c_ulong = 0xC020_660B;
+
+/// The extents of `fd` from byte `start` on, at most a batch of them (the
+/// last one carries FIEMAP_EXTENT_LAST).
+pub fn fiemap(fd: &impl AsRawFd, start: u64) -> Result<Vec<Extent>, Errno> {
+    let mut map = Fiemap {
+        start,
+        length: u64::MAX - start,
+        flags: 0,
+        mapped_extents: 0,
+        extent_count: FIEMAP_BATCH as u32,
+        reserved: 0,
+        extents: [FiemapExtent::default(); FIEMAP_BATCH],
+    };
+    // SAFETY: map is a struct fiemap followed by room for extent_count
+    // extents, which is all the kernel writes.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), FS_IOC_FIEMAP, &mut map as *mut Fiemap) } as libc::c_long)?;
+    let n = (map.mapped_extents as usize).min(FIEMAP_BATCH);
+    Ok(map.extents[..n]
+        .iter()
+        .map(|e| Extent {
+            logical: e.logical,
+            length: e.length,
+            flags: e.flags,
+        })
+        .collect())
+}
+
+#[repr(C)]
+struct DedupeRange {
+    src_offset: u64,
+    src_length: u64,
+    dest_count: u16,
+    reserved1: u16,
+    reserved2: u32,
+    dest_fd: i64,
+    dest_offset: u64,
+    bytes_deduped: u64,
+    status: i32,
+    reserved: u32,
+}
+
+/// _IOWR(0x94, 54, struct file_dedupe_range): the header is 24 bytes.
+const FIDEDUPERANGE: libc::c_ulong = 0xC018_9436;
+pub const FILE_DEDUPE_RANGE_DIFFERS: i32 = 1;
+
+/// Makes `len` bytes of `dst` at `offset` share the extents of the same
+/// bytes of `src`, if the kernel finds them identical (it compares them
+/// under lock). Some(bytes shared), or None when the contents differ.
+pub fn dedupe_range(src: &impl AsRawFd, dst: &impl AsRawFd, offset: u64, len: u64) -> Result<Option<u64>, Errno> {
+    let mut r = DedupeRange {
+        src_offset: offset,
+        src_length: len,
+        dest_count: 1,
+        reserved1: 0,
+        reserved2: 0,
+        dest_fd: i64::from(dst.as_raw_fd()),
+        dest_offset: offset,
+        bytes_deduped: 0,
+        status: 0,
+        reserved: 0,
+    };
+    // SAFETY: r is a file_dedupe_range with exactly dest_count (1)
+    // file_dedupe_range_info records after its header, as the kernel reads
+    // and writes them.
+    check(unsafe { libc::ioctl(src.as_raw_fd(), FIDEDUPERANGE, &mut r as *mut DedupeRange) } as libc::c_long)?;
+    match r.status {
+        0 => Ok(Some(r.bytes_deduped)),
+        FILE_DEDUPE_RANGE_DIFFERS => Ok(None),
+        e if e < 0 => Err(Errno::from_raw(-e)),
+        _ => Err(Errno::EINVAL),
+    }
 }

@@ -58,6 +58,14 @@ impl Tree {
         })
     }
 
+    /// Whether `rel` (resolved inside the tree) is a regular file.
+    pub fn has_file(&self, rel: &Path) -> bool {
+        sys::openat2(&self.root, rel, libc::O_PATH, 0, sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS)
+            .ok()
+            .and_then(|fd| nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).ok())
+            .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+    }
+
     fn shown(&self, rel: &Path) -> String {
         self.path.join(rel).display().to_string()
     }

@@ -344,3 +344,76 @@ pub fn watchers(name: &str) -> Vec<u32> {
         .filter(|pid: &u32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.trim_end_matches('\0') == title))
         .collect()
 }
+
+/// A file system mounted on a test's directory: btrfs on a loop device of
+/// its own, or tmpfs. Dropping it unmounts it and frees the loop device.
+pub struct Mounted {
+    at: PathBuf,
+    image: Option<PathBuf>,
+    loopdev: Option<String>,
+}
+
+impl Mounted {
+    pub fn btrfs(at: &Path, megabytes: u64) -> Mounted {
+        std::fs::create_dir_all(at).unwrap();
+        let image = at.with_extension("img");
+        std::fs::File::create(&image).unwrap().set_len(megabytes << 20).unwrap();
+        let mut m = Mounted {
+            at: at.to_path_buf(),
+            image: Some(image.clone()),
+            loopdev: None,
+        };
+        let out = Command::new("losetup").args(["-f", "--show"]).arg(&image).output().unwrap();
+        assert!(out.status.success(), "losetup: {out:?}");
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        m.loopdev = Some(dev.clone());
+        let mkfs = Command::new("mkfs.btrfs")
+            .args(["-q", &dev])
+            .output()
+            .expect("mkfs.btrfs (btrfs-progs) installed");
+        assert!(mkfs.status.success(), "mkfs.btrfs: {mkfs:?}");
+        let st = Command::new("mount").arg(&dev).arg(at).status().unwrap();
+        assert!(st.success(), "mount {dev}");
+        m
+    }
+
+    pub fn tmpfs(at: &Path) -> Mounted {
+        std::fs::create_dir_all(at).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        Mounted {
+            at: at.to_path_buf(),
+            image: None,
+            loopdev: None,
+        }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let mounted = || {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap_or_default()
+                .contains(&format!(" {} ", self.at.display()))
+        };
+        for _ in 0..50 {
+            if !mounted() || Command::new("umount").arg(&self.at).status().is_ok_and(|s| s.success()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if mounted() {
+            let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+        }
+        if let Some(dev) = &self.loopdev {
+            let _ = Command::new("losetup").args(["-d", dev]).status();
+        }
+        if let Some(img) = &self.image {
+            let _ = std::fs::remove_file(img);
+        }
+    }
+}

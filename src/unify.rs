@@ -1,0 +1,172 @@
+//! Unification: identical files of servers share their disk blocks, so
+//! many servers of one distribution take its disk space about once.
+//!
+//! The original hard-linked files between servers and made them immutable
+//! (with a kernel flag that still let a package update unlink them). vsbox
+//! asks the kernel to deduplicate instead (FIDEDUPERANGE): it compares the
+//! two files under lock and, where they are identical, lets the server's
+//! file share the reference's blocks. Each file stays its own inode, and
+//! sharing is copy-on-write: a server writing to a unified file, or a
+//! package update replacing it, changes only that server's copy. So no
+//! server can change another's files, and nothing breaks updates. It needs
+//! a file system that shares blocks (btrfs; xfs with reflink).
+//!
+//! Only the directories packages install programs and libraries into are
+//! unified, never configuration or data (/etc, /var, /home, …).
+
+use crate::error::{Context, Error, Result};
+use crate::extents;
+use crate::guest::Guest;
+use crate::sys;
+use nix::errno::Errno;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Component, Path};
+
+/// Top-level directories whose files are unified.
+pub const DIRS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "opt"];
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Files now sharing the reference's blocks (or, with `dry_run`, that would).
+    pub files: u64,
+    pub bytes: u64,
+    /// Files at the same path whose contents differ.
+    pub differ: u64,
+    /// Files the kernel would not share (immutable, append-only, …).
+    pub skipped: u64,
+}
+
+/// Whether the walk enters directory `rel` of a server.
+fn unified(rel: &Path, exclude: &[std::path::PathBuf]) -> bool {
+    match rel.components().next() {
+        None => true,
+        Some(Component::Normal(top)) => DIRS.iter().any(|d| top == *d) && !exclude.iter().any(|x| rel.starts_with(x)),
+        _ => false,
+    }
+}
+
+/// Opens `rel` in `root` read-only, refusing any symlink on the way and
+/// any other file system: the reference server's tree is its root's too.
+fn open_in(root: &File, rel: &Path) -> Option<File> {
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+    sys::openat2(
+        root,
+        rel,
+        flags,
+        0,
+        sys::RESOLVE_NO_SYMLINKS | sys::RESOLVE_NO_XDEV | sys::RESOLVE_BENEATH,
+    )
+    .ok()
+    .map(File::from)
+}
+
+fn same_contents(a: &File, b: &File) -> std::io::Result<bool> {
+    let (mut a, mut b) = (a, b);
+    let (mut x, mut y) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let n = a.read(&mut x)?;
+        let mut got = 0;
+        while got < n {
+            let m = b.read(&mut y[got..n])?;
+            if m == 0 {
+                return Ok(false);
+            }
+            got += m;
+        }
+        if x[..n] != y[..n] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(b.read(&mut y[..1])? == 0);
+        }
+    }
+}
+
+/// Makes the files of `g` share the blocks of the identical files of
+/// `reference` (or, with `dry_run`, counts which would). `exclude`: paths
+/// relative to the servers' roots to leave alone.
+pub fn unify(
+    reference: &Guest,
+    g: &Guest,
+    exclude: &[std::path::PathBuf],
+    dry_run: bool,
+    mut each: impl FnMut(&Path, u64),
+) -> Result<Outcome> {
+    if reference.root == g.root {
+        return Err(Error::usage(format!("server {} is the reference itself", g.name)));
+    }
+    let ref_root = File::open(&reference.root).ctx(|| format!("open {}", reference.root.display()))?;
+    let mut out = Outcome::default();
+    crate::walk::files(&g.root, &|rel| unified(rel, exclude), &mut |f| {
+        let size = f.stat.st_size as u64;
+        if size == 0 || f.stat.st_blocks == 0 {
+            return Ok(());
+        }
+        let Some(src) = open_in(&ref_root, f.rel) else { return Ok(()) };
+        let Ok(src_stat) = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&src)) else {
+            return Ok(());
+        };
+        let regular = src_stat.st_mode & libc::S_IFMT == libc::S_IFREG;
+        if !regular || src_stat.st_size as u64 != size || (src_stat.st_ino, src_stat.st_dev) == (f.stat.st_ino, f.stat.st_dev) {
+            return Ok(());
+        }
+        // Already sharing everything (an earlier run): nothing to compare.
+        if extents::unshared_bytes(f.file, f.stat.st_blocks as u64 * 512) == 0 {
+            return Ok(());
+        }
+        let shared = if dry_run {
+            same_contents(&src, f.file)
+                .ctx(|| format!("compare {}", f.rel.display()))?
+                .then_some(size)
+        } else {
+            match extents::share(&src, f.file, size) {
+                Ok(s) => s,
+                Err(Errno::EPERM | Errno::ETXTBSY | Errno::EBUSY) => {
+                    out.skipped += 1;
+                    return Ok(());
+                }
+                Err(e @ (Errno::EOPNOTSUPP | Errno::EINVAL | Errno::EXDEV | Errno::ENOTTY)) if out.files == 0 => {
+                    return Err(Error::failed(
+                        format!("share blocks between servers {} and {}", reference.name, g.name),
+                        format!("{} (their file system must share blocks: btrfs, or xfs with reflink)", e.desc()),
+                    ));
+                }
+                Err(_) => {
+                    out.skipped += 1;
+                    return Ok(());
+                }
+            }
+        };
+        match shared {
+            Some(n) => {
+                out.files += 1;
+                out.bytes += n;
+                each(f.rel, n);
+            }
+            None => out.differ += 1,
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn only_program_and_library_directories() {
+        let none: Vec<PathBuf> = Vec::new();
+        assert!(unified(Path::new(""), &none));
+        assert!(unified(Path::new("usr/lib/x86_64-linux-gnu"), &none));
+        assert!(unified(Path::new("bin"), &none));
+        for no in ["etc", "var/lib", "home/u", "root", "tmp", "usrx", "dev"] {
+            assert!(!unified(Path::new(no), &none), "{no}");
+        }
+        let doc = vec![PathBuf::from("usr/share/doc")];
+        assert!(!unified(Path::new("usr/share/doc/bash"), &doc));
+        assert!(unified(Path::new("usr/share/man"), &doc));
+    }
+}
