@@ -51,7 +51,8 @@ const STEP: u64 = 16 << 20;
 /// Makes `dst` share the blocks of `src`, both `len` bytes long, where
 /// the kernel finds their contents identical: Some(bytes now shared), or
 /// None when they differ. Errors say the file system cannot (EOPNOTSUPP,
-/// EINVAL, EXDEV) or the file may not change (EPERM: immutable).
+/// EXDEV), these extents cannot be shared (EINVAL) or the file may not
+/// change (EPERM: immutable).
 pub fn share(src: &File, dst: &File, len: u64) -> Result<Option<u64>, Errno> {
     let mut done = 0u64;
     while done < len {

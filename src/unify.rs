@@ -126,12 +126,14 @@ pub fn unify(
                     out.skipped += 1;
                     return Ok(());
                 }
-                Err(e @ (Errno::EOPNOTSUPP | Errno::EINVAL | Errno::EXDEV | Errno::ENOTTY)) if out.files == 0 => {
+                Err(e @ (Errno::EOPNOTSUPP | Errno::EXDEV | Errno::ENOTTY)) if out.files == 0 => {
                     return Err(Error::failed(
                         format!("share blocks between servers {} and {}", reference.name, g.name),
                         format!("{} (their file system must share blocks: btrfs, or xfs with reflink)", e.desc()),
                     ));
                 }
+                // EINVAL and the like: this file's extents cannot be shared
+                // (e.g. data inline in its metadata); others may.
                 Err(_) => {
                     out.skipped += 1;
                     return Ok(());

@@ -84,6 +84,8 @@ fn vunify_shares_identical_package_files_copy_on_write() {
         std::fs::write(g.root().join("usr/lib/big"), &big).unwrap();
         std::fs::write(g.root().join("etc/big"), &big).unwrap();
         std::fs::write(g.root().join("usr/lib/other"), random(1 << 20)).unwrap();
+        // Small files live inline in btrfs metadata and cannot share blocks.
+        std::fs::write(g.root().join("usr/lib/tiny"), b"tiny and identical\n").unwrap();
     }
     // Hostile: b's root links to identical files outside both trees.
     let vservers = env.dir.path().join("vservers");
