@@ -140,6 +140,12 @@ pub fn unify(
                 }
             }
         };
+        // Data kept inline in the file system's metadata (small files on
+        // btrfs) compares equal, yet has no blocks to share.
+        if shared.is_some() && !dry_run && !extents::any_shared(f.file) {
+            out.skipped += 1;
+            return Ok(());
+        }
         match shared {
             Some(n) => {
                 out.files += 1;
