@@ -66,7 +66,7 @@ pub fn chcontext(applet: &str, spec: &Spec, command: &[String]) -> Result<i32> {
         Some(context::HOST) => Err(Error::failed("--ctx 0", "context 0 is the host; a process cannot enter it")),
         Some(context::SPECTATOR) => spectator(applet, &reg, spec, command),
         Some(xid) => match reg.find(xid) {
-            Some(dir) if cgroup::populated(&dir) => join(applet, xid, &dir, spec, command),
+            Some(dir) if cgroup::populated(&dir) => join(applet, &reg, xid, &dir, spec, command),
             Some(stale) => {
                 cgroup::remove(&stale, Some(Duration::ZERO))?;
                 create(applet, &reg, None, spec, command)
@@ -311,7 +311,7 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    pub(crate) fn open(xid: u32, dir: &Path) -> Result<Target> {
+    pub(crate) fn open(layout: &cgroup::Layout, xid: u32, dir: &Path) -> Result<Target> {
         let flags = context::flags_of(dir);
         if flags & abi::VXF_PRIVATE != 0 {
             return Err(Error::failed(
@@ -319,12 +319,10 @@ impl Target {
                 "it is private (flag 'private'): nobody may join it",
             ));
         }
-        let leader = context_leader(dir).ok_or_else(|| Error::failed(format!("join context {xid}"), "it has no processes left"))?;
-        let handles = ns::Handles::open(leader)?;
-        let status = std::fs::read_to_string(format!("/proc/{leader}/status")).ctx(|| format!("read /proc/{leader}/status"))?;
-        let ceiling = caps::from_status(&status, "CapBnd:")
+        let leader = leader(dir).ok_or_else(|| Error::failed(format!("join context {xid}"), "it has no processes left"))?;
+        let handles = ns::Handles::open(leader.pid)?;
+        let ceiling = caps::from_status(&leader.status, "CapBnd:")
             .ok_or_else(|| Error::failed(format!("read the ceiling of context {xid}"), "no CapBnd line"))?;
-        let layout = cgroup::Layout::detect()?;
         let v1 = ["cpu", "pids"]
             .iter()
             .filter_map(|c| layout.v1_dir(c, dir))
@@ -357,8 +355,8 @@ impl Target {
     }
 }
 
-fn join(applet: &str, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> Result<i32> {
-    let target = Target::open(xid, dir)?;
+fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> Result<i32> {
+    let target = Target::open(&reg.layout, xid, dir)?;
     let cwd = std::env::current_dir().ok();
     if detach(spec)? {
         return Ok(0);
@@ -386,21 +384,42 @@ fn join(applet: &str, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> 
     }
 }
 
-/// Whether `pid` is the first process of its PID namespace.
 /// The process that stands for a context: its init (PID 1 of its PID
 /// namespace), or any member when it has none.
 pub(crate) fn context_leader(dir: &Path) -> Option<u32> {
-    let members = cgroup::procs(dir).ok()?;
-    members.iter().copied().find(|&p| is_ns_init(p)).or(members.first().copied())
+    leader(dir).map(|l| l.pid)
 }
 
-pub(crate) fn is_ns_init(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("NSpid:"))
-            .and_then(|v| v.split_whitespace().last())
-            == Some("1")
-    })
+/// A context's leader (see [`context_leader`]) and its /proc status.
+pub(crate) struct Leader {
+    pub pid: u32,
+    pub is_init: bool,
+    pub status: String,
+}
+
+pub(crate) fn leader(dir: &Path) -> Option<Leader> {
+    let mut first = None;
+    for pid in cgroup::procs(dir).ok()? {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let is_init = ns_init(&status);
+        let l = Leader { pid, is_init, status };
+        if is_init {
+            return Some(l);
+        }
+        first.get_or_insert(l);
+    }
+    first
+}
+
+/// Whether a /proc status is that of PID 1 of its PID namespace.
+fn ns_init(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|v| v.split_whitespace().last())
+        == Some("1")
 }
 
 /// Context 1: stays in the host's namespaces, so it sees every process,

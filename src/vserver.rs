@@ -412,7 +412,7 @@ fn kill_all(dir: &Path) {
 
 /// The guest's init (host pid); None when it has none.
 pub fn init_pid(dir: &Path) -> Option<u32> {
-    launch::context_leader(dir).filter(|&p| launch::is_ns_init(p))
+    launch::leader(dir).filter(|l| l.is_init).map(|l| l.pid)
 }
 
 /// Creates the context of a guest: cgroup, flags, identity, resource
@@ -690,7 +690,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     g.check_tree()?;
     let reg = Registry::open()?;
     if let Some((xid, dir)) = g.running(&reg) {
-        return Ok((join(applet, xid, &dir, &cfg, payload)?, None));
+        return Ok((join(applet, &reg, xid, &dir, &cfg, payload)?, None));
     }
     // Not running: a start, stop or reboot may be under way; wait for it
     // and look again, and hold the lock until our process is in its
@@ -698,7 +698,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     let lock = g.lock_unless_held()?;
     if let Some((xid, dir)) = g.running(&reg) {
         drop(lock);
-        return Ok((join(applet, xid, &dir, &cfg, payload)?, None));
+        return Ok((join(applet, &reg, xid, &dir, &cfg, payload)?, None));
     }
     let (_, owned) = new_context(&reg, g, &cfg, None)?;
     let cgroup_dir = launch::open_dir(&owned.dirs[0])?;
@@ -716,8 +716,8 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     }
 }
 
-fn join(applet: &str, xid: u32, dir: &Path, cfg: &Config, payload: Payload) -> Result<nix::unistd::Pid> {
-    let target = launch::Target::open(xid, dir)?;
+fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, cfg: &Config, payload: Payload) -> Result<nix::unistd::Pid> {
+    let target = launch::Target::open(&reg.layout, xid, dir)?;
     match target.fork()? {
         Forked::Parent(child) => Ok(child),
         Forked::Child => {
