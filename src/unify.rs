@@ -96,6 +96,8 @@ pub fn unify(
     if reference.root == g.root {
         return Err(Error::usage(format!("server {} is the reference itself", g.name)));
     }
+    reference.check_tree()?;
+    g.check_tree()?;
     let ref_root = File::open(&reference.root).ctx(|| format!("open {}", reference.root.display()))?;
     let mut out = Outcome::default();
     crate::walk::files(&g.root, &|rel| unified(rel, exclude), &mut |f| {
