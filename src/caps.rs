@@ -156,21 +156,25 @@ impl Request {
 
 /// The current bounding set.
 pub fn bounding() -> Result<u64> {
-    let mut set = 0;
-    for cap in 0..=last_cap().min(63) {
-        if sys::capbset_read(cap).ctx(|| format!("read bounding set ({})", name(cap)))? {
-            set |= bit(cap);
-        }
-    }
-    Ok(set)
+    read_set(sys::capbset_read).ctx(|| "read the bounding set")
 }
 
 /// The current ambient set.
 pub fn ambient() -> Result<u64> {
+    read_set(sys::ambient_is_set).ctx(|| "read the ambient set")
+}
+
+/// A capability set read one capability at a time, up to the first the
+/// kernel does not know (EINVAL): that is cap_last_cap without reading
+/// /proc, on the launch path of every context.
+fn read_set(read: fn(u32) -> std::result::Result<bool, nix::errno::Errno>) -> std::result::Result<u64, nix::errno::Errno> {
     let mut set = 0;
-    for cap in 0..=last_cap().min(63) {
-        if sys::ambient_is_set(cap).unwrap_or(false) {
-            set |= bit(cap);
+    for cap in 0..64 {
+        match read(cap) {
+            Ok(true) => set |= bit(cap),
+            Ok(false) => {}
+            Err(nix::errno::Errno::EINVAL) if cap > 0 => break,
+            Err(e) => return Err(e),
         }
     }
     Ok(set)
@@ -183,7 +187,7 @@ pub fn ambient() -> Result<u64> {
 pub fn limit_to(keep: u64) -> Result<()> {
     let bset = bounding()?;
     // Lower the bounding set while CAP_SETPCAP is still effective.
-    for cap in 0..=last_cap().min(63) {
+    for cap in 0..64 {
         if bset & bit(cap) != 0 && keep & bit(cap) == 0 {
             sys::capbset_drop(cap).ctx(|| format!("drop {} from the bounding set", name(cap)))?;
         }

@@ -236,8 +236,7 @@ pub(crate) fn resource_dirs(reg: &Registry, dir: &Path, flags: u32, nproc: Optio
 
 /// The ceiling (bounding set) of this process.
 pub fn current_ceiling() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ctx(|| "read /proc/self/status")?;
-    caps::from_status(&status, "CapBnd:").ok_or_else(|| Error::failed("read /proc/self/status", "no CapBnd line"))
+    caps::bounding()
 }
 
 pub(crate) fn open_dir(dir: &Path) -> Result<std::fs::File> {
@@ -292,8 +291,7 @@ fn has_controlling_tty() -> bool {
 
 /// Makes `target` the ceiling; no system calls when it is already.
 fn set_ceiling(target: u64) -> Result<()> {
-    let status = std::fs::read_to_string("/proc/self/status").ctx(|| "read /proc/self/status")?;
-    if caps::from_status(&status, "CapBnd:") == Some(target) && caps::from_status(&status, "CapAmb:") == Some(0) {
+    if caps::bounding()? == target && caps::ambient()? == 0 {
         return Ok(());
     }
     caps::limit_to(target)
