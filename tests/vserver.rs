@@ -138,10 +138,24 @@ fn exec_in_a_stopped_guest_gets_a_fresh_context() {
 /// and returns (exit code, everything the terminal showed).
 fn enter_with(g: &TestGuest, input: &str) -> (i32, String) {
     use std::io::{Read, Write};
+    use std::os::fd::AsFd;
     let (mut child, mut master) = spawn_on_pty(g.env.cmd("vserver").args([g.name.as_str(), "enter"]));
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    master.write_all(input.as_bytes()).unwrap();
+    // Type only once the shell shows its prompt: a loaded machine may take
+    // its time, and input typed earlier could meet a terminal being set up.
     let mut seen = Vec::new();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&master);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !String::from_utf8_lossy(&seen).contains("# ") && std::time::Instant::now() < deadline {
+        let mut fds = [nix::poll::PollFd::new(master.as_fd(), nix::poll::PollFlags::POLLIN)];
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(200u16)).unwrap_or(0) > 0 {
+            let mut buf = [0u8; 4096];
+            match nix::unistd::read(fd, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+    master.write_all(input.as_bytes()).unwrap();
     let _ = master.read_to_end(&mut seen); // EIO once every slave is closed
     let code = child.wait().unwrap().code().unwrap_or(-1);
     (code, String::from_utf8_lossy(&seen).into_owned())
