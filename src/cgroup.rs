@@ -405,14 +405,15 @@ pub fn try_remove(dir: &Path) {
 }
 
 /// Walks up from a removed directory, removing parents that are now empty,
-/// up to the `vsbox` base, which stays: it is where the administrator puts
-/// limits for all contexts together, and making it anew for every launch
-/// would cost a cgroup creation and removal each time. Parent contexts
-/// that still have processes or children refuse, which ends the walk.
+/// up to and including the `vsbox` base, so that nothing of vsbox stays
+/// when no context runs (parent contexts that still have processes or
+/// children refuse, which ends the walk).
 fn remove_empty_parents(dir: &Path) {
     for parent in dir.ancestors().skip(1) {
-        let below_base = parent.components().any(|c| c.as_os_str() == BASE) && parent.file_name().is_some_and(|n| n != BASE);
-        if !below_base || fs::remove_dir(parent).is_err() {
+        if !parent.components().any(|c| c.as_os_str() == BASE) || fs::remove_dir(parent).is_err() {
+            break;
+        }
+        if parent.file_name().is_some_and(|n| n == BASE) {
             break;
         }
     }
