@@ -8,40 +8,43 @@ use crate::sys::{self, Extent, FIEMAP_EXTENT_LAST, FIEMAP_EXTENT_SHARED};
 use nix::errno::Errno;
 use std::fs::File;
 
+/// Calls `f` for each extent of `file` in order, until it returns false.
+fn each_extent(file: &File, mut f: impl FnMut(&Extent) -> bool) -> Result<(), Errno> {
+    let mut at = 0u64;
+    loop {
+        let batch = sys::fiemap(file, at)?;
+        let Some(last) = batch.last().copied() else { return Ok(()) };
+        if !batch.iter().all(&mut f) || last.flags & FIEMAP_EXTENT_LAST != 0 {
+            return Ok(());
+        }
+        at = last.logical + last.length.max(1);
+    }
+}
+
 /// Bytes of `file` (of `allocated` bytes on disk) that no other file
 /// shares. Where the file system cannot say, all of them.
 pub fn unshared_bytes(file: &File, allocated: u64) -> u64 {
     let mut shared = 0u64;
-    let mut at = 0u64;
-    loop {
-        let Ok(batch) = sys::fiemap(file, at) else { return allocated };
-        let Some(last) = batch.last().copied() else { break };
-        shared += batch
-            .iter()
-            .filter(|e| e.flags & FIEMAP_EXTENT_SHARED != 0)
-            .map(|e| e.length)
-            .sum::<u64>();
-        if last.flags & FIEMAP_EXTENT_LAST != 0 {
-            break;
+    let counted = each_extent(file, |e| {
+        if e.flags & FIEMAP_EXTENT_SHARED != 0 {
+            shared += e.length;
         }
-        at = last.logical + last.length.max(1);
+        true
+    });
+    match counted {
+        Ok(()) => allocated.saturating_sub(shared),
+        Err(_) => allocated,
     }
-    allocated.saturating_sub(shared)
 }
 
 /// Whether any extent of `file` is shared with another file.
 pub fn any_shared(file: &File) -> bool {
-    let mut at = 0u64;
-    loop {
-        let Ok(batch) = sys::fiemap(file, at) else { return false };
-        if batch.iter().any(|e: &Extent| e.flags & FIEMAP_EXTENT_SHARED != 0) {
-            return true;
-        }
-        match batch.last() {
-            Some(l) if l.flags & FIEMAP_EXTENT_LAST == 0 => at = l.logical + l.length.max(1),
-            _ => return false,
-        }
-    }
+    let mut any = false;
+    let _ = each_extent(file, |e| {
+        any = e.flags & FIEMAP_EXTENT_SHARED != 0;
+        !any
+    });
+    any
 }
 
 /// The most one request asks the kernel to compare and share (btrfs
