@@ -5,7 +5,7 @@
 //! listed. The walk stays on the file system it started on and keeps few
 //! descriptors open however deep or wide the tree is.
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
 use std::fs::File;
@@ -39,21 +39,19 @@ fn open_root(root: &Path) -> Result<OwnedFd> {
 pub fn files(root: &Path, enter: &dyn Fn(&Path) -> bool, visit: &mut dyn FnMut(Found) -> Result<()>) -> Result<()> {
     let top = open_root(root)?;
     let dev = fstat(top.as_raw_fd()).ctx(|| format!("stat {}", root.display()))?.st_dev;
-    // Directories still to read: (parent, name, relative path); the root
-    // has no parent.
+    // Directories still to read, each with its parent's descriptor (the
+    // root, already open, has none) and its path relative to the root.
     let mut todo: Vec<(Option<Rc<OwnedFd>>, PathBuf)> = vec![(None, PathBuf::new())];
     let mut top = Some(top);
     while let Some((parent, rel)) = todo.pop() {
         if !enter(&rel) {
             continue;
         }
-        let dir = match &parent {
-            None => top.take().ok_or_else(|| Error::failed("walk", "the root twice"))?,
-            Some(p) => match open_below(p, rel.file_name().unwrap_or_default(), OFlag::O_DIRECTORY) {
-                Some(d) => d,
-                None => continue,
-            },
+        let opened = match &parent {
+            None => top.take(),
+            Some(p) => open_below(p, rel.file_name().unwrap_or_default(), OFlag::O_DIRECTORY),
         };
+        let Some(dir) = opened else { continue };
         let listing = nix::dir::Dir::from_fd(nix::unistd::dup(dir.as_raw_fd()).ctx(|| "dup")?)
             .ctx(|| format!("read directory {}", root.join(&rel).display()))?;
         let dir = Rc::new(dir);
