@@ -57,7 +57,10 @@ fn run(args: Args, name: &str) -> Result<i32> {
         set.push(netlock::parse_ip_arg(ip)?)?;
     }
     if let Some(b) = &args.bcast {
-        netlock::parse_addr(b)?;
+        match netlock::parse_addr(b)? {
+            (std::net::IpAddr::V4(b), None) => set.bcast.push(b),
+            _ => return Err(Error::usage(format!("bad broadcast address '{b}' (an IPv4 address)"))),
+        }
     }
     let layout = Layout::detect()?;
     let dir = netlock::new_lock_dir(&layout)?;

@@ -21,6 +21,7 @@ pub const R0: u8 = 0;
 pub const R1: u8 = 1;
 pub const R2: u8 = 2;
 pub const R3: u8 = 3;
+pub const R4: u8 = 4;
 pub const R6: u8 = 6;
 pub const R10: u8 = 10;
 
@@ -136,8 +137,11 @@ impl Asm {
 }
 
 /// Program and attach types from linux/bpf.h.
+pub const PROG_TYPE_CGROUP_SKB: u32 = 8;
 pub const PROG_TYPE_CGROUP_SOCK: u32 = 9;
 pub const PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
+pub const ATTACH_INET_INGRESS: u32 = 0;
+pub const ATTACH_INET_EGRESS: u32 = 1;
 pub const ATTACH_INET_SOCK_CREATE: u32 = 2;
 pub const ATTACH_INET4_BIND: u32 = 8;
 pub const ATTACH_INET6_BIND: u32 = 9;
@@ -146,6 +150,7 @@ pub const ATTACH_INET6_CONNECT: u32 = 11;
 pub const ATTACH_UDP4_SENDMSG: u32 = 14;
 pub const ATTACH_UDP6_SENDMSG: u32 = 15;
 pub const HELPER_BIND: i32 = 64;
+pub const HELPER_SKB_LOAD_BYTES: i32 = 26;
 
 const CMD_PROG_LOAD: i32 = 5;
 const CMD_PROG_ATTACH: i32 = 8;

@@ -52,6 +52,9 @@ impl Config {
         for ip in &self.iproot {
             set.push(ip.addr)?;
         }
+        if let Some(std::net::IpAddr::V4(b)) = self.iprootbcast {
+            set.bcast.push(b);
+        }
         Ok(set)
     }
 }

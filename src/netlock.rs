@@ -9,14 +9,20 @@
 //! - connect: the socket is bound to the first locked address first, so
 //!   that is the source; a socket already bound elsewhere is refused;
 //! - UDP sendmsg without connect: the source becomes the first locked
-//!   address; an explicit other source is refused.
+//!   address; an explicit other source is refused;
+//! - every packet the cgroup's sockets send or receive: its local address
+//!   (source going out, destination coming in; the broadcast address too,
+//!   coming in) must be a locked one, or it is dropped. This catches what
+//!   the socket hooks cannot see: a socket that listens without binding
+//!   (the kernel binds it to the wildcard itself), ping sockets, IPv4
+//!   through an IPv6 socket.
 //!
 //! The lock is one-shot: the programs are attached with ALLOW_MULTI, so
 //! those of an outer lock keep running for everything inside, and the
 //! process is moved into a cgroup namespace rooted at its lock, from which
 //! it cannot move its processes out.
 
-use crate::bpf::{self, Asm, Label, R0, R1, R10, R2, R3, R6};
+use crate::bpf::{self, Asm, Label, R0, R1, R10, R2, R3, R4, R6};
 use crate::cgroup::{self, Layout};
 use crate::error::{Context, Error, Result};
 use crate::sys;
@@ -34,6 +40,9 @@ const AF_INET6: u32 = 10;
 pub struct AddrSet {
     pub v4: Vec<Ipv4Addr>,
     pub v6: Vec<Ipv6Addr>,
+    /// Broadcast addresses whose datagrams may come in (chbind --bcast,
+    /// IPROOTBCAST).
+    pub bcast: Vec<Ipv4Addr>,
 }
 
 impl AddrSet {
@@ -256,6 +265,56 @@ fn sock_create_prog(deny_v4: bool, deny_v6: bool) -> Vec<bpf::Insn> {
     a.finish()
 }
 
+// Offsets in struct __sk_buff, and in the IPv4 and IPv6 headers.
+const SKB_PROTOCOL: i16 = 16;
+const ETH_P_IP_BE: u32 = 0x0008;
+const ETH_P_IPV6_BE: u32 = 0xDD86;
+const IP4_SRC: i32 = 12;
+const IP4_DST: i32 = 16;
+const IP6_SRC: i32 = 8;
+const IP6_DST: i32 = 24;
+
+/// Every packet of the cgroup's sockets (IP header first): going out,
+/// its source, coming in, its destination (or a broadcast address) must
+/// be locked; a family without locked addresses passes nothing.
+fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4]]) -> Vec<bpf::Insn> {
+    let mut a = Asm::new();
+    let (allow, drop, ip4, ip6) = (a.label(), a.label(), a.label(), a.label());
+    a.mov(R6, R1);
+    a.ldx_w(R2, R6, SKB_PROTOCOL);
+    a.jeq32(R2, ETH_P_IP_BE, ip4);
+    a.jeq32(R2, ETH_P_IPV6_BE, ip6);
+    a.ret(1);
+    // Copies `len` bytes of the header at `off` to fp-16, or drops.
+    let load = |a: &mut Asm, off: i32, len: i32| {
+        let loaded = a.label();
+        a.mov(R1, R6)
+            .mov_imm(R2, off)
+            .mov(R3, R10)
+            .add_imm(R3, -16)
+            .mov_imm(R4, len)
+            .call(bpf::HELPER_SKB_LOAD_BYTES);
+        a.jeq(R0, 0, loaded);
+        a.ja(drop);
+        a.bind(loaded);
+    };
+    a.bind(ip4);
+    load(&mut a, if ingress { IP4_DST } else { IP4_SRC }, 4);
+    emit_member(&mut a, R10, -16, v4, 1, allow);
+    if ingress {
+        emit_member(&mut a, R10, -16, bcast, 1, allow);
+    }
+    a.ja(drop);
+    a.bind(ip6);
+    load(&mut a, if ingress { IP6_DST } else { IP6_SRC }, 16);
+    emit_member(&mut a, R10, -16, v6, 4, allow);
+    a.bind(drop);
+    a.ret(0);
+    a.bind(allow);
+    a.ret(1);
+    a.finish()
+}
+
 /// The programs for a lock: (name, program type, attach type, code).
 pub fn programs(set: &AddrSet) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> {
     use bpf::*;
@@ -268,8 +327,22 @@ pub fn programs(set: &AddrSet) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> 
             sock_create_prog(set.v4.is_empty(), set.v6.is_empty()),
         ));
     }
+    let v4: Vec<[u32; 4]> = set.v4.iter().map(|a| [words4(a), 0, 0, 0]).collect();
+    let v6: Vec<[u32; 4]> = set.v6.iter().map(words6).collect();
+    let bcast: Vec<[u32; 4]> = set.bcast.iter().map(|a| [words4(a), 0, 0, 0]).collect();
+    out.push((
+        "vsbox_in",
+        PROG_TYPE_CGROUP_SKB,
+        ATTACH_INET_INGRESS,
+        packet_prog(true, &v4, &v6, &bcast),
+    ));
+    out.push((
+        "vsbox_out",
+        PROG_TYPE_CGROUP_SKB,
+        ATTACH_INET_EGRESS,
+        packet_prog(false, &v4, &v6, &bcast),
+    ));
     if !set.v4.is_empty() {
-        let v4: Vec<[u32; 4]> = set.v4.iter().map(|a| [words4(a), 0, 0, 0]).collect();
         out.push((
             "vsbox_bind4",
             PROG_TYPE_CGROUP_SOCK_ADDR,
@@ -290,7 +363,6 @@ pub fn programs(set: &AddrSet) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> 
         ));
     }
     if !set.v6.is_empty() {
-        let v6: Vec<[u32; 4]> = set.v6.iter().map(words6).collect();
         out.push((
             "vsbox_bind6",
             PROG_TYPE_CGROUP_SOCK_ADDR,
@@ -376,9 +448,12 @@ mod tests {
         let mut s = AddrSet::default();
         s.push("127.0.0.2".parse().unwrap()).unwrap();
         let names: Vec<_> = programs(&s).iter().map(|p| p.0).collect();
-        assert_eq!(names, ["vsbox_sock", "vsbox_bind4", "vsbox_conn4", "vsbox_send4"]);
+        assert_eq!(
+            names,
+            ["vsbox_sock", "vsbox_in", "vsbox_out", "vsbox_bind4", "vsbox_conn4", "vsbox_send4"]
+        );
         s.push("::1".parse().unwrap()).unwrap();
-        assert_eq!(programs(&s).len(), 6);
+        assert_eq!(programs(&s).len(), 8);
         for _ in 0..20 {
             let _ = s.push("127.0.0.9".parse().unwrap());
         }

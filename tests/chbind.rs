@@ -247,3 +247,61 @@ fn a_killed_chbind_leaves_nothing_after_the_next_run() {
     env.run("chbind", &["--silent", "--ip", &ip, "--", "/bin/true"]).ok();
     assert!(!v2.join(&name).exists(), "{name} was not swept");
 }
+
+#[test]
+fn a_socket_that_listens_without_binding_is_reachable_only_on_the_locked_address() {
+    require_root!();
+    let env = Env::new();
+    let ip = loopback();
+    let mut server = Bg(env
+        .cmd("chbind")
+        .args(["--silent", "--ip", &ip, "--", PROBE, "serve-unbound", "guest"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap());
+    // The kernel bound it to the wildcard itself: no bind hook saw it.
+    let listen = read_line(&mut server.0);
+    let port = listen
+        .strip_prefix("LISTEN 0.0.0.0:")
+        .unwrap_or_else(|| panic!("{listen}"))
+        .to_owned();
+    let probe = |addr: &str| Out::from(std::process::Command::new(PROBE).args(["connect", addr, &port]).output().unwrap());
+    let other = probe("127.0.0.1");
+    assert!(other.stdout.starts_with("ERR"), "reachable on 127.0.0.1: {other:?}");
+    let right = probe(&ip);
+    assert!(right.stdout.contains("answer=guest"), "{right:?}");
+}
+
+#[test]
+fn an_autobound_udp_socket_receives_only_for_its_addresses() {
+    require_root!();
+    let env = Env::new();
+    let ip = loopback();
+    let bcast = loopback();
+    // A UDP socket that sends before binding is bound by the kernel to the
+    // wildcard, so it would receive datagrams for every host address; the
+    // lock lets in only those for its address (and --bcast's).
+    for with_bcast in [false, true] {
+        let mut args = vec!["--silent", "--ip", ip.as_str()];
+        if with_bcast {
+            args.extend(["--bcast", bcast.as_str()]);
+        }
+        args.extend(["--", PROBE, "udp-autobound"]);
+        let mut rx = Bg(env.cmd("chbind").args(&args).stdout(Stdio::piped()).spawn().unwrap());
+        let line = read_line(&mut rx.0);
+        let port: u16 = line.strip_prefix("PORT ").unwrap_or_else(|| panic!("{line}")).parse().unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for (to, what) in [("127.0.0.1", "host"), (ip.as_str(), "mine"), (bcast.as_str(), "bcast")] {
+            tx.send_to(what.as_bytes(), (to, port)).unwrap();
+        }
+        // It ends after a second without datagrams.
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut rx.0.stdout.take().unwrap(), &mut rest).unwrap();
+        let out: Vec<&str> = rest.lines().collect();
+        let mut want = vec!["GOT mine"];
+        if with_bcast {
+            want.push("GOT bcast");
+        }
+        assert_eq!(out, want, "--bcast given: {with_bcast}");
+    }
+}

@@ -165,8 +165,48 @@ fn main() {
             let _ = writeln!(c, "{tag} {}", peer.ip());
             0
         }
+        ["udp-autobound"] => {
+            // sendto() before any bind(): the kernel binds the wildcard and
+            // an ephemeral port. Then print what arrives, until a second
+            // passes without a datagram.
+            // SAFETY: plain syscalls on a descriptor this process owns.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+            if fd < 0 {
+                std::process::exit(report::<()>(last((), true), |_| String::new()));
+            }
+            // SAFETY: fd is a UDP socket nothing else owns.
+            let s = unsafe { <UdpSocket as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            let _ = s.send_to(b"x", "127.0.0.1:9");
+            println!("PORT {}", s.local_addr().unwrap().port());
+            std::io::stdout().flush().unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(1))).unwrap();
+            let mut buf = [0u8; 64];
+            while let Ok(n) = s.recv(&mut buf) {
+                println!("GOT {}", String::from_utf8_lossy(&buf[..n]));
+            }
+            0
+        }
+        ["serve-unbound", tag] => {
+            // listen() without bind(): the kernel binds the wildcard and an
+            // ephemeral port itself, which no bind hook sees.
+            // SAFETY: plain syscalls on a descriptor this process owns.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+            if fd < 0 || unsafe { libc::listen(fd, 8) } != 0 {
+                std::process::exit(report::<()>(last((), true), |_| String::new()));
+            }
+            // SAFETY: fd is a listening TCP socket nothing else owns.
+            let l = unsafe { <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            println!("LISTEN {}", l.local_addr().unwrap());
+            std::io::stdout().flush().unwrap();
+            for c in l.incoming().flatten() {
+                let mut c = c;
+                let _ = writeln!(c, "{tag}");
+            }
+            0
+        }
         ["connect", ip, port] => report(
-            TcpStream::connect(addr(ip, port)).and_then(|mut s| {
+            // A dropped SYN must not keep a test waiting for minutes.
+            TcpStream::connect_timeout(&addr(ip, port), std::time::Duration::from_secs(3)).and_then(|mut s| {
                 let local = s.local_addr()?;
                 let mut answer = String::new();
                 s.read_to_string(&mut answer)?;
