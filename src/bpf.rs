@@ -107,6 +107,18 @@ impl Asm {
     pub fn jne32(&mut self, dst: u8, imm: u32, to: Label) -> &mut Self {
         self.jump(0x56, dst, imm as i32, to)
     }
+    /// if (u32)dst > imm goto to (unsigned)
+    pub fn jgt32(&mut self, dst: u8, imm: u32, to: Label) -> &mut Self {
+        self.jump(0x26, dst, imm as i32, to)
+    }
+    /// if (u32)dst < imm goto to (unsigned)
+    pub fn jlt32(&mut self, dst: u8, imm: u32, to: Label) -> &mut Self {
+        self.jump(0xa6, dst, imm as i32, to)
+    }
+    /// (u32)dst &= imm
+    pub fn and32_imm(&mut self, dst: u8, imm: u32) -> &mut Self {
+        self.op(0x54, dst, 0, 0, imm as i32)
+    }
     /// if dst == imm (64-bit) goto to
     pub fn jeq(&mut self, dst: u8, imm: i32, to: Label) -> &mut Self {
         self.jump(0x15, dst, imm, to)
@@ -140,9 +152,11 @@ impl Asm {
 pub const PROG_TYPE_CGROUP_SKB: u32 = 8;
 pub const PROG_TYPE_CGROUP_SOCK: u32 = 9;
 pub const PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
+pub const PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 pub const ATTACH_INET_INGRESS: u32 = 0;
 pub const ATTACH_INET_EGRESS: u32 = 1;
 pub const ATTACH_INET_SOCK_CREATE: u32 = 2;
+pub const ATTACH_CGROUP_DEVICE: u32 = 6;
 pub const ATTACH_INET4_BIND: u32 = 8;
 pub const ATTACH_INET6_BIND: u32 = 9;
 pub const ATTACH_INET4_CONNECT: u32 = 10;

@@ -17,6 +17,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod config;
 pub mod context;
+pub mod devices;
 pub mod dispatch;
 pub mod error;
 pub mod exec;

@@ -1066,3 +1066,41 @@ fn busybox_reboot_halt_and_poweroff_commands_act_on_the_guest() {
     g.run(&["stop"]).ok();
     assert!(g.context_dir().is_none());
 }
+
+#[test]
+fn a_guest_granted_mknod_still_reaches_no_host_device() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "mknod");
+    g.conf("S_CAPS=CAP_MKNOD\n");
+    // A device node that reached the tree (a host admin's copy, say).
+    nix::sys::stat::mknod(
+        &g.root().join("root/loop0"),
+        nix::sys::stat::SFlag::S_IFBLK,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::makedev(7, 0),
+    )
+    .unwrap();
+    g.run(&["start"]).ok();
+    for (kind, major, minor, what) in [
+        ("b", "7", "0", "a loop device"),
+        ("c", "1", "1", "/dev/mem"),
+        ("c", "4", "1", "a host console"),
+        ("c", "13", "64", "a host input device"),
+    ] {
+        let out = g.run(&["exec", "probe", "mknod-open", kind, major, minor, "/tmp/dev"]);
+        assert!(out.stdout.starts_with("ERR EPERM"), "{what}: {out:?}");
+    }
+    let out = g.run(&["exec", "probe", "open", "/root/loop0"]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "the planted node: {out:?}");
+    // What its /dev holds stays usable, also when made anew.
+    let out = g.run(&["exec", "probe", "mknod-open", "c", "1", "3", "/tmp/null"]);
+    assert!(out.stdout.starts_with("OK opened"), "{out:?}");
+    let out = g.run(&[
+        "exec",
+        "sh",
+        "-c",
+        "echo x > /dev/null && head -c 4 /dev/urandom | wc -c && tty < /dev/ptmx; true",
+    ]);
+    assert!(out.stdout.starts_with('4'), "{out:?}");
+}

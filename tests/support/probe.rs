@@ -315,6 +315,17 @@ fn main() {
             let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
             report(last(fd, fd < 0), |_| "raw socket".into())
         }
+        ["mknod-open", kind, major, minor, path] => {
+            let mode = if *kind == "b" { libc::S_IFBLK } else { libc::S_IFCHR } | 0o600;
+            let dev = libc::makedev(major.parse().unwrap(), minor.parse().unwrap());
+            // SAFETY: NUL-terminated path.
+            let r = unsafe { libc::mknod(c(path).as_ptr(), mode, dev) };
+            if r < 0 {
+                std::process::exit(report::<()>(last((), true), |_| String::new()));
+            }
+            report(std::fs::File::open(path), |_| "opened".into())
+        }
+        ["open", path] => report(std::fs::File::open(path), |_| "opened".into()),
         ["mknod-block", path] => {
             // /dev/vda-like: block 253:0.
             // SAFETY: NUL-terminated path.
