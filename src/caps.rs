@@ -53,6 +53,7 @@ pub const NAMES: [&str; 41] = [
 ];
 
 pub const CHOWN: u32 = 0;
+pub const DAC_READ_SEARCH: u32 = 2;
 pub const KILL: u32 = 5;
 pub const SETPCAP: u32 = 8;
 pub const NET_BIND_SERVICE: u32 = 10;
@@ -74,7 +75,7 @@ pub const fn bit(cap: u32) -> u64 {
 /// are dropped too.
 pub const SECURE_KEEP: u64 = bit(CHOWN)
     | bit(1) // DAC_OVERRIDE
-    | bit(2) // DAC_READ_SEARCH
+    | bit(DAC_READ_SEARCH)
     | bit(3) // FOWNER
     | bit(4) // FSETID
     | bit(KILL)

@@ -260,33 +260,16 @@ fn set_names(spec: &Spec) -> Result<()> {
 ///   so a root without CAP_SYS_ADMIN, now or after a later drop, cannot
 ///   move itself out of its cgroup (the cgroup namespace alone stops that
 ///   only on `nsdelegate` mounts);
-/// - the seccomp filter, where there is something to refuse: a lock, the
-///   spectator, or a controlling terminal to protect from TIOCSTI (without
-///   CAP_SYS_ADMIN that works only on one's controlling terminal);
+/// - the seccomp filter (see seccomp.rs: file handles, terminals, and the
+///   lock's and the spectator's refusals);
 /// - the capability ceiling: what `req` leaves of `from`.
 pub(crate) fn restrict(policy: Policy, req: &caps::Request, from: u64, seal: Option<&cgroup::Layout>) -> Result<()> {
     let target = req.apply_to(from);
     if let Some(layout) = seal {
         layout.seal()?;
     }
-    if policy.lock || policy.spectator || policy.no_reboot || has_controlling_tty() {
-        seccomp::install(policy)?;
-    }
+    seccomp::install(policy)?;
     set_ceiling(target)
-}
-
-fn has_controlling_tty() -> bool {
-    match nix::fcntl::open(
-        "/dev/tty",
-        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    ) {
-        Ok(fd) => {
-            let _ = nix::unistd::close(fd);
-            true
-        }
-        Err(e) => e != nix::errno::Errno::ENXIO,
-    }
 }
 
 /// Makes `target` the ceiling; no system calls when it is already.

@@ -1,7 +1,10 @@
 //! Seccomp filters that make context restrictions irreversible where no
 //! namespace or capability does it:
 //! - every context: no typing into a terminal it shares (TIOCSTI,
-//!   TIOCLINUX), since a context may keep the caller's terminal;
+//!   TIOCLINUX), since a context may keep the caller's terminal, and no
+//!   open_by_handle_at(), which opens any inode of a file system by its
+//!   handle, past a guest's root (the "shocker" escape), whatever
+//!   capabilities S_CAPS grants;
 //! - `lock`: no new namespaces (unshare, setns, clone with CLONE_NEW*;
 //!   clone3 answers ENOSYS so libc falls back to the checkable clone);
 //! - the spectator context 1: sees everything, may signal or trace nothing.
@@ -50,6 +53,7 @@ type Rule = (u32, u32, When, u32);
 const BASE: &[Rule] = &[
     (16, 54, When::ArgIs(1, TIOCSTI), EPERM),   // ioctl
     (16, 54, When::ArgIs(1, TIOCLINUX), EPERM), // ioctl
+    (304, 342, When::Always, EPERM),            // open_by_handle_at
 ];
 
 const LOCK: &[Rule] = &[

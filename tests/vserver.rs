@@ -265,6 +265,7 @@ fn guest_root_cannot_escape() {
         (27, "MKNOD"),
         (9, "LINUX_IMMUTABLE"),
         (22, "SYS_BOOT"),
+        (2, "DAC_READ_SEARCH"),
     ] {
         assert_eq!(bnd & (1 << cap), 0, "guest root keeps CAP_{name}");
     }
@@ -1103,4 +1104,50 @@ fn a_guest_granted_mknod_still_reaches_no_host_device() {
         "echo x > /dev/null && head -c 4 /dev/urandom | wc -c && tty < /dev/ptmx; true",
     ]);
     assert!(out.stdout.starts_with('4'), "{out:?}");
+}
+
+/// The handle (type, hex) of the directory that holds the guests' trees:
+/// outside every guest, on the file system their trees are on.
+fn handle_outside(env: &Env) -> (String, String) {
+    let dir = env.dir.path().join("vservers");
+    let out = Out::from(
+        std::process::Command::new(PROBE)
+            .args(["handle-of", dir.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    let (kind, hex) = out
+        .line()
+        .strip_prefix("OK ")
+        .and_then(|l| l.split_once(' '))
+        .unwrap_or_else(|| panic!("{out:?}"));
+    (kind.to_owned(), hex.to_owned())
+}
+
+#[test]
+fn file_handles_do_not_reach_past_the_guests_root() {
+    require_root!();
+    let env = Env::new();
+    let (kind, hex) = handle_outside(&env);
+    let plain = TestGuest::busybox(&env, "shock");
+    let granted = TestGuest::busybox(&env, "shockcap");
+    granted.conf("S_CAPS=CAP_DAC_READ_SEARCH\n");
+    // On the host the handle opens that directory: the attempt is real.
+    let host = Out::from(
+        std::process::Command::new(PROBE)
+            .args(["open-by-handle", &kind, &hex])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        host.stdout.starts_with("OK opened") && host.stdout.contains(&plain.name),
+        "{host:?}"
+    );
+    for g in [&plain, &granted] {
+        g.run(&["start"]).ok();
+        let bnd = u64::from_str_radix(g.run(&["exec", "probe", "status", "CapBnd"]).line(), 16).unwrap();
+        assert_eq!(bnd & (1 << 2) != 0, g.name == granted.name, "CAP_DAC_READ_SEARCH only by S_CAPS");
+        let out = g.run(&["exec", "probe", "open-by-handle", &kind, &hex]);
+        assert!(out.stdout.starts_with("ERR EPERM"), "{}: {out:?}", g.name);
+    }
 }

@@ -47,6 +47,14 @@ fn last<T>(ret: T, failed: bool) -> std::io::Result<T> {
     }
 }
 
+/// struct file_handle with room for MAX_HANDLE_SZ bytes.
+#[repr(C)]
+struct Handle {
+    bytes: u32,
+    kind: i32,
+    data: [u8; 128],
+}
+
 fn addr(a: &str, p: &str) -> SocketAddr {
     let ip: std::net::IpAddr = a.parse().expect("address");
     SocketAddr::new(ip, p.parse().expect("port"))
@@ -326,6 +334,61 @@ fn main() {
             report(std::fs::File::open(path), |_| "opened".into())
         }
         ["open", path] => report(std::fs::File::open(path), |_| "opened".into()),
+        ["handle-of", path] => {
+            // name_to_handle_at(): the handle the file system gives `path`.
+            let mut h = Handle {
+                bytes: 128,
+                kind: 0,
+                data: [0; 128],
+            };
+            let mut mount_id = 0i32;
+            // SAFETY: h is a struct file_handle with room for 128 bytes.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_name_to_handle_at,
+                    libc::AT_FDCWD,
+                    c(path).as_ptr(),
+                    &mut h as *mut Handle,
+                    &mut mount_id,
+                    0,
+                )
+            } as i32;
+            report(last((), r < 0), |_| {
+                let hex: String = h.data[..h.bytes as usize].iter().map(|b| format!("{b:02x}")).collect();
+                format!("{} {hex}", h.kind)
+            })
+        }
+        ["open-by-handle", kind, hex] => {
+            // The "shocker" escape: a handle names an inode of the whole
+            // file system, wherever this process's root is.
+            let bytes: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            let mut h = Handle {
+                bytes: bytes.len() as u32,
+                kind: kind.parse().unwrap(),
+                data: [0; 128],
+            };
+            h.data[..bytes.len()].copy_from_slice(&bytes);
+            let root = std::fs::File::open("/").unwrap();
+            use std::os::fd::AsRawFd;
+            // SAFETY: h is a struct file_handle holding `bytes` bytes.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_open_by_handle_at,
+                    root.as_raw_fd(),
+                    &mut h as *mut Handle,
+                    libc::O_RDONLY | libc::O_DIRECTORY,
+                )
+            } as i32;
+            report(last(fd, fd < 0), |fd| {
+                let names: Vec<String> = std::fs::read_dir(format!("/proc/self/fd/{fd}"))
+                    .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                    .unwrap_or_default();
+                format!("opened: {}", names.join(" "))
+            })
+        }
         ["mknod-block", path] => {
             // /dev/vda-like: block 253:0.
             // SAFETY: NUL-terminated path.
