@@ -256,10 +256,24 @@ pub fn enter(dir: &Path) -> Result<()> {
 
 /// Creates `dir`; Ok(false) if it existed already.
 pub fn create(dir: &Path) -> Result<bool> {
-    match fs::create_dir(dir) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(Error::io(format!("create cgroup {}", dir.display()), &e)),
+    let mut tries = 0;
+    loop {
+        match fs::create_dir(dir) {
+            Ok(()) => return Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            // The `vsbox` base goes with the last context, which another
+            // vsbox may just have ended: make it again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 10 => {
+                match dir.parent().filter(|p| p.file_name().is_some_and(|n| n == BASE)) {
+                    Some(base) => {
+                        let _ = fs::create_dir(base);
+                        tries += 1;
+                    }
+                    None => return Err(Error::io(format!("create cgroup {}", dir.display()), &e)),
+                }
+            }
+            Err(e) => return Err(Error::io(format!("create cgroup {}", dir.display()), &e)),
+        }
     }
 }
 

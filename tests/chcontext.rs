@@ -461,3 +461,24 @@ fn a_context_cannot_type_into_the_callers_terminal() {
     let out = on_a_terminal(env.cmd("chcontext").args(["--silent", "--", PROBE, "tiocsti"]));
     assert!(out.contains("ERR EPERM"), "{out:?}");
 }
+
+#[test]
+fn concurrent_launches_never_trip_over_the_shared_base_cgroup() {
+    require_root!();
+    let env = Env::new();
+    // The `vsbox` cgroup above all contexts goes with the last of them;
+    // a launch racing that removal must make it again, not fail.
+    let failures: usize = std::thread::scope(|s| {
+        let loops: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..100)
+                        .filter(|_| !env.cmd("chcontext").args(["--silent", "true"]).status().unwrap().success())
+                        .count()
+                })
+            })
+            .collect();
+        loops.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    assert_eq!(failures, 0, "launches failed");
+}
