@@ -236,6 +236,9 @@ pub fn guest(
         report(&mut reported, if startup.is_some() { 127 } else { 0 });
     }
     let mut stopping: Option<Pid> = None;
+    // A restart asked for during start-up waits for its end, as on a
+    // machine that is still booting.
+    let mut restart_pending = false;
     // The guest's ceiling is this process's own bounding set.
     let may_boot = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -269,6 +272,7 @@ pub fn guest(
                 _ => Some(Event::Stop),
             });
         }
+        let mut restart_now = false;
         match event {
             Some(Event::Child) => loop {
                 match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
@@ -278,6 +282,7 @@ pub fn guest(
                         if pid.is_some() && pid == starting {
                             starting = None;
                             report(&mut reported, exec::status_code(ws));
+                            restart_now = std::mem::take(&mut restart_pending);
                         }
                         if pid.is_some() && pid == stopping {
                             std::process::exit(0);
@@ -285,19 +290,8 @@ pub fn guest(
                     }
                 }
             },
-            Some(Event::Restart) if stopping.is_none() && starting.is_none() => {
-                if nix::unistd::write(&host, &[REBOOTING]) == Ok(1) {
-                    // Ends like a stop; the host starts the guest again.
-                    stopping = shutdown.as_deref().and_then(|c| spawn_in_guest(c, true));
-                    if stopping.is_none() {
-                        std::process::exit(0);
-                    }
-                } else {
-                    // Same context, same addresses, services started afresh.
-                    restart(shutdown.as_deref());
-                    starting = startup.as_deref().and_then(|c| spawn_in_guest(c, true));
-                }
-            }
+            Some(Event::Restart) if starting.is_some() => restart_pending = true,
+            Some(Event::Restart) => restart_now = true,
             Some(Event::Stop) if stopping.is_none() => {
                 stopping = shutdown.as_deref().and_then(|c| spawn_in_guest(c, true));
                 if stopping.is_none() {
@@ -305,6 +299,19 @@ pub fn guest(
                 }
             }
             _ => {}
+        }
+        if restart_now && stopping.is_none() {
+            if nix::unistd::write(&host, &[REBOOTING]) == Ok(1) {
+                // Ends like a stop; the host starts the guest again.
+                stopping = shutdown.as_deref().and_then(|c| spawn_in_guest(c, true));
+                if stopping.is_none() {
+                    std::process::exit(0);
+                }
+            } else {
+                // Same context, same addresses, services started afresh.
+                restart(shutdown.as_deref());
+                starting = startup.as_deref().and_then(|c| spawn_in_guest(c, true));
+            }
         }
     }
 }

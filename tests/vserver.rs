@@ -1151,3 +1151,22 @@ fn file_handles_do_not_reach_past_the_guests_root() {
         assert!(out.stdout.starts_with("ERR EPERM"), "{}: {out:?}", g.name);
     }
 }
+
+#[test]
+fn a_reboot_asked_for_during_start_up_happens_once_it_is_done() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "bootreboot");
+    count_starts(&g);
+    // A slow service after the counter: start-up is still running for two
+    // seconds once the counter has moved.
+    g.service("slow", "sleep 2", "true");
+    g.run(&["start"]).ok();
+    g.run(&["exec", "/sbin/vreboot"]).ok_or_killed();
+    assert!(eventually(10, || starts(&g) == "2"), "the first reboot");
+    // The restarted guest is still starting (its slow service runs):
+    // this reboot must not be lost.
+    g.run(&["exec", "/sbin/vreboot"]).ok_or_killed();
+    assert!(eventually(15, || starts(&g) == "3"), "the reboot asked for during start-up");
+    assert!(eventually(10, || g.run(&["running"]).code == 0));
+}
