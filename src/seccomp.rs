@@ -4,7 +4,8 @@
 //!   TIOCLINUX), since a context may keep the caller's terminal, and no
 //!   open_by_handle_at(), which opens any inode of a file system by its
 //!   handle, past a guest's root (the "shocker" escape), whatever
-//!   capabilities S_CAPS grants;
+//!   capabilities S_CAPS grants, and no kernel keyrings: they are kept
+//!   per uid, so a context's root would reach the host root's keys;
 //! - `lock`: no new namespaces (unshare, setns, clone with CLONE_NEW*;
 //!   clone3 answers ENOSYS so libc falls back to the checkable clone);
 //! - the spectator context 1: sees everything, may signal or trace nothing.
@@ -54,6 +55,9 @@ const BASE: &[Rule] = &[
     (16, 54, When::ArgIs(1, TIOCSTI), EPERM),   // ioctl
     (16, 54, When::ArgIs(1, TIOCLINUX), EPERM), // ioctl
     (304, 342, When::Always, EPERM),            // open_by_handle_at
+    (248, 286, When::Always, EPERM),            // add_key
+    (249, 287, When::Always, EPERM),            // request_key
+    (250, 288, When::Always, EPERM),            // keyctl
 ];
 
 const LOCK: &[Rule] = &[

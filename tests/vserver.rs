@@ -1170,3 +1170,28 @@ fn a_reboot_asked_for_during_start_up_happens_once_it_is_done() {
     assert!(eventually(15, || starts(&g) == "3"), "the reboot asked for during start-up");
     assert!(eventually(10, || g.run(&["running"]).code == 0));
 }
+
+#[test]
+fn the_hosts_keyrings_are_out_of_reach() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "keys");
+    g.run(&["start"]).ok();
+    // The kernel keeps keyrings per uid: host root's user keyring is the
+    // one guest root would find.
+    let desc = format!("vsbox-test-{}", g.name);
+    let probe = |args: &[&str]| Out::from(std::process::Command::new(PROBE).args(args).output().unwrap());
+    let added = probe(&["key-add", &desc, "s3cret"]);
+    let id = added
+        .line()
+        .strip_prefix("OK id=")
+        .unwrap_or_else(|| panic!("{added:?}"))
+        .to_owned();
+    let on_host = probe(&["key-read", &desc]);
+    let in_guest = g.run(&["exec", "probe", "key-read", &desc]);
+    let planted = g.run(&["exec", "probe", "key-add", &desc, "evil"]);
+    probe(&["key-unlink", &id]).ok();
+    assert_eq!(on_host.line(), "OK secret=s3cret", "the host reads its key");
+    assert!(in_guest.stdout.starts_with("ERR EPERM"), "{in_guest:?}");
+    assert!(planted.stdout.starts_with("ERR EPERM"), "{planted:?}");
+}

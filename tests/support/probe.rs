@@ -334,6 +334,40 @@ fn main() {
             report(std::fs::File::open(path), |_| "opened".into())
         }
         ["open", path] => report(std::fs::File::open(path), |_| "opened".into()),
+        ["key-add", desc, secret] => {
+            // add_key("user", desc, secret) to this uid's user keyring.
+            // SAFETY: NUL-terminated strings and a buffer of the length given.
+            let id = unsafe {
+                libc::syscall(
+                    libc::SYS_add_key,
+                    c("user").as_ptr(),
+                    c(desc).as_ptr(),
+                    secret.as_ptr(),
+                    secret.len(),
+                    -4i32,
+                )
+            } as i64;
+            report(last(id, id < 0), |id| format!("id={id}"))
+        }
+        ["key-read", desc] => {
+            // Find `desc` in this uid's user keyring and read it.
+            // SAFETY: KEYCTL_SEARCH with NUL-terminated strings.
+            let id = unsafe { libc::syscall(libc::SYS_keyctl, 10, -4i32, c("user").as_ptr(), c(desc).as_ptr(), 0) } as i64;
+            if id < 0 {
+                std::process::exit(report::<()>(last((), true), |_| String::new()));
+            }
+            let mut buf = [0u8; 256];
+            // SAFETY: KEYCTL_READ into a buffer of the length given.
+            let n = unsafe { libc::syscall(libc::SYS_keyctl, 11, id, buf.as_mut_ptr(), buf.len()) } as i64;
+            report(last(n, n < 0), |n| {
+                format!("secret={}", String::from_utf8_lossy(&buf[..n as usize]))
+            })
+        }
+        ["key-unlink", id] => {
+            // SAFETY: KEYCTL_UNLINK of a key id from the user keyring.
+            let r = unsafe { libc::syscall(libc::SYS_keyctl, 9, id.parse::<i64>().unwrap(), -4i32) } as i64;
+            report(last(r, r < 0), |_| "unlinked".into())
+        }
         ["handle-of", path] => {
             // name_to_handle_at(): the handle the file system gives `path`.
             let mut h = Handle {
