@@ -83,6 +83,13 @@ fn arg_area() -> Option<(usize, usize)> {
     (start != 0 && end > start).then_some((start, end))
 }
 
+/// Makes this process (and what it forks, until an exec) non-dumpable:
+/// its /proc files (exe, environ, mem, fds) are then open only to
+/// holders of CAP_SYS_PTRACE.
+pub fn set_undumpable() -> Result<(), Errno> {
+    prctl(libc::PR_SET_DUMPABLE, 0, 0).map(drop)
+}
+
 pub fn set_pdeathsig(sig: libc::c_int) -> Result<(), Errno> {
     prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0).map(drop)
 }

@@ -465,6 +465,14 @@ fn start_as(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
 }
 
 /// `start`, with the guest's lock held by the caller.
+/// What vsbox runs inside a guest (its init, the process that joins it
+/// for exec and enter) is the host's binary, with the host's environment:
+/// guest root must not open it through /proc/PID/exe (to rewrite the
+/// host's vsbox once nothing runs it), nor read /proc/PID/environ.
+fn hide_from_guest() -> Result<()> {
+    sys::set_undumpable().ctx(|| "make this process non-dumpable")
+}
+
 fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     let cfg = g.config()?;
     g.check_tree()?;
@@ -476,6 +484,7 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
         clean_up(&reg, &stale)?;
     }
     g.hook("pre-start")?;
+    hide_from_guest()?;
     let (xid, owned) = new_context(&reg, g, &cfg, again)?;
     let dir = owned.dirs[0].clone();
     if let Err(e) = add_aliases(&cfg, &dir) {
@@ -692,6 +701,7 @@ pub fn enter(applet: &str, g: &Guest) -> Result<i32> {
 fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::Pid, Option<Owned>)> {
     let cfg = g.config()?;
     g.check_tree()?;
+    hide_from_guest()?;
     let reg = Registry::open()?;
     if let Some((xid, dir)) = g.running(&reg) {
         return Ok((join(applet, &reg, xid, &dir, &cfg, payload)?, None));

@@ -73,7 +73,7 @@ fn busybox_guest_lifecycle_leaves_nothing_behind() {
     let out = g.run(&["exec", "cat", "/proc/1/cmdline"]);
     assert_eq!(out.stdout.trim_end_matches('\0'), "vsbox-init", "{out:?}");
     // On the host: one sleeping watcher that cleans up if the guest halts.
-    assert_eq!(watchers(&g.name).len(), 1);
+    assert!(eventually(5, || watchers(&g.name).len() == 1), "{:?}", watchers(&g.name));
     // exec passes output and status through; the guest's root is /.
     let out = g.run(&["exec", "sh", "-c", "cat /etc/hostname; exit 5"]);
     assert_eq!((out.code, out.line()), (5, g.name.as_str()));
@@ -875,12 +875,14 @@ fn vreboot_and_vhalt_without_rebootmgr() {
     assert!(eventually(10, || g.context_dir().is_none()), "context removed");
     assert!(eventually(5, || !addresses_on("lo").contains(&ip)), "alias removed");
     assert!(!dir.exists());
-    assert!(watchers(&g.name).is_empty(), "the watcher is gone");
+    assert!(eventually(5, || watchers(&g.name).is_empty()), "the watcher is gone");
     // Should the watcher be gone (killed), vreboot restarts the services
     // in place, in the same init.
     g.run(&["start"]).ok();
     assert_eq!(starts(&g), "3");
     let init = init_of(&g).expect("the guest's init");
+    // It names itself a moment after `start` returns.
+    assert!(eventually(5, || !watchers(&g.name).is_empty()));
     for pid in watchers(&g.name) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     }
@@ -1194,4 +1196,32 @@ fn the_hosts_keyrings_are_out_of_reach() {
     assert_eq!(on_host.line(), "OK secret=s3cret", "the host reads its key");
     assert!(in_guest.stdout.starts_with("ERR EPERM"), "{in_guest:?}");
     assert!(planted.stdout.starts_with("ERR EPERM"), "{planted:?}");
+}
+
+#[test]
+fn the_hosts_binary_and_environment_stay_out_of_the_guests_reach() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "exe");
+    // Whatever the host's environment holds when it starts the guest.
+    let out = Out::from(
+        env.cmd("vserver")
+            .args([g.name.as_str(), "start"])
+            .env("VSBOX_TEST_SECRET", "hunter2")
+            .output()
+            .unwrap(),
+    );
+    out.ok();
+    // PID 1 runs the host's vsbox: guest root may not open that file
+    // (to rewrite it once nothing runs it) nor read the init's environment.
+    let exe = g.run(&["exec", "probe", "open", "/proc/1/exe"]);
+    assert!(
+        exe.stdout.starts_with("ERR EACCES") || exe.stdout.starts_with("ERR EPERM"),
+        "{exe:?}"
+    );
+    let environ = g.run(&["exec", "sh", "-c", "cat /proc/1/environ"]);
+    assert!(!environ.stdout.contains("hunter2"), "{environ:?}");
+    // The guest's own processes stay open to it as usual.
+    let own = g.run(&["exec", "sh", "-c", "probe sleep 1 & sleep 0.3; probe open /proc/$!/exe"]);
+    assert!(own.stdout.starts_with("OK opened"), "{own:?}");
 }
