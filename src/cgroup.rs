@@ -367,18 +367,33 @@ pub fn remove_when_empty(dir: &Path) {
 /// when it empties (chbind's lock directories carry it in their name).
 pub const XATTR_OWNER: &str = "trusted.vsbox.owner";
 
+/// Records this process as the owner of `dir`: its pid, and its PID
+/// namespace, without which the pid means nothing to a sweeper elsewhere
+/// (a context made inside a context has pids of its own).
 pub fn record_owner(dir: &Path) -> Result<()> {
-    crate::sys::setxattr(dir, XATTR_OWNER, std::process::id().to_string().as_bytes())
-        .ctx(|| format!("record the owner of {}", dir.display()))
+    let value = format!("{} {}", std::process::id(), own_pid_ns().unwrap_or(0));
+    crate::sys::setxattr(dir, XATTR_OWNER, value.as_bytes()).ctx(|| format!("record the owner of {}", dir.display()))
 }
 
+fn own_pid_ns() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
+}
+
+/// The owner of `dir` as far as this process can tell it is alive:
+/// Some(pid) in this PID namespace, None when unknown or recorded from
+/// another PID namespace.
 fn owner_of(dir: &Path) -> Option<i32> {
-    let name = dir.file_name()?.to_str()?;
-    if let Some(pid) = name.strip_prefix("vsbox-bind.") {
-        return pid.parse().ok();
+    if let Some(v) = crate::sys::getxattr(dir, XATTR_OWNER).ok().flatten() {
+        let v = String::from_utf8_lossy(&v);
+        let mut parts = v.split_whitespace();
+        let pid = parts.next()?.parse().ok()?;
+        return match parts.next().and_then(|n| n.parse::<u64>().ok()) {
+            Some(ns) if Some(ns) != own_pid_ns() => None,
+            _ => Some(pid),
+        };
     }
-    let v = crate::sys::getxattr(dir, XATTR_OWNER).ok().flatten()?;
-    String::from_utf8_lossy(&v).trim().parse().ok()
+    dir.file_name()?.to_str()?.strip_prefix("vsbox-bind.")?.parse().ok()
 }
 
 fn alive(pid: i32) -> bool {

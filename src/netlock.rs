@@ -418,6 +418,7 @@ pub fn new_lock_dir(layout: &Layout) -> Result<PathBuf> {
     cgroup::sweep(layout, &own);
     let dir = own.join(format!("vsbox-bind.{}", std::process::id()));
     cgroup::create(&dir)?;
+    cgroup::record_owner(&dir)?;
     Ok(dir)
 }
 

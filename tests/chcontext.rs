@@ -484,3 +484,34 @@ fn concurrent_launches_never_trip_over_the_shared_base_cgroup() {
     });
     assert!(failures.is_empty(), "launches failed: {failures:?}");
 }
+
+#[test]
+fn the_sweep_judges_owners_only_in_their_own_pid_namespace() {
+    require_root!();
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let base = vsbox::cgroup::Layout::detect().unwrap().base();
+    let dead = {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    };
+    let own_ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    // Left over by a killed vsbox of this PID namespace: swept. Made by a
+    // vsbox inside a context (whose pids mean nothing here): left alone.
+    let here = base.join(format!("sweep-here-{}", std::process::id()));
+    let elsewhere = base.join(format!("sweep-elsewhere-{}", std::process::id()));
+    for (dir, ns) in [(&here, own_ns), (&elsewhere, own_ns + 1)] {
+        vsbox::cgroup::create(dir).unwrap();
+        vsbox::sys::setxattr(dir, vsbox::cgroup::XATTR_OWNER, format!("{dead} {ns}").as_bytes()).unwrap();
+    }
+    let out = env.run("chcontext", &["--silent", "true"]);
+    let (swept, kept) = (!here.exists(), elsewhere.exists());
+    let _ = std::fs::remove_dir(&here);
+    let _ = std::fs::remove_dir(&elsewhere);
+    let _ = std::fs::remove_dir(&base); // only if no context is left
+    out.ok();
+    assert!(swept, "the orphan of this namespace was swept");
+    assert!(kept, "a context owned from another PID namespace was removed");
+}
