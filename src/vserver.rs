@@ -547,6 +547,8 @@ fn watch(applet: &str, g: &Guest, dir: &Path, xid: u32, init: nix::unistd::Pid, 
     let Ok(ino) = std::fs::metadata(dir).map(|m| m.ino()) else { return };
     let outcome = sys::pidfd_open(init).and_then(|pidfd| {
         exec::detached(&format!("vsbox-watch {}", g.name), vec![pidfd, status], |fds| {
+            use crate::syslog::{log, Level};
+            let tag = "vsbox-watch";
             let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
             // The init's end is certain to be seen (a cgroup's last
             // notification may be lost when it is removed at once); the
@@ -562,8 +564,6 @@ fn watch(applet: &str, g: &Guest, dir: &Path, xid: u32, init: nix::unistd::Pid, 
             }
             // Held until the guest is up again: a `stop` meanwhile waits
             // and then stops the restarted guest.
-            use crate::syslog::{log, Level};
-            let tag = "vsbox-watch";
             let Ok(_lock) = g.lock() else { return };
             if !same() || cgroup::populated(dir) {
                 return;
