@@ -43,6 +43,8 @@ pub struct Config {
     pub nice: Option<i32>,
     pub flags: u32,
     pub ulimits: Vec<Limit>,
+    /// Devices allowed besides the minimal /dev (DEVICES).
+    pub devices: Vec<crate::devices::Device>,
 }
 
 impl Config {
@@ -72,6 +74,7 @@ const KEYS: &[&str] = &[
     "S_NICE",
     "S_FLAGS",
     "ULIMIT",
+    "DEVICES",
 ];
 
 /// Reads and checks a configuration file.
@@ -262,6 +265,14 @@ fn apply(cfg: &mut Config, key: &str, v: &str) -> std::result::Result<(), String
         }
         "S_FLAGS" => cfg.flags = context::parse_flags(&words(v).collect::<Vec<_>>()).map_err(|e| format!("S_FLAGS: {}", e.msg))?,
         "ULIMIT" => cfg.ulimits = parse_ulimit(v)?,
+        "DEVICES" => {
+            // Entries of two words each: `c 10:200 c 10:229`.
+            let w: Vec<&str> = words(v).collect();
+            cfg.devices = w
+                .chunks(2)
+                .map(|pair| pair.join(" ").parse().map_err(|e| format!("DEVICES: {e}")))
+                .collect::<std::result::Result<_, _>>()?;
+        }
         other => {
             return Err(format!("unknown key '{other}' (known: {})", KEYS.join(" ")));
         }
@@ -357,7 +368,9 @@ pub fn template(name: &str) -> String {
          # Flags: lock sched nproc private fakeinit\n\
          S_FLAGS=\n\
          # Options of the shell's ulimit, e.g. \"-H -u 1000\".\n\
-         ULIMIT=\n"
+         ULIMIT=\n\
+         # Devices besides the minimal /dev, e.g. \"c 10:200\" (/dev/net/tun).\n\
+         DEVICES=\n"
     )
 }
 
@@ -402,7 +415,9 @@ mod tests {
 
     #[test]
     fn every_key() {
-        let c = p("# a guest\nIPROOT=\"eth0:10.0.0.5/24 127.0.0.9\"\nIPROOTDEV=lo\nIPROOTMASK=255.255.255.0\nIPROOTBCAST=10.0.0.255\nONBOOT=yes # start it\nS_CAPS='CAP_NET_RAW SYS_TIME'\nS_CONTEXT=1234\nS_HOSTNAME=web\nS_DOMAINNAME=none\nS_NICE=5\nS_FLAGS=\"lock nproc\"\nULIMIT=\"-H -u 1000 -S -n 64\"\n").unwrap();
+        let c = p("# a guest\nIPROOT=\"eth0:10.0.0.5/24 127.0.0.9\"\nIPROOTDEV=lo\nIPROOTMASK=255.255.255.0\nIPROOTBCAST=10.0.0.255\nONBOOT=yes # start it\nS_CAPS='CAP_NET_RAW SYS_TIME'\nS_CONTEXT=1234\nS_HOSTNAME=web\nS_DOMAINNAME=none\nS_NICE=5\nS_FLAGS=\"lock nproc\"\nULIMIT=\"-H -u 1000 -S -n 64\"\nDEVICES=\"c 10:200, b 7:*\"\n").unwrap();
+        assert_eq!(c.devices.len(), 2);
+        assert_eq!(c.devices[1], "b 7:*".parse().unwrap());
         assert_eq!(c.iproot.len(), 2);
         assert_eq!(
             c.iproot[0],
@@ -451,6 +466,7 @@ mod tests {
     fn errors_name_file_and_line() {
         let cases = [
             ("ONBOOT=yes\nBOGUS=1\n", ":2: unknown key 'BOGUS'"),
+            ("DEVICES=\"c 10:200 x\"\n", ":1: DEVICES: expected"),
             ("IPROOT=10.0.0.300\n", ":1: bad address '10.0.0.300'"),
             ("\n\nS_CAPS=CAP_FLY\n", ":3: S_CAPS: unknown capability 'CAP_FLY'"),
             ("S_FLAGS=wobble\n", ":1: S_FLAGS: unknown flag 'wobble'"),

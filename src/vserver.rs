@@ -436,7 +436,7 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
         context::record_flags(&dir, cfg.flags)?;
     }
     owned.dirs.extend(launch::resource_dirs(reg, &dir, cfg.flags, nproc_limit(cfg))?);
-    crate::devices::limit_cgroup(&dir)?;
+    crate::devices::limit_cgroup(&dir, &cfg.devices)?;
     let addrs = cfg.addresses()?;
     if !addrs.is_empty() {
         netlock::lock_cgroup(&dir, &addrs)?;

@@ -1225,3 +1225,23 @@ fn the_hosts_binary_and_environment_stay_out_of_the_guests_reach() {
     let own = g.run(&["exec", "sh", "-c", "probe sleep 1 & sleep 0.3; probe open /proc/$!/exe"]);
     assert!(own.stdout.starts_with("OK opened"), "{own:?}");
 }
+
+#[test]
+fn devices_listed_in_the_configuration_become_usable() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "devices");
+    // /dev/fuse opens without capabilities: only the device program decides.
+    g.conf("S_CAPS=CAP_MKNOD\n");
+    g.run(&["start"]).ok();
+    let out = g.run(&["exec", "probe", "mknod-open", "c", "10", "229", "/tmp/fuse"]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "not listed: {out:?}");
+    g.run(&["stop"]).ok();
+    g.conf("S_CAPS=CAP_MKNOD\nDEVICES=\"c 10:229\"\n");
+    g.run(&["start"]).ok();
+    let out = g.run(&["exec", "probe", "mknod-open", "c", "10", "229", "/tmp/fuse2"]);
+    assert!(out.stdout.starts_with("OK opened"), "listed: {out:?}");
+    // Still nothing else.
+    let out = g.run(&["exec", "probe", "mknod-open", "c", "10", "200", "/tmp/tun"]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+}
