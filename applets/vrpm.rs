@@ -61,7 +61,7 @@ fn run(args: Args, name: &str, pm_args: Option<&[&str]>) -> Result<i32> {
             println!("Unification");
             for g in rest {
                 let out = unify::unify(reference, g, &[], false, |_, _| {})?;
-                println!("{}: shares {} files, {:.1} MiB with {}", g.name, out.files, out.bytes as f64 / 1048576.0, reference.name);
+                println!("{}", out.summary(&g.name, &reference.name, false));
             }
         }
     }

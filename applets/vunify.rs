@@ -48,22 +48,13 @@ fn run(args: Args, _name: &str) -> Result<i32> {
         .iter()
         .map(|x| crate::tree::clean(std::path::Path::new(x)).map_err(|e| Error::usage(format!("--exclude: {e}"))))
         .collect::<Result<Vec<_>>>()?;
-    let verb = if args.dry_run { "would share" } else { "shares" };
     for g in &servers {
         let out = unify::unify(&reference, g, &exclude, args.dry_run, |rel, _| {
             if args.verbose {
                 println!("{}: /{}", g.name, rel.display());
             }
         })?;
-        println!(
-            "{}: {verb} {} files, {:.1} MiB with {} ({} differ, {} left alone)",
-            g.name,
-            out.files,
-            out.bytes as f64 / 1048576.0,
-            reference.name,
-            out.differ,
-            out.skipped
-        );
+        println!("{}", out.summary(&g.name, &reference.name, args.dry_run));
     }
     Ok(0)
 }

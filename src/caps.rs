@@ -186,7 +186,11 @@ fn read_set(read: fn(u32) -> std::result::Result<bool, nix::errno::Errno>) -> st
 /// program, can regain them), clears the ambient set and removes them from
 /// the inheritable, permitted and effective sets.
 pub fn limit_to(keep: u64) -> Result<()> {
-    let bset = bounding()?;
+    limit_from(bounding()?, keep)
+}
+
+/// [`limit_to`] for a caller that has just read the bounding set `bset`.
+pub fn limit_from(bset: u64, keep: u64) -> Result<()> {
     // Lower the bounding set while CAP_SETPCAP is still effective.
     for cap in 0..64 {
         if bset & bit(cap) != 0 && keep & bit(cap) == 0 {

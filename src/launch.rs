@@ -185,7 +185,7 @@ fn first_process(spec: &Spec, extra_ns: CloneFlags, seal: Option<&cgroup::Layout
         spectator: false,
         no_reboot: false,
     };
-    restrict(policy, &spec.caps, current_ceiling()?, seal)
+    restrict(policy, &spec.caps, u64::MAX, seal)
 }
 
 /// PID 1 runs the command: as vsbox's init, or itself with `fakeinit`.
@@ -234,11 +234,6 @@ pub(crate) fn resource_dirs(reg: &Registry, dir: &Path, flags: u32, nproc: Optio
     Ok(extra)
 }
 
-/// The ceiling (bounding set) of this process.
-pub fn current_ceiling() -> Result<u64> {
-    caps::bounding()
-}
-
 pub(crate) fn open_dir(dir: &Path) -> Result<std::fs::File> {
     std::fs::File::open(dir).ctx(|| format!("open {}", dir.display()))
 }
@@ -262,22 +257,20 @@ fn set_names(spec: &Spec) -> Result<()> {
 ///   only on `nsdelegate` mounts);
 /// - the seccomp filter (see seccomp.rs: file handles, terminals, and the
 ///   lock's and the spectator's refusals);
-/// - the capability ceiling: what `req` leaves of `from`.
-pub(crate) fn restrict(policy: Policy, req: &caps::Request, from: u64, seal: Option<&cgroup::Layout>) -> Result<()> {
-    let target = req.apply_to(from);
+/// - the capability ceiling: what `req` leaves of this process's own
+///   ceiling within `within` (a joined context's ceiling, or all).
+pub(crate) fn restrict(policy: Policy, req: &caps::Request, within: u64, seal: Option<&cgroup::Layout>) -> Result<()> {
+    let current = caps::bounding()?;
+    let target = req.apply_to(current & within);
     if let Some(layout) = seal {
         layout.seal()?;
     }
     seccomp::install(policy)?;
-    set_ceiling(target)
-}
-
-/// Makes `target` the ceiling; no system calls when it is already.
-fn set_ceiling(target: u64) -> Result<()> {
-    if caps::bounding()? == target && caps::ambient()? == 0 {
+    // No further system calls when it is the ceiling already.
+    if current == target && caps::ambient()? == 0 {
         return Ok(());
     }
-    caps::limit_to(target)
+    caps::limit_from(current, target)
 }
 
 /// A running context, ready to be joined: everything read from its init.
@@ -358,7 +351,7 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command
                     no_reboot: false,
                 };
                 // Its mount namespace was sealed when the context was made.
-                restrict(policy, &spec.caps, target.ceiling & current_ceiling()?, None)
+                restrict(policy, &spec.caps, target.ceiling, None)
             })();
             finish_child(applet, setup, || exec::exec(applet, command))
         }
@@ -427,7 +420,7 @@ fn spectator(applet: &str, reg: &Registry, spec: &Spec, command: &[String]) -> R
                     no_reboot: false,
                 };
                 // It shares the host's mounts: nothing to seal there.
-                restrict(policy, &spec.caps, current_ceiling()? & !caps::bit(caps::SYS_PTRACE), None)
+                restrict(policy, &spec.caps, !caps::bit(caps::SYS_PTRACE), None)
             })();
             finish_child(applet, setup, || exec::exec(applet, command))
         }

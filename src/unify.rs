@@ -37,6 +37,20 @@ pub struct Outcome {
     pub skipped: u64,
 }
 
+impl Outcome {
+    /// One line for server `name` unified with `reference`.
+    pub fn summary(&self, name: &str, reference: &str, dry_run: bool) -> String {
+        format!(
+            "{name}: {} {} files, {:.1} MiB with {reference} ({} differ, {} left alone)",
+            if dry_run { "would share" } else { "shares" },
+            self.files,
+            self.bytes as f64 / 1048576.0,
+            self.differ,
+            self.skipped
+        )
+    }
+}
+
 /// Whether the walk enters directory `rel` of a server.
 fn unified(rel: &Path, exclude: &[std::path::PathBuf]) -> bool {
     match rel.components().next() {
