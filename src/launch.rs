@@ -128,7 +128,7 @@ pub(crate) fn finish_child(applet: &str, setup: Result<()>, run: impl FnOnce() -
 /// The parent's half: wait for the context's first process, passing on
 /// the signals a supervisor sends to us.
 pub(crate) fn supervise(child: nix::unistd::Pid) -> i32 {
-    init::forward_signals_to(child);
+    init::forward_signals_to(child, false);
     exec::wait_for(child)
 }
 
@@ -336,9 +336,13 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command
         return Ok(0);
     }
     announce(spec, &xid.to_string());
+    let lifeline = exec::Lifeline::of_this_process()?;
     match target.fork()? {
         Forked::Parent(child) => Ok(supervise(child)),
         Forked::Child => {
+            // The command dies with us, however we end (its descriptor
+            // closes on exec).
+            exec::tie_once(lifeline.fd());
             let setup = (|| {
                 target.enter()?;
                 if let Some(cwd) = &cwd {

@@ -38,6 +38,9 @@ use std::time::Duration;
 
 /// How long `stop` lets the guest's shutdown run before ending it.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long `start` waits for a fakeinit guest's own init to finish its
+/// start-up before it returns anyway, with a warning.
+pub const FAKEINIT_START_LIMIT: Duration = Duration::from_secs(120);
 
 /// The guest's start-up and shutdown, in the forms distributions use.
 const RC: &[(&str, &[&str], &[&str])] = &[("/etc/init.d/rc", &["3"], &["0"]), ("/etc/rc.d/rc", &["3"], &["0"])];
@@ -193,7 +196,7 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], the
                 Payload::Command { .. } => None,
             };
             let setup = setup.and_then(|_| keep_fds(keep.as_slice()));
-            launch::finish_child(applet, setup, || run_payload(applet, payload, true, false))
+            launch::finish_child(applet, setup, || run_payload(applet, payload, true, false, false))
         }
     }
 }
@@ -212,18 +215,28 @@ fn keep_fds(fds: &[i32]) -> Result<()> {
 }
 
 /// Runs the payload (its descriptors already placed by [`keep_fds`]: the
-/// terminal socket first, then the reboot listener when `reboot`).
-fn run_payload(applet: &str, payload: Payload, as_init: bool, reboot: bool) -> i32 {
+/// terminal socket first, then the reboot listener when `reboot`, then
+/// the client's lifeline when `client`).
+fn run_payload(applet: &str, payload: Payload, as_init: bool, reboot: bool, client: bool) -> i32 {
+    let mut next = 3;
+    // None of them is for the command: close-on-exec again (dup2 cleared it).
+    let mut take = |wanted: bool| {
+        wanted.then(|| {
+            next += 1;
+            let _ = nix::fcntl::fcntl(next - 1, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+            sys::adopt_fd(next - 1)
+        })
+    };
     match payload {
         Payload::Command { command, user } => {
-            let listener = reboot.then(|| sys::adopt_fd(3));
-            run_as(applet, command, user, as_init, listener)
+            let (listener, client) = (take(reboot), take(client));
+            run_as(applet, command, user, as_init, listener, client)
         }
         Payload::Shell(sock) => {
             // The socket is descriptor 3 now; its original is closed already.
             std::mem::forget(sock);
-            let listener = reboot.then(|| sys::adopt_fd(4));
-            match shell_on_new_tty(sys::adopt_fd(3), listener) {
+            let (sock, listener, client) = (take(true), take(reboot), take(client));
+            match shell_on_new_tty(sock.expect("placed at 3"), listener, client) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("{applet}: {e}");
@@ -236,7 +249,7 @@ fn run_payload(applet: &str, payload: Payload, as_init: bool, reboot: bool) -> i
 
 /// Inside the guest: a new pseudo-terminal of its own devpts, its master
 /// sent to vsbox outside, root's login shell on its slave.
-fn shell_on_new_tty(sock: OwnedFd, reboot: Option<OwnedFd>) -> Result<i32> {
+fn shell_on_new_tty(sock: OwnedFd, reboot: Option<OwnedFd>, client: Option<OwnedFd>) -> Result<i32> {
     use nix::fcntl::OFlag;
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open the server's /dev/ptmx")?;
@@ -274,21 +287,27 @@ fn shell_on_new_tty(sock: OwnedFd, reboot: Option<OwnedFd>) -> Result<i32> {
     let (si, so) = (slave.try_clone().ctx(|| "dup")?, slave.try_clone().ctx(|| "dup")?);
     c.stdin(si).stdout(so).stderr(slave);
     // The shell leads a new session whose controlling terminal is the new one.
-    sys::before_exec(&mut c, || {
+    let me = nix::unistd::getpid();
+    sys::before_exec(&mut c, move || {
         nix::unistd::setsid().map_err(std::io::Error::from)?;
-        sys::set_controlling_tty(0).map_err(std::io::Error::from)
+        sys::set_controlling_tty(0).map_err(std::io::Error::from)?;
+        exec::tie_to_parent(me)?;
+        // Like a terminal's hang-up rather than SIGKILL: the shell passes
+        // it on to its jobs before it goes.
+        sys::set_pdeathsig(libc::SIGHUP).map_err(std::io::Error::from)
     });
+    let _ = sys::set_child_subreaper();
+    sys::set_title("vsbox-enter");
     let child = c.spawn().map_err(|e| Error::io(format!("run {shell}"), &e))?;
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    Ok(match reboot {
-        Some(l) => init::serve_reboots_until(pid, l),
-        None => init::reap_until(pid),
-    })
+    Ok(init::relay(pid, reboot, client, None))
 }
 
 /// Runs `command` inside the guest (already entered), as `user` if given;
-/// under vsbox's init when `as_init` (PID 1 of a fresh context).
-fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, reboot: Option<OwnedFd>) -> i32 {
+/// under vsbox's init when `as_init` (PID 1 of a fresh context), or as the
+/// child of this process, which stays its relay (see [`init::relay`]),
+/// when a `reboot` listener or a `client` lifeline is given.
+fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, reboot: Option<OwnedFd>, client: Option<OwnedFd>) -> i32 {
     let who = match user.map(users::lookup_here).transpose() {
         Ok(u) => u,
         Err(e) => {
@@ -301,25 +320,39 @@ fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, r
         who.as_ref().map(|u| u.name.as_str()),
     );
     let _ = std::env::set_current_dir(who.as_ref().map_or("/", |u| u.home.as_str())).or_else(|_| std::env::set_current_dir("/"));
-    if as_init || reboot.is_some() {
+    if as_init || reboot.is_some() || client.is_some() {
         // A fresh context: vsbox's init stays PID 1 and runs the command as
-        // its child, which becomes the user. Or a joined process that must
-        // answer its descendants' reboot(2) calls: it stays their parent.
+        // its child, which becomes the user. Or a joined process: it stays
+        // the parent, to answer its descendants' reboot(2) calls and to
+        // end them all should its client end.
+        // Named for what it is, not with the host's binary path and
+        // command line: PID 1 of a fresh context as the running guest's
+        // init is, the relay of a joined command as vsbox-exec.
+        sys::set_title(if as_init { "vsbox-init" } else { "vsbox-exec" });
         let mut c = std::process::Command::new(&command[0]);
         c.args(&command[1..]).env_clear().envs(env);
-        if let Some(u) = who.clone() {
-            sys::before_exec(&mut c, move || {
-                users::become_user(&u).map_err(|e| std::io::Error::from_raw_os_error(e.errno.map_or(libc::EPERM, |n| n as i32)))
-            });
+        let me = nix::unistd::getpid();
+        let who_then = who.clone();
+        sys::before_exec(&mut c, move || {
+            if let Some(u) = &who_then {
+                users::become_user(u).map_err(|e| std::io::Error::from_raw_os_error(e.errno.map_or(libc::EPERM, |n| n as i32)))?;
+            }
+            // It must not outlive this process, which dies with the client.
+            exec::tie_to_parent(me)
+        });
+        if !as_init {
+            let _ = sys::set_child_subreaper();
         }
+        // PID 1 of a fresh context of a sysvinit guest answers its control
+        // channel, as the running guest's init does.
+        let initctl = (as_init && init::Convention::of_guest() == init::Convention::SysV)
+            .then(crate::initctl::open)
+            .flatten();
         return match c.spawn() {
             Ok(child) => {
                 let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-                init::forward_signals_to(pid);
-                match reboot {
-                    Some(l) => init::serve_reboots_until(pid, l),
-                    None => init::reap_until(pid),
-                }
+                init::forward_signals_to(pid, true);
+                init::relay(pid, reboot, client, initctl)
             }
             Err(e) => exec::report_failure(applet, &command[0], &e),
         };
@@ -512,7 +545,23 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
         }
         Forked::Parent(child) => {
             drop((out_w, st_w));
-            match relay_start_up(out_r, &st_r, child) {
+            let mut started = relay_start_up(out_r, &st_r, child);
+            if started == Some(0) && cfg.flags & abi::VXF_FAKEINIT != 0 {
+                // The guest's own init is running; its start-up is not done
+                // before its rc scripts are.
+                if !crate::fakeinit::wait_started(&dir, child.as_raw() as u32, FAKEINIT_START_LIMIT) {
+                    if cgroup::procs(&dir).is_ok_and(|p| p.contains(&(child.as_raw() as u32))) {
+                        eprintln!(
+                            "{applet}: warning: the start-up of {} has not finished after {} s; not waiting longer",
+                            g.name,
+                            FAKEINIT_START_LIMIT.as_secs()
+                        );
+                    } else {
+                        started = None;
+                    }
+                }
+            }
+            match started {
                 Some(code) => {
                     std::mem::forget(owned); // the guest runs on; `stop` removes it
                     if code != 0 {
@@ -660,10 +709,21 @@ pub fn stop(g: &Guest) -> Result<u32> {
     let was_running = cgroup::populated(&dir);
     if was_running {
         g.hook("pre-stop")?;
-        if let Some(pid) = init_pid(&dir) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
-        }
-        if !cgroup::wait_empty(&dir, Some(STOP_GRACE)) {
+        let fakeinit = context::flags_of(&dir) & abi::VXF_FAKEINIT != 0;
+        let stopped = match init_pid(&dir) {
+            // The guest's own init, asked the way it understands.
+            Some(pid) if fakeinit => {
+                let asked = crate::fakeinit::ask_to_stop(pid);
+                crate::fakeinit::wait_stopped(&dir, pid, asked, STOP_GRACE)
+            }
+            Some(pid) => {
+                // vsbox's init: TERM from the host means stop.
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+                cgroup::wait_empty(&dir, Some(STOP_GRACE))
+            }
+            None => false,
+        };
+        if !stopped || cgroup::populated(&dir) {
             kill_all(&dir);
             cgroup::wait_empty(&dir, Some(Duration::from_secs(5)));
         }
@@ -716,14 +776,17 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     }
     let (_, owned) = new_context(&reg, g, &cfg, None)?;
     let cgroup_dir = launch::open_dir(&owned.dirs[0])?;
+    let lifeline = exec::Lifeline::of_this_process()?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| "start a process in the server")? {
         Forked::Child => {
+            // PID 1 of the fresh context dies with the client, and the
+            // kernel then ends everything in its PID namespace.
+            exec::tie_once(lifeline.fd());
             // Unlocking here would unlock for the parent too; the copy of
             // the descriptor closes with the others before the payload runs.
             std::mem::forget(lock);
             let v1 = owned.dirs[1..].to_vec();
             std::mem::forget(owned);
-            let _ = sys::set_pdeathsig(libc::SIGKILL);
             first_process(applet, g, &cfg, &v1, Then::Run(payload))
         }
         Forked::Parent(child) => Ok((child, Some(owned))),
@@ -732,6 +795,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
 
 fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, cfg: &Config, payload: Payload) -> Result<nix::unistd::Pid> {
     let target = launch::Target::open(&reg.layout, xid, dir)?;
+    let lifeline = exec::Lifeline::of_this_process()?;
     match target.fork()? {
         Forked::Parent(child) => Ok(child),
         Forked::Child => {
@@ -758,9 +822,13 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, cfg: &Config, payloa
                     no_reboot: !may_reboot,
                 };
                 launch::restrict(policy, &caps::Request::default(), target.ceiling, None)?;
+                // The lifeline goes last: this process stays the command's
+                // parent and ends it, and all below it, when the client
+                // ends, however it ends.
+                keep.push(lifeline.fd());
                 keep_fds(&keep)
             })();
-            launch::finish_child(applet, setup, || run_payload(applet, payload, false, may_reboot))
+            launch::finish_child(applet, setup, || run_payload(applet, payload, false, may_reboot, true))
         }
     }
 }

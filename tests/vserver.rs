@@ -1005,21 +1005,21 @@ fn with_cap_sys_boot_the_guests_own_reboot_and_halt_act_on_the_guest() {
     // A service of the guest that reboots when asked through a file.
     g.service(
         "rebooter",
-        "(while :; do for w in userns reboot halt; do [ -e /run/do-$w ] && rm /run/do-$w && case $w in userns) unshare -r reboot -f; echo $? > /run/userns-rc ;; reboot) reboot -f ;; halt) halt -f ;; esac; done; sleep 0.05; done) &",
+        "(while :; do for w in userns reboot halt; do [ -e /tmp/do-$w ] && rm /tmp/do-$w && case $w in userns) unshare -r reboot -f; echo $? > /tmp/userns-rc ;; reboot) reboot -f ;; halt) halt -f ;; esac; done; sleep 0.05; done) &",
         "true",
     );
     g.conf("S_CAPS=CAP_SYS_BOOT\n");
     g.run(&["start"]).ok();
     let other = counting_guest(&env, "sysboot-other");
     let dir = g.context_dir().unwrap();
-    let ask = |what: &str| std::fs::write(g.root().join(format!("run/do-{what}")), "").unwrap();
+    let ask = |what: &str| std::fs::write(g.root().join(format!("tmp/do-{what}")), "").unwrap();
     // A user namespace made inside the guest gives no right to reboot it,
     // from a service or from a joined process.
     let out = g.run(&["exec", "unshare", "-r", "reboot", "-f"]);
     assert_ne!(out.code, 0, "{out:?}");
     ask("userns");
-    assert!(eventually(5, || g.root().join("run/userns-rc").exists()));
-    assert_ne!(std::fs::read_to_string(g.root().join("run/userns-rc")).unwrap().trim(), "0");
+    assert!(eventually(5, || g.root().join("tmp/userns-rc").exists()));
+    assert_ne!(std::fs::read_to_string(g.root().join("tmp/userns-rc")).unwrap().trim(), "0");
     assert_eq!(starts(&g), "1");
     // The guest's own reboot(2), with CAP_SYS_BOOT: restarts it in place —
     // from one of its services…

@@ -81,6 +81,35 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let code = match a.as_slice() {
+        ["runlevel"] => {
+            // As runlevel(8) does: glibc's own utmp reader, the RUN_LVL record.
+            // SAFETY: glibc's utmpx calls, single-threaded; records are copied out.
+            let found = unsafe {
+                libc::setutxent();
+                let mut level = None;
+                loop {
+                    let r = libc::getutxent();
+                    if r.is_null() {
+                        break;
+                    }
+                    if (*r).ut_type == libc::RUN_LVL {
+                        level = Some((*r).ut_pid);
+                    }
+                }
+                libc::endutxent();
+                level
+            };
+            match found {
+                Some(p) => {
+                    println!("OK {} {}", (p / 256) as u8 as char, (p % 256) as u8 as char);
+                    0
+                }
+                None => {
+                    println!("ERR unknown");
+                    1
+                }
+            }
+        }
         ["pid"] => {
             println!("{}", std::process::id());
             0
