@@ -220,7 +220,7 @@ fn run_payload(applet: &str, payload: Payload, as_init: bool, reboot: bool) -> i
             // The socket is descriptor 3 now; its original is closed already.
             std::mem::forget(sock);
             let listener = reboot.then(|| sys::adopt_fd(4));
-            match shell_on_new_tty(sys::adopt_fd(3), listener) {
+            match shell_on_new_tty(applet, sys::adopt_fd(3), listener) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("{applet}: {e}");
@@ -232,8 +232,9 @@ fn run_payload(applet: &str, payload: Payload, as_init: bool, reboot: bool) -> i
 }
 
 /// Inside the guest: a new pseudo-terminal of its own devpts, its master
-/// sent to vsbox outside, root's login shell on its slave.
-fn shell_on_new_tty(sock: OwnedFd, reboot: Option<OwnedFd>) -> Result<i32> {
+/// sent to vsbox outside, root's login shell on its slave. A shell that
+/// cannot be run gives 127 (not found) or 126, as exec's command does.
+fn shell_on_new_tty(applet: &str, sock: OwnedFd, reboot: Option<OwnedFd>) -> Result<i32> {
     use nix::fcntl::OFlag;
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open the server's /dev/ptmx")?;
@@ -275,7 +276,10 @@ fn shell_on_new_tty(sock: OwnedFd, reboot: Option<OwnedFd>) -> Result<i32> {
         nix::unistd::setsid().map_err(std::io::Error::from)?;
         sys::set_controlling_tty(0).map_err(std::io::Error::from)
     });
-    let child = c.spawn().map_err(|e| Error::io(format!("run {shell}"), &e))?;
+    let child = match c.spawn() {
+        Ok(child) => child,
+        Err(e) => return Ok(exec::report_failure(applet, &shell, &e)),
+    };
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     Ok(match reboot {
         Some(l) => init::serve_reboots_until(pid, l),

@@ -184,6 +184,31 @@ fn enter_gives_a_shell_on_a_new_terminal_of_the_guest() {
     }
 }
 
+/// `enter` follows exec's exit codes: root's shell missing is 127, not
+/// executable 126 (chroot(1)), running or not, with a message naming it.
+#[test]
+fn enter_without_a_runnable_shell_exits_127_or_126() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "entershell");
+    let passwd = g.root().join("etc/passwd");
+    let original = std::fs::read_to_string(&passwd).unwrap();
+    for running in [false, true] {
+        if running {
+            g.run(&["start"]).ok();
+        }
+        for (shell, want) in [("/bin/nosuchshell", 127), ("/etc/group", 126)] {
+            std::fs::write(&passwd, original.replacen("/root:/bin/sh", &format!("/root:{shell}"), 1)).unwrap();
+            let (code, seen) = enter_with(&g, "");
+            assert_eq!(code, want, "running={running} shell={shell}: {seen}");
+            assert!(seen.contains(&format!("cannot run '{shell}'")), "{seen}");
+        }
+        std::fs::write(&passwd, &original).unwrap();
+        let (code, _) = enter_with(&g, "exit 3\n");
+        assert_eq!(code, 3, "running={running}: the shell that is there runs");
+    }
+}
+
 #[test]
 fn two_guests_serve_the_same_port_on_their_own_addresses() {
     require_root!();
