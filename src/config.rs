@@ -365,10 +365,11 @@ pub fn template(name: &str) -> String {
          S_DOMAINNAME=\n\
          # Niceness every process of the server is held at (-20..19).\n\
          S_NICE=\n\
-         # Flags: lock sched nproc private fakeinit\n\
-         S_FLAGS=\n\
-         # Options of the shell's ulimit, e.g. \"-H -u 1000\".\n\
-         ULIMIT=\n\
+         # Flags: lock sched nproc private fakeinit. nproc: ULIMIT's -u counts\n\
+         # the server's processes as a whole (its cgroup's pids.max).\n\
+         S_FLAGS=nproc\n\
+         # Options of the shell's ulimit; the seed's default: at most 1000 processes.\n\
+         ULIMIT=\"-H -u 1000\"\n\
          # Devices besides the minimal /dev, e.g. \"c 10:200\" (/dev/net/tun).\n\
          DEVICES=\n"
     )
@@ -410,7 +411,17 @@ mod tests {
     fn template_parses_to_defaults() {
         let c = p(&template("web")).unwrap();
         assert_eq!(c.hostname.as_deref(), Some("web"));
-        assert!(c.iproot.is_empty() && !c.onboot && c.flags == 0 && c.ulimits.is_empty());
+        assert!(c.iproot.is_empty() && !c.onboot);
+        // The seed's default: 1000 processes at most, counted over the guest.
+        assert_eq!(c.flags, crate::abi::VXF_NPROC);
+        assert_eq!(
+            c.ulimits,
+            vec![Limit {
+                resource: libc::RLIMIT_NPROC,
+                soft: None,
+                hard: Some(1000)
+            }]
+        );
     }
 
     #[test]

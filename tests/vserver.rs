@@ -554,6 +554,32 @@ fn configuration_keys_shape_the_running_guest() {
     assert!(g.run(&["exec", "probe", "unshare", "uts"]).stdout.starts_with("ERR EPERM"));
 }
 
+/// A fresh build's NAME.conf has the seed's default: ULIMIT="-H -u 1000"
+/// with the nproc flag, so the running guest as a whole (root too, whom
+/// RLIMIT_NPROC alone does not stop) has at most 1000 processes.
+#[test]
+fn a_new_guest_is_limited_to_1000_processes() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "nproc");
+    let conf = std::fs::read_to_string(g.conf_path()).unwrap();
+    assert!(conf.contains("\nULIMIT=\"-H -u 1000\"\n"), "{conf}");
+    assert!(conf.contains("\nS_FLAGS=nproc\n"), "{conf}");
+    g.run(&["start"]).ok();
+    let dir = g.context_dir().expect("its context");
+    let layout = vsbox::cgroup::Layout::detect().unwrap();
+    let pids = if layout.v2_has("pids") {
+        dir.clone()
+    } else {
+        layout.v1_dir("pids", &dir).unwrap()
+    };
+    assert_eq!(std::fs::read_to_string(pids.join("pids.max")).unwrap().trim(), "1000");
+    assert_eq!(g.run(&["exec", "sh", "-c", "ulimit -H -u"]).line(), "1000");
+    let out = g.run(&["exec", "probe", "fork-many", "1100"]);
+    let forked: u32 = out.line().strip_prefix("OK forked=").and_then(|n| n.parse().ok()).unwrap_or(9999);
+    assert!((900..1000).contains(&forked), "guest root forked {forked} of 1100: {out:?}");
+}
+
 #[test]
 fn a_private_guest_cannot_be_joined() {
     require_root!();
