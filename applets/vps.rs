@@ -44,10 +44,11 @@ fn main(name: &str, argv: &[&str]) -> i32 {
     let mut it = argv.iter().copied();
     while let Some(a) = it.next() {
         match a {
-            "--xid" => {
-                ours.push(a);
-                ours.extend(it.next());
-            }
+            "--xid" => match it.next() {
+                Some(v) => ours.extend([a, v]),
+                // argh names the option that lacks its value.
+                None => return applet::entry(&APPLET, name, &[a], run),
+            },
             "--json" | "--help" => ours.push(a),
             "--" => {}
             _ => ps.push(a),
@@ -104,6 +105,15 @@ fn col(name: &str) -> Result<(Col, &'static str)> {
     })
 }
 
+/// A ps option letter `opt` this vps does not know, met in argument `arg`.
+fn unsupported(opt: &str, arg: &str) -> Error {
+    if opt == arg {
+        Error::usage(format!("unsupported ps option '{opt}'"))
+    } else {
+        Error::usage(format!("unsupported ps option '{opt}' in '{arg}'"))
+    }
+}
+
 /// The columns the ps options ask for.
 fn columns(ps: &[String]) -> Result<Vec<(Col, &'static str)>> {
     let mut custom = Vec::new();
@@ -111,7 +121,7 @@ fn columns(ps: &[String]) -> Result<Vec<(Col, &'static str)>> {
     let mut it = ps.iter();
     while let Some(a) = it.next() {
         if a == "-o" || a == "o" {
-            let list = it.next().ok_or_else(|| Error::usage("-o needs a column list"))?;
+            let list = it.next().ok_or_else(|| Error::usage(format!("'{a}' needs a column list")))?;
             for c in list.split(',').filter(|c| !c.is_empty()) {
                 custom.push(col(c.split('=').next().unwrap_or(c))?);
             }
@@ -119,12 +129,14 @@ fn columns(ps: &[String]) -> Result<Vec<(Col, &'static str)>> {
             for c in list.split(',').filter(|c| !c.is_empty()) {
                 custom.push(col(c)?);
             }
+        } else if a.starts_with("--") {
+            return Err(Error::usage(format!("unsupported option '{a}'")));
         } else if let Some(flags) = a.strip_prefix('-') {
             for f in flags.chars() {
                 match f {
                     'e' | 'A' | 'a' | 'x' => {}
                     'f' => full = true,
-                    other => return Err(Error::usage(format!("unsupported ps option -{other}"))),
+                    other => return Err(unsupported(&format!("-{other}"), a)),
                 }
             }
         } else {
@@ -132,7 +144,7 @@ fn columns(ps: &[String]) -> Result<Vec<(Col, &'static str)>> {
                 match f {
                     'a' | 'x' | 'w' => {}
                     'u' => bsd_u = true,
-                    other => return Err(Error::usage(format!("unsupported ps option {other}"))),
+                    other => return Err(unsupported(&other.to_string(), a)),
                 }
             }
         }

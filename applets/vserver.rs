@@ -83,12 +83,9 @@ fn command_status(name: &str, r: Result<i32>) -> Result<i32> {
 
 fn run(args: Args, name: &str) -> Result<i32> {
     let rest: Vec<&str> = args.args.iter().map(String::as_str).collect();
-    let no_args = |what: &str| {
-        if rest.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::usage(format!("{what} takes no arguments")))
-        }
+    let no_args = |what: &str| match rest.first() {
+        None => Ok(()),
+        Some(a) => Err(Error::usage(format!("unexpected argument '{a}': {what} takes none"))),
     };
     match args.command.as_str() {
         "build" => {
@@ -152,7 +149,10 @@ fn run(args: Args, name: &str) -> Result<i32> {
         }
         "service" => {
             let [svc, action] = rest.as_slice() else {
-                return Err(Error::usage("service needs a service and an action (start, stop, restart, status)"));
+                return Err(match rest.get(2) {
+                    Some(extra) => Error::usage(format!("unexpected argument '{extra}': service takes a service and an action")),
+                    None => Error::usage("service needs a service and an action (start, stop, restart, status)"),
+                });
             };
             if svc.is_empty() || svc.contains('/') || svc.starts_with('.') {
                 return Err(Error::usage(format!("bad service name '{svc}'")));

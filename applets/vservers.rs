@@ -62,7 +62,7 @@ fn run(args: Args, _name: &str) -> Result<i32> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     if jobs == 0 {
-        return Err(Error::usage("--jobs must be at least 1"));
+        return Err(Error::usage("bad --jobs '0': start or stop at least 1 server at once"));
     }
     let ok = match args.action.as_str() {
         "start" => act("start", jobs)?,

@@ -96,6 +96,9 @@ fn run(args: Args, _name: &str) -> Result<i32> {
     let delay_ms = report::parse_millis(&args.delay)
         .filter(|ms| (1..3_600_000).contains(ms))
         .ok_or_else(|| Error::usage(format!("bad delay '{}': a number of seconds above 0", args.delay)))?;
+    if args.iterations == Some(0) {
+        return Err(Error::usage("bad -n '0': at least 1 screen"));
+    }
     let interactive = !args.batch && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let saved = if interactive {
         let t = nix::sys::termios::tcgetattr(std::io::stdin()).ctx(|| "read the terminal settings")?;
