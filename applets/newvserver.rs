@@ -167,9 +167,14 @@ fn run(args: Args, _name: &str) -> Result<i32> {
             "no" | "n" => Ok(false),
             _ => Err(Error::usage("yes or no")),
         })?;
-    builder::build(&name, &method, false)?;
+    // The configuration first: the build names the guest in its /etc/hosts
+    // and /etc/hostname from it.
     std::fs::write(&name.conf, config::template_with(&name.name, &iproot, &dev, &hostname, onboot))
         .map_err(|e| Error::io(format!("write {}", name.conf.display()), &e))?;
+    if let Err(e) = builder::build(&name, &method, false) {
+        let _ = std::fs::remove_file(&name.conf);
+        return Err(e);
+    }
     println!(
         "Server {} is ready: {} and {}. Start it with: vserver {} start",
         name.name,

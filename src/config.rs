@@ -237,8 +237,11 @@ fn apply(cfg: &mut Config, key: &str, v: &str) -> std::result::Result<(), String
         }
         "S_HOSTNAME" => {
             let h = v.trim();
-            if h.len() > 64 || h.contains(['/', ' ']) {
-                return Err(format!("S_HOSTNAME: '{h}' is not a host name"));
+            // It goes into the UTS name and the guest's /etc/hosts: labels
+            // of letters, digits, '-' and '_', joined by dots.
+            let label = |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+            if h.len() > 64 || !(h.is_empty() || h.split('.').all(label)) {
+                return Err(format!("S_HOSTNAME: '{h}' is not a host name (letters, digits, '-', '_' and dots)"));
             }
             cfg.hostname = Some(h.to_owned()).filter(|s| !s.is_empty());
         }
@@ -489,6 +492,9 @@ mod tests {
             ("S_HOSTNAME=\"$(id)\"\n", ":1: substitutions"),
             ("S_HOSTNAME=\"open\n", ":1: unterminated"),
             ("S_HOSTNAME=a b\n", ":1: unexpected text"),
+            ("S_HOSTNAME=\"a#b\"\n", ":1: S_HOSTNAME: 'a#b' is not a host name"),
+            ("S_HOSTNAME=web..example\n", ":1: S_HOSTNAME: 'web..example' is not a host name"),
+            ("S_HOSTNAME=\"we\tb\"\n", ":1: S_HOSTNAME:"),
             ("ULIMIT=\"-u\"\n", ":1: ULIMIT: -u needs a value"),
             ("ULIMIT=\"-Z 5\"\n", ":1: ULIMIT: unknown option -Z"),
             ("ULIMIT=\"-n lots\"\n", ":1: ULIMIT: -n: bad value 'lots'"),

@@ -24,6 +24,7 @@ pub mod exec;
 pub mod extents;
 pub mod fleet;
 pub mod guest;
+pub mod identity;
 pub mod init;
 pub mod kernel;
 pub mod kill;

@@ -526,6 +526,28 @@ fn copy_guest_runs_the_hosts_own_userland() {
     assert_eq!(out.line(), "daemon", "{out:?}");
     let out = run(&["exec", "bash", "-c", "hostname; readlink /etc/mtab"]);
     assert_eq!(out.stdout, format!("{name}\n/proc/mounts\n"), "{out:?}");
+    // The guest's names, not the host's: /etc/hostname, its own name and
+    // localhost through the host's own resolver (getent), and no line of
+    // the copied /etc/hosts still naming the host; a machine id of its own.
+    assert_eq!(std::fs::read_to_string(root.join("etc/hostname")).unwrap(), format!("{name}\n"));
+    let out = run(&["exec", "hostname", "-f"]);
+    assert_eq!(out.line(), name, "{out:?}");
+    let out = run(&["exec", "getent", "hosts", "localhost"]);
+    assert!(out.stdout.starts_with("127.0.0.1 ") || out.stdout.starts_with("::1 "), "{out:?}");
+    let out = run(&["exec", "getent", "hosts", &name]);
+    assert!(out.line().starts_with("127.0.1.1 "), "{out:?}");
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let hosts = std::fs::read_to_string(root.join("etc/hosts")).unwrap();
+    assert!(
+        !hosts
+            .lines()
+            .any(|l| l.split('#').next().unwrap().split_whitespace().skip(1).any(|n| n == host)),
+        "the host's name {host} in the guest's /etc/hosts: {hosts}"
+    );
+    if let Ok(id) = std::fs::read_to_string("/etc/machine-id") {
+        let own = std::fs::read_to_string(root.join("etc/machine-id")).unwrap();
+        assert!(own.trim().len() == 32 && own != id, "{own} vs the host's {id}");
+    }
     run(&["stop"]).ok();
     assert_eq!(run(&["running"]).code, 1);
 }
@@ -696,6 +718,95 @@ fn template_guests_from_tar_gz_and_tar_zst() {
     }
 }
 
+/// Every build method names the guest: /etc/hostname says its host name
+/// and /etc/hosts resolves it and localhost, keeping what a template's own
+/// /etc/hosts had, and never writing through a symlink it planted.
+#[test]
+fn every_build_method_names_the_guest_in_its_hosts_and_hostname() {
+    require_root!();
+    let env = Env::new();
+    let pid = std::process::id();
+    let read = |name: &str, rel: &str| std::fs::read_to_string(env.dir.path().join("vservers").join(name).join(rel)).unwrap();
+    let names_of = |hosts: &str, addr: &str| -> Vec<String> {
+        hosts
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split('#').next().unwrap().split_whitespace();
+                (w.next() == Some(addr)).then(|| w.map(String::from).collect::<Vec<_>>())
+            })
+            .flatten()
+            .collect()
+    };
+    // busybox, built for a configuration with a full host name and an
+    // address: the name resolves, inside the running guest, to it.
+    let ip = loopback();
+    let g = TestGuest {
+        env: &env,
+        name: format!("names-{pid}"),
+    };
+    g.conf(&format!("S_HOSTNAME=web.example.org\nIPROOT={ip}\n"));
+    g.run(&["build", "-m", "busybox"]).ok();
+    std::fs::copy(PROBE, g.root().join("bin/probe")).unwrap();
+    assert_eq!(read(&g.name, "etc/hostname"), "web.example.org\n");
+    g.run(&["start"]).ok();
+    assert_eq!(g.run(&["exec", "hostname", "-f"]).line(), "web.example.org");
+    assert_eq!(g.run(&["exec", "hostname", "-i"]).line(), ip);
+    let out = g.run(&["exec", "probe", "resolve", "localhost"]);
+    assert!(out.line().starts_with("OK ") && out.line().contains("127.0.0.1"), "{out:?}");
+    assert_eq!(g.run(&["exec", "probe", "resolve", "web"]).line(), format!("OK {ip}"));
+    // skeleton: no address, Debian's 127.0.1.1.
+    let sk = format!("names-sk-{pid}");
+    env.run("vserver", &[&sk, "build", "-m", "skeleton"]).ok();
+    assert_eq!(read(&sk, "etc/hostname"), format!("{sk}\n"));
+    let hosts = read(&sk, "etc/hosts");
+    assert_eq!(names_of(&hosts, "127.0.0.1"), ["localhost"], "{hosts}");
+    assert_eq!(names_of(&hosts, "::1"), ["localhost", "ip6-localhost", "ip6-loopback"], "{hosts}");
+    assert_eq!(names_of(&hosts, "127.0.1.1"), [sk.as_str()], "{hosts}");
+    // template: the archive's entries stay, what is missing is added; its
+    // /etc/hostname names the template's machine and is replaced.
+    let own = "10.1.2.3\tdb.internal db\n";
+    let tar = tar_of(&[
+        ("etc/", b'5', "", b""),
+        ("etc/hosts", b'0', "", own.as_bytes()),
+        ("etc/hostname", b'0', "", b"template-box\n"),
+    ]);
+    let file = env.dir.path().join("names.tar");
+    std::fs::write(&file, &tar).unwrap();
+    let t = format!("names-t-{pid}");
+    env.run("vserver", &[&t, "build", "-m", "template", "--file", file.to_str().unwrap()])
+        .ok();
+    assert_eq!(read(&t, "etc/hostname"), format!("{t}\n"));
+    let hosts = read(&t, "etc/hosts");
+    assert!(hosts.contains(own), "{hosts}");
+    assert_eq!(names_of(&hosts, "127.0.0.1"), ["localhost"], "{hosts}");
+    assert_eq!(names_of(&hosts, "127.0.1.1"), [t.as_str()], "{hosts}");
+    // A template whose /etc/hosts and /etc/hostname are symlinks out of
+    // the tree: the files they point at stay as they were.
+    let outside = TempDir::new("names-outside");
+    let target = outside.path().join("hosts");
+    std::fs::write(&target, "untouched\n").unwrap();
+    let abs = target.to_str().unwrap().to_owned();
+    let up = format!("../../../../../../../../..{abs}");
+    let tar = tar_of(&[
+        ("etc/", b'5', "", b""),
+        ("etc/hosts", b'2', &abs, b""),
+        ("etc/hostname", b'2', &up, b""),
+    ]);
+    std::fs::write(&file, &tar).unwrap();
+    let h = format!("names-h-{pid}");
+    env.run("vserver", &[&h, "build", "-m", "template", "--file", file.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched\n");
+    let root = env.dir.path().join("vservers").join(&h);
+    for f in ["etc/hosts", "etc/hostname"] {
+        assert!(
+            std::fs::symlink_metadata(root.join(f)).unwrap().is_file(),
+            "{f} is a file of the tree now"
+        );
+    }
+    assert_eq!(names_of(&read(&h, "etc/hosts"), "127.0.1.1"), [h.as_str()]);
+}
+
 #[test]
 fn a_hostile_template_cannot_write_outside_the_tree() {
     require_root!();
@@ -791,6 +902,16 @@ fn debootstrap_builds_a_debian_guest() {
     assert!(out.line().starts_with("12"), "{out:?}");
     let out = run(&["suexec", "nobody", "id", "-u"]);
     assert_eq!(out.line(), "65534", "{out:?}");
+    // debootstrap leaves the host's /etc/hostname and no /etc/hosts: the
+    // build names the guest, so it resolves itself and localhost.
+    let out = run(&["exec", "cat", "/etc/hostname"]);
+    assert_eq!(out.line(), name, "{out:?}");
+    let out = run(&["exec", "hostname", "-f"]);
+    assert_eq!(out.line(), name, "{out:?}");
+    let out = run(&["exec", "getent", "hosts", "localhost"]);
+    assert!(out.stdout.starts_with("127.0.0.1 ") || out.stdout.starts_with("::1 "), "{out:?}");
+    let out = run(&["exec", "getent", "hosts", &name]);
+    assert!(out.line().starts_with("127.0.1.1 "), "{out:?}");
     run(&["stop"]).ok();
 }
 
@@ -1035,6 +1156,9 @@ fn newvserver_asks_checks_and_creates_a_server_that_starts() {
             && conf.contains(&format!("\nS_HOSTNAME={name}\n")),
         "{conf}"
     );
+    // Built after the configuration was written: named on its address.
+    let hosts = std::fs::read_to_string(env.dir.path().join("vservers").join(&name).join("etc/hosts")).unwrap();
+    assert!(hosts.contains(&format!("\n{ip}\t{name}\n")), "{hosts}");
     env.run("vserver", &[&name, "start"]).ok();
     let out = env.run("vserver", &[&name, "exec", "hostname"]);
     assert_eq!(out.line(), name);
