@@ -17,6 +17,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod config;
 pub mod context;
+pub mod delete;
 pub mod devices;
 pub mod dispatch;
 pub mod error;

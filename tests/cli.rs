@@ -148,6 +148,7 @@ fn every_applet_names_the_bad_option_or_argument_it_refuses() {
         ("vserver", &["x", "build", "-m", "bogus"], "'bogus'"),
         ("vserver", &["x", "service", "a", "start", "stray"], "'stray'"),
         ("vserver", &["a b", "start"], "'a b'"),
+        ("vserver", &["x", "delete", "--yes"], "'--yes'"),
         ("newvserver", &["--name", "x", "--method", "bogus", "--yes"], "'bogus'"),
         ("newvserver", &["--name", "x", "--ip", "300.1.1.1", "--yes"], "'300.1.1.1'"),
         ("rebootmgr", &["a b"], "'a b'"),

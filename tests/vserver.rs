@@ -602,6 +602,166 @@ fn a_new_guest_is_limited_to_1000_processes() {
     assert!((900..1000).contains(&forked), "guest root forked {forked} of 1100: {out:?}");
 }
 
+/// `delete` removes the tree, NAME.conf, the hook and the runtime state,
+/// never following the symlinks (absolute, climbing, to a directory the
+/// walk would enter) or hard links planted in the tree: what they point
+/// at outside stays as it was.
+#[test]
+fn delete_removes_the_guest_and_nothing_outside_it() {
+    require_root!();
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "del");
+    let hook = g.conf_path().with_file_name(format!("{}.sh", g.name));
+    std::fs::write(&hook, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    g.run(&["start"]).ok();
+    g.run(&["stop"]).ok();
+    let lock = env.dir.path().join("run").join(format!("{}.lock", g.name));
+    assert!(lock.exists(), "start left its lock file");
+    let outside = TempDir::new("del-outside");
+    let o = outside.path();
+    std::fs::create_dir_all(o.join("d/sub")).unwrap();
+    std::fs::write(o.join("d/sub/x"), "keep").unwrap();
+    std::fs::write(o.join("f"), "keep").unwrap();
+    let root = g.root();
+    let abs = o.to_str().unwrap();
+    symlink(abs, root.join("etc/evil")).unwrap();
+    symlink(format!("../../../../../../../../..{abs}/d"), root.join("climb")).unwrap();
+    symlink(o.join("f"), root.join("tmp/file-link")).unwrap();
+    std::fs::remove_dir_all(root.join("var/log")).unwrap();
+    symlink(o.join("d"), root.join("var/log")).unwrap();
+    std::fs::hard_link(o.join("f"), root.join("root/hard")).unwrap();
+    std::fs::create_dir_all(root.join("locked/in")).unwrap();
+    std::fs::set_permissions(root.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    nix::unistd::mkfifo(&root.join("tmp/fifo"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let out = g.run(&["delete", "--force"]);
+    out.ok();
+    assert!(out.stdout.contains(&format!("Server {} deleted", g.name)), "{out:?}");
+    for gone in [root.clone(), g.conf_path(), hook, lock] {
+        assert!(std::fs::symlink_metadata(&gone).is_err(), "{} is still there", gone.display());
+    }
+    assert_eq!(std::fs::read_to_string(o.join("d/sub/x")).unwrap(), "keep");
+    assert_eq!(std::fs::read_to_string(o.join("f")).unwrap(), "keep");
+    assert!(g.context_dir().is_none());
+    let out = g.run(&["delete", "--force"]);
+    assert_eq!(out.code, 2, "deleted already: {out:?}");
+    assert!(out.stderr.contains("unknown server"), "{out:?}");
+}
+
+/// Unmounts a directory on drop.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// `delete` changes nothing while the guest runs, while anything is
+/// mounted in its tree (a bind mount of the same file system too), without
+/// a terminal to ask on and no --force, or when the answer is no.
+#[test]
+fn delete_is_refused_while_running_mounted_or_unconfirmed() {
+    require_root!();
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "delno");
+    let intact = |why: &str| {
+        assert!(g.root().join("bin/busybox").exists(), "{why}: tree touched");
+        assert!(g.conf_path().exists(), "{why}: configuration removed");
+    };
+    let out = env.run("vserver", &[&format!("nosuch-{}", std::process::id()), "delete", "--force"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("unknown server"), "{out:?}");
+    let out = g.run(&["delete", "--yes"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("'--yes'"), "{out:?}");
+    let out = g.run(&["delete"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--force") && out.stderr.lines().count() == 1, "{out:?}");
+    intact("no terminal");
+    g.run(&["start"]).ok();
+    let out = g.run(&["delete", "--force"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("it is running"), "{out:?}");
+    intact("running");
+    assert_eq!(g.run(&["running"]).code, 0);
+    g.run(&["stop"]).ok();
+    // A file system mounted inside: refused, naming it; nothing deleted.
+    let data = g.root().join("home/data");
+    let mounted = Mounted::tmpfs(&data);
+    std::fs::write(data.join("precious"), "keep").unwrap();
+    let out = g.run(&["delete", "--force"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("home/data") && out.stderr.contains("nothing was deleted"),
+        "{out:?}"
+    );
+    intact("tmpfs inside");
+    assert_eq!(std::fs::read_to_string(data.join("precious")).unwrap(), "keep");
+    drop(mounted);
+    // A bind mount of a host directory on the same file system.
+    let outside = TempDir::new("delno-outside");
+    std::fs::write(outside.path().join("host-file"), "keep").unwrap();
+    let bound = g.root().join("mnt");
+    std::fs::create_dir_all(&bound).unwrap();
+    let st = std::process::Command::new("mount")
+        .arg("--bind")
+        .arg(outside.path())
+        .arg(&bound)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let unmount = Unmount(bound.clone());
+    let out = g.run(&["delete", "--force"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("mnt is mounted"), "{out:?}");
+    intact("bind mount inside");
+    drop(unmount);
+    assert_eq!(std::fs::read_to_string(outside.path().join("host-file")).unwrap(), "keep");
+    // On a terminal it asks: no keeps everything, yes deletes.
+    for (answer, code) in [("n", 1), ("y", 0)] {
+        let (mut child, mut master) = spawn_on_pty(env.cmd("vserver").args([g.name.as_str(), "delete"]));
+        master.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        let mut seen = Vec::new();
+        let _ = master.read_to_end(&mut seen);
+        let seen = String::from_utf8_lossy(&seen);
+        assert_eq!(child.wait().unwrap().code(), Some(code), "{answer}: {seen}");
+        assert!(seen.contains("[y/N]"), "{seen}");
+        if code == 1 {
+            assert!(seen.contains("nothing was deleted"), "{seen}");
+            intact("answered no");
+        }
+    }
+    assert!(!g.root().exists() && !g.conf_path().exists());
+}
+
+/// The remover itself, for a mount made after delete looked: it stops at
+/// the mount (told by its mount id: a bind mount of the same file system
+/// has the same st_dev) and removes nothing through it.
+#[test]
+fn the_tree_remover_does_not_cross_a_bind_mount() {
+    require_root!();
+    let dir = TempDir::new("remove");
+    let (root, outside) = (dir.path().join("tree"), dir.path().join("outside"));
+    std::fs::create_dir_all(root.join("a/b")).unwrap();
+    std::fs::create_dir_all(root.join("z/m")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("host-file"), "keep").unwrap();
+    let st = std::process::Command::new("mount")
+        .arg("--bind")
+        .arg(&outside)
+        .arg(root.join("z/m"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _unmount = Unmount(root.join("z/m"));
+    let e = vsbox::walk::remove_tree(&root).unwrap_err();
+    assert!(e.msg.contains("z/m") && e.msg.contains("mounted"), "{e}");
+    assert_eq!(std::fs::read_to_string(outside.join("host-file")).unwrap(), "keep");
+}
+
 #[test]
 fn a_private_guest_cannot_be_joined() {
     require_root!();
