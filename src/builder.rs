@@ -113,8 +113,10 @@ pub fn build(g: &Guest, method: &Method, force: bool) -> Result<()> {
                 format!("{} exists (use --force to replace it)", g.root.display()),
             ));
         }
-        // remove_dir_all does not follow the symlinks a guest may have planted.
-        fs::remove_dir_all(&g.root).ctx(|| format!("remove {}", g.root.display()))?;
+        // Never following the symlinks a guest may have planted, never
+        // into a file system mounted inside.
+        crate::delete::unmounted(&g.root).map_err(|why| Error::failed(format!("replace server {}", g.name), why))?;
+        crate::walk::remove_tree(&g.root)?;
     }
     fs::create_dir_all(paths::rootdir()).ctx(|| format!("create {}", paths::rootdir().display()))?;
     fs::create_dir(&g.root).ctx(|| format!("create {}", g.root.display()))?;
@@ -130,7 +132,10 @@ pub fn build(g: &Guest, method: &Method, force: bool) -> Result<()> {
         .and_then(|_| install_guest_tools(&g.root))
         .and_then(|_| name_guest(&g.root, &hostname, addr, method == &Method::Copy));
     if let Err(e) = outcome {
-        let _ = fs::remove_dir_all(&g.root);
+        // What the method left (debootstrap may leave /proc mounted in it).
+        if crate::delete::unmounted(&g.root).is_ok() {
+            let _ = crate::walk::remove_tree(&g.root);
+        }
         return Err(e);
     }
     if !g.conf.exists() {

@@ -31,6 +31,18 @@ pub fn mounts_in(root: &Path) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// Ok when nothing is mounted at the tree `root` or below it; else why
+/// not, naming the mount.
+pub fn unmounted(root: &Path) -> std::result::Result<(), String> {
+    // The tree's real path, as mountinfo shows mount points.
+    let real = std::fs::canonicalize(root).map_err(|e| format!("resolve {}: {e}", root.display()))?;
+    match mounts_in(&real).map_err(|e| e.msg)?.first() {
+        None => Ok(()),
+        Some(m) if *m == real => Err(format!("{} is a mount point; unmount it first", m.display())),
+        Some(m) => Err(format!("{} is mounted inside its tree; unmount it first", m.display())),
+    }
+}
+
 /// Deletes the guest `g` once `confirm` (given what will go) says yes;
 /// refused, with nothing changed, while it runs or while anything is
 /// mounted in its tree. Ok(None) when `confirm` says no.
@@ -53,16 +65,7 @@ pub fn delete(g: &Guest, confirm: impl FnOnce(&[PathBuf]) -> Result<bool>) -> Re
         Err(e) => return Err(Error::io(format!("{}: {}", what(), g.root.display()), &e)),
     };
     if tree {
-        // The tree's real path, as mountinfo shows mount points.
-        let real = std::fs::canonicalize(&g.root).ctx(|| format!("resolve {}", g.root.display()))?;
-        if let Some(m) = mounts_in(&real)?.first() {
-            let where_ = if *m == real {
-                "the tree is a mount point".to_owned()
-            } else {
-                format!("{} is mounted inside its tree", m.display())
-            };
-            return Err(Error::failed(what(), format!("{where_}; unmount it first (nothing was deleted)")));
-        }
+        unmounted(&g.root).map_err(|why| Error::failed(what(), format!("{why} (nothing was deleted)")))?;
     }
     let mut files: Vec<PathBuf> = Vec::new();
     if tree {

@@ -476,6 +476,15 @@ fn build_refuses_to_overwrite_without_force() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("--force"), "{out:?}");
     assert!(g.root().join("etc/keep").exists());
+    // --force never replaces a tree with a file system mounted inside.
+    let data = g.root().join("home/data");
+    let mounted = Mounted::tmpfs(&data);
+    std::fs::write(data.join("precious"), "keep").unwrap();
+    let out = g.run(&["build", "-m", "skeleton", "--force"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("home/data is mounted"), "{out:?}");
+    assert!(g.root().join("etc/keep").exists() && data.join("precious").exists());
+    drop(mounted);
     g.run(&["build", "-m", "skeleton", "--force"]).ok();
     assert!(!g.root().join("etc/keep").exists());
     assert!(g.root().join("tmp").is_dir());
