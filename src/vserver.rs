@@ -135,9 +135,11 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], the
         for d in v1_dirs {
             cgroup::enter(d)?;
         }
+        let xid = crate::identity::own_xid()?; // the cgroup namespace hides it next
         ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP)?;
         rootfs::pivot_into(&g.root)?;
         rootfs::populate()?;
+        crate::identity::expose_context(xid, &g.name)?;
         set_names(g, cfg)?;
         apply_limits(cfg)?;
         if wants_listener {
