@@ -119,4 +119,16 @@ fn secure_leaves_no_way_out_of_a_chroot_by_file_handle() {
     // Asking for it back by name is the administrator's explicit choice.
     let out = in_chroot(&["--secure", "--cap", "DAC_READ_SEARCH"]);
     assert!(out.stdout.starts_with("OK opened"), "{out:?}");
+    // The other way out of a plain chroot, a second chroot, is closed by
+    // the recipe reducecap(8) gives: --secure --cap '!SYS_CHROOT'.
+    let marker = dir.path().join("outside/secret-here");
+    let out = Out::from(
+        std::process::Command::new("chroot")
+            .arg(&root)
+            .args(["/bin/vsbox", "reducecap", "--secure", "--cap", "!SYS_CHROOT", "--"])
+            .args(["/bin/probe", "chroot-escape", marker.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert!(out.stdout.starts_with("ERR"), "{out:?}");
 }
