@@ -1066,6 +1066,14 @@ fn debootstrap_builds_a_debian_guest() {
         full.extend_from_slice(args);
         env.run("vserver", &full)
     };
+    // Stopped even when an assertion fails.
+    struct Stop<'a>(&'a dyn Fn(&[&str]) -> Out);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["stop"]);
+        }
+    }
+    let _stop = Stop(&run);
     run(&["start"]).ok();
     let out = run(&["exec", "cat", "/etc/debian_version"]);
     assert!(out.line().starts_with("12"), "{out:?}");
