@@ -503,6 +503,29 @@ pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 pub const RESOLVE_BENEATH: u64 = 0x08;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
+/// The id of the mount that `fd` is on (statx's STATX_MNT_ID, Linux 5.8):
+/// unlike st_dev it tells a bind mount from the file system it shows.
+pub fn mount_id(fd: &impl AsRawFd) -> Result<u64, Errno> {
+    let mut st = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: "" with AT_EMPTY_PATH names fd itself; st is a statx buffer
+    // the kernel fills in.
+    check(unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            st.as_mut_ptr(),
+        )
+    } as libc::c_long)?;
+    // SAFETY: zeroed, then filled in by a successful statx.
+    let st = unsafe { st.assume_init() };
+    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(Errno::ENOSYS);
+    }
+    Ok(st.stx_mnt_id)
+}
+
 /// openat2(2): opens `path` below `dir` with the given resolution limits.
 pub fn openat2(dir: &impl AsRawFd, path: &Path, flags: i32, mode: u32, resolve: u64) -> Result<OwnedFd, Errno> {
     use std::os::unix::ffi::OsStrExt;

@@ -63,10 +63,7 @@ fn rc_commands() -> (Option<Vec<String>>, Option<Vec<String>>) {
 
 /// The capability ceiling of a guest: the default vserver set plus S_CAPS.
 pub fn guest_ceiling(cfg: &Config) -> caps::Request {
-    // Not CAP_DAC_READ_SEARCH: with it, open_by_handle_at() opens any
-    // inode of the file system the tree is on, past the guest's root (the
-    // "shocker" escape); CAP_DAC_OVERRIDE already reads what root may.
-    let keep = (caps::SECURE_KEEP & !caps::bit(caps::DAC_READ_SEARCH)) | cfg.caps;
+    let keep = caps::SECURE_KEEP | cfg.caps;
     caps::Request {
         secure: false,
         keep: 0,
@@ -141,9 +138,11 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], the
         for d in v1_dirs {
             cgroup::enter(d)?;
         }
+        let xid = crate::identity::own_xid()?; // the cgroup namespace hides it next
         ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP)?;
         rootfs::pivot_into(&g.root)?;
         rootfs::populate()?;
+        crate::identity::expose_context(xid, &g.name)?;
         set_names(g, cfg)?;
         apply_limits(cfg)?;
         if wants_listener {
@@ -236,7 +235,7 @@ fn run_payload(applet: &str, payload: Payload, as_init: bool, reboot: bool, clie
             // The socket is descriptor 3 now; its original is closed already.
             std::mem::forget(sock);
             let (sock, listener, client) = (take(true), take(reboot), take(client));
-            match shell_on_new_tty(sock.expect("placed at 3"), listener, client) {
+            match shell_on_new_tty(applet, sock.expect("placed at 3"), listener, client) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("{applet}: {e}");
@@ -248,8 +247,9 @@ fn run_payload(applet: &str, payload: Payload, as_init: bool, reboot: bool, clie
 }
 
 /// Inside the guest: a new pseudo-terminal of its own devpts, its master
-/// sent to vsbox outside, root's login shell on its slave.
-fn shell_on_new_tty(sock: OwnedFd, reboot: Option<OwnedFd>, client: Option<OwnedFd>) -> Result<i32> {
+/// sent to vsbox outside, root's login shell on its slave. A shell that
+/// cannot be run gives 127 (not found) or 126, as exec's command does.
+fn shell_on_new_tty(applet: &str, sock: OwnedFd, reboot: Option<OwnedFd>, client: Option<OwnedFd>) -> Result<i32> {
     use nix::fcntl::OFlag;
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open the server's /dev/ptmx")?;
@@ -298,7 +298,10 @@ fn shell_on_new_tty(sock: OwnedFd, reboot: Option<OwnedFd>, client: Option<Owned
     });
     let _ = sys::set_child_subreaper();
     sys::set_title("vsbox-enter");
-    let child = c.spawn().map_err(|e| Error::io(format!("run {shell}"), &e))?;
+    let child = match c.spawn() {
+        Ok(child) => child,
+        Err(e) => return Ok(exec::report_failure(applet, &shell, &e)),
+    };
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     Ok(init::relay(pid, reboot, client, None))
 }
@@ -415,7 +418,7 @@ fn remove_aliases(dir: &Path) {
 }
 
 /// Removes what `start` set up for a context that has no processes left.
-fn clean_up(reg: &Registry, dir: &Path) -> Result<()> {
+pub(crate) fn clean_up(reg: &Registry, dir: &Path) -> Result<()> {
     remove_aliases(dir);
     for c in ["cpu", "pids"] {
         if let Some(d) = reg.layout.v1_dir(c, dir).filter(|d| d.is_dir()) {

@@ -564,6 +564,15 @@ fn main() {
             println!("OK forked={ok}");
             0
         }
+        // getent hosts NAME: what the C library's resolver answers.
+        ["resolve", name] => {
+            use std::net::ToSocketAddrs;
+            report((*name, 0).to_socket_addrs(), |addrs| {
+                let mut v: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
+                v.dedup();
+                v.join(" ")
+            })
+        }
         ["sleep", secs] => {
             std::thread::sleep(std::time::Duration::from_secs_f64(secs.parse().unwrap()));
             0
