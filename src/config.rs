@@ -45,6 +45,9 @@ pub struct Config {
     pub ulimits: Vec<Limit>,
     /// Devices allowed besides the minimal /dev (DEVICES).
     pub devices: Vec<crate::devices::Device>,
+    /// Limits of the guest's own user namespace (INOTIFY_INSTANCES,
+    /// INOTIFY_WATCHES).
+    pub userns_limits: crate::userns::Limits,
 }
 
 impl Config {
@@ -75,6 +78,8 @@ const KEYS: &[&str] = &[
     "S_FLAGS",
     "ULIMIT",
     "DEVICES",
+    "INOTIFY_INSTANCES",
+    "INOTIFY_WATCHES",
 ];
 
 /// Reads and checks a configuration file.
@@ -276,11 +281,25 @@ fn apply(cfg: &mut Config, key: &str, v: &str) -> std::result::Result<(), String
                 .map(|pair| pair.join(" ").parse().map_err(|e| format!("DEVICES: {e}")))
                 .collect::<std::result::Result<_, _>>()?;
         }
+        "INOTIFY_INSTANCES" => cfg.userns_limits.inotify_instances = count(key, v)?,
+        "INOTIFY_WATCHES" => cfg.userns_limits.inotify_watches = count(key, v)?,
         other => {
             return Err(format!("unknown key '{other}' (known: {})", KEYS.join(" ")));
         }
     }
     Ok(())
+}
+
+/// A positive count (empty: unset), for the per-guest kernel limits.
+fn count(key: &str, v: &str) -> std::result::Result<Option<u32>, String> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    match v.parse::<u32>() {
+        Ok(n) if (1..=i32::MAX as u32).contains(&n) => Ok(Some(n)),
+        _ => Err(format!("{key}: expected a count from 1 to {}, found '{v}'", i32::MAX)),
+    }
 }
 
 /// The shell's `ulimit` options: `-H`/`-S` choose the hard or soft limit

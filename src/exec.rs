@@ -165,8 +165,24 @@ impl Lifeline {
 /// lifeline is `fd`, has gone already. (A credential change disarms it:
 /// commit_creds in kernel/cred.c.)
 pub fn tie_once(fd: std::os::fd::RawFd) {
+    LIFELINE.store(fd, std::sync::atomic::Ordering::Relaxed);
     let _ = crate::sys::set_pdeathsig(libc::SIGKILL);
     if client_gone(fd) {
+        std::process::exit(1);
+    }
+}
+
+/// The lifeline [`tie_once`] was given, while this process still has it
+/// open (until it closes its inherited descriptors).
+static LIFELINE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// After a change of credentials (joining a user namespace), which clears
+/// the parent-death signal: arms `sig` again, and exits if the client
+/// ended meanwhile.
+pub fn tie_again(sig: libc::c_int) {
+    let _ = crate::sys::set_pdeathsig(sig);
+    let fd = LIFELINE.load(std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 && client_gone(fd) {
         std::process::exit(1);
     }
 }

@@ -46,6 +46,7 @@ pub mod syslog;
 pub mod tree;
 pub mod tty;
 pub mod unify;
+pub mod userns;
 pub mod users;
 pub mod utmp;
 pub mod vserver;

@@ -90,6 +90,14 @@ pub fn set_undumpable() -> Result<(), Errno> {
     prctl(libc::PR_SET_DUMPABLE, 0, 0).map(drop)
 }
 
+/// The parent-death signal (0: none).
+pub fn pdeathsig() -> libc::c_int {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: PR_GET_PDEATHSIG stores one int at the pointer given.
+    unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut sig as *mut libc::c_int, 0, 0, 0) };
+    sig
+}
+
 pub fn set_pdeathsig(sig: libc::c_int) -> Result<(), Errno> {
     prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0).map(drop)
 }

@@ -128,7 +128,7 @@ pub enum Payload<'a> {
 }
 
 /// In the first process of a new guest context (PID 1). Never returns.
-fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], then: Then) -> ! {
+fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], userns: Option<OwnedFd>, then: Then) -> ! {
     // vsbox's init answers the guest's reboot(2) itself; the filter must
     // go in while CAP_SYS_ADMIN is still there (no no_new_privs, so the
     // guest's setuid programs keep working).
@@ -154,7 +154,7 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], the
             spectator: false,
             no_reboot: false,
         };
-        launch::restrict(policy, &guest_ceiling(cfg), u64::MAX, None)
+        launch::restrict(policy, &guest_ceiling(cfg), u64::MAX, None, userns.as_ref())
     })();
     match then {
         Then::Boot { output, status } => {
@@ -455,9 +455,10 @@ pub fn init_pid(dir: &Path) -> Option<u32> {
 }
 
 /// Creates the context of a guest: cgroup, flags, identity, resource
-/// controllers and the address lock. The directories are removed when the
+/// controllers, the address lock and its own user namespace (when its
+/// ceiling allows: see userns.rs). The directories are removed when the
 /// returned value is dropped, unless it is forgotten.
-fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> Result<(u32, Owned)> {
+fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> Result<(u32, Owned, Option<OwnedFd>)> {
     let base = reg.layout.base();
     // A restarted guest keeps its dynamic id while nobody has taken it.
     let (xid, dir) = match (cfg.context, again) {
@@ -477,7 +478,8 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
     if !addrs.is_empty() {
         netlock::lock_cgroup(&dir, &addrs)?;
     }
-    Ok((xid, owned))
+    let userns = launch::own_user_namespace(&dir, xid, caps::SECURE_KEEP | cfg.caps, &cfg.userns_limits)?;
+    Ok((xid, owned, userns))
 }
 
 /// `vserver NAME start`.
@@ -521,7 +523,7 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     }
     g.hook("pre-start")?;
     hide_from_guest()?;
-    let (xid, owned) = new_context(&reg, g, &cfg, again)?;
+    let (xid, owned, userns) = new_context(&reg, g, &cfg, again)?;
     let dir = owned.dirs[0].clone();
     if let Err(e) = add_aliases(&cfg, &dir) {
         drop(owned);
@@ -540,6 +542,7 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
                 g,
                 &cfg,
                 &v1,
+                userns,
                 Then::Boot {
                     output: out_w,
                     status: st_w,
@@ -777,7 +780,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
         drop(lock);
         return Ok((join(applet, &reg, xid, &dir, &cfg, payload)?, None));
     }
-    let (_, owned) = new_context(&reg, g, &cfg, None)?;
+    let (_, owned, userns) = new_context(&reg, g, &cfg, None)?;
     let cgroup_dir = launch::open_dir(&owned.dirs[0])?;
     let lifeline = exec::Lifeline::of_this_process()?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| "start a process in the server")? {
@@ -790,7 +793,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
             std::mem::forget(lock);
             let v1 = owned.dirs[1..].to_vec();
             std::mem::forget(owned);
-            first_process(applet, g, &cfg, &v1, Then::Run(payload))
+            first_process(applet, g, &cfg, &v1, userns, Then::Run(payload))
         }
         Forked::Parent(child) => Ok((child, Some(owned))),
     }
@@ -824,7 +827,7 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, cfg: &Config, payloa
                     spectator: false,
                     no_reboot: !may_reboot,
                 };
-                launch::restrict(policy, &caps::Request::default(), target.ceiling, None)?;
+                launch::restrict(policy, &caps::Request::default(), target.ceiling, None, target.userns.as_ref())?;
                 // The lifeline goes last: this process stays the command's
                 // parent and ends it, and all below it, when the client
                 // ends, however it ends.
@@ -849,16 +852,43 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
     Ok(match g.running(&reg) {
         Some((xid, dir)) => {
             let procs = count_procs(&dir);
+            let own = launch::leader(&dir)
+                .and_then(|l| crate::userns::of_process(l.pid).ok())
+                .flatten()
+                .is_some();
             (
                 true,
                 format!(
-                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\naddresses: {addrs}\n",
-                    g.name
+                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\naddresses: {addrs}\nuser namespace: {}\n",
+                    g.name,
+                    userns_text(&cfg, own.then_some(xid)),
                 ),
             )
         }
-        None => (false, format!("Server {} is not running\naddresses: {addrs}\n", g.name)),
+        None => (
+            false,
+            format!(
+                "Server {} is not running\naddresses: {addrs}\nuser namespace: {}\n",
+                g.name,
+                userns_text(&cfg, None)
+            ),
+        ),
     })
+}
+
+/// Whether the guest has (or, not running, will have) its own user
+/// namespace, for `status`; `own` is the running guest's context id when
+/// it has one.
+fn userns_text(cfg: &Config, own: Option<u32>) -> String {
+    if let Some(xid) = own {
+        return format!("own (per-user kernel limits charged to host uid {})", crate::userns::owner_uid(xid));
+    }
+    let host_only = cfg.caps & crate::userns::HOST_ONLY;
+    if host_only == 0 {
+        return "own, when running".to_owned();
+    }
+    let names: Vec<String> = (0..64).filter(|c| host_only & caps::bit(*c) != 0).map(caps::name).collect();
+    format!("the host's (S_CAPS grants {}, which counts only there)", names.join(" "))
 }
 
 fn count_procs(dir: &Path) -> usize {

@@ -21,6 +21,7 @@ fn errno_name(e: i32) -> &'static str {
         libc::EROFS => "EROFS",
         libc::ENOTTY => "ENOTTY",
         libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EMFILE => "EMFILE",
         _ => "OTHER",
     }
 }
@@ -81,6 +82,26 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let code = match a.as_slice() {
+        ["inotify"] => {
+            // SAFETY: plain syscall; the descriptor stays open until exit.
+            let fd = unsafe { libc::inotify_init1(0) };
+            report(if fd < 0 { Err(std::io::Error::last_os_error()) } else { Ok(fd) }, |fd| {
+                format!("inotify {fd}")
+            })
+        }
+        ["inotify-hold", secs] => {
+            // Every inotify instance this process may have, held a while.
+            let mut n = 0;
+            // SAFETY: plain syscalls; the descriptors stay open until exit.
+            while unsafe { libc::inotify_init1(0) } >= 0 {
+                n += 1;
+            }
+            let e = std::io::Error::last_os_error();
+            println!("OK held {n} ({})", errno_name(e.raw_os_error().unwrap_or(0)));
+            std::io::stdout().flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(secs.parse().expect("seconds")));
+            0
+        }
         ["runlevel"] => {
             // As runlevel(8) does: glibc's own utmp reader, the RUN_LVL record.
             // SAFETY: glibc's utmpx calls, single-threaded; records are copied out.
