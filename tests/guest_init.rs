@@ -12,19 +12,7 @@ use std::time::{Duration, Instant};
 /// Host pids of the guest's processes whose command line is `cmdline`
 /// (arguments joined by spaces).
 fn running(g: &TestGuest, cmdline: &str) -> Vec<u32> {
-    let Some(dir) = g.context_dir() else { return Vec::new() };
-    let pids = std::cell::RefCell::new(Vec::new());
-    let _ = vsbox::cgroup::find_dir(&dir, &|d| {
-        pids.borrow_mut().extend(vsbox::cgroup::procs(d).unwrap_or_default());
-        false
-    });
-    pids.into_inner()
-        .into_iter()
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).trim_end_matches('\0').replace('\0', " ") == cmdline)
-        })
-        .collect()
+    g.pids().into_iter().filter(|p| cmdline_is(*p, cmdline)).collect()
 }
 
 /// Processes anywhere on the host whose command line is `cmdline`.
@@ -33,11 +21,13 @@ fn anywhere(cmdline: &str) -> Vec<u32> {
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).trim_end_matches('\0').replace('\0', " ") == cmdline)
-        })
+        .filter(|p| cmdline_is(*p, cmdline))
         .collect()
+}
+
+fn cmdline_is(pid: u32, cmdline: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).trim_end_matches('\0').replace('\0', " ") == cmdline)
 }
 
 fn starts(g: &TestGuest) -> String {

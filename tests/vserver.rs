@@ -8,16 +8,8 @@ use std::process::Stdio;
 
 /// The guest's processes (host pid, start time), from its own cgroup.
 fn guest_processes(g: &TestGuest) -> Vec<(u32, String)> {
-    let dir = g.context_dir().expect("the running guest's cgroup");
-    let pids = std::cell::RefCell::new(Vec::new());
-    let _ = vsbox::cgroup::find_dir(&dir, &|d| {
-        pids.borrow_mut().extend(vsbox::cgroup::procs(d).unwrap_or_default());
-        false
-    });
-    pids.into_inner()
-        .into_iter()
-        .filter_map(|p| start_time(p).map(|t| (p, t)))
-        .collect()
+    assert!(g.context_dir().is_some(), "the running guest's cgroup");
+    g.pids().into_iter().filter_map(|p| start_time(p).map(|t| (p, t))).collect()
 }
 
 /// A live process's start time (field 22 of /proc/PID/stat), to tell it
