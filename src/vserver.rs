@@ -334,15 +334,15 @@ fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, r
         sys::set_title(if as_init { "vsbox-init" } else { "vsbox-exec" });
         let mut c = std::process::Command::new(&command[0]);
         c.args(&command[1..]).env_clear().envs(env);
-        let me = nix::unistd::getpid();
-        let who_then = who.clone();
-        sys::before_exec(&mut c, move || {
-            if let Some(u) = &who_then {
-                users::become_user(u).map_err(|e| std::io::Error::from_raw_os_error(e.errno.map_or(libc::EPERM, |n| n as i32)))?;
-            }
-            // It must not outlive this process, which dies with the client.
-            exec::tie_to_parent(me)
-        });
+        // Without a change of user, std spawns with a vfork-style clone
+        // (a pre-exec hook would make it a full fork). Should this
+        // process be killed, the command is then left to the guest, as
+        // any orphan; the client's own end is handled by init::relay.
+        if let Some(u) = who.clone() {
+            sys::before_exec(&mut c, move || {
+                users::become_user(&u).map_err(|e| std::io::Error::from_raw_os_error(e.errno.map_or(libc::EPERM, |n| n as i32)))
+            });
+        }
         if !as_init {
             let _ = sys::set_child_subreaper();
         }
