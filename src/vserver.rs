@@ -781,6 +781,9 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
         return Ok((join(applet, &reg, xid, &dir, &cfg, payload)?, None));
     }
     let (_, owned, userns) = new_context(&reg, g, &cfg, None)?;
+    // This process removes the context when the payload ends; should it be
+    // killed first, the next launch's sweep does (cgroup::sweep).
+    cgroup::record_owner(&owned.dirs[0])?;
     let cgroup_dir = launch::open_dir(&owned.dirs[0])?;
     let lifeline = exec::Lifeline::of_this_process()?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| "start a process in the server")? {
