@@ -746,3 +746,54 @@ pub fn dedupe_range(src: &impl AsRawFd, dst: &impl AsRawFd, offset: u64, len: u6
 pub fn set_child_subreaper() -> Result<(), Errno> {
     prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0).map(drop)
 }
+
+extern "C" fn unshare_user_as(arg: *mut libc::c_void) -> libc::c_int {
+    let id = arg as usize as libc::c_long;
+    // Raw system calls only: this child shares the parent's memory (the
+    // parent is suspended until it exits), so no libc state may change.
+    // SAFETY: plain integer arguments; setgroups with a null list of 0.
+    unsafe {
+        if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) != 0
+            || libc::syscall(libc::SYS_setresgid, id, id, id) != 0
+            || libc::syscall(libc::SYS_setresuid, id, id, id) != 0
+            || libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER) != 0
+        {
+            return 1;
+        }
+    }
+    0
+}
+
+/// Creates a user namespace owned by host uid (and gid) `owner`: a child
+/// started with vfork's cost (CLONE_VM | CLONE_VFORK) becomes `owner` and
+/// unshares one, then exits. Its namespace stays reachable through
+/// /proc/PID/ns/user (and its maps writable through /proc/PID/uid_map)
+/// until the caller reaps it with `waitpid`; Ok(pid) once it has exited
+/// with success, still unreaped.
+pub fn vfork_unshare_user(owner: u32) -> Result<Pid, Errno> {
+    let mut stack = vec![0u8; 16 * 1024];
+    // SAFETY: the stack is ours for the child's whole life (the parent is
+    // suspended until the child exits, CLONE_VFORK); the child runs only
+    // `unshare_user_as`, which makes raw system calls.
+    let pid = unsafe {
+        libc::clone(
+            unshare_user_as,
+            stack.as_mut_ptr().add(stack.len()) as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            owner as usize as *mut libc::c_void,
+        )
+    };
+    if pid < 0 {
+        return Err(Errno::last());
+    }
+    let pid = Pid::from_raw(pid);
+    // The child has exited by now; look at its status but leave it be.
+    let flags = nix::sys::wait::WaitPidFlag::WEXITED | nix::sys::wait::WaitPidFlag::WNOWAIT;
+    match nix::sys::wait::waitid(nix::sys::wait::Id::Pid(pid), flags)? {
+        nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(pid),
+        _ => {
+            let _ = nix::sys::wait::waitpid(pid, None);
+            Err(Errno::EPERM)
+        }
+    }
+}
