@@ -515,17 +515,20 @@ pub const RESOLVE_IN_ROOT: u64 = 0x10;
 /// unlike st_dev it tells a bind mount from the file system it shows.
 pub fn mount_id(fd: &impl AsRawFd) -> Result<u64, Errno> {
     let mut st = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // The system call itself: glibc's statx() is a weak symbol that a
+    // static link can leave unresolved (a call to address 0).
     // SAFETY: "" with AT_EMPTY_PATH names fd itself; st is a statx buffer
-    // the kernel fills in.
+    // (256 bytes, the kernel's struct statx) the kernel fills in.
     check(unsafe {
-        libc::statx(
+        libc::syscall(
+            libc::SYS_statx,
             fd.as_raw_fd(),
             c"".as_ptr(),
             libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
             libc::STATX_MNT_ID,
             st.as_mut_ptr(),
         )
-    } as libc::c_long)?;
+    })?;
     // SAFETY: zeroed, then filled in by a successful statx.
     let st = unsafe { st.assume_init() };
     if st.stx_mask & libc::STATX_MNT_ID == 0 {
