@@ -65,9 +65,15 @@ fn run(args: Args, name: &str) -> Result<i32> {
     let layout = Layout::detect()?;
     let dir = netlock::new_lock_dir(&layout)?;
     let outcome = (|| {
+        if set.wants_lback() {
+            set.lback = Some(netlock::lback_for_cgroup(&dir)?);
+        }
         netlock::lock_cgroup(&dir, &set)?;
         if !args.silent {
-            eprintln!("ipv4root is now {set}");
+            match set.lback {
+                Some(lb) => eprintln!("ipv4root is now {set} (its 127.0.0.1 is {lb})"),
+                None => eprintln!("ipv4root is now {set}"),
+            }
         }
         let lock = std::fs::File::open(&dir).ctx(|| format!("open {}", dir.display()))?;
         match sys::fork_into(&lock, CloneFlags::empty()).ctx(|| format!("start a process in {}", dir.display()))? {

@@ -22,7 +22,10 @@ pub const R1: u8 = 1;
 pub const R2: u8 = 2;
 pub const R3: u8 = 3;
 pub const R4: u8 = 4;
+pub const R5: u8 = 5;
 pub const R6: u8 = 6;
+pub const R7: u8 = 7;
+pub const R8: u8 = 8;
 pub const R10: u8 = 10;
 
 /// A jump target, resolved when the program is finished.
@@ -74,6 +77,10 @@ impl Asm {
     pub fn stx_w(&mut self, dst: u8, off: i16, src: u8) -> &mut Self {
         self.op(0x63, dst, src, off, 0)
     }
+    /// *(u16 *)(dst + off) = src
+    pub fn stx_h(&mut self, dst: u8, off: i16, src: u8) -> &mut Self {
+        self.op(0x6b, dst, src, off, 0)
+    }
     /// *(u32 *)(dst + off) = imm (not allowed on the context, only the stack)
     pub fn st_w(&mut self, dst: u8, off: i16, imm: u32) -> &mut Self {
         self.op(0x62, dst, 0, off, imm as i32)
@@ -119,6 +126,11 @@ impl Asm {
     pub fn and32_imm(&mut self, dst: u8, imm: u32) -> &mut Self {
         self.op(0x54, dst, 0, 0, imm as i32)
     }
+    /// if (u32)dst == (u32)src goto to
+    pub fn jeq32_reg(&mut self, dst: u8, src: u8, to: Label) -> &mut Self {
+        self.fixups.push((self.insns.len(), to));
+        self.op(0x1e, dst, src, 0, 0)
+    }
     /// if dst == imm (64-bit) goto to
     pub fn jeq(&mut self, dst: u8, imm: i32, to: Label) -> &mut Self {
         self.jump(0x15, dst, imm, to)
@@ -163,8 +175,14 @@ pub const ATTACH_INET4_CONNECT: u32 = 10;
 pub const ATTACH_INET6_CONNECT: u32 = 11;
 pub const ATTACH_UDP4_SENDMSG: u32 = 14;
 pub const ATTACH_UDP6_SENDMSG: u32 = 15;
+pub const ATTACH_UDP4_RECVMSG: u32 = 19;
+pub const ATTACH_INET4_GETPEERNAME: u32 = 29;
+pub const ATTACH_INET4_GETSOCKNAME: u32 = 31;
 pub const HELPER_BIND: i32 = 64;
 pub const HELPER_SKB_LOAD_BYTES: i32 = 26;
+pub const HELPER_SK_LOOKUP_TCP: i32 = 84;
+pub const HELPER_SK_LOOKUP_UDP: i32 = 85;
+pub const HELPER_SK_RELEASE: i32 = 86;
 
 const CMD_PROG_LOAD: i32 = 5;
 const CMD_PROG_ATTACH: i32 = 8;

@@ -42,6 +42,7 @@ pub mod syslog;
 pub mod tree;
 pub mod tty;
 pub mod unify;
+pub mod unixscope;
 pub mod users;
 pub mod vserver;
 pub mod walk;

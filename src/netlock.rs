@@ -17,12 +17,24 @@
 //!   (the kernel binds it to the wildcard itself), ping sockets, IPv4
 //!   through an IPv6 socket.
 //!
+//! The lock's own loopback ("lback", as the original's network contexts
+//! had): where 127.0.0.1 is not itself locked, the locked processes get a
+//! loopback of their own, one address L in 127.0.0.0/8 chosen per lock:
+//! - bind to 127.0.0.0/8 binds L instead;
+//! - TCP/UDP to 127.0.0.0/8 goes from L to the lock's own service on that
+//!   port: the one bound to L, else the one on the first locked address
+//!   (where a bind to all addresses went); with neither, EPERM — never a
+//!   host service; ::1 and ::ffff:127.0.0.0/104 are refused likewise;
+//! - packets to L must carry the lock's mark, which only its own sockets
+//!   put on what they send to or from L: nobody outside reaches L;
+//! - getsockname, getpeername, accept and recvfrom show L as 127.0.0.1.
+//!
 //! The lock is one-shot: the programs are attached with ALLOW_MULTI, so
 //! those of an outer lock keep running for everything inside, and the
 //! process is moved into a cgroup namespace rooted at its lock, from which
 //! it cannot move its processes out.
 
-use crate::bpf::{self, Asm, Label, R0, R1, R10, R2, R3, R4, R6};
+use crate::bpf::{self, Asm, Label, R0, R1, R10, R2, R3, R4, R5, R6, R7, R8};
 use crate::cgroup::{self, Layout};
 use crate::error::{Context, Error, Result};
 use crate::sys;
@@ -31,6 +43,8 @@ use std::path::{Path, PathBuf};
 
 /// Extended attribute recording a lock on its cgroup directory.
 pub const XATTR_IP: &str = "trusted.vsbox.ip";
+/// Extended attribute recording the lock's own loopback address.
+pub const XATTR_LBACK: &str = "trusted.vsbox.lback";
 pub const MAX_ADDRS: usize = crate::abi::VX_NET_MAX_ADDRS as usize;
 
 const AF_INET: u32 = 2;
@@ -43,6 +57,9 @@ pub struct AddrSet {
     /// Broadcast addresses whose datagrams may come in (chbind --bcast,
     /// IPROOTBCAST).
     pub bcast: Vec<Ipv4Addr>,
+    /// The lock's own loopback address (see the module's comment); None:
+    /// 127.0.0.0/8 stays the host's (127.0.0.1 is locked, or no IPv4).
+    pub lback: Option<Ipv4Addr>,
 }
 
 impl AddrSet {
@@ -61,6 +78,34 @@ impl AddrSet {
         }
         Ok(())
     }
+
+    /// Whether the lock gets a loopback of its own: it has IPv4 addresses
+    /// and 127.0.0.1 is not one of them (`chbind --ip lo` asks for the
+    /// host's loopback itself).
+    pub fn wants_lback(&self) -> bool {
+        !self.v4.is_empty() && !self.v4.contains(&Ipv4Addr::LOCALHOST)
+    }
+}
+
+/// The loopback address of guest context `xid`: 127.250.X.Y, X.Y being
+/// its 16 bits (vserver(8); IPROOT_LBACK overrides it).
+pub fn lback_for_xid(xid: u32) -> Ipv4Addr {
+    Ipv4Addr::new(127, 250, (xid >> 8) as u8, xid as u8)
+}
+
+/// The loopback address of a chbind lock, from its cgroup's id (unique
+/// while it exists): 127.200-249.X.Y, apart from the guests' 127.250/16
+/// and the 127.0/16 of host services.
+pub fn lback_for_cgroup(dir: &Path) -> Result<Ipv4Addr> {
+    use std::os::unix::fs::MetadataExt;
+    let id = std::fs::metadata(dir).ctx(|| format!("read {}", dir.display()))?.ino();
+    Ok(Ipv4Addr::new(127, 200 + ((id >> 16) % 50) as u8, (id >> 8) as u8, id as u8))
+}
+
+/// Whether `a` may be a lock's loopback: in 127.0.0.0/8, not 127.0.0.1
+/// (the host's), not the network or broadcast address.
+pub fn valid_lback(a: Ipv4Addr) -> bool {
+    a.is_loopback() && a != Ipv4Addr::LOCALHOST && a != Ipv4Addr::new(127, 0, 0, 0) && a != Ipv4Addr::new(127, 255, 255, 255)
 }
 
 impl std::fmt::Display for AddrSet {
@@ -146,12 +191,21 @@ fn words6(a: &Ipv6Addr) -> [u32; 4] {
 // Offsets in struct bpf_sock_addr and struct bpf_sock (linux/bpf.h).
 const SA_USER_IP4: i16 = 4;
 const SA_USER_IP6: i16 = 8;
+const SA_USER_PORT: i16 = 24;
+const SA_PROTOCOL: i16 = 36;
 const SA_MSG_SRC_IP4: i16 = 40;
 const SA_MSG_SRC_IP6: i16 = 44;
 const SA_SK: i16 = 64;
 const SK_FAMILY: i16 = 4;
 const SK_SRC_IP4: i16 = 24;
 const SK_SRC_IP6: i16 = 28;
+const SK_DST_IP4: i16 = 52;
+const IPPROTO_TCP: u32 = 6;
+const IPPROTO_UDP: u32 = 17;
+/// 127.0.0.1 as a word (see [`words4`]).
+fn localhost4() -> u32 {
+    words4(&Ipv4Addr::LOCALHOST)
+}
 
 /// Jumps to `yes` if the address at `base + off` (in register r6 or a
 /// socket in r2) is one of `addrs`; falls through otherwise.
@@ -248,6 +302,206 @@ fn connect_prog(v6: bool, addrs: &[[u32; 4]]) -> Vec<bpf::Insn> {
     a.finish()
 }
 
+/// Jumps to `yes` when the IPv4 address at `base + off` is in
+/// 127.0.0.0/8 (its first byte, the word's lowest, is 127).
+fn emit_is_loopback4(a: &mut Asm, base: u8, off: i16, yes: Label) {
+    a.ldx_w(R3, base, off);
+    a.and32_imm(R3, 0xff);
+    a.jeq32(R3, 127, yes);
+}
+
+/// Looks up the socket of protocol `helper` (bpf_sk_lookup_tcp/udp) that
+/// would receive for `addr` on the port the context's user_port names;
+/// jumps to `found` when there is one bound to `addr` itself (not to the
+/// wildcard: a host service on all addresses is not the lock's).
+fn emit_lookup(a: &mut Asm, helper: i32, addr: u32, found: Label) {
+    let miss = a.label();
+    // struct bpf_sock_tuple.ipv4 at fp-48: saddr, daddr, sport, dport.
+    a.st_dw_zero(R10, -48).st_dw_zero(R10, -40);
+    a.st_w(R10, -44, addr);
+    a.ldx_w(R2, R6, SA_USER_PORT).stx_h(R10, -38, R2);
+    a.mov(R1, R6)
+        .mov(R2, R10)
+        .add_imm(R2, -48)
+        .mov_imm(R3, 12)
+        .mov_imm(R4, -1) // BPF_F_CURRENT_NETNS
+        .mov_imm(R5, 0)
+        .call(helper);
+    a.jeq(R0, 0, miss);
+    a.mov(R7, R0);
+    a.ldx_w(R8, R7, SK_SRC_IP4);
+    a.mov(R1, R7).call(bpf::HELPER_SK_RELEASE);
+    a.mov32_imm(R3, addr);
+    a.jeq32_reg(R8, R3, found);
+    a.bind(miss);
+}
+
+/// The destination at `r6 + SA_USER_IP4` is in 127.0.0.0/8: send it to
+/// the lock's own service on that port (bound to `lback`, else to the
+/// first locked address), or refuse. The protocol decides the lookup;
+/// other sockets (ping) just go to `lback`.
+fn emit_loopback_target(a: &mut Asm, lback: u32, first: u32) {
+    let (to_lback, to_first, tcp, udp, deny) = (a.label(), a.label(), a.label(), a.label(), a.label());
+    a.ldx_w(R2, R6, SA_PROTOCOL);
+    a.jeq32(R2, IPPROTO_TCP, tcp);
+    a.jeq32(R2, IPPROTO_UDP, udp);
+    a.ja(to_lback);
+    for (label, helper) in [(tcp, bpf::HELPER_SK_LOOKUP_TCP), (udp, bpf::HELPER_SK_LOOKUP_UDP)] {
+        a.bind(label);
+        emit_lookup(a, helper, lback, to_lback);
+        emit_lookup(a, helper, first, to_first);
+        a.ja(deny);
+    }
+    a.bind(deny);
+    a.ret(0);
+    a.bind(to_first);
+    a.mov32_imm(R3, first).stx_w(R6, SA_USER_IP4, R3);
+    a.ret(1);
+    a.bind(to_lback);
+    a.mov32_imm(R3, lback).stx_w(R6, SA_USER_IP4, R3);
+    a.ret(1);
+}
+
+/// bind4: as [`rewrite_or_check`], and 127.0.0.0/8 becomes `lback`.
+fn bind4_prog(addrs: &[[u32; 4]], lback: Option<u32>) -> Vec<bpf::Insn> {
+    let Some(lback) = lback else {
+        return rewrite_or_check(SA_USER_IP4, addrs, 1);
+    };
+    let mut a = Asm::new();
+    let (any, allow, lo) = (a.label(), a.label(), a.label());
+    a.mov(R6, R1);
+    emit_is_any(&mut a, R6, SA_USER_IP4, 1, any);
+    emit_member(&mut a, R6, SA_USER_IP4, addrs, 1, allow);
+    emit_is_loopback4(&mut a, R6, SA_USER_IP4, lo);
+    a.ret(0);
+    a.bind(lo);
+    a.mov32_imm(R3, lback).stx_w(R6, SA_USER_IP4, R3);
+    a.ret(1);
+    a.bind(any);
+    emit_store_first(&mut a, SA_USER_IP4, &addrs[0], 1);
+    a.bind(allow);
+    a.ret(1);
+    a.finish()
+}
+
+/// connect4: 127.0.0.0/8 (not locked) is the lock's own loopback: the
+/// socket is bound to `lback` (or must be bound to it or a locked
+/// address), then sent to the lock's service; otherwise [`connect_prog`].
+fn connect4_prog(addrs: &[[u32; 4]], lback: Option<u32>) -> Vec<bpf::Insn> {
+    let Some(lback) = lback else {
+        return connect_prog(false, addrs);
+    };
+    let mut a = Asm::new();
+    let (normal, lo, bound) = (a.label(), a.label(), a.label());
+    a.mov(R6, R1);
+    emit_member(&mut a, R6, SA_USER_IP4, addrs, 1, normal);
+    emit_is_loopback4(&mut a, R6, SA_USER_IP4, lo);
+    a.ja(normal);
+    a.bind(lo);
+    a.st_dw_zero(R10, -16).st_dw_zero(R10, -8);
+    a.st_h(R10, -16, AF_INET as u16);
+    a.st_w(R10, -12, lback);
+    a.mov(R1, R6).mov(R2, R10).add_imm(R2, -16).mov_imm(R3, 16).call(bpf::HELPER_BIND);
+    a.jeq(R0, 0, bound);
+    a.ldx_dw(R2, R6, SA_SK);
+    let mut mine = addrs.to_vec();
+    mine.push([lback, 0, 0, 0]);
+    emit_member(&mut a, R2, SK_SRC_IP4, &mine, 1, bound);
+    a.ret(0);
+    a.bind(bound);
+    emit_loopback_target(&mut a, lback, addrs[0][0]);
+    a.bind(normal);
+    let rest = connect_prog(false, addrs);
+    let mut head = a.finish();
+    head.extend(rest.into_iter().skip(1)); // its own `r6 = r1`
+    head
+}
+
+/// UDP sendmsg4: to 127.0.0.0/8 (not locked), the source becomes
+/// `lback` (or must be it or a locked address) and the destination the
+/// lock's own service; otherwise [`rewrite_or_check`] on the source.
+fn send4_prog(addrs: &[[u32; 4]], lback: Option<u32>) -> Vec<bpf::Insn> {
+    let Some(lback) = lback else {
+        return rewrite_or_check(SA_MSG_SRC_IP4, addrs, 1);
+    };
+    let mut a = Asm::new();
+    let (normal, lo, src_any, src_ok) = (a.label(), a.label(), a.label(), a.label());
+    a.mov(R6, R1);
+    emit_member(&mut a, R6, SA_USER_IP4, addrs, 1, normal);
+    emit_is_loopback4(&mut a, R6, SA_USER_IP4, lo);
+    a.ja(normal);
+    a.bind(lo);
+    emit_is_any(&mut a, R6, SA_MSG_SRC_IP4, 1, src_any);
+    let mut mine = addrs.to_vec();
+    mine.push([lback, 0, 0, 0]);
+    emit_member(&mut a, R6, SA_MSG_SRC_IP4, &mine, 1, src_ok);
+    a.ret(0);
+    a.bind(src_any);
+    a.mov32_imm(R3, lback).stx_w(R6, SA_MSG_SRC_IP4, R3);
+    a.bind(src_ok);
+    emit_loopback_target(&mut a, lback, addrs[0][0]);
+    a.bind(normal);
+    let rest = rewrite_or_check(SA_MSG_SRC_IP4, addrs, 1);
+    let mut head = a.finish();
+    head.extend(rest.into_iter().skip(1));
+    head
+}
+
+/// getpeername4 and recvmsg4 (`peer`), getsockname4 (not): the address
+/// shown, at user_ip4, reads 127.0.0.1 when it is `lback`, or when it is
+/// a locked address and the socket's other end is `lback` (a loopback
+/// connection that reached a service on all addresses).
+fn unmap_prog(peer: bool, addrs: &[[u32; 4]], lback: u32) -> Vec<bpf::Insn> {
+    let mut a = Asm::new();
+    let (local, done, locked) = (a.label(), a.label(), a.label());
+    a.mov(R6, R1);
+    a.ldx_w(R3, R6, SA_USER_IP4);
+    a.jeq32(R3, lback, local);
+    emit_member(&mut a, R6, SA_USER_IP4, addrs, 1, locked);
+    a.ja(done);
+    a.bind(locked);
+    a.ldx_dw(R2, R6, SA_SK);
+    a.ldx_w(R3, R2, if peer { SK_SRC_IP4 } else { SK_DST_IP4 });
+    a.jeq32(R3, lback, local);
+    a.ja(done);
+    a.bind(local);
+    a.mov32_imm(R3, localhost4()).stx_w(R6, SA_USER_IP4, R3);
+    a.bind(done);
+    a.ret(1);
+    a.finish()
+}
+
+/// connect6 and UDP sendmsg6: the host's ::1 and IPv4 loopback through
+/// ::ffff:127.0.0.0/104 are refused, then `rest` (whose first
+/// instruction, `r6 = r1`, this replaces).
+fn deny_loopback6(rest: Vec<bpf::Insn>) -> Vec<bpf::Insn> {
+    let mut a = Asm::new();
+    let (deny, not_one, not_mapped) = (a.label(), a.label(), a.label());
+    a.mov(R6, R1);
+    let one = words6(&Ipv6Addr::LOCALHOST);
+    for (i, w) in one.iter().enumerate() {
+        a.ldx_w(R3, R6, SA_USER_IP6 + 4 * i as i16);
+        if i == 3 {
+            a.jeq32(R3, *w, deny);
+        } else {
+            a.jne32(R3, *w, not_one);
+        }
+    }
+    a.bind(not_one);
+    a.ldx_w(R3, R6, SA_USER_IP6).jne32(R3, 0, not_mapped);
+    a.ldx_w(R3, R6, SA_USER_IP6 + 4).jne32(R3, 0, not_mapped);
+    a.ldx_w(R3, R6, SA_USER_IP6 + 8)
+        .jne32(R3, u32::from_ne_bytes([0, 0, 0xff, 0xff]), not_mapped);
+    emit_is_loopback4(&mut a, R6, SA_USER_IP6 + 12, deny);
+    a.ja(not_mapped);
+    a.bind(deny);
+    a.ret(0);
+    a.bind(not_mapped);
+    let mut head = a.finish();
+    head.extend(rest.into_iter().skip(1));
+    head
+}
+
 /// socket(): no sockets of a family the lock has no address for.
 fn sock_create_prog(deny_v4: bool, deny_v6: bool) -> Vec<bpf::Insn> {
     let mut a = Asm::new();
@@ -266,18 +520,21 @@ fn sock_create_prog(deny_v4: bool, deny_v6: bool) -> Vec<bpf::Insn> {
 }
 
 // Offsets in struct __sk_buff, and in the IPv4 and IPv6 headers.
+const SKB_MARK: i16 = 8;
 const SKB_PROTOCOL: i16 = 16;
 const ETH_P_IP_BE: u32 = 0x0008;
 const ETH_P_IPV6_BE: u32 = 0xDD86;
 const IP4_SRC: i32 = 12;
-const IP4_DST: i32 = 16;
 const IP6_SRC: i32 = 8;
 const IP6_DST: i32 = 24;
 
 /// Every packet of the cgroup's sockets (IP header first): going out,
 /// its source, coming in, its destination (or a broadcast address) must
-/// be locked; a family without locked addresses passes nothing.
-fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4]]) -> Vec<bpf::Insn> {
+/// be locked; a family without locked addresses passes nothing. With a
+/// loopback of its own (`lback`): what goes out to or from it gets the
+/// lock's mark (the address's own word), and what comes in for it must
+/// carry that mark — only the lock's own sockets reach it.
+fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4]], lback: Option<u32>) -> Vec<bpf::Insn> {
     let mut a = Asm::new();
     let (allow, drop, ip4, ip6) = (a.label(), a.label(), a.label(), a.label());
     a.mov(R6, R1);
@@ -299,10 +556,30 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
         a.bind(loaded);
     };
     a.bind(ip4);
-    load(&mut a, if ingress { IP4_DST } else { IP4_SRC }, 4);
-    emit_member(&mut a, R10, -16, v4, 1, allow);
+    // Source at fp-16, destination at fp-12.
+    load(&mut a, IP4_SRC, 8);
     if ingress {
-        emit_member(&mut a, R10, -16, bcast, 1, allow);
+        emit_member(&mut a, R10, -12, v4, 1, allow);
+        emit_member(&mut a, R10, -12, bcast, 1, allow);
+        if let Some(lb) = lback {
+            a.ldx_w(R3, R10, -12).jne32(R3, lb, drop);
+            a.ldx_w(R3, R6, SKB_MARK).jeq32(R3, lb, allow);
+        }
+    } else {
+        let mark = a.label();
+        if let Some(lb) = lback {
+            a.ldx_w(R3, R10, -16).jeq32(R3, lb, mark);
+            a.ldx_w(R3, R10, -12).jeq32(R3, lb, mark);
+        }
+        emit_member(&mut a, R10, -16, v4, 1, allow);
+        a.ja(drop);
+        a.bind(mark);
+        if let Some(lb) = lback {
+            a.mov32_imm(R3, lb).stx_w(R6, SKB_MARK, R3);
+            let mut mine = v4.to_vec();
+            mine.push([lb, 0, 0, 0]);
+            emit_member(&mut a, R10, -16, &mine, 1, allow);
+        }
     }
     a.ja(drop);
     a.bind(ip6);
@@ -330,38 +607,50 @@ pub fn programs(set: &AddrSet) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> 
     let v4: Vec<[u32; 4]> = set.v4.iter().map(|a| [words4(a), 0, 0, 0]).collect();
     let v6: Vec<[u32; 4]> = set.v6.iter().map(words6).collect();
     let bcast: Vec<[u32; 4]> = set.bcast.iter().map(|a| [words4(a), 0, 0, 0]).collect();
+    let lback = set.lback.filter(|_| set.wants_lback()).map(|a| words4(&a));
     out.push((
         "vsbox_in",
         PROG_TYPE_CGROUP_SKB,
         ATTACH_INET_INGRESS,
-        packet_prog(true, &v4, &v6, &bcast),
+        packet_prog(true, &v4, &v6, &bcast, lback),
     ));
     out.push((
         "vsbox_out",
         PROG_TYPE_CGROUP_SKB,
         ATTACH_INET_EGRESS,
-        packet_prog(false, &v4, &v6, &bcast),
+        packet_prog(false, &v4, &v6, &bcast, lback),
     ));
     if !set.v4.is_empty() {
-        out.push((
-            "vsbox_bind4",
-            PROG_TYPE_CGROUP_SOCK_ADDR,
-            ATTACH_INET4_BIND,
-            rewrite_or_check(SA_USER_IP4, &v4, 1),
-        ));
+        out.push(("vsbox_bind4", PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH_INET4_BIND, bind4_prog(&v4, lback)));
         out.push((
             "vsbox_conn4",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_INET4_CONNECT,
-            connect_prog(false, &v4),
+            connect4_prog(&v4, lback),
         ));
         out.push((
             "vsbox_send4",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_UDP4_SENDMSG,
-            rewrite_or_check(SA_MSG_SRC_IP4, &v4, 1),
+            send4_prog(&v4, lback),
         ));
     }
+    if let Some(lb) = lback {
+        for (name, atype, peer) in [
+            ("vsbox_peer4", ATTACH_INET4_GETPEERNAME, true),
+            ("vsbox_recv4", ATTACH_UDP4_RECVMSG, true),
+            ("vsbox_name4", ATTACH_INET4_GETSOCKNAME, false),
+        ] {
+            out.push((name, PROG_TYPE_CGROUP_SOCK_ADDR, atype, unmap_prog(peer, &v4, lb)));
+        }
+    }
+    let deny6 = |p: Vec<bpf::Insn>| {
+        if set.v6.contains(&Ipv6Addr::LOCALHOST) {
+            p
+        } else {
+            deny_loopback6(p)
+        }
+    };
     if !set.v6.is_empty() {
         out.push((
             "vsbox_bind6",
@@ -373,13 +662,13 @@ pub fn programs(set: &AddrSet) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> 
             "vsbox_conn6",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_INET6_CONNECT,
-            connect_prog(true, &v6),
+            deny6(connect_prog(true, &v6)),
         ));
         out.push((
             "vsbox_send6",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_UDP6_SENDMSG,
-            rewrite_or_check(SA_MSG_SRC_IP6, &v6, 4),
+            deny6(rewrite_or_check(SA_MSG_SRC_IP6, &v6, 4)),
         ));
     }
     out
@@ -391,7 +680,19 @@ pub fn lock_cgroup(dir: &Path, set: &AddrSet) -> Result<()> {
         let fd = bpf::load(name, ptype, atype, &code)?;
         bpf::attach(dir, &fd, atype)?;
     }
-    sys::setxattr(dir, XATTR_IP, set.to_string().as_bytes()).ctx(|| format!("record the lock on {}", dir.display()))
+    sys::setxattr(dir, XATTR_IP, set.to_string().as_bytes()).ctx(|| format!("record the lock on {}", dir.display()))?;
+    if let Some(lb) = set.lback.filter(|_| set.wants_lback()) {
+        sys::setxattr(dir, XATTR_LBACK, lb.to_string().as_bytes()).ctx(|| format!("record the loopback on {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// The loopback address recorded on a lock's directory, if any.
+pub fn lback_of(dir: &Path) -> Option<Ipv4Addr> {
+    sys::getxattr(dir, XATTR_LBACK)
+        .ok()
+        .flatten()
+        .and_then(|v| String::from_utf8_lossy(&v).parse().ok())
 }
 
 /// The lock on `dir` or an ancestor, if any.
@@ -459,5 +760,24 @@ mod tests {
             let _ = s.push("127.0.0.9".parse().unwrap());
         }
         assert_eq!(s.v4.len(), 2, "duplicates are kept once");
+    }
+
+    #[test]
+    fn a_lock_gets_its_own_loopback_unless_it_has_the_hosts() {
+        let mut s = AddrSet::default();
+        s.push("10.0.0.5".parse().unwrap()).unwrap();
+        s.lback = Some(lback_for_xid(49153));
+        assert_eq!(s.lback, Some(Ipv4Addr::new(127, 250, 192, 1)));
+        let names: Vec<_> = programs(&s).iter().map(|p| p.0).collect();
+        for n in ["vsbox_peer4", "vsbox_recv4", "vsbox_name4"] {
+            assert!(names.contains(&n), "{names:?}");
+        }
+        s.push("127.0.0.1".parse().unwrap()).unwrap();
+        assert!(!s.wants_lback());
+        assert!(!programs(&s).iter().any(|p| p.0 == "vsbox_peer4"));
+        for bad in ["127.0.0.1", "127.0.0.0", "127.255.255.255", "10.0.0.1"] {
+            assert!(!valid_lback(bad.parse().unwrap()), "{bad}");
+        }
+        assert!(valid_lback("127.250.0.0".parse().unwrap()));
     }
 }

@@ -146,6 +146,7 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], the
         if wants_listener {
             listener = Some(crate::seccomp::reboot_listener()?);
         }
+        crate::unixscope::scope_abstract()?;
         // The cgroup mounts went with the host's tree: nothing to seal.
         let policy = Policy {
             lock: cfg.flags & abi::VXF_LOCK != 0,
@@ -437,8 +438,18 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
     }
     owned.dirs.extend(launch::resource_dirs(reg, &dir, cfg.flags, nproc_limit(cfg))?);
     crate::devices::limit_cgroup(&dir, &cfg.devices)?;
-    let addrs = cfg.addresses()?;
+    let mut addrs = cfg.addresses()?;
     if !addrs.is_empty() {
+        if addrs.wants_lback() {
+            let lb = cfg.lback.unwrap_or_else(|| netlock::lback_for_xid(xid));
+            if let Some((other, _)) = reg.list().into_iter().find(|(x, d)| *x != xid && netlock::lback_of(d) == Some(lb)) {
+                return Err(Error::failed(
+                    format!("start server {}", g.name),
+                    format!("its loopback address {lb} is taken by context {other} (IPROOT_LBACK)"),
+                ));
+            }
+            addrs.lback = Some(lb);
+        }
         netlock::lock_cgroup(&dir, &addrs)?;
     }
     Ok((xid, owned))
@@ -485,6 +496,9 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     }
     g.hook("pre-start")?;
     hide_from_guest()?;
+    if let Some(why) = crate::unixscope::missing() {
+        eprintln!("{applet}: warning: {why}");
+    }
     let (xid, owned) = new_context(&reg, g, &cfg, again)?;
     let dir = owned.dirs[0].clone();
     if let Err(e) = add_aliases(&cfg, &dir) {
@@ -752,6 +766,7 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, cfg: &Config, payloa
                     keep.push(l.as_raw_fd());
                     std::mem::forget(l); // placed by keep_fds below
                 }
+                crate::unixscope::scope_abstract()?;
                 let policy = Policy {
                     lock: target.flags & abi::VXF_LOCK != 0,
                     spectator: false,
@@ -778,15 +793,28 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
     Ok(match g.running(&reg) {
         Some((xid, dir)) => {
             let procs = count_procs(&dir);
+            let lback = match netlock::lback_of(&dir) {
+                Some(lb) => format!("loopback: {lb} (its 127.0.0.1)\n"),
+                None => String::new(),
+            };
             (
                 true,
                 format!(
-                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\naddresses: {addrs}\n",
+                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\naddresses: {addrs}\n{lback}",
                     g.name
                 ),
             )
         }
-        None => (false, format!("Server {} is not running\naddresses: {addrs}\n", g.name)),
+        None => {
+            let set = cfg.addresses()?;
+            let lback = match (set.wants_lback(), cfg.lback, cfg.context) {
+                (false, ..) => String::new(),
+                (true, Some(lb), _) => format!("loopback: {lb} (its 127.0.0.1)\n"),
+                (true, None, Some(xid)) => format!("loopback: {} (its 127.0.0.1)\n", netlock::lback_for_xid(xid)),
+                (true, None, None) => "loopback: 127.250.X.Y from its context id (its 127.0.0.1)\n".to_owned(),
+            };
+            (false, format!("Server {} is not running\naddresses: {addrs}\n{lback}", g.name))
+        }
     })
 }
 
