@@ -572,9 +572,9 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
             a.ldx_w(R3, R10, -12).jeq32(R3, lb, mark);
         }
         emit_member(&mut a, R10, -16, v4, 1, allow);
-        a.ja(drop);
-        a.bind(mark);
         if let Some(lb) = lback {
+            a.ja(drop);
+            a.bind(mark);
             a.mov32_imm(R3, lb).stx_w(R6, SKB_MARK, R3);
             let mut mine = v4.to_vec();
             mine.push([lb, 0, 0, 0]);
