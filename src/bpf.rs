@@ -131,6 +131,11 @@ impl Asm {
         self.fixups.push((self.insns.len(), to));
         self.op(0x1e, dst, src, 0, 0)
     }
+    /// if dst > src (64-bit, unsigned) goto to
+    pub fn jgt_reg(&mut self, dst: u8, src: u8, to: Label) -> &mut Self {
+        self.fixups.push((self.insns.len(), to));
+        self.op(0x2d, dst, src, 0, 0)
+    }
     /// if dst == imm (64-bit) goto to
     pub fn jeq(&mut self, dst: u8, imm: i32, to: Label) -> &mut Self {
         self.jump(0x15, dst, imm, to)

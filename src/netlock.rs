@@ -521,6 +521,8 @@ fn sock_create_prog(deny_v4: bool, deny_v6: bool) -> Vec<bpf::Insn> {
 
 // Offsets in struct __sk_buff, and in the IPv4 and IPv6 headers.
 const SKB_MARK: i16 = 8;
+const SKB_DATA: i16 = 76;
+const SKB_DATA_END: i16 = 80;
 const SKB_PROTOCOL: i16 = 16;
 const ETH_P_IP_BE: u32 = 0x0008;
 const ETH_P_IPV6_BE: u32 = 0xDD86;
@@ -542,49 +544,69 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
     a.jeq32(R2, ETH_P_IP_BE, ip4);
     a.jeq32(R2, ETH_P_IPV6_BE, ip6);
     a.ret(1);
-    // Copies `len` bytes of the header at `off` to fp-16, or drops.
-    let load = |a: &mut Asm, off: i32, len: i32| {
-        let loaded = a.label();
+    // The header is read in place when it is in the linear part (it
+    // always is at this layer; a helper call per packet costs), else
+    // copied to fp-16 (`len` bytes from `off`) — or the packet dropped.
+    let header = |a: &mut Asm, need: i32, off: i32, len: i32, direct: Label, copied: Label| {
+        a.ldx_w(R7, R6, SKB_DATA).ldx_w(R8, R6, SKB_DATA_END);
+        a.mov(R4, R7).add_imm(R4, need);
+        let short = a.label();
+        a.jgt_reg(R4, R8, short);
+        a.ja(direct);
+        a.bind(short);
         a.mov(R1, R6)
             .mov_imm(R2, off)
             .mov(R3, R10)
             .add_imm(R3, -16)
             .mov_imm(R4, len)
             .call(bpf::HELPER_SKB_LOAD_BYTES);
-        a.jeq(R0, 0, loaded);
+        a.jeq(R0, 0, copied);
         a.ja(drop);
-        a.bind(loaded);
+    };
+    // The IPv4 decision, the source at `base + src`, the destination 4 on.
+    let decide4 = |a: &mut Asm, base: u8, src: i16| {
+        let dst = src + 4;
+        if ingress {
+            emit_member(a, base, dst, v4, 1, allow);
+            emit_member(a, base, dst, bcast, 1, allow);
+            if let Some(lb) = lback {
+                a.ldx_w(R3, base, dst).jne32(R3, lb, drop);
+                a.ldx_w(R3, R6, SKB_MARK).jeq32(R3, lb, allow);
+            }
+        } else {
+            let mark = a.label();
+            if let Some(lb) = lback {
+                a.ldx_w(R3, base, src).jeq32(R3, lb, mark);
+                a.ldx_w(R3, base, dst).jeq32(R3, lb, mark);
+            }
+            emit_member(a, base, src, v4, 1, allow);
+            if let Some(lb) = lback {
+                a.ja(drop);
+                a.bind(mark);
+                a.mov32_imm(R3, lb).stx_w(R6, SKB_MARK, R3);
+                let mut mine = v4.to_vec();
+                mine.push([lb, 0, 0, 0]);
+                emit_member(a, base, src, &mine, 1, allow);
+            }
+        }
+        a.ja(drop);
     };
     a.bind(ip4);
-    // Source at fp-16, destination at fp-12.
-    load(&mut a, IP4_SRC, 8);
-    if ingress {
-        emit_member(&mut a, R10, -12, v4, 1, allow);
-        emit_member(&mut a, R10, -12, bcast, 1, allow);
-        if let Some(lb) = lback {
-            a.ldx_w(R3, R10, -12).jne32(R3, lb, drop);
-            a.ldx_w(R3, R6, SKB_MARK).jeq32(R3, lb, allow);
-        }
-    } else {
-        let mark = a.label();
-        if let Some(lb) = lback {
-            a.ldx_w(R3, R10, -16).jeq32(R3, lb, mark);
-            a.ldx_w(R3, R10, -12).jeq32(R3, lb, mark);
-        }
-        emit_member(&mut a, R10, -16, v4, 1, allow);
-        if let Some(lb) = lback {
-            a.ja(drop);
-            a.bind(mark);
-            a.mov32_imm(R3, lb).stx_w(R6, SKB_MARK, R3);
-            let mut mine = v4.to_vec();
-            mine.push([lb, 0, 0, 0]);
-            emit_member(&mut a, R10, -16, &mine, 1, allow);
-        }
-    }
-    a.ja(drop);
+    let (direct, copied) = (a.label(), a.label());
+    header(&mut a, 20, IP4_SRC, 8, direct, copied);
+    a.bind(copied);
+    decide4(&mut a, R10, -16);
+    a.bind(direct);
+    decide4(&mut a, R7, IP4_SRC as i16);
     a.bind(ip6);
-    load(&mut a, if ingress { IP6_DST } else { IP6_SRC }, 16);
+    let (direct, copied) = (a.label(), a.label());
+    let off = if ingress { IP6_DST } else { IP6_SRC };
+    header(&mut a, 40, off, 16, direct, copied);
+    a.bind(copied);
     emit_member(&mut a, R10, -16, v6, 4, allow);
+    a.ja(drop);
+    a.bind(direct);
+    emit_member(&mut a, R7, off as i16, v6, 4, allow);
     a.bind(drop);
     a.ret(0);
     a.bind(allow);

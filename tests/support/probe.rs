@@ -566,6 +566,28 @@ fn main() {
             }),
             |s| s,
         ),
+        // N TCP connections to a listener of this process on IP, each
+        // accepted and closed; prints the rate (connections a second).
+        ["tcp-rate", ip, n] => {
+            let n: u32 = n.parse().unwrap();
+            let l = match TcpListener::bind(addr(ip, "0")) {
+                Ok(l) => l,
+                Err(e) => std::process::exit(report::<()>(Err(e), |_| String::new())),
+            };
+            let to = SocketAddr::new(addr(ip, "0").ip(), l.local_addr().unwrap().port());
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                let c = match TcpStream::connect(to) {
+                    Ok(c) => c,
+                    Err(e) => std::process::exit(report::<()>(Err(e), |_| String::new())),
+                };
+                let (s, _) = l.accept().unwrap();
+                drop(s);
+                drop(c);
+            }
+            println!("OK {:.0}", f64::from(n) / start.elapsed().as_secs_f64());
+            0
+        }
         ["exists", path] => report(std::fs::symlink_metadata(path), |_| (*path).to_owned()),
         ["uname"] => {
             let u = nix_uname();
