@@ -35,6 +35,7 @@ pub mod paths;
 pub mod proctable;
 pub mod reboot;
 pub mod report;
+pub mod resolv;
 pub mod rootfs;
 pub mod seccomp;
 pub mod sys;

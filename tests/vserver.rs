@@ -480,10 +480,33 @@ fn copy_guest_runs_the_hosts_own_userland() {
             let _ = (self.0)(&["stop"]);
         }
     }
-    let build = run(&["build"]);
+    // The host's resolver is a local stub (as with systemd-resolved): in
+    // a mount namespace of the build's own, /etc/resolv.conf names
+    // 127.0.0.53 and the stub's upstream list is in /run.
+    let stub = env.dir.path().join("stub-resolv.conf");
+    std::fs::write(&stub, "nameserver 127.0.0.53\noptions edns0\nsearch lan\n").unwrap();
+    let script = format!(
+        "mount --make-rprivate / && mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/resolve && \
+         echo 'nameserver 192.0.2.53' > /run/systemd/resolve/resolv.conf && \
+         mount --bind {} /etc/resolv.conf && exec \"$0\" {name} build",
+        stub.display()
+    );
+    let cmd = env.cmd("vserver");
+    let build = Out::from(
+        std::process::Command::new("unshare")
+            .args(["-m", "--", "sh", "-c", &script])
+            .arg(env.dir.path().join("bin/vserver"))
+            .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    );
     build.ok();
     assert!(build.stderr.contains("copied"), "{build:?}");
+    assert!(build.stderr.contains("upstream servers 192.0.2.53"), "{build:?}");
     let root = env.dir.path().join("vservers").join(&name);
+    let resolv = std::fs::read_to_string(root.join("etc/resolv.conf")).unwrap();
+    assert!(resolv.ends_with("options edns0\nsearch lan\nnameserver 192.0.2.53\n"), "{resolv}");
     for d in ["usr/bin", "etc", "var", "proc", "dev", "tmp"] {
         assert!(root.join(d).is_dir(), "{d}");
     }
