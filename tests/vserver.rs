@@ -764,6 +764,40 @@ fn debootstrap_builds_a_debian_guest() {
     let out = run(&["suexec", "nobody", "id", "-u"]);
     assert_eq!(out.line(), "65534", "{out:?}");
     run(&["stop"]).ok();
+    // A real daemon whose Debian configuration binds 127.0.0.1: memcached
+    // (-l 127.0.0.1 in /etc/memcached.conf). Installed without starting it
+    // (policy-rc.d), then started by the guest's own rc with IPROOT.
+    let root = env.dir.path().join("vservers").join(&name);
+    let policy = root.join("usr/sbin/policy-rc.d");
+    std::fs::write(&policy, "#!/bin/sh\nexit 101\n").unwrap();
+    std::fs::set_permissions(&policy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = run(&["exec", "apt-get", "install", "-y", "-q", "--no-install-recommends", "memcached"]);
+    std::fs::remove_file(&policy).unwrap();
+    if out.code != 0 && unreachable.iter().any(|m| out.stdout.contains(m) || out.stderr.contains(m)) {
+        eprintln!("NOTE {}: apt-get could not download memcached", module_path!());
+        return;
+    }
+    assert_eq!(out.code, 0, "{out:?}");
+    std::fs::copy(PROBE, root.join("usr/local/bin/probe")).unwrap();
+    let conf = env.dir.path().join("etc").join(format!("{name}.conf"));
+    std::fs::write(&conf, format!("IPROOT={}\n", loopback())).unwrap();
+    struct Stop<'a>(&'a dyn Fn(&[&str]) -> Out);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["stop"]);
+        }
+    }
+    let _stop = Stop(&run);
+    run(&["start"]).ok();
+    let out = run(&["exec", "probe", "tcp-say", "127.0.0.1", "11211", "version"]);
+    assert!(out.stdout.starts_with("OK VERSION "), "{out:?}");
+    let host = Out::from(
+        std::process::Command::new(PROBE)
+            .args(["tcp-say", "127.0.0.1", "11211", "version"])
+            .output()
+            .unwrap(),
+    );
+    assert!(!host.stdout.starts_with("OK"), "the guest's memcached answers the host: {host:?}");
 }
 
 #[test]

@@ -588,6 +588,17 @@ fn main() {
             println!("OK {:.0}", f64::from(n) / start.elapsed().as_secs_f64());
             0
         }
+        // A line-protocol request (memcached, SMTP…): TEXT and CRLF, then
+        // the first line of the answer.
+        ["tcp-say", ip, port, text] => report(
+            TcpStream::connect_timeout(&addr(ip, port), std::time::Duration::from_secs(3)).and_then(|mut s| {
+                write!(s, "{text}\r\n")?;
+                let mut line = String::new();
+                std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut line)?;
+                Ok(line.trim().to_owned())
+            }),
+            |s| s,
+        ),
         ["exists", path] => report(std::fs::symlink_metadata(path), |_| (*path).to_owned()),
         ["uname"] => {
             let u = nix_uname();
