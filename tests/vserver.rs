@@ -766,7 +766,8 @@ fn debootstrap_builds_a_debian_guest() {
     run(&["stop"]).ok();
     // A real daemon whose Debian configuration binds 127.0.0.1: memcached
     // (-l 127.0.0.1 in /etc/memcached.conf). Installed without starting it
-    // (policy-rc.d), then started by the guest's own rc with IPROOT.
+    // (policy-rc.d), then started with IPROOT by its own init script
+    // (minbase has no rc to start it at boot).
     let root = env.dir.path().join("vservers").join(&name);
     let policy = root.join("usr/sbin/policy-rc.d");
     std::fs::write(&policy, "#!/bin/sh\nexit 101\n").unwrap();
@@ -789,8 +790,10 @@ fn debootstrap_builds_a_debian_guest() {
     }
     let _stop = Stop(&run);
     run(&["start"]).ok();
-    let out = run(&["exec", "probe", "tcp-say", "127.0.0.1", "11211", "version"]);
-    assert!(out.stdout.starts_with("OK VERSION "), "{out:?}");
+    run(&["service", "memcached", "start"]).ok();
+    // It answers once it has daemonized and bound.
+    let ask = || run(&["exec", "probe", "tcp-say", "127.0.0.1", "11211", "version"]);
+    assert!(eventually(10, || ask().stdout.starts_with("OK VERSION ")), "{:?}", ask());
     let host = Out::from(
         std::process::Command::new(PROBE)
             .args(["tcp-say", "127.0.0.1", "11211", "version"])
