@@ -696,11 +696,25 @@ pub fn programs(set: &AddrSet) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> 
     out
 }
 
+/// The programs only the lock's own loopback needs (Linux 5.8's hooks).
+const LBACK_PROGRAMS: &[&str] = &["vsbox_peer4", "vsbox_recv4", "vsbox_name4"];
+
 /// Locks every process in cgroup `dir` (now and later) to `set`.
 pub fn lock_cgroup(dir: &Path, set: &AddrSet) -> Result<()> {
     for (name, ptype, atype, code) in programs(set) {
-        let fd = bpf::load(name, ptype, atype, &code)?;
-        bpf::attach(dir, &fd, atype)?;
+        let attached = bpf::load(name, ptype, atype, &code).and_then(|fd| bpf::attach(dir, &fd, atype));
+        if let Err(mut e) = attached {
+            if !LBACK_PROGRAMS.contains(&name) {
+                return Err(e);
+            }
+            // Said plainly: what the kernel lacks, and the way around it.
+            e.msg = format!(
+                "{}: the lock's own 127.0.0.1 needs the cgroup getsockname, getpeername and recvmsg hooks \
+                 (Linux 5.8); with 127.0.0.1 among its addresses the lock shares the host's loopback instead",
+                e.msg
+            );
+            return Err(e);
+        }
     }
     sys::setxattr(dir, XATTR_IP, set.to_string().as_bytes()).ctx(|| format!("record the lock on {}", dir.display()))?;
     if let Some(lb) = set.lback.filter(|_| set.wants_lback()) {
