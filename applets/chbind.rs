@@ -70,9 +70,11 @@ fn run(args: Args, name: &str) -> Result<i32> {
         }
         netlock::lock_cgroup(&dir, &set)?;
         if !args.silent {
-            match set.lback {
-                Some(lb) => eprintln!("ipv4root is now {set} (its 127.0.0.1 is {lb})"),
-                None => eprintln!("ipv4root is now {set}"),
+            // The original's line as it was (scripts read it), then the
+            // loopback on a line of its own.
+            eprintln!("ipv4root is now {set}");
+            if let Some(lb) = set.lback {
+                eprintln!("lback is now {lb} (its 127.0.0.1)");
             }
         }
         let lock = std::fs::File::open(&dir).ctx(|| format!("open {}", dir.display()))?;

@@ -233,9 +233,14 @@ fn a_locked_localhost_service_is_reachable_from_nowhere_else() {
             .spawn()
             .unwrap());
         assert_eq!(read_line(&mut s.0), format!("LISTEN 127.0.0.1:{port}"));
-        let mut err = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(s.0.stderr.as_mut().unwrap()), &mut err).unwrap();
-        let lback = err.trim().rsplit(' ').next().unwrap().trim_end_matches(')').to_owned();
+        let mut err = std::io::BufRead::lines(std::io::BufReader::new(s.0.stderr.take().unwrap()));
+        assert_eq!(err.next().unwrap().unwrap(), format!("ipv4root is now {ip}"));
+        let line = err.next().unwrap().unwrap();
+        let lback = line
+            .strip_prefix("lback is now ")
+            .unwrap()
+            .trim_end_matches(" (its 127.0.0.1)")
+            .to_owned();
         (s, lback)
     };
     let (_one, lback) = serve("one");
