@@ -68,7 +68,7 @@ fn run(args: Args, name: &str) -> Result<i32> {
         if set.wants_lback() {
             set.lback = Some(netlock::lback_for_cgroup(&dir)?);
         }
-        netlock::lock_cgroup(&dir, &set)?;
+        netlock::lock_cgroup(&layout, &dir, &set)?;
         if !args.silent {
             // The original's line as it was (scripts read it), then the
             // loopback on a line of its own.

@@ -23,8 +23,11 @@
 //! - bind to 127.0.0.0/8 binds L instead;
 //! - TCP/UDP to 127.0.0.0/8 goes from L to the lock's own service on that
 //!   port: the one bound to L, else the one on the first locked address
-//!   (where a bind to all addresses went); with neither, EPERM — never a
-//!   host service; ::1 and ::ffff:127.0.0.0/104 are refused likewise;
+//!   (where a bind to all addresses went); to another 127.x address, a
+//!   service another lock bound to its own address there is reached as
+//!   it is (marked at bind in a socket storage all locks share); with
+//!   none, EPERM — never a host service; ::1 and ::ffff:127.0.0.0/104
+//!   are refused likewise;
 //! - packets to L must carry the lock's mark, which only its own sockets
 //!   put on what they send to or from L: nobody outside reaches L;
 //! - getsockname, getpeername, accept and recvfrom show L as 127.0.0.1.
@@ -34,11 +37,12 @@
 //! process is moved into a cgroup namespace rooted at its lock, from which
 //! it cannot move its processes out.
 
-use crate::bpf::{self, Asm, Label, R0, R1, R10, R2, R3, R4, R5, R6, R7, R8};
+use crate::bpf::{self, Asm, Label, R0, R1, R10, R2, R3, R4, R5, R6, R7, R8, R9};
 use crate::cgroup::{self, Layout};
 use crate::error::{Context, Error, Result};
 use crate::sys;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Extended attribute recording a lock on its cgroup directory.
@@ -202,6 +206,8 @@ const SK_SRC_IP6: i16 = 28;
 const SK_DST_IP4: i16 = 52;
 const IPPROTO_TCP: u32 = 6;
 const IPPROTO_UDP: u32 = 17;
+const SK_STORAGE_F_CREATE: i32 = 1;
+const MAP_F_NO_PREALLOC: u32 = 1;
 /// 127.0.0.1 as a word (see [`words4`]).
 fn localhost4() -> u32 {
     words4(&Ipv4Addr::LOCALHOST)
@@ -310,15 +316,31 @@ fn emit_is_loopback4(a: &mut Asm, base: u8, off: i16, yes: Label) {
     a.jeq32(R3, 127, yes);
 }
 
+/// A destination address for [`emit_lookup`]: known when the program is
+/// built, or the context's user_ip4.
+#[derive(Clone, Copy)]
+enum Dst {
+    Const(u32),
+    Ctx,
+}
+
 /// Looks up the socket of protocol `helper` (bpf_sk_lookup_tcp/udp) that
-/// would receive for `addr` on the port the context's user_port names;
-/// jumps to `found` when there is one bound to `addr` itself (not to the
-/// wildcard: a host service on all addresses is not the lock's).
-fn emit_lookup(a: &mut Asm, helper: i32, addr: u32, found: Label) {
+/// would receive for `dst` on the port the context's user_port names;
+/// jumps to `found` when there is one bound to that address itself (not
+/// to the wildcard: a host service on all addresses is not the lock's)
+/// and, with `tags`, bound by a lock (marked in that socket storage).
+fn emit_lookup(a: &mut Asm, helper: i32, dst: Dst, tags: Option<i32>, found: Label) {
     let miss = a.label();
+    let load_dst = |a: &mut Asm, reg: u8| {
+        match dst {
+            Dst::Const(w) => a.mov32_imm(reg, w),
+            Dst::Ctx => a.ldx_w(reg, R6, SA_USER_IP4),
+        };
+    };
     // struct bpf_sock_tuple.ipv4 at fp-48: saddr, daddr, sport, dport.
     a.st_dw_zero(R10, -48).st_dw_zero(R10, -40);
-    a.st_w(R10, -44, addr);
+    load_dst(a, R2);
+    a.stx_w(R10, -44, R2);
     a.ldx_w(R2, R6, SA_USER_PORT).stx_h(R10, -38, R2);
     a.mov(R1, R6)
         .mov(R2, R10)
@@ -330,40 +352,119 @@ fn emit_lookup(a: &mut Asm, helper: i32, addr: u32, found: Label) {
     a.jeq(R0, 0, miss);
     a.mov(R7, R0);
     a.ldx_w(R8, R7, SK_SRC_IP4);
+    if let Some(map) = tags {
+        let untagged = a.label();
+        a.mov_imm(R9, 0);
+        a.ld_map_fd(R1, map)
+            .mov(R2, R7)
+            .mov_imm(R3, 0)
+            .mov_imm(R4, 0)
+            .call(bpf::HELPER_SK_STORAGE_GET);
+        a.jeq(R0, 0, untagged);
+        a.ldx_dw(R9, R0, 0);
+        a.bind(untagged);
+    }
     a.mov(R1, R7).call(bpf::HELPER_SK_RELEASE);
-    a.mov32_imm(R3, addr);
-    a.jeq32_reg(R8, R3, found);
+    load_dst(a, R3);
+    if tags.is_some() {
+        let same = a.label();
+        a.jeq32_reg(R8, R3, same);
+        a.ja(miss);
+        a.bind(same);
+        a.jeq(R9, 0, miss);
+        a.ja(found);
+    } else {
+        a.jeq32_reg(R8, R3, found);
+    }
     a.bind(miss);
 }
 
-/// The destination at `r6 + SA_USER_IP4` is in 127.0.0.0/8: send it to
-/// the lock's own service on that port (bound to `lback`, else to the
-/// first locked address), or refuse. The protocol decides the lookup;
-/// other sockets (ping) just go to `lback`.
-fn emit_loopback_target(a: &mut Asm, lback: u32, first: u32) {
-    let (to_lback, to_first, tcp, udp, deny) = (a.label(), a.label(), a.label(), a.label(), a.label());
+/// Which hook a loopback program is for: connect (the source is the
+/// socket's address) or UDP sendmsg (the datagram's, msg_src_ip4).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Connect,
+    Send,
+}
+
+/// The source for a chosen destination: `addr`, unless the socket (or
+/// datagram) has one of `ok` already; anything else is refused.
+fn emit_source(a: &mut Asm, via: Via, addr: u32, ok: &[[u32; 4]]) {
+    let done = a.label();
+    match via {
+        Via::Connect => {
+            // bpf_bind() to addr (port 0: the kernel picks one at connect).
+            a.st_dw_zero(R10, -16).st_dw_zero(R10, -8);
+            a.st_h(R10, -16, AF_INET as u16);
+            a.st_w(R10, -12, addr);
+            a.mov(R1, R6).mov(R2, R10).add_imm(R2, -16).mov_imm(R3, 16).call(bpf::HELPER_BIND);
+            a.jeq(R0, 0, done);
+            a.ldx_dw(R2, R6, SA_SK);
+            emit_member(a, R2, SK_SRC_IP4, ok, 1, done);
+            a.ret(0);
+        }
+        Via::Send => {
+            let any = a.label();
+            emit_is_any(a, R6, SA_MSG_SRC_IP4, 1, any);
+            emit_member(a, R6, SA_MSG_SRC_IP4, ok, 1, done);
+            a.ret(0);
+            a.bind(any);
+            a.mov32_imm(R3, addr).stx_w(R6, SA_MSG_SRC_IP4, R3);
+        }
+    }
+    a.bind(done);
+}
+
+/// The destination at `r6 + SA_USER_IP4` is in 127.0.0.0/8 and not
+/// locked. 127.0.0.1 and `lback` are the lock's own loopback: the lock's
+/// service on that port, bound to `lback`, else on the first locked
+/// address (a bind to all addresses), from `lback`. Another 127.x address
+/// may be another lock's own address (guests on loopback aliases): a
+/// service bound there by a lock (`tags`) is reached as it is, from the
+/// first locked address; failing that, the lock's own loopback again.
+/// With none of these, EPERM — never a host service. Other protocols
+/// (ping) just go to `lback`.
+fn emit_loopback(a: &mut Asm, via: Via, addrs: &[[u32; 4]], lback: u32, tags: Option<i32>) {
+    let first = addrs[0][0];
+    let mut mine = addrs.to_vec();
+    mine.push([lback, 0, 0, 0]);
+    let (to_lback, to_first, to_other, deny) = (a.label(), a.label(), a.label(), a.label());
+    let (tcp, udp) = (a.label(), a.label());
     a.ldx_w(R2, R6, SA_PROTOCOL);
     a.jeq32(R2, IPPROTO_TCP, tcp);
     a.jeq32(R2, IPPROTO_UDP, udp);
     a.ja(to_lback);
     for (label, helper) in [(tcp, bpf::HELPER_SK_LOOKUP_TCP), (udp, bpf::HELPER_SK_LOOKUP_UDP)] {
         a.bind(label);
-        emit_lookup(a, helper, lback, to_lback);
-        emit_lookup(a, helper, first, to_first);
+        if tags.is_some() {
+            let own = a.label();
+            a.ldx_w(R3, R6, SA_USER_IP4);
+            a.jeq32(R3, localhost4(), own);
+            a.jeq32(R3, lback, own);
+            emit_lookup(a, helper, Dst::Ctx, tags, to_other);
+            a.bind(own);
+        }
+        emit_lookup(a, helper, Dst::Const(lback), None, to_lback);
+        emit_lookup(a, helper, Dst::Const(first), None, to_first);
         a.ja(deny);
     }
     a.bind(deny);
     a.ret(0);
-    a.bind(to_first);
-    a.mov32_imm(R3, first).stx_w(R6, SA_USER_IP4, R3);
+    a.bind(to_other);
+    emit_source(a, via, first, addrs);
     a.ret(1);
-    a.bind(to_lback);
-    a.mov32_imm(R3, lback).stx_w(R6, SA_USER_IP4, R3);
-    a.ret(1);
+    for (label, to) in [(to_first, first), (to_lback, lback)] {
+        a.bind(label);
+        emit_source(a, via, lback, &mine);
+        a.mov32_imm(R3, to).stx_w(R6, SA_USER_IP4, R3);
+        a.ret(1);
+    }
 }
 
-/// bind4: as [`rewrite_or_check`], and 127.0.0.0/8 becomes `lback`.
-fn bind4_prog(addrs: &[[u32; 4]], lback: Option<u32>) -> Vec<bpf::Insn> {
+/// bind4: as [`rewrite_or_check`], and 127.0.0.0/8 becomes `lback`; a
+/// socket bound to a locked address is marked in `tags`, so that other
+/// locks may reach it on a loopback address.
+fn bind4_prog(addrs: &[[u32; 4]], lback: Option<u32>, tags: Option<i32>) -> Vec<bpf::Insn> {
     let Some(lback) = lback else {
         return rewrite_or_check(SA_USER_IP4, addrs, 1);
     };
@@ -380,70 +481,43 @@ fn bind4_prog(addrs: &[[u32; 4]], lback: Option<u32>) -> Vec<bpf::Insn> {
     a.bind(any);
     emit_store_first(&mut a, SA_USER_IP4, &addrs[0], 1);
     a.bind(allow);
+    if let Some(map) = tags {
+        let done = a.label();
+        a.ldx_dw(R2, R6, SA_SK);
+        a.ld_map_fd(R1, map)
+            .mov_imm(R3, 0)
+            .mov_imm(R4, SK_STORAGE_F_CREATE)
+            .call(bpf::HELPER_SK_STORAGE_GET);
+        a.jeq(R0, 0, done);
+        a.mov_imm(R1, 1).stx_dw(R0, 0, R1);
+        a.bind(done);
+    }
     a.ret(1);
     a.finish()
 }
 
-/// connect4: 127.0.0.0/8 (not locked) is the lock's own loopback: the
-/// socket is bound to `lback` (or must be bound to it or a locked
-/// address), then sent to the lock's service; otherwise [`connect_prog`].
-fn connect4_prog(addrs: &[[u32; 4]], lback: Option<u32>) -> Vec<bpf::Insn> {
+/// connect4 and UDP sendmsg4: 127.0.0.0/8 (not locked) as
+/// [`emit_loopback`] says; otherwise [`connect_prog`] or
+/// [`rewrite_or_check`] on the source.
+fn loopback4_prog(via: Via, addrs: &[[u32; 4]], lback: Option<u32>, tags: Option<i32>) -> Vec<bpf::Insn> {
+    let rest = match via {
+        Via::Connect => connect_prog(false, addrs),
+        Via::Send => rewrite_or_check(SA_MSG_SRC_IP4, addrs, 1),
+    };
     let Some(lback) = lback else {
-        return connect_prog(false, addrs);
+        return rest;
     };
     let mut a = Asm::new();
-    let (normal, lo, bound) = (a.label(), a.label(), a.label());
+    let (normal, lo) = (a.label(), a.label());
     a.mov(R6, R1);
     emit_member(&mut a, R6, SA_USER_IP4, addrs, 1, normal);
     emit_is_loopback4(&mut a, R6, SA_USER_IP4, lo);
     a.ja(normal);
     a.bind(lo);
-    a.st_dw_zero(R10, -16).st_dw_zero(R10, -8);
-    a.st_h(R10, -16, AF_INET as u16);
-    a.st_w(R10, -12, lback);
-    a.mov(R1, R6).mov(R2, R10).add_imm(R2, -16).mov_imm(R3, 16).call(bpf::HELPER_BIND);
-    a.jeq(R0, 0, bound);
-    a.ldx_dw(R2, R6, SA_SK);
-    let mut mine = addrs.to_vec();
-    mine.push([lback, 0, 0, 0]);
-    emit_member(&mut a, R2, SK_SRC_IP4, &mine, 1, bound);
-    a.ret(0);
-    a.bind(bound);
-    emit_loopback_target(&mut a, lback, addrs[0][0]);
+    emit_loopback(&mut a, via, addrs, lback, tags);
     a.bind(normal);
-    let rest = connect_prog(false, addrs);
     let mut head = a.finish();
     head.extend(rest.into_iter().skip(1)); // its own `r6 = r1`
-    head
-}
-
-/// UDP sendmsg4: to 127.0.0.0/8 (not locked), the source becomes
-/// `lback` (or must be it or a locked address) and the destination the
-/// lock's own service; otherwise [`rewrite_or_check`] on the source.
-fn send4_prog(addrs: &[[u32; 4]], lback: Option<u32>) -> Vec<bpf::Insn> {
-    let Some(lback) = lback else {
-        return rewrite_or_check(SA_MSG_SRC_IP4, addrs, 1);
-    };
-    let mut a = Asm::new();
-    let (normal, lo, src_any, src_ok) = (a.label(), a.label(), a.label(), a.label());
-    a.mov(R6, R1);
-    emit_member(&mut a, R6, SA_USER_IP4, addrs, 1, normal);
-    emit_is_loopback4(&mut a, R6, SA_USER_IP4, lo);
-    a.ja(normal);
-    a.bind(lo);
-    emit_is_any(&mut a, R6, SA_MSG_SRC_IP4, 1, src_any);
-    let mut mine = addrs.to_vec();
-    mine.push([lback, 0, 0, 0]);
-    emit_member(&mut a, R6, SA_MSG_SRC_IP4, &mine, 1, src_ok);
-    a.ret(0);
-    a.bind(src_any);
-    a.mov32_imm(R3, lback).stx_w(R6, SA_MSG_SRC_IP4, R3);
-    a.bind(src_ok);
-    emit_loopback_target(&mut a, lback, addrs[0][0]);
-    a.bind(normal);
-    let rest = rewrite_or_check(SA_MSG_SRC_IP4, addrs, 1);
-    let mut head = a.finish();
-    head.extend(rest.into_iter().skip(1));
     head
 }
 
@@ -614,8 +688,10 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
     a.finish()
 }
 
-/// The programs for a lock: (name, program type, attach type, code).
-pub fn programs(set: &AddrSet) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> {
+/// The programs for a lock: (name, program type, attach type, code);
+/// `tags`: the descriptor of the socket storage that marks sockets bound
+/// by locks (see [`tag_map`]).
+pub fn programs(set: &AddrSet, tags: Option<i32>) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> {
     use bpf::*;
     let mut out = Vec::new();
     if set.v4.is_empty() || set.v6.is_empty() {
@@ -643,18 +719,23 @@ pub fn programs(set: &AddrSet) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> 
         packet_prog(false, &v4, &v6, &bcast, lback),
     ));
     if !set.v4.is_empty() {
-        out.push(("vsbox_bind4", PROG_TYPE_CGROUP_SOCK_ADDR, ATTACH_INET4_BIND, bind4_prog(&v4, lback)));
+        out.push((
+            "vsbox_bind4",
+            PROG_TYPE_CGROUP_SOCK_ADDR,
+            ATTACH_INET4_BIND,
+            bind4_prog(&v4, lback, tags),
+        ));
         out.push((
             "vsbox_conn4",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_INET4_CONNECT,
-            connect4_prog(&v4, lback),
+            loopback4_prog(Via::Connect, &v4, lback, tags),
         ));
         out.push((
             "vsbox_send4",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_UDP4_SENDMSG,
-            send4_prog(&v4, lback),
+            loopback4_prog(Via::Send, &v4, lback, tags),
         ));
     }
     if let Some(lb) = lback {
@@ -700,8 +781,12 @@ pub fn programs(set: &AddrSet) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> 
 const LBACK_PROGRAMS: &[&str] = &["vsbox_peer4", "vsbox_recv4", "vsbox_name4"];
 
 /// Locks every process in cgroup `dir` (now and later) to `set`.
-pub fn lock_cgroup(dir: &Path, set: &AddrSet) -> Result<()> {
-    for (name, ptype, atype, code) in programs(set) {
+pub fn lock_cgroup(layout: &Layout, dir: &Path, set: &AddrSet) -> Result<()> {
+    let tags = match set.lback.filter(|_| set.wants_lback()) {
+        Some(_) => Some(tag_map(layout)?),
+        None => None,
+    };
+    for (name, ptype, atype, code) in programs(set, tags.as_ref().map(|t| t.as_raw_fd())) {
         let attached = bpf::load(name, ptype, atype, &code).and_then(|fd| bpf::attach(dir, &fd, atype));
         if let Err(mut e) = attached {
             if !LBACK_PROGRAMS.contains(&name) {
@@ -721,6 +806,35 @@ pub fn lock_cgroup(dir: &Path, set: &AddrSet) -> Result<()> {
         sys::setxattr(dir, XATTR_LBACK, lb.to_string().as_bytes()).ctx(|| format!("record the loopback on {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// On the cgroup root: the id of the socket storage marking sockets bound
+/// by locks to their own addresses.
+pub const XATTR_TAGS: &str = "trusted.vsbox.locktags";
+
+/// The socket storage (one for all locks) in which a lock's bind marks a
+/// socket bound to one of its addresses, so that another lock may reach
+/// that service on a loopback address (guests on 127.x aliases) while the
+/// host's loopback services stay out of reach. Found again by the id
+/// recorded on the cgroup root; made (under a lock on the root) when
+/// there is none yet or the last user has gone with it.
+pub fn tag_map(layout: &Layout) -> Result<OwnedFd> {
+    let root = &layout.v2;
+    let dir = std::fs::File::open(root).ctx(|| format!("open {}", root.display()))?;
+    let _held = nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| Error::sys(format!("lock {}", root.display()), e))?;
+    let recorded = sys::getxattr(root, XATTR_TAGS)
+        .ok()
+        .flatten()
+        .and_then(|v| String::from_utf8_lossy(&v).parse::<u32>().ok());
+    if let Some(map) = recorded.and_then(|id| bpf::map_by_id(id).ok()) {
+        return Ok(map);
+    }
+    let btf = bpf::btf_int_u64()?;
+    let map = bpf::map_create(bpf::MAP_TYPE_SK_STORAGE, 4, 8, MAP_F_NO_PREALLOC, Some((&btf, 1, 2)))?;
+    sys::setxattr(root, XATTR_TAGS, bpf::map_id(&map)?.to_string().as_bytes())
+        .ctx(|| format!("record the lock's socket marks on {}", root.display()))?;
+    Ok(map)
 }
 
 /// The loopback address recorded on a lock's directory, if any.
@@ -785,13 +899,13 @@ mod tests {
     fn program_set_follows_the_families() {
         let mut s = AddrSet::default();
         s.push("127.0.0.2".parse().unwrap()).unwrap();
-        let names: Vec<_> = programs(&s).iter().map(|p| p.0).collect();
+        let names: Vec<_> = programs(&s, None).iter().map(|p| p.0).collect();
         assert_eq!(
             names,
             ["vsbox_sock", "vsbox_in", "vsbox_out", "vsbox_bind4", "vsbox_conn4", "vsbox_send4"]
         );
         s.push("::1".parse().unwrap()).unwrap();
-        assert_eq!(programs(&s).len(), 8);
+        assert_eq!(programs(&s, None).len(), 8);
         for _ in 0..20 {
             let _ = s.push("127.0.0.9".parse().unwrap());
         }
@@ -804,13 +918,13 @@ mod tests {
         s.push("10.0.0.5".parse().unwrap()).unwrap();
         s.lback = Some(lback_for_xid(49153));
         assert_eq!(s.lback, Some(Ipv4Addr::new(127, 250, 192, 1)));
-        let names: Vec<_> = programs(&s).iter().map(|p| p.0).collect();
+        let names: Vec<_> = programs(&s, None).iter().map(|p| p.0).collect();
         for n in ["vsbox_peer4", "vsbox_recv4", "vsbox_name4"] {
             assert!(names.contains(&n), "{names:?}");
         }
         s.push("127.0.0.1".parse().unwrap()).unwrap();
         assert!(!s.wants_lback());
-        assert!(!programs(&s).iter().any(|p| p.0 == "vsbox_peer4"));
+        assert!(!programs(&s, None).iter().any(|p| p.0 == "vsbox_peer4"));
         for bad in ["127.0.0.1", "127.0.0.0", "127.255.255.255", "10.0.0.1"] {
             assert!(!valid_lback(bad.parse().unwrap()), "{bad}");
         }

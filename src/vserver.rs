@@ -450,7 +450,7 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
             }
             addrs.lback = Some(lb);
         }
-        netlock::lock_cgroup(&dir, &addrs)?;
+        netlock::lock_cgroup(&reg.layout, &dir, &addrs)?;
     }
     Ok((xid, owned))
 }

@@ -218,6 +218,62 @@ fn a_locked_commands_localhost_is_its_own() {
 }
 
 #[test]
+fn locks_on_loopback_addresses_reach_each_other_but_not_the_hosts_services() {
+    require_root!();
+    let env = Env::new();
+    let (a, b) = (loopback(), loopback());
+    let locked = |ip: &str, args: &[&str]| {
+        let mut full = vec!["--silent", "--ip", ip, "--", PROBE];
+        full.extend_from_slice(args);
+        env.run("chbind", &full)
+    };
+    // A's service on all addresses (its address), and one on its 127.0.0.1.
+    let mut server = Bg(env
+        .cmd("chbind")
+        .args(["--ip", &a, "--", PROBE, "serve", "0.0.0.0", "0", "a"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap());
+    let port = read_line(&mut server.0).rsplit(':').next().unwrap().to_owned();
+    let mut err = std::io::BufRead::lines(std::io::BufReader::new(server.0.stderr.take().unwrap()));
+    let lback_a = err.nth(1).unwrap().unwrap().split(' ').nth(3).unwrap().to_owned();
+    let out = locked(&b, &["connect-names", &a, &port]);
+    assert_eq!(out.line(), format!("OK local={b} peer={a} answer=a {b}"), "{out:?}");
+    // Not A's own loopback, by its address.
+    let udp = free_port().to_string();
+    let mut rx = Bg(env
+        .cmd("chbind")
+        .args(["--silent", "--ip", &a, "--", PROBE, "udp-recv", "0.0.0.0", &udp])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap());
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(rx.0.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "READY");
+    locked(&b, &["udp-send", &a, &udp]).ok();
+    assert_eq!(lines.next().unwrap().unwrap(), format!("OK from={b}"));
+    let out = locked(&b, &["connect", &lback_a, &port]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "{lback_a}: {out:?}");
+    // A host service on a third loopback address stays out of reach.
+    let host_ip = loopback();
+    let mut host = Bg(std::process::Command::new(PROBE)
+        .args(["serve", &host_ip, "0", "host"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap());
+    let host_port = read_line(&mut host.0).rsplit(':').next().unwrap().to_owned();
+    let out = locked(&b, &["connect", &host_ip, &host_port]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+    let out = Out::from(
+        std::process::Command::new(PROBE)
+            .args(["connect", &host_ip, &host_port])
+            .output()
+            .unwrap(),
+    );
+    assert!(out.stdout.contains("answer=host"), "{out:?}");
+}
+
+#[test]
 fn a_locked_localhost_service_is_reachable_from_nowhere_else() {
     require_root!();
     let env = Env::new();
