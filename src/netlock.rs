@@ -832,8 +832,11 @@ pub fn tag_map(layout: &Layout) -> Result<OwnedFd> {
     }
     let btf = bpf::btf_int_u64()?;
     let map = bpf::map_create(bpf::MAP_TYPE_SK_STORAGE, 4, 8, MAP_F_NO_PREALLOC, Some((&btf, 1, 2)))?;
-    sys::setxattr(root, XATTR_TAGS, bpf::map_id(&map)?.to_string().as_bytes())
-        .ctx(|| format!("record the lock's socket marks on {}", root.display()))?;
+    // Unrecorded (a read-only cgroup mount), it still serves this lock;
+    // only later locks will not find the marks it makes.
+    let _ = bpf::map_id(&map).and_then(|id| {
+        sys::setxattr(root, XATTR_TAGS, id.to_string().as_bytes()).ctx(|| format!("record the socket marks on {}", root.display()))
+    });
     Ok(map)
 }
 
