@@ -65,9 +65,17 @@ fn run(args: Args, name: &str) -> Result<i32> {
     let layout = Layout::detect()?;
     let dir = netlock::new_lock_dir(&layout)?;
     let outcome = (|| {
-        netlock::lock_cgroup(&dir, &set)?;
+        if set.wants_lback() {
+            set.lback = Some(netlock::lback_for_cgroup(&dir)?);
+        }
+        netlock::lock_cgroup(&layout, &dir, &set)?;
         if !args.silent {
+            // The original's line as it was (scripts read it), then the
+            // loopback on a line of its own.
             eprintln!("ipv4root is now {set}");
+            if let Some(lb) = set.lback {
+                eprintln!("lback is now {lb} (its 127.0.0.1)");
+            }
         }
         let lock = std::fs::File::open(&dir).ctx(|| format!("open {}", dir.display()))?;
         match sys::fork_into(&lock, CloneFlags::empty()).ctx(|| format!("start a process in {}", dir.display()))? {

@@ -362,7 +362,7 @@ fn copy_host(root: &Path) -> Result<()> {
         c.bytes >> 20,
         c.skipped
     );
-    Ok(())
+    crate::resolv::fix_copy(root)
 }
 
 /// A faithful copy: owners, modes, times, symlinks, hard links within the

@@ -33,6 +33,9 @@ pub struct Config {
     pub iprootdev: Option<String>,
     pub iprootmask: Option<u8>,
     pub iprootbcast: Option<IpAddr>,
+    /// The server's own 127.0.0.1 on the host (IPROOT_LBACK); None: from
+    /// the context id.
+    pub lback: Option<std::net::Ipv4Addr>,
     pub onboot: bool,
     /// Capabilities kept in addition to the default guest ceiling.
     pub caps: u64,
@@ -69,6 +72,7 @@ const KEYS: &[&str] = &[
     "IPROOTDEV",
     "IPROOTMASK",
     "IPROOTBCAST",
+    "IPROOT_LBACK",
     "ONBOOT",
     "S_CAPS",
     "S_CONTEXT",
@@ -214,6 +218,19 @@ fn apply(cfg: &mut Config, key: &str, v: &str) -> std::result::Result<(), String
                 None
             } else {
                 Some(v.trim().parse().map_err(|_| format!("IPROOTBCAST: bad address '{v}'"))?)
+            }
+        }
+        "IPROOT_LBACK" => {
+            cfg.lback = match v.trim() {
+                "" => None,
+                w => match w.parse() {
+                    Ok(a) if netlock::valid_lback(a) => Some(a),
+                    _ => {
+                        return Err(format!(
+                            "IPROOT_LBACK: '{w}' is not a loopback address of its own (127.0.0.2 to 127.255.255.254)"
+                        ))
+                    }
+                },
             }
         }
         "ONBOOT" => {
@@ -376,6 +393,8 @@ pub fn template(name: &str) -> String {
          IPROOTDEV=\n\
          IPROOTMASK=\n\
          IPROOTBCAST=\n\
+         # The server's own 127.0.0.1, on the host; empty: 127.250.X.Y from the context id.\n\
+         IPROOT_LBACK=\n\
          # Start with the host (vservers start).\n\
          ONBOOT=no\n\
          # Capabilities kept in addition to the default ceiling, e.g. \"CAP_NET_RAW\".\n\
@@ -448,7 +467,7 @@ mod tests {
 
     #[test]
     fn every_key() {
-        let c = p("# a guest\nIPROOT=\"eth0:10.0.0.5/24 127.0.0.9\"\nIPROOTDEV=lo\nIPROOTMASK=255.255.255.0\nIPROOTBCAST=10.0.0.255\nONBOOT=yes # start it\nS_CAPS='CAP_NET_RAW SYS_TIME'\nS_CONTEXT=1234\nS_HOSTNAME=web\nS_DOMAINNAME=none\nS_NICE=5\nS_FLAGS=\"lock nproc\"\nULIMIT=\"-H -u 1000 -S -n 64\"\nDEVICES=\"c 10:200, b 7:*\"\n").unwrap();
+        let c = p("# a guest\nIPROOT=\"eth0:10.0.0.5/24 127.0.0.9\"\nIPROOTDEV=lo\nIPROOTMASK=255.255.255.0\nIPROOTBCAST=10.0.0.255\nONBOOT=yes # start it\nS_CAPS='CAP_NET_RAW SYS_TIME'\nS_CONTEXT=1234\nS_HOSTNAME=web\nS_DOMAINNAME=none\nS_NICE=5\nS_FLAGS=\"lock nproc\"\nIPROOT_LBACK=127.9.8.7\nULIMIT=\"-H -u 1000 -S -n 64\"\nDEVICES=\"c 10:200, b 7:*\"\n").unwrap();
         assert_eq!(c.devices.len(), 2);
         assert_eq!(c.devices[1], "b 7:*".parse().unwrap());
         assert_eq!(c.iproot.len(), 2);
@@ -463,6 +482,7 @@ mod tests {
         assert_eq!(c.iproot[1].dev, None);
         assert_eq!(c.iprootdev.as_deref(), Some("lo"));
         assert_eq!(c.iprootmask, Some(24));
+        assert_eq!(c.lback, Some(std::net::Ipv4Addr::new(127, 9, 8, 7)));
         assert!(c.onboot);
         assert_eq!(c.caps, caps::bit(13) | caps::bit(25));
         assert_eq!(c.context, Some(1234));
@@ -501,6 +521,8 @@ mod tests {
             ("ONBOOT=yes\nBOGUS=1\n", ":2: unknown key 'BOGUS'"),
             ("DEVICES=\"c 10:200 x\"\n", ":1: DEVICES: expected"),
             ("IPROOT=10.0.0.300\n", ":1: bad address '10.0.0.300'"),
+            ("IPROOT_LBACK=127.0.0.1\n", ":1: IPROOT_LBACK: '127.0.0.1' is not"),
+            ("\nIPROOT_LBACK=10.0.0.1\n", ":2: IPROOT_LBACK: '10.0.0.1' is not"),
             ("\n\nS_CAPS=CAP_FLY\n", ":3: S_CAPS: unknown capability 'CAP_FLY'"),
             ("S_FLAGS=wobble\n", ":1: S_FLAGS: unknown flag 'wobble'"),
             ("S_CONTEXT=50000\n", ":1: S_CONTEXT: 50000 is not a static context id"),

@@ -17,20 +17,38 @@
 //!   (the kernel binds it to the wildcard itself), ping sockets, IPv4
 //!   through an IPv6 socket.
 //!
+//! The lock's own loopback ("lback", as the original's network contexts
+//! had): where 127.0.0.1 is not itself locked, the locked processes get a
+//! loopback of their own, one address L in 127.0.0.0/8 chosen per lock:
+//! - bind to 127.0.0.0/8 binds L instead;
+//! - TCP/UDP to 127.0.0.0/8 goes from L to the lock's own service on that
+//!   port: the one bound to L, else the one on the first locked address
+//!   (where a bind to all addresses went); to another 127.x address, a
+//!   service another lock bound to its own address there is reached as
+//!   it is (marked at bind in a socket storage all locks share); with
+//!   none, EPERM — never a host service; ::1 and ::ffff:127.0.0.0/104
+//!   are refused likewise;
+//! - packets to L must carry the lock's mark, which only its own sockets
+//!   put on what they send to or from L: nobody outside reaches L;
+//! - getsockname, getpeername, accept and recvfrom show L as 127.0.0.1.
+//!
 //! The lock is one-shot: the programs are attached with ALLOW_MULTI, so
 //! those of an outer lock keep running for everything inside, and the
 //! process is moved into a cgroup namespace rooted at its lock, from which
 //! it cannot move its processes out.
 
-use crate::bpf::{self, Asm, Label, R0, R1, R10, R2, R3, R4, R6};
+use crate::bpf::{self, Asm, Label, R0, R1, R10, R2, R3, R4, R5, R6, R7, R8, R9};
 use crate::cgroup::{self, Layout};
 use crate::error::{Context, Error, Result};
 use crate::sys;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Extended attribute recording a lock on its cgroup directory.
 pub const XATTR_IP: &str = "trusted.vsbox.ip";
+/// Extended attribute recording the lock's own loopback address.
+pub const XATTR_LBACK: &str = "trusted.vsbox.lback";
 pub const MAX_ADDRS: usize = crate::abi::VX_NET_MAX_ADDRS as usize;
 
 const AF_INET: u32 = 2;
@@ -43,6 +61,9 @@ pub struct AddrSet {
     /// Broadcast addresses whose datagrams may come in (chbind --bcast,
     /// IPROOTBCAST).
     pub bcast: Vec<Ipv4Addr>,
+    /// The lock's own loopback address (see the module's comment); None:
+    /// 127.0.0.0/8 stays the host's (127.0.0.1 is locked, or no IPv4).
+    pub lback: Option<Ipv4Addr>,
 }
 
 impl AddrSet {
@@ -61,6 +82,34 @@ impl AddrSet {
         }
         Ok(())
     }
+
+    /// Whether the lock gets a loopback of its own: it has IPv4 addresses
+    /// and 127.0.0.1 is not one of them (`chbind --ip lo` asks for the
+    /// host's loopback itself).
+    pub fn wants_lback(&self) -> bool {
+        !self.v4.is_empty() && !self.v4.contains(&Ipv4Addr::LOCALHOST)
+    }
+}
+
+/// The loopback address of guest context `xid`: 127.250.X.Y, X.Y being
+/// its 16 bits (vserver(8); IPROOT_LBACK overrides it).
+pub fn lback_for_xid(xid: u32) -> Ipv4Addr {
+    Ipv4Addr::new(127, 250, (xid >> 8) as u8, xid as u8)
+}
+
+/// The loopback address of a chbind lock, from its cgroup's id (unique
+/// while it exists): 127.200-249.X.Y, apart from the guests' 127.250/16
+/// and the 127.0/16 of host services.
+pub fn lback_for_cgroup(dir: &Path) -> Result<Ipv4Addr> {
+    use std::os::unix::fs::MetadataExt;
+    let id = std::fs::metadata(dir).ctx(|| format!("read {}", dir.display()))?.ino();
+    Ok(Ipv4Addr::new(127, 200 + ((id >> 16) % 50) as u8, (id >> 8) as u8, id as u8))
+}
+
+/// Whether `a` may be a lock's loopback: in 127.0.0.0/8, not 127.0.0.1
+/// (the host's), not the network or broadcast address.
+pub fn valid_lback(a: Ipv4Addr) -> bool {
+    a.is_loopback() && a != Ipv4Addr::LOCALHOST && a != Ipv4Addr::new(127, 0, 0, 0) && a != Ipv4Addr::new(127, 255, 255, 255)
 }
 
 impl std::fmt::Display for AddrSet {
@@ -146,12 +195,23 @@ fn words6(a: &Ipv6Addr) -> [u32; 4] {
 // Offsets in struct bpf_sock_addr and struct bpf_sock (linux/bpf.h).
 const SA_USER_IP4: i16 = 4;
 const SA_USER_IP6: i16 = 8;
+const SA_USER_PORT: i16 = 24;
+const SA_PROTOCOL: i16 = 36;
 const SA_MSG_SRC_IP4: i16 = 40;
 const SA_MSG_SRC_IP6: i16 = 44;
 const SA_SK: i16 = 64;
 const SK_FAMILY: i16 = 4;
 const SK_SRC_IP4: i16 = 24;
 const SK_SRC_IP6: i16 = 28;
+const SK_DST_IP4: i16 = 52;
+const IPPROTO_TCP: u32 = 6;
+const IPPROTO_UDP: u32 = 17;
+const SK_STORAGE_F_CREATE: i32 = 1;
+const MAP_F_NO_PREALLOC: u32 = 1;
+/// 127.0.0.1 as a word (see [`words4`]).
+fn localhost4() -> u32 {
+    words4(&Ipv4Addr::LOCALHOST)
+}
 
 /// Jumps to `yes` if the address at `base + off` (in register r6 or a
 /// socket in r2) is one of `addrs`; falls through otherwise.
@@ -248,6 +308,274 @@ fn connect_prog(v6: bool, addrs: &[[u32; 4]]) -> Vec<bpf::Insn> {
     a.finish()
 }
 
+/// Jumps to `yes` when the IPv4 address at `base + off` is in
+/// 127.0.0.0/8 (its first byte, the word's lowest, is 127).
+fn emit_is_loopback4(a: &mut Asm, base: u8, off: i16, yes: Label) {
+    a.ldx_w(R3, base, off);
+    a.and32_imm(R3, 0xff);
+    a.jeq32(R3, 127, yes);
+}
+
+/// A destination address for [`emit_lookup`]: known when the program is
+/// built, or the context's user_ip4.
+#[derive(Clone, Copy)]
+enum Dst {
+    Const(u32),
+    Ctx,
+}
+
+/// Looks up the socket of protocol `helper` (bpf_sk_lookup_tcp/udp) that
+/// would receive for `dst` on the port the context's user_port names;
+/// jumps to `found` when there is one bound to that address itself (not
+/// to the wildcard: a host service on all addresses is not the lock's)
+/// and, with `tags`, bound by a lock (marked in that socket storage).
+fn emit_lookup(a: &mut Asm, helper: i32, dst: Dst, tags: Option<i32>, found: Label) {
+    let miss = a.label();
+    let load_dst = |a: &mut Asm, reg: u8| {
+        match dst {
+            Dst::Const(w) => a.mov32_imm(reg, w),
+            Dst::Ctx => a.ldx_w(reg, R6, SA_USER_IP4),
+        };
+    };
+    // struct bpf_sock_tuple.ipv4 at fp-48: saddr, daddr, sport, dport.
+    a.st_dw_zero(R10, -48).st_dw_zero(R10, -40);
+    load_dst(a, R2);
+    a.stx_w(R10, -44, R2);
+    a.ldx_w(R2, R6, SA_USER_PORT).stx_h(R10, -38, R2);
+    a.mov(R1, R6)
+        .mov(R2, R10)
+        .add_imm(R2, -48)
+        .mov_imm(R3, 12)
+        .mov_imm(R4, -1) // BPF_F_CURRENT_NETNS
+        .mov_imm(R5, 0)
+        .call(helper);
+    a.jeq(R0, 0, miss);
+    a.mov(R7, R0);
+    a.ldx_w(R8, R7, SK_SRC_IP4);
+    if let Some(map) = tags {
+        let untagged = a.label();
+        a.mov_imm(R9, 0);
+        a.ld_map_fd(R1, map)
+            .mov(R2, R7)
+            .mov_imm(R3, 0)
+            .mov_imm(R4, 0)
+            .call(bpf::HELPER_SK_STORAGE_GET);
+        a.jeq(R0, 0, untagged);
+        a.ldx_dw(R9, R0, 0);
+        a.bind(untagged);
+    }
+    a.mov(R1, R7).call(bpf::HELPER_SK_RELEASE);
+    load_dst(a, R3);
+    if tags.is_some() {
+        let same = a.label();
+        a.jeq32_reg(R8, R3, same);
+        a.ja(miss);
+        a.bind(same);
+        a.jeq(R9, 0, miss);
+        a.ja(found);
+    } else {
+        a.jeq32_reg(R8, R3, found);
+    }
+    a.bind(miss);
+}
+
+/// Which hook a loopback program is for: connect (the source is the
+/// socket's address) or UDP sendmsg (the datagram's, msg_src_ip4).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Connect,
+    Send,
+}
+
+/// The source for a chosen destination: `addr`, unless the socket (or
+/// datagram) has one of `ok` already; anything else is refused.
+fn emit_source(a: &mut Asm, via: Via, addr: u32, ok: &[[u32; 4]]) {
+    let done = a.label();
+    match via {
+        Via::Connect => {
+            // bpf_bind() to addr (port 0: the kernel picks one at connect).
+            a.st_dw_zero(R10, -16).st_dw_zero(R10, -8);
+            a.st_h(R10, -16, AF_INET as u16);
+            a.st_w(R10, -12, addr);
+            a.mov(R1, R6).mov(R2, R10).add_imm(R2, -16).mov_imm(R3, 16).call(bpf::HELPER_BIND);
+            a.jeq(R0, 0, done);
+            a.ldx_dw(R2, R6, SA_SK);
+            emit_member(a, R2, SK_SRC_IP4, ok, 1, done);
+            a.ret(0);
+        }
+        Via::Send => {
+            let any = a.label();
+            emit_is_any(a, R6, SA_MSG_SRC_IP4, 1, any);
+            emit_member(a, R6, SA_MSG_SRC_IP4, ok, 1, done);
+            a.ret(0);
+            a.bind(any);
+            a.mov32_imm(R3, addr).stx_w(R6, SA_MSG_SRC_IP4, R3);
+        }
+    }
+    a.bind(done);
+}
+
+/// The destination at `r6 + SA_USER_IP4` is in 127.0.0.0/8 and not
+/// locked. 127.0.0.1 and `lback` are the lock's own loopback: the lock's
+/// service on that port, bound to `lback`, else on the first locked
+/// address (a bind to all addresses), from `lback`. Another 127.x address
+/// may be another lock's own address (guests on loopback aliases): a
+/// service bound there by a lock (`tags`) is reached as it is, from the
+/// first locked address; failing that, the lock's own loopback again.
+/// With none of these, EPERM — never a host service. Other protocols
+/// (ping) just go to `lback`.
+fn emit_loopback(a: &mut Asm, via: Via, addrs: &[[u32; 4]], lback: u32, tags: Option<i32>) {
+    let first = addrs[0][0];
+    let mut mine = addrs.to_vec();
+    mine.push([lback, 0, 0, 0]);
+    let (to_lback, to_first, to_other, deny) = (a.label(), a.label(), a.label(), a.label());
+    let (tcp, udp) = (a.label(), a.label());
+    a.ldx_w(R2, R6, SA_PROTOCOL);
+    a.jeq32(R2, IPPROTO_TCP, tcp);
+    a.jeq32(R2, IPPROTO_UDP, udp);
+    a.ja(to_lback);
+    for (label, helper) in [(tcp, bpf::HELPER_SK_LOOKUP_TCP), (udp, bpf::HELPER_SK_LOOKUP_UDP)] {
+        a.bind(label);
+        if tags.is_some() {
+            let own = a.label();
+            a.ldx_w(R3, R6, SA_USER_IP4);
+            a.jeq32(R3, localhost4(), own);
+            a.jeq32(R3, lback, own);
+            emit_lookup(a, helper, Dst::Ctx, tags, to_other);
+            a.bind(own);
+        }
+        emit_lookup(a, helper, Dst::Const(lback), None, to_lback);
+        emit_lookup(a, helper, Dst::Const(first), None, to_first);
+        a.ja(deny);
+    }
+    a.bind(deny);
+    a.ret(0);
+    a.bind(to_other);
+    emit_source(a, via, first, addrs);
+    a.ret(1);
+    for (label, to) in [(to_first, first), (to_lback, lback)] {
+        a.bind(label);
+        emit_source(a, via, lback, &mine);
+        a.mov32_imm(R3, to).stx_w(R6, SA_USER_IP4, R3);
+        a.ret(1);
+    }
+}
+
+/// bind4: as [`rewrite_or_check`], and 127.0.0.0/8 becomes `lback`; a
+/// socket bound to a locked address is marked in `tags`, so that other
+/// locks may reach it on a loopback address.
+fn bind4_prog(addrs: &[[u32; 4]], lback: Option<u32>, tags: Option<i32>) -> Vec<bpf::Insn> {
+    let Some(lback) = lback else {
+        return rewrite_or_check(SA_USER_IP4, addrs, 1);
+    };
+    let mut a = Asm::new();
+    let (any, allow, lo) = (a.label(), a.label(), a.label());
+    a.mov(R6, R1);
+    emit_is_any(&mut a, R6, SA_USER_IP4, 1, any);
+    emit_member(&mut a, R6, SA_USER_IP4, addrs, 1, allow);
+    emit_is_loopback4(&mut a, R6, SA_USER_IP4, lo);
+    a.ret(0);
+    a.bind(lo);
+    a.mov32_imm(R3, lback).stx_w(R6, SA_USER_IP4, R3);
+    a.ret(1);
+    a.bind(any);
+    emit_store_first(&mut a, SA_USER_IP4, &addrs[0], 1);
+    a.bind(allow);
+    if let Some(map) = tags {
+        let done = a.label();
+        a.ldx_dw(R2, R6, SA_SK);
+        a.ld_map_fd(R1, map)
+            .mov_imm(R3, 0)
+            .mov_imm(R4, SK_STORAGE_F_CREATE)
+            .call(bpf::HELPER_SK_STORAGE_GET);
+        a.jeq(R0, 0, done);
+        a.mov_imm(R1, 1).stx_dw(R0, 0, R1);
+        a.bind(done);
+    }
+    a.ret(1);
+    a.finish()
+}
+
+/// connect4 and UDP sendmsg4: 127.0.0.0/8 (not locked) as
+/// [`emit_loopback`] says; otherwise [`connect_prog`] or
+/// [`rewrite_or_check`] on the source.
+fn loopback4_prog(via: Via, addrs: &[[u32; 4]], lback: Option<u32>, tags: Option<i32>) -> Vec<bpf::Insn> {
+    let rest = match via {
+        Via::Connect => connect_prog(false, addrs),
+        Via::Send => rewrite_or_check(SA_MSG_SRC_IP4, addrs, 1),
+    };
+    let Some(lback) = lback else {
+        return rest;
+    };
+    let mut a = Asm::new();
+    let (normal, lo) = (a.label(), a.label());
+    a.mov(R6, R1);
+    emit_member(&mut a, R6, SA_USER_IP4, addrs, 1, normal);
+    emit_is_loopback4(&mut a, R6, SA_USER_IP4, lo);
+    a.ja(normal);
+    a.bind(lo);
+    emit_loopback(&mut a, via, addrs, lback, tags);
+    a.bind(normal);
+    let mut head = a.finish();
+    head.extend(rest.into_iter().skip(1)); // its own `r6 = r1`
+    head
+}
+
+/// getpeername4 and recvmsg4 (`peer`), getsockname4 (not): the address
+/// shown, at user_ip4, reads 127.0.0.1 when it is `lback`, or when it is
+/// a locked address and the socket's other end is `lback` (a loopback
+/// connection that reached a service on all addresses).
+fn unmap_prog(peer: bool, addrs: &[[u32; 4]], lback: u32) -> Vec<bpf::Insn> {
+    let mut a = Asm::new();
+    let (local, done, locked) = (a.label(), a.label(), a.label());
+    a.mov(R6, R1);
+    a.ldx_w(R3, R6, SA_USER_IP4);
+    a.jeq32(R3, lback, local);
+    emit_member(&mut a, R6, SA_USER_IP4, addrs, 1, locked);
+    a.ja(done);
+    a.bind(locked);
+    a.ldx_dw(R2, R6, SA_SK);
+    a.ldx_w(R3, R2, if peer { SK_SRC_IP4 } else { SK_DST_IP4 });
+    a.jeq32(R3, lback, local);
+    a.ja(done);
+    a.bind(local);
+    a.mov32_imm(R3, localhost4()).stx_w(R6, SA_USER_IP4, R3);
+    a.bind(done);
+    a.ret(1);
+    a.finish()
+}
+
+/// connect6 and UDP sendmsg6: the host's ::1 and IPv4 loopback through
+/// ::ffff:127.0.0.0/104 are refused, then `rest` (whose first
+/// instruction, `r6 = r1`, this replaces).
+fn deny_loopback6(rest: Vec<bpf::Insn>) -> Vec<bpf::Insn> {
+    let mut a = Asm::new();
+    let (deny, not_one, not_mapped) = (a.label(), a.label(), a.label());
+    a.mov(R6, R1);
+    let one = words6(&Ipv6Addr::LOCALHOST);
+    for (i, w) in one.iter().enumerate() {
+        a.ldx_w(R3, R6, SA_USER_IP6 + 4 * i as i16);
+        if i == 3 {
+            a.jeq32(R3, *w, deny);
+        } else {
+            a.jne32(R3, *w, not_one);
+        }
+    }
+    a.bind(not_one);
+    a.ldx_w(R3, R6, SA_USER_IP6).jne32(R3, 0, not_mapped);
+    a.ldx_w(R3, R6, SA_USER_IP6 + 4).jne32(R3, 0, not_mapped);
+    a.ldx_w(R3, R6, SA_USER_IP6 + 8)
+        .jne32(R3, u32::from_ne_bytes([0, 0, 0xff, 0xff]), not_mapped);
+    emit_is_loopback4(&mut a, R6, SA_USER_IP6 + 12, deny);
+    a.ja(not_mapped);
+    a.bind(deny);
+    a.ret(0);
+    a.bind(not_mapped);
+    let mut head = a.finish();
+    head.extend(rest.into_iter().skip(1));
+    head
+}
+
 /// socket(): no sockets of a family the lock has no address for.
 fn sock_create_prog(deny_v4: bool, deny_v6: bool) -> Vec<bpf::Insn> {
     let mut a = Asm::new();
@@ -266,18 +594,23 @@ fn sock_create_prog(deny_v4: bool, deny_v6: bool) -> Vec<bpf::Insn> {
 }
 
 // Offsets in struct __sk_buff, and in the IPv4 and IPv6 headers.
+const SKB_MARK: i16 = 8;
+const SKB_DATA: i16 = 76;
+const SKB_DATA_END: i16 = 80;
 const SKB_PROTOCOL: i16 = 16;
 const ETH_P_IP_BE: u32 = 0x0008;
 const ETH_P_IPV6_BE: u32 = 0xDD86;
 const IP4_SRC: i32 = 12;
-const IP4_DST: i32 = 16;
 const IP6_SRC: i32 = 8;
 const IP6_DST: i32 = 24;
 
 /// Every packet of the cgroup's sockets (IP header first): going out,
 /// its source, coming in, its destination (or a broadcast address) must
-/// be locked; a family without locked addresses passes nothing.
-fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4]]) -> Vec<bpf::Insn> {
+/// be locked; a family without locked addresses passes nothing. With a
+/// loopback of its own (`lback`): what goes out to or from it gets the
+/// lock's mark (the address's own word), and what comes in for it must
+/// carry that mark — only the lock's own sockets reach it.
+fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4]], lback: Option<u32>) -> Vec<bpf::Insn> {
     let mut a = Asm::new();
     let (allow, drop, ip4, ip6) = (a.label(), a.label(), a.label(), a.label());
     a.mov(R6, R1);
@@ -285,29 +618,69 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
     a.jeq32(R2, ETH_P_IP_BE, ip4);
     a.jeq32(R2, ETH_P_IPV6_BE, ip6);
     a.ret(1);
-    // Copies `len` bytes of the header at `off` to fp-16, or drops.
-    let load = |a: &mut Asm, off: i32, len: i32| {
-        let loaded = a.label();
+    // The header is read in place when it is in the linear part (it
+    // always is at this layer; a helper call per packet costs), else
+    // copied to fp-16 (`len` bytes from `off`) — or the packet dropped.
+    let header = |a: &mut Asm, need: i32, off: i32, len: i32, direct: Label, copied: Label| {
+        a.ldx_w(R7, R6, SKB_DATA).ldx_w(R8, R6, SKB_DATA_END);
+        a.mov(R4, R7).add_imm(R4, need);
+        let short = a.label();
+        a.jgt_reg(R4, R8, short);
+        a.ja(direct);
+        a.bind(short);
         a.mov(R1, R6)
             .mov_imm(R2, off)
             .mov(R3, R10)
             .add_imm(R3, -16)
             .mov_imm(R4, len)
             .call(bpf::HELPER_SKB_LOAD_BYTES);
-        a.jeq(R0, 0, loaded);
+        a.jeq(R0, 0, copied);
         a.ja(drop);
-        a.bind(loaded);
+    };
+    // The IPv4 decision, the source at `base + src`, the destination 4 on.
+    let decide4 = |a: &mut Asm, base: u8, src: i16| {
+        let dst = src + 4;
+        if ingress {
+            emit_member(a, base, dst, v4, 1, allow);
+            emit_member(a, base, dst, bcast, 1, allow);
+            if let Some(lb) = lback {
+                a.ldx_w(R3, base, dst).jne32(R3, lb, drop);
+                a.ldx_w(R3, R6, SKB_MARK).jeq32(R3, lb, allow);
+            }
+        } else {
+            let mark = a.label();
+            if let Some(lb) = lback {
+                a.ldx_w(R3, base, src).jeq32(R3, lb, mark);
+                a.ldx_w(R3, base, dst).jeq32(R3, lb, mark);
+            }
+            emit_member(a, base, src, v4, 1, allow);
+            if let Some(lb) = lback {
+                a.ja(drop);
+                a.bind(mark);
+                a.mov32_imm(R3, lb).stx_w(R6, SKB_MARK, R3);
+                let mut mine = v4.to_vec();
+                mine.push([lb, 0, 0, 0]);
+                emit_member(a, base, src, &mine, 1, allow);
+            }
+        }
+        a.ja(drop);
     };
     a.bind(ip4);
-    load(&mut a, if ingress { IP4_DST } else { IP4_SRC }, 4);
-    emit_member(&mut a, R10, -16, v4, 1, allow);
-    if ingress {
-        emit_member(&mut a, R10, -16, bcast, 1, allow);
-    }
-    a.ja(drop);
+    let (direct, copied) = (a.label(), a.label());
+    header(&mut a, 20, IP4_SRC, 8, direct, copied);
+    a.bind(copied);
+    decide4(&mut a, R10, -16);
+    a.bind(direct);
+    decide4(&mut a, R7, IP4_SRC as i16);
     a.bind(ip6);
-    load(&mut a, if ingress { IP6_DST } else { IP6_SRC }, 16);
+    let (direct, copied) = (a.label(), a.label());
+    let off = if ingress { IP6_DST } else { IP6_SRC };
+    header(&mut a, 40, off, 16, direct, copied);
+    a.bind(copied);
     emit_member(&mut a, R10, -16, v6, 4, allow);
+    a.ja(drop);
+    a.bind(direct);
+    emit_member(&mut a, R7, off as i16, v6, 4, allow);
     a.bind(drop);
     a.ret(0);
     a.bind(allow);
@@ -315,8 +688,10 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
     a.finish()
 }
 
-/// The programs for a lock: (name, program type, attach type, code).
-pub fn programs(set: &AddrSet) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> {
+/// The programs for a lock: (name, program type, attach type, code);
+/// `tags`: the descriptor of the socket storage that marks sockets bound
+/// by locks (see [`tag_map`]).
+pub fn programs(set: &AddrSet, tags: Option<i32>) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> {
     use bpf::*;
     let mut out = Vec::new();
     if set.v4.is_empty() || set.v6.is_empty() {
@@ -330,38 +705,55 @@ pub fn programs(set: &AddrSet) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> 
     let v4: Vec<[u32; 4]> = set.v4.iter().map(|a| [words4(a), 0, 0, 0]).collect();
     let v6: Vec<[u32; 4]> = set.v6.iter().map(words6).collect();
     let bcast: Vec<[u32; 4]> = set.bcast.iter().map(|a| [words4(a), 0, 0, 0]).collect();
+    let lback = set.lback.filter(|_| set.wants_lback()).map(|a| words4(&a));
     out.push((
         "vsbox_in",
         PROG_TYPE_CGROUP_SKB,
         ATTACH_INET_INGRESS,
-        packet_prog(true, &v4, &v6, &bcast),
+        packet_prog(true, &v4, &v6, &bcast, lback),
     ));
     out.push((
         "vsbox_out",
         PROG_TYPE_CGROUP_SKB,
         ATTACH_INET_EGRESS,
-        packet_prog(false, &v4, &v6, &bcast),
+        packet_prog(false, &v4, &v6, &bcast, lback),
     ));
     if !set.v4.is_empty() {
         out.push((
             "vsbox_bind4",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_INET4_BIND,
-            rewrite_or_check(SA_USER_IP4, &v4, 1),
+            bind4_prog(&v4, lback, tags),
         ));
         out.push((
             "vsbox_conn4",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_INET4_CONNECT,
-            connect_prog(false, &v4),
+            loopback4_prog(Via::Connect, &v4, lback, tags),
         ));
         out.push((
             "vsbox_send4",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_UDP4_SENDMSG,
-            rewrite_or_check(SA_MSG_SRC_IP4, &v4, 1),
+            loopback4_prog(Via::Send, &v4, lback, tags),
         ));
     }
+    if let Some(lb) = lback {
+        for (name, atype, peer) in [
+            ("vsbox_peer4", ATTACH_INET4_GETPEERNAME, true),
+            ("vsbox_recv4", ATTACH_UDP4_RECVMSG, true),
+            ("vsbox_name4", ATTACH_INET4_GETSOCKNAME, false),
+        ] {
+            out.push((name, PROG_TYPE_CGROUP_SOCK_ADDR, atype, unmap_prog(peer, &v4, lb)));
+        }
+    }
+    let deny6 = |p: Vec<bpf::Insn>| {
+        if set.v6.contains(&Ipv6Addr::LOCALHOST) {
+            p
+        } else {
+            deny_loopback6(p)
+        }
+    };
     if !set.v6.is_empty() {
         out.push((
             "vsbox_bind6",
@@ -373,25 +765,87 @@ pub fn programs(set: &AddrSet) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> 
             "vsbox_conn6",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_INET6_CONNECT,
-            connect_prog(true, &v6),
+            deny6(connect_prog(true, &v6)),
         ));
         out.push((
             "vsbox_send6",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_UDP6_SENDMSG,
-            rewrite_or_check(SA_MSG_SRC_IP6, &v6, 4),
+            deny6(rewrite_or_check(SA_MSG_SRC_IP6, &v6, 4)),
         ));
     }
     out
 }
 
+/// The programs only the lock's own loopback needs (Linux 5.8's hooks).
+const LBACK_PROGRAMS: &[&str] = &["vsbox_peer4", "vsbox_recv4", "vsbox_name4"];
+
 /// Locks every process in cgroup `dir` (now and later) to `set`.
-pub fn lock_cgroup(dir: &Path, set: &AddrSet) -> Result<()> {
-    for (name, ptype, atype, code) in programs(set) {
-        let fd = bpf::load(name, ptype, atype, &code)?;
-        bpf::attach(dir, &fd, atype)?;
+pub fn lock_cgroup(layout: &Layout, dir: &Path, set: &AddrSet) -> Result<()> {
+    let tags = match set.lback.filter(|_| set.wants_lback()) {
+        Some(_) => Some(tag_map(layout)?),
+        None => None,
+    };
+    for (name, ptype, atype, code) in programs(set, tags.as_ref().map(|t| t.as_raw_fd())) {
+        let attached = bpf::load(name, ptype, atype, &code).and_then(|fd| bpf::attach(dir, &fd, atype));
+        if let Err(mut e) = attached {
+            if !LBACK_PROGRAMS.contains(&name) {
+                return Err(e);
+            }
+            // Said plainly: what the kernel lacks, and the way around it.
+            e.msg = format!(
+                "{}: the lock's own 127.0.0.1 needs the cgroup getsockname, getpeername and recvmsg hooks \
+                 (Linux 5.8); with 127.0.0.1 among its addresses the lock shares the host's loopback instead",
+                e.msg
+            );
+            return Err(e);
+        }
     }
-    sys::setxattr(dir, XATTR_IP, set.to_string().as_bytes()).ctx(|| format!("record the lock on {}", dir.display()))
+    sys::setxattr(dir, XATTR_IP, set.to_string().as_bytes()).ctx(|| format!("record the lock on {}", dir.display()))?;
+    if let Some(lb) = set.lback.filter(|_| set.wants_lback()) {
+        sys::setxattr(dir, XATTR_LBACK, lb.to_string().as_bytes()).ctx(|| format!("record the loopback on {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// On the cgroup root: the id of the socket storage marking sockets bound
+/// by locks to their own addresses.
+pub const XATTR_TAGS: &str = "trusted.vsbox.locktags";
+
+/// The socket storage (one for all locks) in which a lock's bind marks a
+/// socket bound to one of its addresses, so that another lock may reach
+/// that service on a loopback address (guests on 127.x aliases) while the
+/// host's loopback services stay out of reach. Found again by the id
+/// recorded on the cgroup root; made (under a lock on the root) when
+/// there is none yet or the last user has gone with it.
+pub fn tag_map(layout: &Layout) -> Result<OwnedFd> {
+    let root = &layout.v2;
+    let dir = std::fs::File::open(root).ctx(|| format!("open {}", root.display()))?;
+    let _held = nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| Error::sys(format!("lock {}", root.display()), e))?;
+    let recorded = sys::getxattr(root, XATTR_TAGS)
+        .ok()
+        .flatten()
+        .and_then(|v| String::from_utf8_lossy(&v).parse::<u32>().ok());
+    if let Some(map) = recorded.and_then(|id| bpf::map_by_id(id).ok()) {
+        return Ok(map);
+    }
+    let btf = bpf::btf_int_u64()?;
+    let map = bpf::map_create(bpf::MAP_TYPE_SK_STORAGE, 4, 8, MAP_F_NO_PREALLOC, Some((&btf, 1, 2)))?;
+    // Unrecorded (a read-only cgroup mount), it still serves this lock;
+    // only later locks will not find the marks it makes.
+    let _ = bpf::map_id(&map).and_then(|id| {
+        sys::setxattr(root, XATTR_TAGS, id.to_string().as_bytes()).ctx(|| format!("record the socket marks on {}", root.display()))
+    });
+    Ok(map)
+}
+
+/// The loopback address recorded on a lock's directory, if any.
+pub fn lback_of(dir: &Path) -> Option<Ipv4Addr> {
+    sys::getxattr(dir, XATTR_LBACK)
+        .ok()
+        .flatten()
+        .and_then(|v| String::from_utf8_lossy(&v).parse().ok())
 }
 
 /// The lock on `dir` or an ancestor, if any.
@@ -448,16 +902,35 @@ mod tests {
     fn program_set_follows_the_families() {
         let mut s = AddrSet::default();
         s.push("127.0.0.2".parse().unwrap()).unwrap();
-        let names: Vec<_> = programs(&s).iter().map(|p| p.0).collect();
+        let names: Vec<_> = programs(&s, None).iter().map(|p| p.0).collect();
         assert_eq!(
             names,
             ["vsbox_sock", "vsbox_in", "vsbox_out", "vsbox_bind4", "vsbox_conn4", "vsbox_send4"]
         );
         s.push("::1".parse().unwrap()).unwrap();
-        assert_eq!(programs(&s).len(), 8);
+        assert_eq!(programs(&s, None).len(), 8);
         for _ in 0..20 {
             let _ = s.push("127.0.0.9".parse().unwrap());
         }
         assert_eq!(s.v4.len(), 2, "duplicates are kept once");
+    }
+
+    #[test]
+    fn a_lock_gets_its_own_loopback_unless_it_has_the_hosts() {
+        let mut s = AddrSet::default();
+        s.push("10.0.0.5".parse().unwrap()).unwrap();
+        s.lback = Some(lback_for_xid(49153));
+        assert_eq!(s.lback, Some(Ipv4Addr::new(127, 250, 192, 1)));
+        let names: Vec<_> = programs(&s, None).iter().map(|p| p.0).collect();
+        for n in ["vsbox_peer4", "vsbox_recv4", "vsbox_name4"] {
+            assert!(names.contains(&n), "{names:?}");
+        }
+        s.push("127.0.0.1".parse().unwrap()).unwrap();
+        assert!(!s.wants_lback());
+        assert!(!programs(&s, None).iter().any(|p| p.0 == "vsbox_peer4"));
+        for bad in ["127.0.0.1", "127.0.0.0", "127.255.255.255", "10.0.0.1"] {
+            assert!(!valid_lback(bad.parse().unwrap()), "{bad}");
+        }
+        assert!(valid_lback("127.250.0.0".parse().unwrap()));
     }
 }

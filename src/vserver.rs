@@ -148,6 +148,7 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], use
         if wants_listener {
             listener = Some(crate::seccomp::reboot_listener()?);
         }
+        crate::unixscope::scope_abstract()?;
         // The cgroup mounts went with the host's tree: nothing to seal.
         let policy = Policy {
             lock: cfg.flags & abi::VXF_LOCK != 0,
@@ -474,9 +475,19 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
     }
     owned.dirs.extend(launch::resource_dirs(reg, &dir, cfg.flags, nproc_limit(cfg))?);
     crate::devices::limit_cgroup(&dir, &cfg.devices)?;
-    let addrs = cfg.addresses()?;
+    let mut addrs = cfg.addresses()?;
     if !addrs.is_empty() {
-        netlock::lock_cgroup(&dir, &addrs)?;
+        if addrs.wants_lback() {
+            let lb = cfg.lback.unwrap_or_else(|| netlock::lback_for_xid(xid));
+            if let Some((other, _)) = reg.list().into_iter().find(|(x, d)| *x != xid && netlock::lback_of(d) == Some(lb)) {
+                return Err(Error::failed(
+                    format!("start server {}", g.name),
+                    format!("its loopback address {lb} is taken by context {other} (IPROOT_LBACK)"),
+                ));
+            }
+            addrs.lback = Some(lb);
+        }
+        netlock::lock_cgroup(&reg.layout, &dir, &addrs)?;
     }
     let userns = launch::own_user_namespace(&dir, xid, caps::SECURE_KEEP | cfg.caps, &cfg.userns_limits)?;
     Ok((xid, owned, userns))
@@ -523,6 +534,9 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     }
     g.hook("pre-start")?;
     hide_from_guest()?;
+    if let Some(why) = crate::unixscope::missing() {
+        eprintln!("{applet}: warning: {why}");
+    }
     let (xid, owned, userns) = new_context(&reg, g, &cfg, again)?;
     let dir = owned.dirs[0].clone();
     if let Err(e) = add_aliases(&cfg, &dir) {
@@ -825,6 +839,7 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, cfg: &Config, payloa
                     keep.push(l.as_raw_fd());
                     std::mem::forget(l); // placed by keep_fds below
                 }
+                crate::unixscope::scope_abstract()?;
                 let policy = Policy {
                     lock: target.flags & abi::VXF_LOCK != 0,
                     spectator: false,
@@ -859,23 +874,36 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
                 .and_then(|l| crate::userns::of_process(l.pid).ok())
                 .flatten()
                 .is_some();
+            let lback = match netlock::lback_of(&dir) {
+                Some(lb) => format!("loopback: {lb} (its 127.0.0.1)\n"),
+                None => String::new(),
+            };
             (
                 true,
                 format!(
-                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\naddresses: {addrs}\nuser namespace: {}\n",
+                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\naddresses: {addrs}\n{lback}user namespace: {}\n",
                     g.name,
                     userns_text(&cfg, own.then_some(xid)),
                 ),
             )
         }
-        None => (
-            false,
-            format!(
-                "Server {} is not running\naddresses: {addrs}\nuser namespace: {}\n",
-                g.name,
-                userns_text(&cfg, None)
-            ),
-        ),
+        None => {
+            let set = cfg.addresses()?;
+            let lback = match (set.wants_lback(), cfg.lback, cfg.context) {
+                (false, ..) => String::new(),
+                (true, Some(lb), _) => format!("loopback: {lb} (its 127.0.0.1)\n"),
+                (true, None, Some(xid)) => format!("loopback: {} (its 127.0.0.1)\n", netlock::lback_for_xid(xid)),
+                (true, None, None) => "loopback: 127.250.X.Y from its context id (its 127.0.0.1)\n".to_owned(),
+            };
+            (
+                false,
+                format!(
+                    "Server {} is not running\naddresses: {addrs}\n{lback}user namespace: {}\n",
+                    g.name,
+                    userns_text(&cfg, None)
+                ),
+            )
+        }
     })
 }
 

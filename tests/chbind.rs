@@ -16,9 +16,14 @@ fn wildcard_bind_becomes_the_locked_address_and_others_fail() {
     let out = env.run("chbind", &["--silent", "--ip", &ip, "--", PROBE, "bind", "0.0.0.0", "0", "udp"]);
     assert!(out.stdout.starts_with(&format!("OK {ip}:")), "{out:?}");
     assert_eq!(out.stderr, "");
-    for other in ["127.0.0.1", &loopback()] {
+    for other in ["10.1.2.3", "::1"] {
         let out = env.run("chbind", &["--silent", "--ip", &ip, "--", PROBE, "bind", other, "0", "tcp"]);
-        assert!(out.stdout.starts_with("ERR EPERM"), "bind {other}: {out:?}");
+        assert!(out.stdout.starts_with("ERR E"), "bind {other}: {out:?}");
+    }
+    // 127.0.0.0/8 is the lock's own loopback: the bind succeeds there.
+    for own in ["127.0.0.1", &loopback()] {
+        let out = env.run("chbind", &["--silent", "--ip", &ip, "--", PROBE, "bind", own, "0", "tcp"]);
+        assert!(out.stdout.starts_with("OK 127.0.0.1:"), "bind {own}: {out:?}");
     }
     // A second given address is allowed.
     let second = loopback();
@@ -71,32 +76,244 @@ fn server_on_wildcard_is_reachable_only_on_its_address() {
     assert!(right.stdout.contains("answer=guest"), "{right:?}");
 }
 
+/// Runs `script` with sh in a network namespace of its own, whose lo is
+/// up; everything it starts ends with it.
+fn in_new_netns(env: &Env, script: &str) -> Out {
+    let bin = env.dir.path().join("bin");
+    Out::from(
+        std::process::Command::new("unshare")
+            .args(["--net", "--", "sh", "-c"])
+            .arg(format!("ip link set lo up || exit 99\n{script}"))
+            .env("PATH", format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()))
+            .env("PROBE", PROBE)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    )
+}
+
 #[test]
 fn outgoing_traffic_leaves_from_the_locked_address() {
     require_root!();
     let env = Env::new();
     let ip = loopback();
-    // TCP: a host server on 127.0.0.1 sees the client's source.
+    // Another machine's address (10.11.12.2), in a network namespace of
+    // the test's: a TCP server there sees the client's source, and so
+    // does a UDP receiver a datagram from an unbound socket.
+    let out = in_new_netns(
+        &env,
+        &format!(
+            "ip addr add 10.11.12.2/32 dev lo
+            $PROBE serve 10.11.12.2 4100 remote >/dev/null &
+            $PROBE udp-recv 10.11.12.2 5353 > udp.$$ &
+            sleep 0.3
+            chbind --silent --ip {ip} -- $PROBE connect 10.11.12.2 4100
+            chbind --silent --ip {ip} -- $PROBE udp-send 10.11.12.2 5353
+            wait; cat udp.$$; rm -f udp.$$"
+        ),
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{out:?}");
+    assert_eq!(lines[0], format!("OK local={ip} answer=remote {ip}"), "{out:?}");
+    assert!(lines[1].starts_with("OK sent"), "{out:?}");
+    assert_eq!(lines[2..], ["READY".to_owned(), format!("OK from={ip}")], "{out:?}");
+}
+
+/// A port that was free on 127.0.0.1 a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn the_hosts_localhost_is_out_of_reach() {
+    require_root!();
+    let env = Env::new();
+    let ip = loopback();
+    let probe = |args: &[&str]| Out::from(std::process::Command::new(PROBE).args(args).output().unwrap());
+    let locked = |args: &[&str]| {
+        let mut full = vec!["--silent", "--ip", &ip, "--ip", "fd00::1", "--", PROBE];
+        full.extend_from_slice(args);
+        env.run("chbind", &full)
+    };
+    // The host's services on 127.0.0.1, another 127/8 address and ::1.
+    let other = loopback();
+    for host_ip in ["127.0.0.1", other.as_str(), "::1"] {
+        let mut server = Bg(std::process::Command::new(PROBE)
+            .args(["serve", host_ip, "0", "host"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap());
+        let port = read_line(&mut server.0).rsplit(':').next().unwrap().to_owned();
+        let out = locked(&["connect", host_ip, &port]);
+        assert!(out.stdout.starts_with("ERR EPERM"), "{host_ip}: {out:?}");
+        if host_ip == "127.0.0.1" {
+            // Nor through an IPv6 socket and the IPv4-mapped address.
+            let out = locked(&["connect", "::ffff:127.0.0.1", &port]);
+            assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+        }
+        // The host itself still gets its answer.
+        let out = probe(&["connect", host_ip, &port]);
+        assert!(out.stdout.contains("answer=host"), "{host_ip}: {out:?}");
+    }
+    // UDP likewise.
+    let port = free_port().to_string();
+    let mut rx = Bg(std::process::Command::new(PROBE)
+        .args(["udp-recv", "127.0.0.1", &port])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap());
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(rx.0.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "READY");
+    let out = locked(&["udp-send", "127.0.0.1", &port]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+    probe(&["udp-send", "127.0.0.1", &port]).ok();
+    assert_eq!(lines.next().unwrap().unwrap(), "OK from=127.0.0.1");
+    // `chbind --ip lo` asks for the host's loopback itself.
     let mut server = Bg(std::process::Command::new(PROBE)
         .args(["serve", "127.0.0.1", "0", "host"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap());
     let port = read_line(&mut server.0).rsplit(':').next().unwrap().to_owned();
-    let out = env.run("chbind", &["--silent", "--ip", &ip, "--", PROBE, "connect", "127.0.0.1", &port]);
-    assert!(out.stdout.contains(&format!("local={ip} answer=host {ip}")), "{out:?}");
-    // UDP from an unbound socket: the receiver (on the host) sees the source.
-    let rx_ip = loopback();
-    let mut rx = Bg(std::process::Command::new(PROBE)
-        .args(["udp-recv", &rx_ip, "5353"])
+    let out = env.run("chbind", &["--silent", "--ip", "lo", "--", PROBE, "connect", "127.0.0.1", &port]);
+    assert!(out.stdout.contains("answer=host"), "{out:?}");
+}
+
+#[test]
+fn a_locked_commands_localhost_is_its_own() {
+    require_root!();
+    let env = Env::new();
+    let ip = loopback();
+    let port = free_port();
+    // A service on 127.0.0.1 and one on all addresses, each answering a
+    // client of the same lock on 127.0.0.1, which sees 127.0.0.1 at both
+    // ends, as on any machine; UDP too. The service's own view of its
+    // address is 127.0.0.1 too.
+    let script = format!(
+        "$PROBE serve 127.0.0.1 {port} local &
+        $PROBE serve 0.0.0.0 {p2} all &
+        $PROBE udp-recv 127.0.0.1 {port} &
+        sleep 0.3
+        $PROBE connect-names 127.0.0.1 {port}
+        $PROBE connect-names 127.0.0.1 {p2}
+        $PROBE udp-send 127.0.0.1 {port} >/dev/null
+        wait",
+        p2 = port + 1
+    );
+    let out = env.run(
+        "chbind",
+        &["--silent", "--ip", &ip, "--", "sh", "-c", &script.replace("$PROBE", PROBE)],
+    );
+    let mut lines: Vec<&str> = out.stdout.lines().collect();
+    lines.sort();
+    let want = [
+        format!("LISTEN 127.0.0.1:{port}"),
+        format!("LISTEN {ip}:{}", port + 1),
+        "OK from=127.0.0.1".to_owned(),
+        "OK local=127.0.0.1 peer=127.0.0.1 answer=all 127.0.0.1".to_owned(),
+        "OK local=127.0.0.1 peer=127.0.0.1 answer=local 127.0.0.1".to_owned(),
+        "READY".to_owned(),
+    ];
+    assert_eq!(lines, want, "{out:?}");
+}
+
+#[test]
+fn locks_on_loopback_addresses_reach_each_other_but_not_the_hosts_services() {
+    require_root!();
+    let env = Env::new();
+    let (a, b) = (loopback(), loopback());
+    let locked = |ip: &str, args: &[&str]| {
+        let mut full = vec!["--silent", "--ip", ip, "--", PROBE];
+        full.extend_from_slice(args);
+        env.run("chbind", &full)
+    };
+    // A's service on all addresses (its address), and one on its 127.0.0.1.
+    let mut server = Bg(env
+        .cmd("chbind")
+        .args(["--ip", &a, "--", PROBE, "serve", "0.0.0.0", "0", "a"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap());
+    let port = read_line(&mut server.0).rsplit(':').next().unwrap().to_owned();
+    let mut err = std::io::BufRead::lines(std::io::BufReader::new(server.0.stderr.take().unwrap()));
+    let lback_a = err.nth(1).unwrap().unwrap().split(' ').nth(3).unwrap().to_owned();
+    let out = locked(&b, &["connect-names", &a, &port]);
+    assert_eq!(out.line(), format!("OK local={b} peer={a} answer=a {b}"), "{out:?}");
+    // Not A's own loopback, by its address.
+    let udp = free_port().to_string();
+    let mut rx = Bg(env
+        .cmd("chbind")
+        .args(["--silent", "--ip", &a, "--", PROBE, "udp-recv", "0.0.0.0", &udp])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap());
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(rx.0.stdout.take().unwrap()));
     assert_eq!(lines.next().unwrap().unwrap(), "READY");
-    let out = env.run("chbind", &["--silent", "--ip", &ip, "--", PROBE, "udp-send", &rx_ip, "5353"]);
-    assert!(out.stdout.starts_with("OK"), "{out:?}");
-    assert_eq!(lines.next().unwrap().unwrap(), format!("OK from={ip}"));
+    locked(&b, &["udp-send", &a, &udp]).ok();
+    assert_eq!(lines.next().unwrap().unwrap(), format!("OK from={b}"));
+    let out = locked(&b, &["connect", &lback_a, &port]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "{lback_a}: {out:?}");
+    // A host service on a third loopback address stays out of reach.
+    let host_ip = loopback();
+    let mut host = Bg(std::process::Command::new(PROBE)
+        .args(["serve", &host_ip, "0", "host"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap());
+    let host_port = read_line(&mut host.0).rsplit(':').next().unwrap().to_owned();
+    let out = locked(&b, &["connect", &host_ip, &host_port]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+    let out = Out::from(
+        std::process::Command::new(PROBE)
+            .args(["connect", &host_ip, &host_port])
+            .output()
+            .unwrap(),
+    );
+    assert!(out.stdout.contains("answer=host"), "{out:?}");
+}
+
+#[test]
+fn a_locked_localhost_service_is_reachable_from_nowhere_else() {
+    require_root!();
+    let env = Env::new();
+    let ip = loopback();
+    let port = free_port().to_string();
+    // Two locked commands serve 127.0.0.1 on the same port.
+    let serve = |tag: &str| {
+        let mut s = Bg(env
+            .cmd("chbind")
+            .args(["--ip", &ip, "--", PROBE, "serve", "127.0.0.1", &port, tag])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap());
+        assert_eq!(read_line(&mut s.0), format!("LISTEN 127.0.0.1:{port}"));
+        let mut err = std::io::BufRead::lines(std::io::BufReader::new(s.0.stderr.take().unwrap()));
+        assert_eq!(err.next().unwrap().unwrap(), format!("ipv4root is now {ip}"));
+        let line = err.next().unwrap().unwrap();
+        let lback = line
+            .strip_prefix("lback is now ")
+            .unwrap()
+            .trim_end_matches(" (its 127.0.0.1)")
+            .to_owned();
+        (s, lback)
+    };
+    let (_one, lback) = serve("one");
+    let (_two, lback2) = serve("two");
+    assert_ne!(lback, lback2);
+    assert!(lback.starts_with("127.2"), "{lback}");
+    let probe = |a: &str| Out::from(std::process::Command::new(PROBE).args(["connect", a, &port]).output().unwrap());
+    // Not the host's 127.0.0.1, not the lock's address, not its loopback
+    // address from outside (dropped: no answer), not another lock's.
+    assert!(probe("127.0.0.1").stdout.starts_with("ERR ECONNREFUSED"));
+    assert!(probe(&ip).stdout.starts_with("ERR ECONNREFUSED"));
+    let out = probe(&lback);
+    assert!(out.stdout.starts_with("ERR") && !out.stdout.contains("answer"), "{out:?}");
+    for target in ["127.0.0.1", lback.as_str()] {
+        let out = env.run("chbind", &["--silent", "--ip", &ip, "--", PROBE, "connect", target, &port]);
+        assert!(out.stdout.starts_with("ERR EPERM"), "{target}: {out:?}");
+    }
 }
 
 #[test]

@@ -506,10 +506,33 @@ fn copy_guest_runs_the_hosts_own_userland() {
             let _ = (self.0)(&["stop"]);
         }
     }
-    let build = run(&["build"]);
+    // The host's resolver is a local stub (as with systemd-resolved): in
+    // a mount namespace of the build's own, /etc/resolv.conf names
+    // 127.0.0.53 and the stub's upstream list is in /run.
+    let stub = env.dir.path().join("stub-resolv.conf");
+    std::fs::write(&stub, "nameserver 127.0.0.53\noptions edns0\nsearch lan\n").unwrap();
+    let script = format!(
+        "mount --make-rprivate / && mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/resolve && \
+         echo 'nameserver 192.0.2.53' > /run/systemd/resolve/resolv.conf && \
+         mount --bind {} /etc/resolv.conf && exec \"$0\" {name} build",
+        stub.display()
+    );
+    let cmd = env.cmd("vserver");
+    let build = Out::from(
+        std::process::Command::new("unshare")
+            .args(["-m", "--", "sh", "-c", &script])
+            .arg(env.dir.path().join("bin/vserver"))
+            .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    );
     build.ok();
     assert!(build.stderr.contains("copied"), "{build:?}");
+    assert!(build.stderr.contains("upstream servers 192.0.2.53"), "{build:?}");
     let root = env.dir.path().join("vservers").join(&name);
+    let resolv = std::fs::read_to_string(root.join("etc/resolv.conf")).unwrap();
+    assert!(resolv.ends_with("options edns0\nsearch lan\nnameserver 192.0.2.53\n"), "{resolv}");
     for d in ["usr/bin", "etc", "var", "proc", "dev", "tmp"] {
         assert!(root.join(d).is_dir(), "{d}");
     }
@@ -790,8 +813,11 @@ fn fakeinit_runs_the_guests_own_init() {
     // busybox init is PID 1 and ran its inittab's sysinit (rcS).
     assert!(eventually(5, || g.root().join("run/marker").exists()
         || g.run(&["exec", "probe", "exists", "/run/marker"]).stdout.starts_with("OK")));
-    let out = g.run(&["exec", "readlink", "/proc/1/exe"]);
-    assert_eq!(out.line(), "/bin/busybox", "{out:?}");
+    // Its name, not its /proc/1/exe: an exec'd command is a Landlock
+    // domain of its own (abstract unix sockets), which may not trace or
+    // read the links of the server's processes (vserver(8), Limits).
+    let out = g.run(&["exec", "cat", "/proc/1/comm"]);
+    assert_eq!(out.line(), "init", "{out:?}");
     g.run(&["stop"]).ok();
     assert_eq!(g.run(&["running"]).code, 1);
     assert!(g.context_dir().is_none());
@@ -1082,6 +1108,36 @@ fn debootstrap_builds_a_debian_guest() {
     let out = run(&["exec", "getent", "hosts", &name]);
     assert!(out.line().starts_with("127.0.1.1 "), "{out:?}");
     run(&["stop"]).ok();
+    // A real daemon whose Debian configuration binds 127.0.0.1: memcached
+    // (-l 127.0.0.1 in /etc/memcached.conf). Installed without starting it
+    // (policy-rc.d), then started with IPROOT by its own init script
+    // (minbase has no rc to start it at boot).
+    let root = env.dir.path().join("vservers").join(&name);
+    let policy = root.join("usr/sbin/policy-rc.d");
+    std::fs::write(&policy, "#!/bin/sh\nexit 101\n").unwrap();
+    std::fs::set_permissions(&policy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = run(&["exec", "apt-get", "install", "-y", "-q", "--no-install-recommends", "memcached"]);
+    std::fs::remove_file(&policy).unwrap();
+    if out.code != 0 && unreachable.iter().any(|m| out.stdout.contains(m) || out.stderr.contains(m)) {
+        eprintln!("NOTE {}: apt-get could not download memcached", module_path!());
+        return;
+    }
+    assert_eq!(out.code, 0, "{out:?}");
+    std::fs::copy(PROBE, root.join("usr/local/bin/probe")).unwrap();
+    let conf = env.dir.path().join("etc").join(format!("{name}.conf"));
+    std::fs::write(&conf, format!("IPROOT={}\n", loopback())).unwrap();
+    run(&["start"]).ok();
+    run(&["service", "memcached", "start"]).ok();
+    // It answers once it has daemonized and bound.
+    let ask = || run(&["exec", "probe", "tcp-say", "127.0.0.1", "11211", "version"]);
+    assert!(eventually(10, || ask().stdout.starts_with("OK VERSION ")), "{:?}", ask());
+    let host = Out::from(
+        std::process::Command::new(PROBE)
+            .args(["tcp-say", "127.0.0.1", "11211", "version"])
+            .output()
+            .unwrap(),
+    );
+    assert!(!host.stdout.starts_with("OK"), "the guest's memcached answers the host: {host:?}");
 }
 
 #[test]
@@ -1588,4 +1644,227 @@ fn devices_listed_in_the_configuration_become_usable() {
     // Still nothing else.
     let out = g.run(&["exec", "probe", "mknod-open", "c", "10", "200", "/tmp/tun"]);
     assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+}
+
+/// A port that was free on 127.0.0.1 a moment ago.
+fn free_port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string()
+}
+
+/// The guest's loopback address, from `vserver NAME status`.
+fn lback_of(g: &TestGuest) -> String {
+    let st = g.run(&["status"]);
+    st.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("loopback: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no loopback line: {st:?}"))
+        .to_owned()
+}
+
+#[test]
+fn each_guest_has_a_localhost_of_its_own() {
+    require_root!();
+    let env = Env::new();
+    let (port, all_port) = (free_port(), free_port());
+    let mut guests = Vec::new();
+    for content in ["guest one", "guest two"] {
+        let g = TestGuest::busybox(&env, "lback");
+        std::fs::create_dir_all(g.root().join("var/www")).unwrap();
+        std::fs::write(g.root().join("var/www/index.html"), content).unwrap();
+        // The same localhost-only service in both, and one on all addresses.
+        g.service(
+            "httpd",
+            &format!("httpd -p 127.0.0.1:{port} -h /var/www; httpd -p {all_port} -h /var/www"),
+            "killall httpd",
+        );
+        g.conf(&format!("IPROOT={}\n", loopback()));
+        g.run(&["start"]).ok();
+        guests.push(g);
+    }
+    let host_www = TempDir::new("www");
+    std::fs::write(host_www.path().join("index.html"), "host").unwrap();
+    let _host = Bg(std::process::Command::new("/bin/busybox")
+        .args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h"])
+        .arg(host_www.path())
+        .spawn()
+        .unwrap());
+    let get = |ip: &str| Out::from(std::process::Command::new(PROBE).args(["http-get", ip, &port]).output().unwrap());
+    assert!(eventually(5, || get("127.0.0.1").stdout.contains("host")), "{:?}", get("127.0.0.1"));
+    let (l1, l2) = (lback_of(&guests[0]), lback_of(&guests[1]));
+    assert_ne!(l1, l2);
+    for (g, want) in guests.iter().zip(["OK guest one", "OK guest two"]) {
+        // Each guest's 127.0.0.1 is its own, for both services.
+        let out = g.run(&["exec", "probe", "http-get", "127.0.0.1", &port]);
+        assert_eq!(out.line(), want, "{out:?}");
+        // By name, through the guest's /etc/hosts.
+        let out = g.run(&["exec", "wget", "-q", "-O", "-", &format!("http://localhost:{all_port}/")]);
+        assert_eq!(format!("OK {}", out.line()), want, "{out:?}");
+        let out = g.run(&["exec", "probe", "http-get", "127.0.0.1", &all_port]);
+        assert_eq!(out.line(), want, "{out:?}");
+    }
+    // From outside: not on a guest's address, not on its loopback address.
+    let addr1 = guests[0]
+        .run(&["status"])
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("addresses: ").map(str::to_owned))
+        .unwrap();
+    let out = get(&addr1);
+    assert!(out.stdout.starts_with("ERR ECONNREFUSED"), "{out:?}");
+    let out = Out::from(std::process::Command::new(PROBE).args(["connect", &l1, &port]).output().unwrap());
+    assert!(out.stdout.starts_with("ERR") && !out.stdout.contains("guest"), "{out:?}");
+    // Nor from the other guest, by its loopback address.
+    let out = guests[1].run(&["exec", "probe", "http-get", &l1, &port]);
+    assert_eq!(out.line(), "OK guest two", "{out:?}");
+}
+
+#[test]
+fn the_hosts_localhost_is_out_of_a_guests_reach() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "nolo");
+    g.conf(&format!("IPROOT={}\n", loopback()));
+    g.run(&["start"]).ok();
+    let mut server = Bg(std::process::Command::new(PROBE)
+        .args(["serve", "127.0.0.1", "0", "host"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap());
+    let port = read_line(&mut server.0).rsplit(':').next().unwrap().to_owned();
+    let out = g.run(&["exec", "probe", "connect", "127.0.0.1", &port]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+    let udp = free_port();
+    let mut rx = Bg(std::process::Command::new(PROBE)
+        .args(["udp-recv", "127.0.0.1", &udp])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap());
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(rx.0.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "READY");
+    let out = g.run(&["exec", "probe", "udp-send", "127.0.0.1", &udp]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+    // The host reaches both itself.
+    let out = Out::from(
+        std::process::Command::new(PROBE)
+            .args(["connect", "127.0.0.1", &port])
+            .output()
+            .unwrap(),
+    );
+    assert!(out.stdout.contains("answer=host"), "{out:?}");
+    Out::from(
+        std::process::Command::new(PROBE)
+            .args(["udp-send", "127.0.0.1", &udp])
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert_eq!(lines.next().unwrap().unwrap(), "OK from=127.0.0.1");
+    // Inside, getpeername and getsockname say 127.0.0.1 at both ends.
+    let p = free_port();
+    let out = g.run(&[
+        "exec",
+        "sh",
+        "-c",
+        &format!("probe serve 127.0.0.1 {p} inside >/dev/null & sleep 0.3; probe connect-names 127.0.0.1 {p}"),
+    ]);
+    assert_eq!(out.line(), "OK local=127.0.0.1 peer=127.0.0.1 answer=inside 127.0.0.1", "{out:?}");
+}
+
+#[test]
+fn the_loopback_address_can_be_chosen_and_is_never_shared() {
+    require_root!();
+    let env = Env::new();
+    let lb = format!("127.251.{}.{}", std::process::id() % 250, 1 + std::process::id() / 250 % 250);
+    let g = TestGuest::busybox(&env, "lbk");
+    g.conf(&format!("IPROOT={}\nIPROOT_LBACK={lb}\n", loopback()));
+    let st = g.run(&["status"]);
+    assert!(st.stdout.contains(&format!("loopback: {lb}")), "{st:?}");
+    g.run(&["start"]).ok();
+    assert_eq!(lback_of(&g), lb);
+    let out = g.run(&["exec", "probe", "bind", "127.0.0.1", "0", "tcp"]);
+    assert!(out.stdout.starts_with("OK 127.0.0.1:"), "{out:?}");
+    let other = TestGuest::busybox(&env, "lbk2");
+    other.conf(&format!("IPROOT={}\nIPROOT_LBACK={lb}\n", loopback()));
+    let out = other.run(&["start"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("loopback address {lb} is taken by context")),
+        "{out:?}"
+    );
+    assert!(other.context_dir().is_none(), "a refused start left its context");
+    other.conf("IPROOT_LBACK=127.0.0.1\n");
+    let out = other.run(&["start"]);
+    assert!(out.stderr.contains(":1: IPROOT_LBACK: '127.0.0.1' is not"), "{out:?}");
+}
+
+#[test]
+fn abstract_unix_sockets_do_not_cross_between_host_and_guests() {
+    require_root!();
+    let env = Env::new();
+    let name = format!("vsbox-test-{}-{}", std::process::id(), free_port());
+    let mut host = Bg(std::process::Command::new(PROBE)
+        .args(["abstract-serve", &name, "host"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap());
+    assert_eq!(read_line(&mut host.0), format!("LISTEN @{name}"));
+    let from_host = Out::from(
+        std::process::Command::new(PROBE)
+            .args(["abstract-connect", &name])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(from_host.line(), "OK answer=host");
+    let dgram = format!("{name}-dgram");
+    let mut rx = Bg(std::process::Command::new(PROBE)
+        .args(["abstract-recv", &dgram])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap());
+    assert_eq!(read_line(&mut rx.0), "READY");
+    let with_ip = TestGuest::busybox(&env, "abs-ip");
+    with_ip.conf(&format!("IPROOT={}\n", loopback()));
+    let without = TestGuest::busybox(&env, "abs");
+    for (g, running) in [(&with_ip, true), (&without, true), (&with_ip, false)] {
+        if running {
+            g.run(&["start"]).ok();
+        } else {
+            g.run(&["stop"]).ok();
+        }
+        let out = g.run(&["exec", "probe", "abstract-connect", &name]);
+        assert!(out.stdout.starts_with("ERR EPERM"), "{} running={running}: {out:?}", g.name);
+        let out = g.run(&["exec", "probe", "abstract-send", &dgram, "guest"]);
+        assert!(out.stdout.starts_with("ERR EPERM"), "{} running={running}: {out:?}", g.name);
+        // Its own abstract sockets work among its processes.
+        let own = format!("{name}-own");
+        let out = g.run(&[
+            "exec",
+            "sh",
+            "-c",
+            &format!("probe abstract-serve {own} guest >/dev/null & sleep 0.3; probe abstract-connect {own}; kill $!"),
+        ]);
+        assert_eq!(out.line(), "OK answer=guest", "{out:?}");
+    }
+    // A running guest's processes (its services) are held the same way.
+    without.service("abs", &format!("(probe abstract-connect {name} > /tmp/abs.out &)"), "true");
+    without.run(&["restart"]).ok();
+    assert!(eventually(5, || std::fs::read_to_string(without.root().join("tmp/abs.out"))
+        .is_ok_and(|s| !s.is_empty())));
+    let got = std::fs::read_to_string(without.root().join("tmp/abs.out")).unwrap();
+    assert!(got.starts_with("ERR EPERM"), "{got}");
+    // The host still reaches its own.
+    let from_host = Out::from(
+        std::process::Command::new(PROBE)
+            .args(["abstract-send", &dgram, "host"])
+            .output()
+            .unwrap(),
+    );
+    from_host.ok();
+    assert_eq!(read_line(&mut rx.0), "OK got=host");
 }

@@ -391,7 +391,7 @@ impl Mounted {
     pub fn tmpfs(at: &Path) -> Mounted {
         std::fs::create_dir_all(at).unwrap();
         let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", "size=256m", "tmpfs"])
             .arg(at)
             .status()
             .unwrap();

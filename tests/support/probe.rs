@@ -22,6 +22,8 @@ fn errno_name(e: i32) -> &'static str {
         libc::ENOTTY => "ENOTTY",
         libc::EOPNOTSUPP => "EOPNOTSUPP",
         libc::EMFILE => "EMFILE",
+        libc::ECONNRESET => "ECONNRESET",
+        libc::ETIMEDOUT => "ETIMEDOUT",
         _ => "OTHER",
     }
 }
@@ -550,6 +552,102 @@ fn main() {
         ["unix-send", path, data] => report(
             std::os::unix::net::UnixStream::connect(path).and_then(|mut s| s.write_all(data.as_bytes())),
             |_| "sent".into(),
+        ),
+        // Abstract unix sockets (@NAME): serve TAG to every client until
+        // killed; connect and read the answer; a datagram there and back.
+        ["abstract-serve", name, tag] => {
+            use std::os::linux::net::SocketAddrExt;
+            let a = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+            let l = match std::os::unix::net::UnixListener::bind_addr(&a) {
+                Ok(l) => l,
+                Err(e) => std::process::exit(report::<()>(Err(e), |_| String::new())),
+            };
+            println!("LISTEN @{name}");
+            std::io::stdout().flush().unwrap();
+            for c in l.incoming().flatten() {
+                let mut c = c;
+                let _ = writeln!(c, "{tag}");
+            }
+            0
+        }
+        ["abstract-connect", name] => {
+            use std::os::linux::net::SocketAddrExt;
+            let a = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+            report(
+                std::os::unix::net::UnixStream::connect_addr(&a).and_then(|mut s| {
+                    let mut answer = String::new();
+                    s.read_to_string(&mut answer)?;
+                    Ok(answer.trim().to_owned())
+                }),
+                |s| format!("answer={s}"),
+            )
+        }
+        ["abstract-recv", name] => {
+            use std::os::linux::net::SocketAddrExt;
+            let a = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+            report(
+                std::os::unix::net::UnixDatagram::bind_addr(&a).and_then(|s| {
+                    println!("READY");
+                    std::io::stdout().flush()?;
+                    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+                    let mut buf = [0u8; 64];
+                    let n = s.recv(&mut buf)?;
+                    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+                }),
+                |s| format!("got={s}"),
+            )
+        }
+        ["abstract-send", name, data] => {
+            use std::os::linux::net::SocketAddrExt;
+            let a = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+            report(
+                std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.send_to_addr(data.as_bytes(), &a)),
+                |n| format!("sent {n}"),
+            )
+        }
+        // A TCP connection to ADDR:PORT: the addresses each end sees
+        // (getsockname, getpeername) and the answer.
+        ["connect-names", ip, port] => report(
+            TcpStream::connect_timeout(&addr(ip, port), std::time::Duration::from_secs(3)).and_then(|mut s| {
+                let (local, peer) = (s.local_addr()?, s.peer_addr()?);
+                let mut answer = String::new();
+                s.read_to_string(&mut answer)?;
+                Ok(format!("local={} peer={} answer={}", local.ip(), peer.ip(), answer.trim()))
+            }),
+            |s| s,
+        ),
+        // N TCP connections to a listener of this process on IP, each
+        // accepted and closed; prints the rate (connections a second).
+        ["tcp-rate", ip, n] => {
+            let n: u32 = n.parse().unwrap();
+            let l = match TcpListener::bind(addr(ip, "0")) {
+                Ok(l) => l,
+                Err(e) => std::process::exit(report::<()>(Err(e), |_| String::new())),
+            };
+            let to = SocketAddr::new(addr(ip, "0").ip(), l.local_addr().unwrap().port());
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                let c = match TcpStream::connect(to) {
+                    Ok(c) => c,
+                    Err(e) => std::process::exit(report::<()>(Err(e), |_| String::new())),
+                };
+                let (s, _) = l.accept().unwrap();
+                drop(s);
+                drop(c);
+            }
+            println!("OK {:.0}", f64::from(n) / start.elapsed().as_secs_f64());
+            0
+        }
+        // A line-protocol request (memcached, SMTP…): TEXT and CRLF, then
+        // the first line of the answer.
+        ["tcp-say", ip, port, text] => report(
+            TcpStream::connect_timeout(&addr(ip, port), std::time::Duration::from_secs(3)).and_then(|mut s| {
+                write!(s, "{text}\r\n")?;
+                let mut line = String::new();
+                std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut line)?;
+                Ok(line.trim().to_owned())
+            }),
+            |s| s,
         ),
         ["exists", path] => report(std::fs::symlink_metadata(path), |_| (*path).to_owned()),
         ["uname"] => {
