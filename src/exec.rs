@@ -42,6 +42,12 @@ pub fn exec(applet: &str, command: &[String]) -> i32 {
     reset_signals();
     let err = nix::unistd::execvp(&args[0], &args).err().unwrap_or(Errno::EINVAL);
     eprintln!("{applet}: cannot run '{program}': {}", err.desc());
+    cannot_run_code(err)
+}
+
+/// The exit code for a command that could not be run (chroot(1), env(1)):
+/// 127 when it was not found, 126 otherwise.
+pub fn cannot_run_code(err: Errno) -> i32 {
     match err {
         Errno::ENOENT | Errno::ENOTDIR => EXIT_NOT_FOUND,
         _ => EXIT_NOT_EXECUTABLE,
@@ -56,10 +62,7 @@ pub fn report_failure(applet: &str, program: &str, e: &std::io::Error) -> i32 {
             .map(|n| Errno::from_raw(n).desc().to_owned())
             .unwrap_or_else(|| e.to_string())
     );
-    match e.raw_os_error().map(Errno::from_raw) {
-        Some(Errno::ENOENT | Errno::ENOTDIR) => EXIT_NOT_FOUND,
-        _ => EXIT_NOT_EXECUTABLE,
-    }
+    cannot_run_code(e.raw_os_error().map_or(Errno::EINVAL, Errno::from_raw))
 }
 
 /// Like [`exec`], with exactly the environment `env`; PATH from `env` is

@@ -209,3 +209,22 @@ fn man_pages_match_help() {
     }
     assert!(man.join("vsbox.8").exists());
 }
+
+#[test]
+fn the_readmes_layout_names_every_module() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    let layout = readme
+        .split("\n## Layout\n")
+        .nth(1)
+        .and_then(|l| l.split("\n## ").next())
+        .expect("README.md has a Layout section");
+    let missing: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches([';', ' ', '{']))
+        .filter(|m| !layout.contains(&format!("`{m}`")))
+        .collect();
+    assert!(missing.is_empty(), "modules missing from README.md's Layout: {missing:?}");
+}
