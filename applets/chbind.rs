@@ -6,10 +6,10 @@
 //! only bind, and send from, the given addresses.
 
 use crate::applet::{self, Applet};
-use crate::cgroup::{self, Layout};
+use crate::context::exec;
 use crate::error::{Context, Error, Result};
-use crate::exec;
-use crate::netlock::{self, AddrSet};
+use crate::kernel::cgroup::{self, Layout};
+use crate::kernel::netlock::{self, AddrSet};
 use crate::sys::{self, Forked};
 use argh::FromArgs;
 use nix::sched::CloneFlags;
@@ -80,15 +80,15 @@ fn run(args: Args, name: &str) -> Result<i32> {
         let lock = std::fs::File::open(&dir).ctx(|| format!("open {}", dir.display()))?;
         match sys::fork_into(&lock, CloneFlags::empty()).ctx(|| format!("start a process in {}", dir.display()))? {
             Forked::Parent(child) => {
-                crate::init::forward_signals_to(child, false);
+                crate::context::init::forward_signals_to(child, false);
                 Ok(exec::wait_for(child))
             }
             Forked::Child => {
                 // Born in the lock, and kept there: a cgroup namespace rooted
                 // at it, and a mount namespace (a slave of the host's) whose
                 // cgroup mounts are read-only.
-                let setup = crate::ns::create(CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS)
-                    .and_then(|_| crate::ns::isolate_mounts())
+                let setup = crate::kernel::ns::create(CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS)
+                    .and_then(|_| crate::kernel::ns::isolate_mounts())
                     .and_then(|_| layout.seal());
                 match setup {
                     Ok(()) => std::process::exit(exec::exec(name, &args.command)),

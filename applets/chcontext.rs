@@ -7,10 +7,10 @@
 //! user without privileges gets a context too, through a user namespace.
 
 use crate::applet::{self, Applet};
-use crate::caps;
 use crate::context;
+use crate::context::launch::{self, Spec};
 use crate::error::{Error, Result};
-use crate::launch::{self, Spec};
+use crate::kernel::caps;
 use argh::FromArgs;
 
 /// Run a command in a new or existing security context.

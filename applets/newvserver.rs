@@ -6,9 +6,9 @@
 //! with --yes) it takes the options and the defaults.
 
 use crate::applet::{self, Applet};
-use crate::builder::{self, Method};
-use crate::config;
 use crate::error::{Error, Result};
+use crate::guest::builder::{self, Method};
+use crate::guest::config;
 use crate::guest::{self, Guest};
 use argh::FromArgs;
 use std::io::{BufRead, IsTerminal, Write};

@@ -9,8 +9,8 @@
 
 use crate::applet::{self, Applet};
 use crate::error::Result;
+use crate::guest::reboot::{self, Request};
 use crate::guest::{self, Guest};
-use crate::reboot::{self, Request};
 use argh::FromArgs;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::collections::HashMap;
@@ -55,7 +55,7 @@ struct Conn {
 /// The running server's init (host pid).
 fn init_of(g: &Guest, reg: &crate::context::Registry) -> Option<u32> {
     let (_, dir) = g.running(reg)?;
-    crate::vserver::init_pid(&dir)
+    crate::guest::lifecycle::init_pid(&dir)
 }
 
 fn act(g: &Guest, init: u32, req: Request, busy: &mut HashMap<String, std::process::Child>) {
@@ -68,7 +68,7 @@ fn act(g: &Guest, init: u32, req: Request, busy: &mut HashMap<String, std::proce
         eprintln!("rebootmgr: reboot vserver {}", g.name);
         let _ = crate::sys::kill_raw(
             nix::unistd::Pid::from_raw(init as i32),
-            crate::sys::sigrtmin() + crate::init::RT_REBOOT,
+            crate::sys::sigrtmin() + crate::context::init::RT_REBOOT,
         );
         return;
     }

@@ -7,9 +7,9 @@
 //! dropped too.
 
 use crate::applet::{self, Applet};
-use crate::caps;
+use crate::context::exec;
 use crate::error::{Error, Result};
-use crate::exec;
+use crate::kernel::caps;
 use argh::FromArgs;
 
 /// Lower the capability ceiling of a command and its descendants, irreversibly.

@@ -5,7 +5,7 @@
 
 use crate::applet::{self, Applet};
 use crate::error::{Error, Result};
-use crate::extents;
+use crate::guest::extents;
 use argh::FromArgs;
 
 /// Show the disk space each tree really uses: files with one link, less blocks shared with other files.

@@ -4,10 +4,10 @@
 //! Every PID is checked before anything is signalled: a bad signal, an
 //! unknown context or a PID that is not there changes nothing.
 
+use crate::admin::kill;
+use crate::admin::proctable::Names;
 use crate::applet::{self, Applet};
 use crate::error::{Error, Result};
-use crate::kill;
-use crate::proctable::Names;
 use argh::FromArgs;
 
 /// Signal processes in their own security context.

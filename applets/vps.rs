@@ -5,11 +5,11 @@
 //! `vps`, `vps ax`, `vps aux`, `vps -ef`, `vps -e -o pid,ctx,vserver,comm`
 //! — and always shows every process of every context.
 
+use crate::admin::kill;
+use crate::admin::proctable::{self, Names, Proc, Want};
+use crate::admin::report;
 use crate::applet::{self, Applet};
 use crate::error::{Error, Result};
-use crate::kill;
-use crate::proctable::{self, Names, Proc, Want};
-use crate::report;
 use argh::FromArgs;
 
 /// Show every process of every context, with its context and server name.

@@ -2,11 +2,11 @@
 //! See: man/vpstree.8; the original: vserver-reference.md §1.6 (which ran
 //! pstree without any context column).
 
+use crate::admin::kill;
+use crate::admin::proctable::{self, Names, Want};
+use crate::admin::report;
 use crate::applet::{self, Applet};
 use crate::error::Result;
-use crate::kill;
-use crate::proctable::{self, Names, Want};
-use crate::report;
 use argh::FromArgs;
 
 /// Show the process tree with each process's context and server.

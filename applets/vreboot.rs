@@ -7,7 +7,7 @@
 
 use crate::applet::{self, Applet};
 use crate::error::Result;
-use crate::reboot::{self, Request};
+use crate::guest::reboot::{self, Request};
 use argh::FromArgs;
 
 /// Restart (vreboot) or stop (vhalt) the virtual server this runs in.

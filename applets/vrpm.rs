@@ -6,7 +6,7 @@
 use crate::applet::{self, Applet};
 use crate::error::{Error, Result};
 use crate::guest::{self, Guest};
-use crate::{unify, vserver};
+use crate::{guest::lifecycle, guest::unify};
 use argh::FromArgs;
 
 /// Run each named server's package manager (rpm or dpkg) with the arguments after --, inside the server.
@@ -52,7 +52,7 @@ fn run(args: Args, name: &str, pm_args: Option<&[&str]>) -> Result<i32> {
         println!("Updating server {}", g.name);
         let pm = g.package_manager()?;
         let command: Vec<String> = std::iter::once(pm).chain(pm_args.iter().copied()).map(String::from).collect();
-        if vserver::exec(name, g, &command, None)? != 0 {
+        if lifecycle::exec(name, g, &command, None)? != 0 {
             failed.push(g.name.as_str());
         }
     }

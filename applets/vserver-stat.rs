@@ -2,10 +2,10 @@
 //! See: man/vserver-stat.8; the original: vserver-reference.md §1.8 (the
 //! util-vserver format; RSS in bytes, not pages).
 
+use crate::admin::proctable::{self, Names, Want};
+use crate::admin::report;
 use crate::applet::{self, Applet};
 use crate::error::Result;
-use crate::proctable::{self, Names, Want};
-use crate::report;
 use argh::FromArgs;
 
 /// Show one line per active context: processes, memory, CPU time, uptime.

@@ -7,10 +7,10 @@
 //! enter) follow the chroot(1) exit codes; the others exit 1 on failure.
 
 use crate::applet::{self, Applet, EXIT_CANNOT_RUN};
-use crate::builder::{self, Method};
 use crate::error::{Error, Result};
+use crate::guest::builder::{self, Method};
+use crate::guest::lifecycle;
 use crate::guest::Guest;
-use crate::vserver;
 use argh::FromArgs;
 use std::io::IsTerminal;
 
@@ -109,28 +109,28 @@ fn run(args: Args, name: &str) -> Result<i32> {
         }
         "start" => {
             no_args("start")?;
-            vserver::start(name, &Guest::existing(&args.name)?)?;
+            lifecycle::start(name, &Guest::existing(&args.name)?)?;
             Ok(0)
         }
         "stop" => {
             no_args("stop")?;
-            vserver::stop(&Guest::existing(&args.name)?)?;
+            lifecycle::stop(&Guest::existing(&args.name)?)?;
             Ok(0)
         }
         "restart" => {
             no_args("restart")?;
-            vserver::restart(name, &Guest::existing(&args.name)?)?;
+            lifecycle::restart(name, &Guest::existing(&args.name)?)?;
             Ok(0)
         }
         "running" => {
             no_args("running")?;
-            let (running, _) = vserver::status(&Guest::existing(&args.name)?)?;
+            let (running, _) = lifecycle::status(&Guest::existing(&args.name)?)?;
             println!("Server {} is {}", args.name, if running { "running" } else { "not running" });
             Ok(if running { 0 } else { 1 })
         }
         "status" => {
             no_args("status")?;
-            let (running, text) = vserver::status(&Guest::existing(&args.name)?)?;
+            let (running, text) = lifecycle::status(&Guest::existing(&args.name)?)?;
             print!("{text}");
             Ok(if running { 0 } else { 1 })
         }
@@ -139,14 +139,14 @@ fn run(args: Args, name: &str) -> Result<i32> {
                 return Err(Error::usage("exec needs a command"));
             }
             let g = Guest::existing(&args.name)?;
-            command_status(name, vserver::exec(name, &g, &args.args, None))
+            command_status(name, lifecycle::exec(name, &g, &args.args, None))
         }
         "suexec" => {
             if rest.len() < 2 {
                 return Err(Error::usage("suexec needs a user and a command"));
             }
             let g = Guest::existing(&args.name)?;
-            command_status(name, vserver::exec(name, &g, &args.args[1..], Some(&args.args[0])))
+            command_status(name, lifecycle::exec(name, &g, &args.args[1..], Some(&args.args[0])))
         }
         "service" => {
             let [svc, action] = rest.as_slice() else {
@@ -160,12 +160,12 @@ fn run(args: Args, name: &str) -> Result<i32> {
             }
             let g = Guest::existing(&args.name)?;
             let command = vec![format!("/etc/init.d/{svc}"), (*action).to_owned()];
-            command_status(name, vserver::exec(name, &g, &command, None))
+            command_status(name, lifecycle::exec(name, &g, &command, None))
         }
         "enter" => {
             no_args("enter")?;
             let g = Guest::existing(&args.name)?;
-            command_status(name, vserver::enter(name, &g))
+            command_status(name, lifecycle::enter(name, &g))
         }
         "delete" => {
             let mut force = false;
@@ -199,7 +199,7 @@ fn run(args: Args, name: &str) -> Result<i32> {
                     .map_err(|e| Error::io("read the answer", &e))?;
                 Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
             };
-            match crate::delete::delete(&g, confirm)? {
+            match crate::guest::delete::delete(&g, confirm)? {
                 Some(d) => {
                     let list: Vec<String> = d.files.iter().map(|f| f.display().to_string()).collect();
                     println!("Server {} deleted: {} ({} entries of its tree)", g.name, list.join(", "), d.entries);

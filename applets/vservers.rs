@@ -5,9 +5,9 @@
 
 use crate::applet::{self, Applet};
 use crate::error::{Error, Result};
-use crate::fleet;
 use crate::guest;
-use crate::vserver;
+use crate::guest::fleet;
+use crate::guest::lifecycle;
 use argh::FromArgs;
 
 /// Start, stop or restart every server with ONBOOT=yes; show all servers.
@@ -37,10 +37,10 @@ fn main(name: &str, argv: &[&str]) -> i32 {
 fn act(action: &str, jobs: usize) -> Result<bool> {
     let (mut guests, bad) = fleet::onboot()?;
     if action == "stop" {
-        guests.retain(|g| vserver::status(g).is_ok_and(|(running, _)| running));
+        guests.retain(|g| lifecycle::status(g).is_ok_and(|(running, _)| running));
         guests.reverse();
     } else {
-        guests.retain(|g| !vserver::status(g).is_ok_and(|(running, _)| running));
+        guests.retain(|g| !lifecycle::status(g).is_ok_and(|(running, _)| running));
     }
     let outcomes = fleet::run(&guests, action, jobs)?;
     let done = outcomes.iter().filter(|o| o.ok).count();
@@ -74,7 +74,7 @@ fn run(args: Args, _name: &str) -> Result<i32> {
                 let onboot = g
                     .config()
                     .map_or("?".to_owned(), |c| if c.onboot { "yes" } else { "no" }.to_owned());
-                let (running, text) = vserver::status(&g).unwrap_or((false, String::new()));
+                let (running, text) = lifecycle::status(&g).unwrap_or((false, String::new()));
                 let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).unwrap_or("-").to_owned();
                 rows.push(vec![
                     g.name.clone(),
@@ -85,7 +85,7 @@ fn run(args: Args, _name: &str) -> Result<i32> {
                     field("addresses: "),
                 ]);
             }
-            print!("{}", crate::report::table(&rows, &[false, false, false, true, true]));
+            print!("{}", crate::admin::report::table(&rows, &[false, false, false, true, true]));
             true
         }
         other => return Err(Error::usage(format!("unknown action '{other}' (start, stop, restart, status)"))),

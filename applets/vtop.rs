@@ -2,10 +2,10 @@
 //! summary line per context.
 //! See: man/vtop.8; the original ran top in the spectator context.
 
+use crate::admin::proctable::{self, Names, Proc, Want};
+use crate::admin::report;
 use crate::applet::{self, Applet};
 use crate::error::{Context, Error, Result};
-use crate::proctable::{self, Names, Proc, Want};
-use crate::report;
 use argh::FromArgs;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};

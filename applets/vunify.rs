@@ -4,8 +4,8 @@
 
 use crate::applet::{self, Applet};
 use crate::error::{Error, Result};
+use crate::guest::unify;
 use crate::guest::Guest;
-use crate::unify;
 use argh::FromArgs;
 
 /// Let the servers' files that are identical to the reference server's share its disk blocks.
@@ -46,7 +46,7 @@ fn run(args: Args, _name: &str) -> Result<i32> {
     let exclude = args
         .exclude
         .iter()
-        .map(|x| crate::tree::clean(std::path::Path::new(x)).map_err(|e| Error::usage(format!("--exclude: {e}"))))
+        .map(|x| crate::guest::tree::clean(std::path::Path::new(x)).map_err(|e| Error::usage(format!("--exclude: {e}"))))
         .collect::<Result<Vec<_>>>()?;
     for g in &servers {
         let out = unify::unify(&reference, g, &exclude, args.dry_run, |rel, _| {

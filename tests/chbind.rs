@@ -344,7 +344,7 @@ fn the_lock_is_one_shot() {
     assert!(out.stderr.contains("one-shot"), "{out:?}");
     // Moving out of the lock's cgroup is refused to a root without
     // CAP_SYS_ADMIN (one with it could as well detach the programs).
-    let v2 = vsbox::cgroup::Layout::detect().unwrap().v2;
+    let v2 = vsbox::kernel::cgroup::Layout::detect().unwrap().v2;
     let escape = format!("echo $$ > {}/cgroup.procs && echo moved || echo refused", v2.display());
     let reducecap = env.dir.path().join("bin/reducecap");
     let out = env.run(
@@ -378,7 +378,7 @@ fn nothing_is_left_behind_even_by_a_daemon() {
     require_root!();
     let env = Env::new();
     let ip = loopback();
-    let v2 = vsbox::cgroup::Layout::detect().unwrap().v2;
+    let v2 = vsbox::kernel::cgroup::Layout::detect().unwrap().v2;
     let daemon = format!("{PROBE} sleep 1 >/dev/null 2>&1 &");
     let mut c = env
         .cmd("chbind")
@@ -390,7 +390,10 @@ fn nothing_is_left_behind_even_by_a_daemon() {
     let dir = v2.join(format!("vsbox-bind.{}", c.id()));
     assert!(c.wait().unwrap().success());
     // chbind has returned; the daemon still runs in the lock…
-    assert!(dir.is_dir() && vsbox::cgroup::populated(&dir), "the daemon's lock is in place");
+    assert!(
+        dir.is_dir() && vsbox::kernel::cgroup::populated(&dir),
+        "the daemon's lock is in place"
+    );
     // …and when it ends, the lock goes with it.
     assert!(eventually(10, || !dir.exists()), "{} outlived its processes", dir.display());
     let mut c = env
@@ -456,11 +459,11 @@ fn a_killed_chbind_leaves_nothing_after_the_next_run() {
         .spawn()
         .unwrap();
     let name = format!("vsbox-bind.{}", c.id());
-    let v2 = vsbox::cgroup::Layout::detect().unwrap().v2;
+    let v2 = vsbox::kernel::cgroup::Layout::detect().unwrap().v2;
     assert!(eventually(5, || v2.join(&name).is_dir()));
     c.kill().unwrap();
     c.wait().unwrap();
-    assert!(eventually(5, || !vsbox::cgroup::populated(&v2.join(&name))));
+    assert!(eventually(5, || !vsbox::kernel::cgroup::populated(&v2.join(&name))));
     env.run("chbind", &["--silent", "--ip", &ip, "--", "/bin/true"]).ok();
     assert!(!v2.join(&name).exists(), "{name} was not swept");
 }

@@ -73,7 +73,7 @@ fn the_host_sees_context_processes_and_their_context() {
     let _g = CtxGuard(xid);
     let child = start_context(&env, xid, &[], &[PROBE, "sleep", "30"]);
     let dir = ctx_dir(xid).unwrap();
-    for pid in vsbox::cgroup::procs(&dir).unwrap() {
+    for pid in vsbox::kernel::cgroup::procs(&dir).unwrap() {
         assert_eq!(vsbox::context::xid_of_pid(pid).unwrap(), xid, "pid {pid}");
     }
     assert_eq!(vsbox::context::xid_of_pid(std::process::id()).unwrap(), 0);
@@ -87,7 +87,7 @@ fn one_context_cannot_see_another() {
     let (a, b) = (static_xid(), static_xid());
     let (_ga, _gb) = (CtxGuard(a), CtxGuard(b));
     let _bg = start_context(&env, a, &[], &[PROBE, "sleep", "30"]);
-    let in_a = vsbox::cgroup::procs(&ctx_dir(a).unwrap()).unwrap();
+    let in_a = vsbox::kernel::cgroup::procs(&ctx_dir(a).unwrap()).unwrap();
     for pid in in_a {
         let out = env.run(
             "chcontext",
@@ -98,7 +98,10 @@ fn one_context_cannot_see_another() {
             "context {b} signalled host pid {pid} of context {a}: {out:?}"
         );
     }
-    assert!(ctx_dir(a).is_some_and(|d| vsbox::cgroup::populated(&d)), "context {a} was harmed");
+    assert!(
+        ctx_dir(a).is_some_and(|d| vsbox::kernel::cgroup::populated(&d)),
+        "context {a} was harmed"
+    );
 }
 
 #[test]
@@ -195,7 +198,7 @@ fn lock_flag_forbids_new_namespaces() {
 fn contexts_cannot_leave_their_cgroup() {
     require_root!();
     let env = Env::new();
-    let v2 = vsbox::cgroup::Layout::detect().unwrap().v2;
+    let v2 = vsbox::kernel::cgroup::Layout::detect().unwrap().v2;
     let escape = format!("echo $$ > {}/cgroup.procs && echo moved || echo refused", v2.display());
     let out = env.run("chcontext", &["--silent", "--secure", "--", "sh", "-c", &escape]);
     assert!(out.stdout.contains("refused"), "{out:?}");
@@ -402,9 +405,9 @@ fn sched_puts_the_context_in_one_cpu_group() {
     let xid = static_xid();
     let _g = CtxGuard(xid);
     let _bg = start_context(&env, xid, &["--flag", "sched"], &[PROBE, "sleep", "30"]);
-    let pid = vsbox::cgroup::procs(&ctx_dir(xid).unwrap()).unwrap()[0];
+    let pid = vsbox::kernel::cgroup::procs(&ctx_dir(xid).unwrap()).unwrap()[0];
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let layout = vsbox::cgroup::Layout::detect().unwrap();
+    let layout = vsbox::kernel::cgroup::Layout::detect().unwrap();
     let want = format!("/vsbox/{xid}");
     if layout.v1_mount("cpu").is_some() {
         assert!(cg.lines().any(|l| l.contains(":cpu") && l.ends_with(&want)), "{cg}");
@@ -429,11 +432,11 @@ fn a_killed_chcontext_takes_its_context_down_and_is_swept() {
         .spawn()
         .unwrap();
     assert!(eventually(5, || ctx_dir(xid)
-        .is_some_and(|d| vsbox::cgroup::procs(&d).is_ok_and(|p| p.len() >= 2))));
+        .is_some_and(|d| vsbox::kernel::cgroup::procs(&d).is_ok_and(|p| p.len() >= 2))));
     c.kill().unwrap();
     c.wait().unwrap();
     assert!(
-        eventually(5, || ctx_dir(xid).is_none_or(|d| !vsbox::cgroup::populated(&d))),
+        eventually(5, || ctx_dir(xid).is_none_or(|d| !vsbox::kernel::cgroup::populated(&d))),
         "the context outlived its chcontext"
     );
     env.run("chcontext", &["--silent", "/bin/true"]).ok();
@@ -490,7 +493,7 @@ fn the_sweep_judges_owners_only_in_their_own_pid_namespace() {
     require_root!();
     use std::os::unix::fs::MetadataExt;
     let env = Env::new();
-    let base = vsbox::cgroup::Layout::detect().unwrap().base();
+    let base = vsbox::kernel::cgroup::Layout::detect().unwrap().base();
     let dead = {
         let mut c = std::process::Command::new("true").spawn().unwrap();
         let pid = c.id();
@@ -503,8 +506,8 @@ fn the_sweep_judges_owners_only_in_their_own_pid_namespace() {
     let here = base.join(format!("sweep-here-{}", std::process::id()));
     let elsewhere = base.join(format!("sweep-elsewhere-{}", std::process::id()));
     for (dir, ns) in [(&here, own_ns), (&elsewhere, own_ns + 1)] {
-        vsbox::cgroup::create(dir).unwrap();
-        vsbox::sys::setxattr(dir, vsbox::cgroup::XATTR_OWNER, format!("{dead} {ns}").as_bytes()).unwrap();
+        vsbox::kernel::cgroup::create(dir).unwrap();
+        vsbox::sys::setxattr(dir, vsbox::kernel::cgroup::XATTR_OWNER, format!("{dead} {ns}").as_bytes()).unwrap();
     }
     let out = env.run("chcontext", &["--silent", "true"]);
     let (swept, kept) = (!here.exists(), elsewhere.exists());

@@ -213,18 +213,50 @@ fn man_pages_match_help() {
 #[test]
 fn the_readmes_layout_names_every_module() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     let layout = readme
         .split("\n## Layout\n")
         .nth(1)
         .and_then(|l| l.split("\n## ").next())
         .expect("README.md has a Layout section");
-    let missing: Vec<&str> = lib
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("pub mod "))
-        .map(|m| m.trim_end_matches([';', ' ', '{']))
-        .filter(|m| !layout.contains(&format!("`{m}`")))
-        .collect();
+    let mut missing = Vec::new();
+    for file in [
+        "src/lib.rs",
+        "src/kernel/mod.rs",
+        "src/context/mod.rs",
+        "src/guest/mod.rs",
+        "src/admin/mod.rs",
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        for m in text.lines().filter_map(|l| l.trim().strip_prefix("pub mod ")) {
+            let m = m.trim_end_matches([';', ' ', '{']);
+            if !layout.contains(&format!("`{m}`")) && !layout.contains(&format!("`{m}/`")) {
+                missing.push(format!("{file}: {m}"));
+            }
+        }
+    }
     assert!(missing.is_empty(), "modules missing from README.md's Layout: {missing:?}");
+}
+
+/// The layers of src/, in order: each may use only those before it.
+#[test]
+fn no_layer_reaches_into_a_later_one() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let layers = ["sys", "kernel", "context", "guest", "admin"];
+    let mut wrong = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        for e in std::fs::read_dir(dir.join(layer)).unwrap().flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            for later in &layers[i + 1..] {
+                for (n, l) in text.lines().enumerate() {
+                    let code = l.split("//").next().unwrap_or("");
+                    if code.contains(&format!("crate::{later}::")) || code.contains(&format!("{later}::")) && code.contains("use crate::{")
+                    {
+                        wrong.push(format!("{}:{}: {}", e.path().display(), n + 1, l.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "a layer uses a later one: {wrong:#?}");
 }

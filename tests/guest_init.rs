@@ -215,7 +215,7 @@ fn a_busybox_init_with_fakeinit_starts_and_stops_as_it_understands() {
     let t = Instant::now();
     g.run(&["stop"]).ok();
     assert!(
-        t.elapsed() < vsbox::vserver::STOP_GRACE,
+        t.elapsed() < vsbox::guest::lifecycle::STOP_GRACE,
         "stop waited out the grace period: {:?}",
         t.elapsed()
     );
@@ -317,7 +317,7 @@ fn sysvinit_core_installs_through_exec_and_a_fakeinit_sysvinit_guest_boots_and_h
     assert_eq!(out.line(), "init", "{out:?}");
     let t = Instant::now();
     g.run(&["stop"]).ok();
-    assert!(t.elapsed() < vsbox::vserver::STOP_GRACE, "stop took {:?}", t.elapsed());
+    assert!(t.elapsed() < vsbox::guest::lifecycle::STOP_GRACE, "stop took {:?}", t.elapsed());
     assert_eq!(
         std::fs::read_to_string(g.root().join("var/tmp/stopped")).unwrap_or_default(),
         "down\n",

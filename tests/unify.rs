@@ -13,7 +13,7 @@ fn random(len: usize) -> Vec<u8> {
 }
 
 fn shared(p: &Path) -> bool {
-    vsbox::extents::any_shared(&std::fs::File::open(p).unwrap())
+    vsbox::guest::extents::any_shared(&std::fs::File::open(p).unwrap())
 }
 
 /// vdu's figure for `p`, in KiB.

@@ -186,7 +186,7 @@ fn chcontext_secure_contexts_get_their_own_user_namespace() {
 /// The guest's init, as a host pid.
 fn guest_init(g: &TestGuest) -> u32 {
     let dir = g.context_dir().unwrap();
-    vsbox::cgroup::procs(&dir)
+    vsbox::kernel::cgroup::procs(&dir)
         .unwrap()
         .into_iter()
         .find(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "vsbox-init"))

@@ -485,7 +485,7 @@ fn build_refuses_to_overwrite_without_force() {
     // The configuration it wrote is valid and commented.
     let conf = std::fs::read_to_string(g.conf_path()).unwrap();
     assert!(conf.starts_with('#'));
-    assert!(vsbox::config::parse(&g.conf_path(), &conf).is_ok());
+    assert!(vsbox::guest::config::parse(&g.conf_path(), &conf).is_ok());
 }
 
 /// The seed's default: a copy of the host's own system, with its own
@@ -613,7 +613,7 @@ fn a_new_guest_is_limited_to_1000_processes() {
     assert!(conf.contains("\nS_FLAGS=nproc\n"), "{conf}");
     g.run(&["start"]).ok();
     let dir = g.context_dir().expect("its context");
-    let layout = vsbox::cgroup::Layout::detect().unwrap();
+    let layout = vsbox::kernel::cgroup::Layout::detect().unwrap();
     let pids = if layout.v2_has("pids") {
         dir.clone()
     } else {
@@ -659,6 +659,15 @@ fn delete_removes_the_guest_and_nothing_outside_it() {
     std::fs::create_dir_all(root.join("locked/in")).unwrap();
     std::fs::set_permissions(root.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
     nix::unistd::mkfifo(&root.join("tmp/fifo"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // A tree deeper than any recursion would survive (guest root can make one).
+    let mut dir = nix::fcntl::open(&root.join("tmp"), nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()).unwrap();
+    for _ in 0..12_000 {
+        nix::sys::stat::mkdirat(Some(dir), "d", nix::sys::stat::Mode::from_bits_truncate(0o755)).unwrap();
+        let next = nix::fcntl::openat(Some(dir), "d", nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()).unwrap();
+        nix::unistd::close(dir).unwrap();
+        dir = next;
+    }
+    nix::unistd::close(dir).unwrap();
     let out = g.run(&["delete", "--force"]);
     out.ok();
     assert!(out.stdout.contains(&format!("Server {} deleted", g.name)), "{out:?}");
@@ -781,7 +790,7 @@ fn the_tree_remover_does_not_cross_a_bind_mount() {
         .unwrap();
     assert!(st.success());
     let _unmount = Unmount(root.join("z/m"));
-    let e = vsbox::walk::remove_tree(&root).unwrap_err();
+    let e = vsbox::guest::walk::remove_tree(&root).unwrap_err();
     assert!(e.msg.contains("z/m") && e.msg.contains("mounted"), "{e}");
     assert_eq!(std::fs::read_to_string(outside.join("host-file")).unwrap(), "keep");
 }

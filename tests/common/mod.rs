@@ -172,12 +172,12 @@ pub fn kill_context(xid: u32) {
         }
     }
     if std::fs::write(dir.join("cgroup.kill"), "1").is_err() {
-        for pid in vsbox::cgroup::procs(&dir).unwrap_or_default() {
+        for pid in vsbox::kernel::cgroup::procs(&dir).unwrap_or_default() {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
         }
     }
     for d in dirs.iter().rev() {
-        let _ = vsbox::cgroup::remove(d, Some(Duration::from_secs(5)));
+        let _ = vsbox::kernel::cgroup::remove(d, Some(Duration::from_secs(5)));
     }
 }
 
@@ -194,7 +194,7 @@ pub fn start_context(env: &Env, xid: u32, opts: &[&str], command: &[&str]) -> Bg
     let want = if opts.contains(&"fakeinit") { 1 } else { 2 };
     assert!(
         eventually(5, || ctx_dir(xid)
-            .is_some_and(|d| vsbox::cgroup::procs(&d).is_ok_and(|p| p.len() >= want))),
+            .is_some_and(|d| vsbox::kernel::cgroup::procs(&d).is_ok_and(|p| p.len() >= want))),
         "context {xid} did not start"
     );
     bg
@@ -277,9 +277,9 @@ impl<'a> TestGuest<'a> {
     }
     /// The guest's context directory (running or left over).
     pub fn context_dir(&self) -> Option<PathBuf> {
-        let layout = vsbox::cgroup::Layout::detect().ok()?;
+        let layout = vsbox::kernel::cgroup::Layout::detect().ok()?;
         let tag = self.conf_path().display().to_string();
-        vsbox::cgroup::find_dir(&layout.base(), &|d| {
+        vsbox::kernel::cgroup::find_dir(&layout.base(), &|d| {
             vsbox::sys::getxattr(d, "trusted.vsbox.guest")
                 .ok()
                 .flatten()
@@ -291,8 +291,8 @@ impl<'a> TestGuest<'a> {
     pub fn pids(&self) -> Vec<u32> {
         let Some(dir) = self.context_dir() else { return Vec::new() };
         let pids = std::cell::RefCell::new(Vec::new());
-        let _ = vsbox::cgroup::find_dir(&dir, &|d| {
-            pids.borrow_mut().extend(vsbox::cgroup::procs(d).unwrap_or_default());
+        let _ = vsbox::kernel::cgroup::find_dir(&dir, &|d| {
+            pids.borrow_mut().extend(vsbox::kernel::cgroup::procs(d).unwrap_or_default());
             false
         });
         pids.into_inner()

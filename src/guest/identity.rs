@@ -26,7 +26,7 @@
 //! might fake would only mislabel the guest to itself).
 
 use crate::error::{Context, Result};
-use crate::tree::{Meta, Tree};
+use crate::guest::tree::{Meta, Tree};
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -97,7 +97,7 @@ const CONTEXT_DIR: &str = "/run/vsbox";
 /// hides the path).
 pub fn own_xid() -> Result<u32> {
     let text = std::fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup")?;
-    Ok(crate::cgroup::v2_path(&text).map_or(crate::context::HOST, |p| crate::context::xid_of_cgroup_path(&p)))
+    Ok(crate::kernel::cgroup::v2_path(&text).map_or(crate::context::HOST, |p| crate::context::xid_of_cgroup_path(&p)))
 }
 
 /// In the first process of a guest's context, pivoted into its tree and

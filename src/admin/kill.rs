@@ -1,8 +1,8 @@
 //! Signalling processes in their own context: what vkill resolves before
 //! it signals anything.
 
+use crate::admin::proctable::{self, Names, Want};
 use crate::error::{Error, Result};
-use crate::proctable::{self, Names, Want};
 use nix::sys::signal::Signal;
 use std::str::FromStr;
 

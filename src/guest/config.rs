@@ -2,10 +2,10 @@
 //! read by vsbox (never run by a shell). Every problem is reported as
 //! `FILE:LINE: what is wrong` before anything on the system changes.
 
-use crate::caps;
 use crate::context;
 use crate::error::{Error, Result};
-use crate::netlock;
+use crate::kernel::caps;
+use crate::kernel::netlock;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -47,10 +47,10 @@ pub struct Config {
     pub flags: u32,
     pub ulimits: Vec<Limit>,
     /// Devices allowed besides the minimal /dev (DEVICES).
-    pub devices: Vec<crate::devices::Device>,
+    pub devices: Vec<crate::kernel::devices::Device>,
     /// Limits of the guest's own user namespace (INOTIFY_INSTANCES,
     /// INOTIFY_WATCHES).
-    pub userns_limits: crate::userns::Limits,
+    pub userns_limits: crate::kernel::userns::Limits,
 }
 
 impl Config {

@@ -13,17 +13,17 @@
 //! root that keeps CAP_SYS_ADMIN cannot move itself out of its context.
 
 use crate::abi;
-use crate::caps;
-use crate::cgroup;
+use crate::context::exec;
+use crate::context::init;
 use crate::context::{self, Registry};
 use crate::error::{Context, Error, Result};
-use crate::exec;
-use crate::init;
-use crate::ns;
+use crate::kernel::caps;
+use crate::kernel::cgroup;
+use crate::kernel::ns;
+use crate::kernel::seccomp::{self, Policy};
+use crate::kernel::userns;
 use crate::paths;
-use crate::seccomp::{self, Policy};
 use crate::sys::{self, Forked};
-use crate::userns;
 use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Uid};
 use std::os::fd::OwnedFd;
@@ -290,7 +290,7 @@ pub(crate) fn restrict(
         // Joining clears the parent-death signal (a change of
         // credentials: kernel/cred.c commit_creds); it must stay.
         let pdeath = sys::pdeathsig();
-        crate::userns::enter(ns)?;
+        crate::kernel::userns::enter(ns)?;
         if pdeath != 0 {
             exec::tie_again(pdeath);
         }
@@ -340,7 +340,7 @@ impl Target {
         Ok(Target {
             flags,
             ceiling,
-            userns: crate::userns::of_process(leader.pid)?,
+            userns: crate::kernel::userns::of_process(leader.pid)?,
             handles,
             v1,
             cgroup: open_dir(dir)?,

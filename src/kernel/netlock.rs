@@ -37,9 +37,9 @@
 //! process is moved into a cgroup namespace rooted at its lock, from which
 //! it cannot move its processes out.
 
-use crate::bpf::{self, Asm, Label, R0, R1, R10, R2, R3, R4, R5, R6, R7, R8, R9};
-use crate::cgroup::{self, Layout};
 use crate::error::{Context, Error, Result};
+use crate::kernel::bpf::{self, Asm, Label, R0, R1, R10, R2, R3, R4, R5, R6, R7, R8, R9};
+use crate::kernel::cgroup::{self, Layout};
 use crate::sys;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -4,7 +4,7 @@
 //! status — whereupon the kernel ends whatever else is left in the PID
 //! namespace.
 
-use crate::exec;
+use crate::context::exec;
 use crate::sys;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -145,7 +145,7 @@ pub fn relay(
             return 128 + libc::SIGKILL;
         }
         if let Some(ctl) = initctl.as_ref().filter(|_| ready[1 + usize::from(reboot.is_some())]) {
-            crate::initctl::drain(ctl);
+            crate::context::initctl::drain(ctl);
             continue;
         }
         if reboot.is_some() && ready[1] {
@@ -259,7 +259,7 @@ pub fn guest(
     let _ = set.thread_block();
     let convention = Convention::of_guest();
     // Standing in for sysvinit, it serves sysvinit's control channel.
-    let initctl = (convention == Convention::SysV).then(crate::initctl::open).flatten();
+    let initctl = (convention == Convention::SysV).then(crate::context::initctl::open).flatten();
     // A gone reader on `host` must give EPIPE, not end PID 1.
     let _ = sys::set_ignored(Signal::SIGPIPE, true);
     // Neither descriptor is for the guest's processes.
@@ -290,7 +290,7 @@ pub fn guest(
     };
     // The boot and run-level records, before the rc scripts run (as
     // sysvinit writes them), so `runlevel` answers "N 3" from then on.
-    crate::utmp::boot(b'3');
+    crate::context::utmp::boot(b'3');
     let mut starting = startup.as_deref().and_then(|c| spawn_in_guest(c, false));
     if starting.is_none() {
         report(&mut reported, if startup.is_some() { 127 } else { 0 });
@@ -302,8 +302,8 @@ pub fn guest(
     // The guest's ceiling is this process's own bounding set.
     let may_boot = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|st| crate::caps::from_status(&st, "CapBnd:"))
-        .is_some_and(|b| b & crate::caps::bit(crate::caps::SYS_BOOT) != 0);
+        .and_then(|st| crate::kernel::caps::from_status(&st, "CapBnd:"))
+        .is_some_and(|b| b & crate::kernel::caps::bit(crate::kernel::caps::SYS_BOOT) != 0);
     loop {
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
         fds.extend(reboot.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)));
@@ -319,7 +319,7 @@ pub fn guest(
         if rebooting {
             event = reboot.as_ref().and_then(answer_reboot);
         } else if let Some(ctl) = initctl.as_ref().filter(|_| requested) {
-            event = crate::initctl::drain(ctl)
+            event = crate::context::initctl::drain(ctl)
                 .into_iter()
                 .rev()
                 .find_map(|l| run_level_meaning(l, may_boot));
@@ -350,7 +350,7 @@ pub fn guest(
             Some(Event::Restart) if starting.is_some() => restart_pending = true,
             Some(Event::Restart) => restart_now = true,
             Some(Event::Stop) if stopping.is_none() => {
-                crate::utmp::run_level(b'0', b'3');
+                crate::context::utmp::run_level(b'0', b'3');
                 stopping = shutdown.as_deref().and_then(|c| spawn_in_guest(c, true));
                 if stopping.is_none() {
                     std::process::exit(0);
@@ -359,7 +359,7 @@ pub fn guest(
             _ => {}
         }
         if restart_now && stopping.is_none() {
-            crate::utmp::run_level(b'6', b'3');
+            crate::context::utmp::run_level(b'6', b'3');
             if nix::unistd::write(&host, &[REBOOTING]) == Ok(1) {
                 // Ends like a stop; the host starts the guest again.
                 stopping = shutdown.as_deref().and_then(|c| spawn_in_guest(c, true));
@@ -369,7 +369,7 @@ pub fn guest(
             } else {
                 // Same context, same addresses, services started afresh.
                 restart(shutdown.as_deref());
-                crate::utmp::boot(b'3');
+                crate::context::utmp::boot(b'3');
                 starting = startup.as_deref().and_then(|c| spawn_in_guest(c, true));
             }
         }
@@ -473,7 +473,9 @@ pub(crate) fn answer_reboot(listener: &std::os::fd::OwnedFd) -> Option<Event> {
     let n = sys::seccomp_recv(listener).ok()?;
     let status = std::fs::read_to_string(format!("/proc/{}/status", n.pid)).unwrap_or_default();
     let ours = std::fs::read_link(format!("/proc/{}/ns/user", n.pid)).ok() == std::fs::read_link("/proc/self/ns/user").ok();
-    let may = ours && crate::caps::from_status(&status, "CapEff:").is_some_and(|e| e & crate::caps::bit(crate::caps::SYS_BOOT) != 0);
+    let may = ours
+        && crate::kernel::caps::from_status(&status, "CapEff:")
+            .is_some_and(|e| e & crate::kernel::caps::bit(crate::kernel::caps::SYS_BOOT) != 0);
     if !may {
         let _ = sys::seccomp_answer(listener, n.id, libc::EPERM);
         return None;

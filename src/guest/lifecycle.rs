@@ -15,21 +15,21 @@
 //! `trusted.vsbox.guest` attribute), asks the init to shut down, ends
 //! whatever is left, and removes what `start` set up.
 
-use crate::caps;
-use crate::cgroup;
-use crate::config::Config;
+use crate::context::launch::{self, Owned};
 use crate::context::{self, Registry};
 use crate::error::{Context, Error, Result};
+use crate::guest::config::Config;
+use crate::guest::rootfs;
 use crate::guest::{self, Guest};
-use crate::launch::{self, Owned};
-use crate::netlink::{self, Alias};
-use crate::netlock;
-use crate::ns;
+use crate::kernel::caps;
+use crate::kernel::cgroup;
+use crate::kernel::netlock;
+use crate::kernel::ns;
+use crate::kernel::rtnetlink::{self, Alias};
+use crate::kernel::seccomp::Policy;
 use crate::paths;
-use crate::rootfs;
-use crate::seccomp::Policy;
 use crate::sys::{self, Forked};
-use crate::{abi, exec, init, users};
+use crate::{abi, context::exec, context::init, context::users};
 use nix::sched::CloneFlags;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -138,17 +138,17 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], use
         for d in v1_dirs {
             cgroup::enter(d)?;
         }
-        let xid = crate::identity::own_xid()?; // the cgroup namespace hides it next
+        let xid = crate::guest::identity::own_xid()?; // the cgroup namespace hides it next
         ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP)?;
         rootfs::pivot_into(&g.root)?;
         rootfs::populate()?;
-        crate::identity::expose_context(xid, &g.name)?;
+        crate::guest::identity::expose_context(xid, &g.name)?;
         set_names(g, cfg)?;
         apply_limits(cfg)?;
         if wants_listener {
-            listener = Some(crate::seccomp::reboot_listener()?);
+            listener = Some(crate::kernel::seccomp::reboot_listener()?);
         }
-        crate::unixscope::scope_abstract()?;
+        crate::kernel::unixscope::scope_abstract()?;
         // The cgroup mounts went with the host's tree: nothing to seal.
         let policy = Policy {
             lock: cfg.flags & abi::VXF_LOCK != 0,
@@ -350,7 +350,7 @@ fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, r
         // PID 1 of a fresh context of a sysvinit guest answers its control
         // channel, as the running guest's init does.
         let initctl = (as_init && init::Convention::of_guest() == init::Convention::SysV)
-            .then(crate::initctl::open)
+            .then(crate::context::initctl::open)
             .flatten();
         return match c.spawn() {
             Ok(child) => {
@@ -393,7 +393,7 @@ fn aliases(cfg: &Config) -> Vec<Alias> {
 fn add_aliases(cfg: &Config, dir: &Path) -> Result<()> {
     let mut added: Vec<String> = Vec::new();
     for a in aliases(cfg) {
-        let outcome = netlink::add(&a).and_then(|ours| {
+        let outcome = rtnetlink::add(&a).and_then(|ours| {
             if ours {
                 added.push(a.to_string());
             }
@@ -412,7 +412,7 @@ fn remove_aliases(dir: &Path) {
         return;
     };
     for a in String::from_utf8_lossy(&v).split(',').filter_map(|s| s.parse::<Alias>().ok()) {
-        if let Err(e) = netlink::remove(&a) {
+        if let Err(e) = rtnetlink::remove(&a) {
             eprintln!("vserver: {e}");
         }
     }
@@ -474,7 +474,7 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
         context::record_flags(&dir, cfg.flags)?;
     }
     owned.dirs.extend(launch::resource_dirs(reg, &dir, cfg.flags, nproc_limit(cfg))?);
-    crate::devices::limit_cgroup(&dir, &cfg.devices)?;
+    crate::kernel::devices::limit_cgroup(&dir, &cfg.devices)?;
     let mut addrs = cfg.addresses()?;
     if !addrs.is_empty() {
         if addrs.wants_lback() {
@@ -534,7 +534,7 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     }
     g.hook("pre-start")?;
     hide_from_guest()?;
-    if let Some(why) = crate::unixscope::missing() {
+    if let Some(why) = crate::kernel::unixscope::missing() {
         eprintln!("{applet}: warning: {why}");
     }
     let (xid, owned, userns) = new_context(&reg, g, &cfg, again)?;
@@ -569,7 +569,7 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
             if started == Some(0) && cfg.flags & abi::VXF_FAKEINIT != 0 {
                 // The guest's own init is running; its start-up is not done
                 // before its rc scripts are.
-                if !crate::fakeinit::wait_started(&dir, child.as_raw() as u32, FAKEINIT_START_LIMIT) {
+                if !crate::guest::fakeinit::wait_started(&dir, child.as_raw() as u32, FAKEINIT_START_LIMIT) {
                     if cgroup::procs(&dir).is_ok_and(|p| p.contains(&(child.as_raw() as u32))) {
                         eprintln!(
                             "{applet}: warning: the start-up of {} has not finished after {} s; not waiting longer",
@@ -615,7 +615,7 @@ fn watch(applet: &str, g: &Guest, dir: &Path, xid: u32, init: nix::unistd::Pid, 
     use std::os::unix::fs::MetadataExt;
     let Ok(ino) = std::fs::metadata(dir).map(|m| m.ino()) else { return };
     let outcome = sys::pidfd_open(init).and_then(|pidfd| {
-        exec::detached(&format!("vsbox-watch {}", g.name), vec![pidfd, status], |fds| {
+        crate::kernel::process::detached(&format!("vsbox-watch {}", g.name), vec![pidfd, status], |fds| {
             use crate::syslog::{log, Level};
             let tag = "vsbox-watch";
             let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
@@ -733,8 +733,8 @@ pub fn stop(g: &Guest) -> Result<u32> {
         let stopped = match init_pid(&dir) {
             // The guest's own init, asked the way it understands.
             Some(pid) if fakeinit => {
-                let asked = crate::fakeinit::ask_to_stop(pid);
-                crate::fakeinit::wait_stopped(&dir, pid, asked, STOP_GRACE)
+                let asked = crate::guest::fakeinit::ask_to_stop(pid);
+                crate::guest::fakeinit::wait_stopped(&dir, pid, asked, STOP_GRACE)
             }
             Some(pid) => {
                 // vsbox's init: TERM from the host means stop.
@@ -769,7 +769,7 @@ pub fn enter(applet: &str, g: &Guest) -> Result<i32> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
     let (child, _owned) = spawn_in(applet, g, Payload::Shell(theirs))?;
-    let relayed = crate::tty::relay_from(&ours);
+    let relayed = crate::context::tty::relay_from(&ours);
     let code = exec::wait_for(child);
     relayed?;
     Ok(code)
@@ -835,11 +835,11 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, cfg: &Config, payloa
                 std::env::set_current_dir("/").ctx(|| "chdir /")?;
                 apply_limits(cfg)?;
                 if may_reboot {
-                    let l = crate::seccomp::reboot_listener()?;
+                    let l = crate::kernel::seccomp::reboot_listener()?;
                     keep.push(l.as_raw_fd());
                     std::mem::forget(l); // placed by keep_fds below
                 }
-                crate::unixscope::scope_abstract()?;
+                crate::kernel::unixscope::scope_abstract()?;
                 let policy = Policy {
                     lock: target.flags & abi::VXF_LOCK != 0,
                     spectator: false,
@@ -871,7 +871,7 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
         Some((xid, dir)) => {
             let procs = count_procs(&dir);
             let own = launch::leader(&dir)
-                .and_then(|l| crate::userns::of_process(l.pid).ok())
+                .and_then(|l| crate::kernel::userns::of_process(l.pid).ok())
                 .flatten()
                 .is_some();
             let lback = match netlock::lback_of(&dir) {
@@ -912,9 +912,12 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
 /// it has one.
 fn userns_text(cfg: &Config, own: Option<u32>) -> String {
     if let Some(xid) = own {
-        return format!("own (per-user kernel limits charged to host uid {})", crate::userns::owner_uid(xid));
+        return format!(
+            "own (per-user kernel limits charged to host uid {})",
+            crate::kernel::userns::owner_uid(xid)
+        );
     }
-    let host_only = cfg.caps & crate::userns::HOST_ONLY;
+    let host_only = cfg.caps & crate::kernel::userns::HOST_ONLY;
     if host_only == 0 {
         return "own, when running".to_owned();
     }

@@ -6,8 +6,8 @@
 //! device — even for a guest whose S_CAPS grants CAP_MKNOD, or a device
 //! node that reached its tree.
 
-use crate::bpf::{self, Asm, R1, R2, R3, R4};
 use crate::error::Result;
+use crate::kernel::bpf::{self, Asm, R1, R2, R3, R4};
 use std::path::Path;
 
 // struct bpf_cgroup_dev_ctx: access_type (access << 16 | type), major, minor.

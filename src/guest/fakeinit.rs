@@ -59,7 +59,7 @@ fn write_initctl(pid: u32, request: &[u8]) -> bool {
 /// own convention; falls back to SIGTERM.
 pub fn ask_to_stop(init: u32) -> Asked {
     let pid = Pid::from_raw(init as i32);
-    if write_initctl(init, &crate::initctl::run_level_request(b'0')) {
+    if write_initctl(init, &crate::context::initctl::run_level_request(b'0')) {
         return Asked::RunLevel0;
     }
     let comm = std::fs::read_to_string(format!("/proc/{init}/comm")).unwrap_or_default();
@@ -85,7 +85,7 @@ pub fn run_level(init: u32) -> Option<u8> {
         .find_map(|p| open_in_root(init, p, libc::O_RDONLY | libc::O_NOFOLLOW))?;
     let mut data = Vec::new();
     std::fs::File::from(fd).take(1 << 20).read_to_end(&mut data).ok()?;
-    crate::utmp::current_run_level(&data)
+    crate::context::utmp::current_run_level(&data)
 }
 
 /// Whether one of `pids` runs a run-level script of the guest
@@ -127,7 +127,9 @@ pub fn wait_started(dir: &Path, init: u32, limit: Duration) -> bool {
         .is_some_and(|t| t.lines().any(|l| l.split(':').nth(2) == Some("initdefault")));
     let mut seen_rc = false;
     while begun.elapsed() < limit {
-        let Ok(pids) = crate::cgroup::procs(dir) else { return false };
+        let Ok(pids) = crate::kernel::cgroup::procs(dir) else {
+            return false;
+        };
         if !pids.contains(&init) {
             return false;
         }
@@ -155,10 +157,10 @@ pub fn wait_stopped(dir: &Path, init: u32, asked: Asked, grace: Duration) -> boo
     let begun = Instant::now();
     let mut alone_since: Option<Instant> = None;
     while begun.elapsed() < grace {
-        if !crate::cgroup::populated(dir) {
+        if !crate::kernel::cgroup::populated(dir) {
             return true;
         }
-        let pids = crate::cgroup::procs(dir).unwrap_or_default();
+        let pids = crate::kernel::cgroup::procs(dir).unwrap_or_default();
         let alone = pids == [init];
         let finished = match asked {
             Asked::RunLevel0 => alone && run_level(init).is_some_and(|l| l == b'0' || l == b'6'),

@@ -95,7 +95,7 @@ fn replace_in(path: &str, rec: &[u8; RECORD]) -> std::io::Result<()> {
     // Owned by group utmp where the guest has one, as its tools expect.
     if let Some(gid) = std::fs::read_to_string("/etc/group")
         .ok()
-        .and_then(|g| crate::users::group_id("utmp", &g))
+        .and_then(|g| crate::context::users::group_id("utmp", &g))
     {
         let _ = nix::unistd::fchown(std::os::fd::AsRawFd::as_raw_fd(&f), None, Some(nix::unistd::Gid::from_raw(gid)));
     }

@@ -6,7 +6,7 @@
 //! for a reload; see init::meaning).
 
 use crate::error::{Context, Error, Result};
-use crate::{init, sys};
+use crate::{context::init, sys};
 use std::io::Write;
 use std::path::Path;
 

@@ -2,6 +2,18 @@
 //! the x86_64 number reserved for it) or a stock one, where contexts are
 //! built from namespaces, cgroups, capabilities and cgroup-BPF.
 
+pub mod bpf;
+pub mod caps;
+pub mod cgroup;
+pub mod devices;
+pub mod netlock;
+pub mod ns;
+pub mod process;
+pub mod rtnetlink;
+pub mod seccomp;
+pub mod unixscope;
+pub mod userns;
+
 use crate::abi;
 use crate::sys;
 

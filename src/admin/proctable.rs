@@ -93,7 +93,7 @@ fn contexts_by_pid_ns(proc_fd: &OwnedFd) -> HashMap<std::ffi::OsString, u32> {
             if xid == context::SPECTATOR {
                 continue; // it lives in the host's PID namespace
             }
-            if let Some(ns) = crate::launch::context_leader(&dir).and_then(|p| pid_ns(proc_fd, p)) {
+            if let Some(ns) = crate::context::launch::context_leader(&dir).and_then(|p| pid_ns(proc_fd, p)) {
                 map.insert(ns, xid);
             }
         }
@@ -178,7 +178,8 @@ impl Scan<'_> {
             // Inside a guest its cgroup namespace shows its own cgroup as "/".
             let ask_cgroup = known.is_none() || (p.xid == context::HOST && spectators);
             if ask_cgroup && read_at(proc_fd, &format!("{pid}/cgroup"), &mut buf) {
-                p.xid = match crate::cgroup::v2_path(&String::from_utf8_lossy(&buf)).map_or(0, |c| context::xid_of_cgroup_path(&c)) {
+                p.xid = match crate::kernel::cgroup::v2_path(&String::from_utf8_lossy(&buf)).map_or(0, |c| context::xid_of_cgroup_path(&c))
+                {
                     context::HOST => own,
                     x => x,
                 };
@@ -209,7 +210,7 @@ pub fn scan(want: Want) -> Vec<Proc> {
     let proc_fd = crate::sys::adopt_fd(proc_fd);
     let mut by_ns = contexts_by_pid_ns(&proc_fd);
     // /proc's own PID namespace: the host's, or inside a guest the guest's.
-    let own = crate::identity::own_context().map_or(context::HOST, |(xid, _)| xid);
+    let own = crate::guest::identity::own_context().map_or(context::HOST, |(xid, _)| xid);
     if let Ok(top) = std::fs::read_link("/proc/1/ns/pid") {
         by_ns.entry(top.into_os_string()).or_insert(own);
     }
@@ -261,7 +262,7 @@ impl Names {
             }
         }
         // Inside a guest the registry is out of sight; its own name is not.
-        if let Some((xid, name)) = crate::identity::own_context() {
+        if let Some((xid, name)) = crate::guest::identity::own_context() {
             map.entry(xid).or_insert(name);
         }
         Names { map }
@@ -299,7 +300,10 @@ pub fn page_size() -> u64 {
 /// Milliseconds since boot (integers only: no float code in the binary).
 pub fn uptime_ms() -> u64 {
     let text = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
-    text.split_whitespace().next().and_then(crate::report::parse_millis).unwrap_or(0)
+    text.split_whitespace()
+        .next()
+        .and_then(crate::admin::report::parse_millis)
+        .unwrap_or(0)
 }
 
 /// The terminal a tty_nr stands for, as ps names it.

@@ -26,9 +26,9 @@
 //! one of them keeps sharing the host's namespace (SPEC §6 keeps what
 //! S_CAPS grants; vserver.conf(5) says so).
 
-use crate::bpf;
-use crate::caps::bit;
 use crate::error::{Context, Error, Result};
+use crate::kernel::bpf;
+use crate::kernel::caps::bit;
 use crate::sys::{self, Forked};
 use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Uid};
@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn the_default_ceiling_gets_a_namespace_and_host_capabilities_do_not() {
-        let default = crate::caps::SECURE_KEEP | bit(crate::caps::SYS_BOOT);
+        let default = crate::kernel::caps::SECURE_KEEP | bit(crate::kernel::caps::SYS_BOOT);
         assert!(wanted(default));
         for host_only in [13, 12, 27, 21] {
             assert!(!wanted(default | bit(host_only)), "{host_only}");

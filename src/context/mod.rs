@@ -7,9 +7,17 @@
 //! extended attributes (which only host root can change) — so no vsbox
 //! process has to stay alive for the registry to be right.
 
+pub mod exec;
+pub mod init;
+pub mod initctl;
+pub mod launch;
+pub mod tty;
+pub mod users;
+pub mod utmp;
+
 use crate::abi;
-use crate::cgroup::{self, Layout};
 use crate::error::{Context, Error, Result};
+use crate::kernel::cgroup::{self, Layout};
 use crate::sys;
 use std::fs;
 use std::io::Read;

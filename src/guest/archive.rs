@@ -1,11 +1,11 @@
 //! Unpacking a template (`T.tar`, `T.tar.gz`, `T.tar.zst`) into a guest
 //! tree, without running tar: ustar, GNU long names and PAX headers, with
-//! every entry written through [`crate::tree`], so an archive's symlinks
+//! every entry written through [`crate::guest::tree`], so an archive's symlinks
 //! and `..` names cannot reach outside the tree. Device nodes are left
 //! out: a running guest gets its own minimal /dev.
 
 use crate::error::{Context, Error, Result};
-use crate::tree::{Meta, Tree};
+use crate::guest::tree::{Meta, Tree};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 

@@ -2,10 +2,10 @@
 //! directory layout only), `busybox` (a minimal guest around the host's
 //! static busybox), `copy` (the seed's: a copy of the host's own system).
 
-use crate::config;
 use crate::error::{Context, Error, Result};
+use crate::guest::config;
+use crate::guest::identity;
 use crate::guest::Guest;
-use crate::identity;
 use crate::paths;
 use std::collections::HashMap;
 use std::fs;
@@ -115,8 +115,8 @@ pub fn build(g: &Guest, method: &Method, force: bool) -> Result<()> {
         }
         // Never following the symlinks a guest may have planted, never
         // into a file system mounted inside.
-        crate::delete::unmounted(&g.root).map_err(|why| Error::failed(format!("replace server {}", g.name), why))?;
-        crate::walk::remove_tree(&g.root)?;
+        crate::guest::delete::unmounted(&g.root).map_err(|why| Error::failed(format!("replace server {}", g.name), why))?;
+        crate::guest::walk::remove_tree(&g.root)?;
     }
     fs::create_dir_all(paths::rootdir()).ctx(|| format!("create {}", paths::rootdir().display()))?;
     fs::create_dir(&g.root).ctx(|| format!("create {}", g.root.display()))?;
@@ -133,8 +133,8 @@ pub fn build(g: &Guest, method: &Method, force: bool) -> Result<()> {
         .and_then(|_| name_guest(&g.root, &hostname, addr, method == &Method::Copy));
     if let Err(e) = outcome {
         // What the method left (debootstrap may leave /proc mounted in it).
-        if crate::delete::unmounted(&g.root).is_ok() {
-            let _ = crate::walk::remove_tree(&g.root);
+        if crate::guest::delete::unmounted(&g.root).is_ok() {
+            let _ = crate::guest::walk::remove_tree(&g.root);
         }
         return Err(e);
     }
@@ -227,10 +227,10 @@ fn busybox(root: &Path) -> Result<()> {
 }
 
 fn template(root: &Path, file: &Path) -> Result<()> {
-    let mut r = crate::archive::open(file)?;
-    let tree = crate::tree::Tree::open(root)?;
+    let mut r = crate::guest::archive::open(file)?;
+    let tree = crate::guest::tree::Tree::open(root)?;
     let tty = std::io::stderr().is_terminal();
-    let stats = crate::archive::unpack(&mut r, &tree, |s| {
+    let stats = crate::guest::archive::unpack(&mut r, &tree, |s| {
         if tty {
             eprint!("\runpacked {} files, {} MiB", s.files, s.bytes >> 20);
         }
@@ -249,7 +249,7 @@ fn template(root: &Path, file: &Path) -> Result<()> {
     for (d, mode) in [("dev", 0o755), ("proc", 0o555), ("sys", 0o555), ("tmp", 0o1777)] {
         tree.create_dir(
             Path::new(d),
-            crate::tree::Meta {
+            crate::guest::tree::Meta {
                 mode,
                 uid: 0,
                 gid: 0,
@@ -264,7 +264,7 @@ fn template(root: &Path, file: &Path) -> Result<()> {
 /// /usr/lib/vsbox/vsbox, linked from /sbin. Written through the tree
 /// writer: a template's or debootstrap's tree is not ours to trust.
 fn install_guest_tools(root: &Path) -> Result<()> {
-    use crate::tree::{Meta, Tree};
+    use crate::guest::tree::{Meta, Tree};
     let tree = Tree::open(root)?;
     let exe = fs::read("/proc/self/exe").ctx(|| "read this binary")?;
     let meta = Meta {
@@ -286,7 +286,7 @@ fn install_guest_tools(root: &Path) -> Result<()> {
 /// (see [`identity`]); a copy of the host also loses the host's name and
 /// machine id.
 fn name_guest(root: &Path, hostname: &str, addr: std::net::IpAddr, copied: bool) -> Result<()> {
-    let tree = crate::tree::Tree::open(root)?;
+    let tree = crate::guest::tree::Tree::open(root)?;
     let host = if copied {
         nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok())
     } else {
@@ -362,7 +362,7 @@ fn copy_host(root: &Path) -> Result<()> {
         c.bytes >> 20,
         c.skipped
     );
-    crate::resolv::fix_copy(root)
+    crate::guest::resolv::fix_copy(root)
 }
 
 /// A faithful copy: owners, modes, times, symlinks, hard links within the

@@ -75,7 +75,7 @@ pub fn share(src: &File, dst: &File, len: u64) -> Result<Option<u64>, Errno> {
 /// mounted inside are not entered.
 pub fn tree_cost(root: &std::path::Path) -> crate::error::Result<u64> {
     let mut total = 0u64;
-    crate::walk::files(root, &|_| true, &mut |f| {
+    crate::guest::walk::files(root, &|_| true, &mut |f| {
         if f.stat.st_nlink == 1 && f.stat.st_blocks > 0 {
             total += unshared_bytes(f.file, f.stat.st_blocks as u64 * 512);
         }

@@ -15,7 +15,7 @@
 //! unified, never configuration or data (/etc, /var, /home, …).
 
 use crate::error::{Context, Error, Result};
-use crate::extents;
+use crate::guest::extents;
 use crate::guest::Guest;
 use crate::sys;
 use nix::errno::Errno;
@@ -114,7 +114,7 @@ pub fn unify(
     g.check_tree()?;
     let ref_root = File::open(&reference.root).ctx(|| format!("open {}", reference.root.display()))?;
     let mut out = Outcome::default();
-    crate::walk::files(&g.root, &|rel| unified(rel, exclude), &mut |f| {
+    crate::guest::walk::files(&g.root, &|rel| unified(rel, exclude), &mut |f| {
         let size = f.stat.st_size as u64;
         if size == 0 || f.stat.st_blocks == 0 {
             return Ok(());

@@ -1,6 +1,6 @@
 //! Summaries and formats shared by vps, vpstree, vtop and vserver-stat.
 
-use crate::proctable::{self, Names, Proc};
+use crate::admin::proctable::{self, Names, Proc};
 use std::collections::BTreeMap;
 
 /// One active context, summed over its processes.

@@ -7,12 +7,12 @@
 //! So nothing is followed ([`walk::remove_tree`]) and nothing is deleted at
 //! all while a mount is inside the tree: the refusal names it.
 
-use crate::cgroup;
 use crate::context::Registry;
 use crate::error::{Context, Error, Result};
+use crate::guest::walk;
 use crate::guest::Guest;
+use crate::kernel::cgroup;
 use crate::paths;
-use crate::walk;
 use std::path::{Path, PathBuf};
 
 /// What was deleted, for the report.
@@ -89,7 +89,7 @@ pub fn delete(g: &Guest, confirm: impl FnOnce(&[PathBuf]) -> Result<bool>) -> Re
     // Runtime state: a context left over by a crash, and the lock file
     // (removed last, still held: a start waiting on it finds no server).
     if let Some(stale) = g.context_dir(&reg.layout) {
-        crate::vserver::clean_up(&reg, &stale)?;
+        crate::guest::lifecycle::clean_up(&reg, &stale)?;
     }
     let lock = paths::rundir().join(format!("{}.lock", g.name));
     let _ = std::fs::remove_file(lock);

@@ -125,49 +125,90 @@ pub fn remove_tree(root: &Path) -> Result<u64> {
         .ok_or_else(|| crate::error::Error::failed(format!("open {}", root.display()), "not a directory (a symlink?)"))?;
     let mount = crate::sys::mount_id(&top).ctx(|| format!("find the mount of {}", root.display()))?;
     let mut removed = 0;
-    remove_in(&top, root, mount, &mut removed)?;
-    drop(top);
+    remove_in(top, root, mount, &mut removed)?;
     nix::unistd::unlinkat(Some(parent.as_raw_fd()), name, nix::unistd::UnlinkatFlags::RemoveDir)
         .ctx(|| format!("remove {}", root.display()))?;
     Ok(removed + 1)
 }
 
-/// Removes everything in directory `dir` (shown as `at`), which is on
-/// mount `mount`.
-fn remove_in(dir: &OwnedFd, at: &Path, mount: u64, removed: &mut u64) -> Result<()> {
+/// Removes everything in directory `top` (shown as `at`), which is on
+/// mount `mount`. Depth first without recursion and without a descriptor
+/// per level — a guest's root may have planted a tree thousands of levels
+/// deep: only the current directory is open, and going up re-opens ".."
+/// and checks it is the directory it came from (device and inode).
+fn remove_in(top: OwnedFd, at: &Path, mount: u64, removed: &mut u64) -> Result<()> {
     use nix::unistd::{unlinkat, UnlinkatFlags};
-    let listing =
-        nix::dir::Dir::from_fd(nix::unistd::dup(dir.as_raw_fd()).ctx(|| "dup")?).ctx(|| format!("read directory {}", at.display()))?;
-    let names: Vec<std::ffi::OsString> = listing
-        .into_iter()
-        .flatten()
-        .map(|e| std::ffi::OsStr::from_bytes(e.file_name().to_bytes()).to_owned())
-        .filter(|n| n != "." && n != "..")
-        .collect();
-    for name in names {
-        let path = at.join(&name);
-        let st = match fstatat(Some(dir.as_raw_fd()), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(st) => st,
-            Err(nix::errno::Errno::ENOENT) => continue,
-            Err(e) => return Err(crate::error::Error::sys(format!("stat {}", path.display()), e)),
-        };
-        if kind(&st) == SFlag::S_IFDIR {
-            let child = open_below(dir, name.as_os_str(), OFlag::O_DIRECTORY)
-                .ok_or_else(|| crate::error::Error::failed(format!("open {}", path.display()), "it changed while being removed"))?;
-            let on = crate::sys::mount_id(&child).ctx(|| format!("find the mount of {}", path.display()))?;
-            if on != mount {
+    let list = |dir: &OwnedFd, at: &Path| -> Result<Vec<std::ffi::OsString>> {
+        let listing =
+            nix::dir::Dir::from_fd(nix::unistd::dup(dir.as_raw_fd()).ctx(|| "dup")?).ctx(|| format!("read directory {}", at.display()))?;
+        Ok(listing
+            .into_iter()
+            .flatten()
+            .map(|e| std::ffi::OsStr::from_bytes(e.file_name().to_bytes()).to_owned())
+            .filter(|n| n != "." && n != "..")
+            .collect())
+    };
+    let id = |fd: &OwnedFd, at: &Path| {
+        fstat(fd.as_raw_fd())
+            .map(|st| (st.st_dev, st.st_ino))
+            .ctx(|| format!("stat {}", at.display()))
+    };
+    let mut path = at.to_path_buf();
+    let mut cur = top;
+    // Per level below `top`'s parent: the directory's identity and the
+    // names in it still to remove.
+    let mut levels = vec![(id(&cur, &path)?, list(&cur, &path)?)];
+    while let Some((_, names)) = levels.last_mut() {
+        let Some(name) = names.pop() else {
+            levels.pop();
+            let Some(((dev, ino), _)) = levels.last() else { break };
+            let parent = nix::fcntl::openat(
+                Some(cur.as_raw_fd()),
+                "..",
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map(crate::sys::adopt_fd)
+            .ctx(|| format!("open the directory above {}", path.display()))?;
+            let name = path.file_name().map(|n| n.to_owned()).unwrap_or_default();
+            path.pop();
+            if id(&parent, &path)? != (*dev, *ino) {
                 return Err(crate::error::Error::failed(
                     format!("remove {}", path.display()),
-                    "another file system is mounted there (not crossed)",
+                    "it changed while being removed",
                 ));
             }
-            remove_in(&child, &path, mount, removed)?;
-            drop(child);
-            unlinkat(Some(dir.as_raw_fd()), name.as_os_str(), UnlinkatFlags::RemoveDir).ctx(|| format!("remove {}", path.display()))?;
-        } else {
-            unlinkat(Some(dir.as_raw_fd()), name.as_os_str(), UnlinkatFlags::NoRemoveDir).ctx(|| format!("remove {}", path.display()))?;
+            cur = parent;
+            unlinkat(Some(cur.as_raw_fd()), name.as_os_str(), UnlinkatFlags::RemoveDir)
+                .ctx(|| format!("remove {}", path.join(&name).display()))?;
+            *removed += 1;
+            continue;
+        };
+        let child_path = path.join(&name);
+        let st = match fstatat(Some(cur.as_raw_fd()), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => return Err(crate::error::Error::sys(format!("stat {}", child_path.display()), e)),
+        };
+        if kind(&st) != SFlag::S_IFDIR {
+            unlinkat(Some(cur.as_raw_fd()), name.as_os_str(), UnlinkatFlags::NoRemoveDir)
+                .ctx(|| format!("remove {}", child_path.display()))?;
+            *removed += 1;
+            continue;
         }
-        *removed += 1;
+        let child = open_below(&cur, name.as_os_str(), OFlag::O_DIRECTORY)
+            .ok_or_else(|| crate::error::Error::failed(format!("open {}", child_path.display()), "it changed while being removed"))?;
+        let on = crate::sys::mount_id(&child).ctx(|| format!("find the mount of {}", child_path.display()))?;
+        if on != mount {
+            return Err(crate::error::Error::failed(
+                format!("remove {}", child_path.display()),
+                "another file system is mounted there (not crossed)",
+            ));
+        }
+        path = child_path;
+        let level = (id(&child, &path)?, list(&child, &path)?);
+        cur = child;
+        levels.push(level);
     }
     Ok(())
 }

@@ -187,8 +187,8 @@ impl Layout {
         if !statvfs(&self.v2).is_ok_and(|s| s.flags().contains(FsFlags::ST_RDONLY)) {
             return Ok(());
         }
-        crate::ns::create(nix::sched::CloneFlags::CLONE_NEWNS)?;
-        crate::ns::isolate_mounts()?;
+        crate::kernel::ns::create(nix::sched::CloneFlags::CLONE_NEWNS)?;
+        crate::kernel::ns::isolate_mounts()?;
         self.seal_roots().iter().try_for_each(|m| {
             crate::sys::mount_setattr(m, true, 0, crate::sys::MOUNT_ATTR_RDONLY).ctx(|| format!("make {} writable", m.display()))
         })
@@ -355,7 +355,7 @@ pub fn remove_when_empty(dir: &Path) {
         return;
     }
     let title = format!("vsbox-reaper {}", dir.display());
-    if let Err(e) = crate::exec::detached(&title, Vec::new(), |_| {
+    if let Err(e) = crate::kernel::process::detached(&title, Vec::new(), |_| {
         wait_empty(dir, None);
         let _ = remove(dir, Some(Duration::from_secs(1)));
     }) {

@@ -4,10 +4,26 @@
 //! path in the `trusted.vsbox.guest` attribute. That attribute is how any
 //! vsbox process finds the running guest again.
 
-use crate::cgroup::{self, Layout};
-use crate::config::{self, Config};
+pub mod archive;
+pub mod builder;
+pub mod config;
+pub mod delete;
+pub mod extents;
+pub mod fakeinit;
+pub mod fleet;
+pub mod identity;
+pub mod lifecycle;
+pub mod reboot;
+pub mod resolv;
+pub mod rootfs;
+pub mod tree;
+pub mod unify;
+pub mod walk;
+
 use crate::context::Registry;
 use crate::error::{Context, Error, Result};
+use crate::guest::config::Config;
+use crate::kernel::cgroup::{self, Layout};
 use crate::paths;
 use crate::sys;
 use std::fs;
@@ -90,9 +106,14 @@ impl Guest {
         })
     }
 
-    /// The running context: (xid, directory).
+    /// The running context: (xid, directory). A populated one is looked
+    /// for, not the first found: an empty one left by a killed client may
+    /// still be there until the next sweep.
     pub fn running(&self, reg: &Registry) -> Option<(u32, PathBuf)> {
-        let dir = self.context_dir(&reg.layout).filter(|d| cgroup::populated(d))?;
+        let tag = self.tag();
+        let dir = cgroup::find_dir(&reg.layout.base(), &|d| {
+            cgroup::populated(d) && sys::getxattr(d, XATTR_GUEST).ok().flatten().is_some_and(|v| v == tag.as_bytes())
+        })?;
         let xid = dir.file_name()?.to_str()?.parse().ok()?;
         Some((xid, dir))
     }
@@ -100,7 +121,7 @@ impl Guest {
     /// The server's own low-level package manager: dpkg where its
     /// database is, else rpm, else whichever of the two it has.
     pub fn package_manager(&self) -> Result<&'static str> {
-        let tree = crate::tree::Tree::open(&self.root)?;
+        let tree = crate::guest::tree::Tree::open(&self.root)?;
         let has = |paths: &[&str]| paths.iter().any(|p| tree.has_file(Path::new(p)));
         let (dpkg, rpm) = (has(&["usr/bin/dpkg", "bin/dpkg"]), has(&["usr/bin/rpm", "bin/rpm"]));
         if dpkg && has(&["var/lib/dpkg/status"]) {
