@@ -325,3 +325,33 @@ fn sysvinit_core_installs_through_exec_and_a_fakeinit_sysvinit_guest_boots_and_h
     );
     assert!(g.context_dir().is_none());
 }
+
+#[test]
+fn the_vsbox_process_a_command_runs_under_survives_signals_from_inside_and_takes_the_command_along() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "relaysig");
+    g.run(&["start"]).ok();
+    // Its parent inside the guest is vsbox-exec: signals from inside,
+    // early or late, neither end it nor reach the command.
+    for sig in ["ALRM", "VTALRM", "PROF", "USR1", "HUP", "TERM", "INT", "PIPE"] {
+        let out = g.run(&["exec", "sh", "-c", &format!("kill -{sig} $PPID; sleep 0.2; echo ran")]);
+        assert_eq!((out.code, out.line()), (0, "ran"), "{sig}: {out:?}");
+    }
+    // Killed itself (by guest root, say), it takes the command along.
+    let mut client = Bg(g
+        .env
+        .cmd("vserver")
+        .args([g.name.as_str(), "exec", "sleep", "4499"])
+        .spawn()
+        .unwrap());
+    assert!(eventually(10, || !running(&g, "sleep 4499").is_empty()), "the command runs");
+    let relay = running(&g, "vsbox-exec");
+    assert_eq!(relay.len(), 1, "{relay:?}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(relay[0] as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(
+        eventually(5, || running(&g, "sleep 4499").is_empty()),
+        "the command outlived its vsbox parent"
+    );
+    assert_eq!(client.0.wait().unwrap().code(), Some(137));
+}

@@ -15,6 +15,30 @@ use nix::unistd::Pid;
 /// outside the context sends — a package script's `kill -HUP 1` inside
 /// must not reach the command. INT and QUIT are ignored: the terminal
 /// sends them to the command's group directly.
+/// The signals a vsbox process passes on to the command it waits for.
+const FORWARDED: [Signal; 4] = [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2];
+
+/// For a vsbox process that stays inside a context as the parent of what
+/// it runs (see [`relay`]), before it spawns that: the forwarded signals
+/// get their handlers (passing on nothing until [`forward_to`] names the
+/// child), and every other signal is blocked — sent from inside (a
+/// command's `kill -ALRM $PPID`), it would end the relay by its default
+/// action and orphan the command. The child starts with an empty mask and
+/// default handlers (std resets both when it spawns).
+pub fn relay_signals(outside_only: bool) {
+    let _ = sys::forward_signals(Pid::from_raw(0), &FORWARDED, outside_only);
+    let mut others = nix::sys::signal::SigSet::all();
+    for s in FORWARDED {
+        others.remove(s);
+    }
+    let _ = others.thread_block();
+}
+
+/// Passes the forwarded signals on to `child` from now on.
+pub fn forward_to(child: Pid) {
+    sys::forward_to(child);
+}
+
 pub fn forward_signals_to(child: Pid, outside_only: bool) {
     let _ = sys::forward_signals(
         child,
@@ -30,11 +54,12 @@ pub fn forward_signals_to(child: Pid, outside_only: bool) {
 pub fn run(applet: &str, command: &[String]) -> i32 {
     // std spawns with posix_spawn (a vfork-style clone): no copy of this
     // process's page tables, which is most of what starting a command costs.
+    relay_signals(true);
     let child = match std::process::Command::new(&command[0]).args(&command[1..]).spawn() {
         Ok(c) => Pid::from_raw(c.id() as i32),
         Err(e) => return exec::report_failure(applet, &command[0], &e),
     };
-    forward_signals_to(child, true);
+    forward_to(child);
     reap_until(child)
 }
 

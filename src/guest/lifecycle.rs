@@ -299,6 +299,7 @@ fn shell_on_new_tty(applet: &str, sock: OwnedFd, reboot: Option<OwnedFd>, client
     });
     let _ = sys::set_child_subreaper();
     sys::set_title("vsbox-enter");
+    init::relay_signals(true);
     let child = match c.spawn() {
         Ok(child) => child,
         Err(e) => return Ok(exec::report_failure(applet, &shell, &e)),
@@ -335,15 +336,18 @@ fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, r
         sys::set_title(if as_init { "vsbox-init" } else { "vsbox-exec" });
         let mut c = std::process::Command::new(&command[0]);
         c.args(&command[1..]).env_clear().envs(env);
-        // Without a change of user, std spawns with a vfork-style clone
-        // (a pre-exec hook would make it a full fork). Should this
-        // process be killed, the command is then left to the guest, as
-        // any orphan; the client's own end is handled by init::relay.
-        if let Some(u) = who.clone() {
-            sys::before_exec(&mut c, move || {
-                users::become_user(&u).map_err(|e| std::io::Error::from_raw_os_error(e.errno.map_or(libc::EPERM, |n| n as i32)))
-            });
-        }
+        // The command dies with this process (killed, say, by guest
+        // root): it must not outlive the client, whose own end
+        // init::relay handles.
+        let me = nix::unistd::getpid();
+        let who_then = who.clone();
+        sys::before_exec(&mut c, move || {
+            if let Some(u) = &who_then {
+                users::become_user(u).map_err(|e| std::io::Error::from_raw_os_error(e.errno.map_or(libc::EPERM, |n| n as i32)))?;
+            }
+            exec::tie_to_parent(me)
+        });
+        init::relay_signals(true);
         if !as_init {
             let _ = sys::set_child_subreaper();
         }
@@ -355,7 +359,7 @@ fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, r
         return match c.spawn() {
             Ok(child) => {
                 let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-                init::forward_signals_to(pid, true);
+                init::forward_to(pid);
                 init::relay(pid, reboot, client, initctl)
             }
             Err(e) => exec::report_failure(applet, &command[0], &e),

@@ -621,6 +621,11 @@ pub fn forward_signals(child: Pid, signals: &[nix::sys::signal::Signal], outside
     Ok(())
 }
 
+/// Points the handlers [`forward_signals`] installed at `child`.
+pub fn forward_to(child: Pid) {
+    FORWARD_TO.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
+}
+
 /// glibc's SIGRTMIN (34: glibc keeps the first two real-time signals), the
 /// base of systemd's and vsbox's SIGRTMIN+N conventions.
 pub fn sigrtmin() -> libc::c_int {
