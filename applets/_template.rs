@@ -16,13 +16,7 @@ pub struct Args {
     pub verbose: bool,
 }
 
-pub const APPLET: Applet = Applet {
-    name: "NAME",
-    summary: "one line saying what it does",
-    aliases: &[],
-    runs_command: false,
-    main,
-};
+pub const APPLET: Applet = Applet { name: "NAME", summary: "one line saying what it does", aliases: &[], runs_command: false, main };
 
 fn main(name: &str, argv: &[&str]) -> i32 {
     applet::entry(&APPLET, name, argv, run)

@@ -72,12 +72,7 @@ fn act(g: &Guest, init: u32, req: Request, busy: &mut HashMap<String, std::proce
     let action = if req == Request::Reboot { "restart" } else { "stop" };
     eprintln!("rebootmgr: {action} vserver {}", g.name);
     use std::os::unix::process::CommandExt;
-    match std::process::Command::new("/proc/self/exe")
-        .arg0("vserver")
-        .args([g.name.as_str(), action])
-        .stdin(std::process::Stdio::null())
-        .spawn()
-    {
+    match std::process::Command::new("/proc/self/exe").arg0("vserver").args([g.name.as_str(), action]).stdin(std::process::Stdio::null()).spawn() {
         Ok(child) => {
             busy.insert(g.name.clone(), child);
         }
@@ -96,11 +91,7 @@ fn run(args: Args, _name: &str) -> Result<i32> {
     loop {
         if refreshed.elapsed() >= Duration::from_secs(1) {
             refreshed = Instant::now();
-            let guests: Vec<Guest> = if args.names.is_empty() {
-                guest::all()?
-            } else {
-                args.names.iter().map(|n| Guest::new(n)).collect::<Result<_>>()?
-            };
+            let guests: Vec<Guest> = if args.names.is_empty() { guest::all()? } else { args.names.iter().map(|n| Guest::new(n)).collect::<Result<_>>()? };
             let reg = crate::context::Registry::open()?;
             let mut seen = Vec::new();
             for g in &guests {
@@ -122,10 +113,7 @@ fn run(args: Args, _name: &str) -> Result<i32> {
         }
         // Wait for a connection, a request, or the next refresh.
         let names: Vec<String> = served.keys().cloned().collect();
-        let mut fds: Vec<PollFd> = names
-            .iter()
-            .map(|n| PollFd::new(served[n].listener.as_fd(), PollFlags::POLLIN))
-            .collect();
+        let mut fds: Vec<PollFd> = names.iter().map(|n| PollFd::new(served[n].listener.as_fd(), PollFlags::POLLIN)).collect();
         fds.extend(conns.iter().map(|c| PollFd::new(c.stream.as_fd(), PollFlags::POLLIN)));
         let _ = poll(&mut fds, PollTimeout::from(500u16));
         let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
@@ -136,12 +124,7 @@ fn run(args: Args, _name: &str) -> Result<i32> {
             }
             while let Ok((stream, _)) = served[n].listener.accept() {
                 let _ = stream.set_nonblocking(true);
-                conns.push(Conn {
-                    name: n.clone(),
-                    stream,
-                    data: Vec::new(),
-                    until: Instant::now() + Duration::from_secs(2),
-                });
+                conns.push(Conn { name: n.clone(), stream, data: Vec::new(), until: Instant::now() + Duration::from_secs(2) });
             }
         }
         let limit = 2 * served.len().max(1) + 4;

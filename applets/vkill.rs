@@ -26,13 +26,7 @@ pub struct Args {
     pub pids: Vec<String>,
 }
 
-pub const APPLET: Applet = Applet {
-    name: "vkill",
-    summary: "signal processes in their own security context",
-    aliases: &[],
-    runs_command: false,
-    main,
-};
+pub const APPLET: Applet = Applet { name: "vkill", summary: "signal processes in their own security context", aliases: &[], runs_command: false, main };
 
 fn main(name: &str, argv: &[&str]) -> i32 {
     applet::entry(&APPLET, name, argv, run)

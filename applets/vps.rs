@@ -14,9 +14,7 @@ use argh::FromArgs;
 
 /// Show every process of every context, with its context and server name.
 #[derive(FromArgs)]
-#[argh(
-    note = "ps options: ax, aux, -e, -ef, -f, -o COL,… (pid vpid ppid ctx vserver user uid stat tty time vsz rss ni pcpu pmem comm args)."
-)]
+#[argh(note = "ps options: ax, aux, -e, -ef, -f, -o COL,… (pid vpid ppid ctx vserver user uid stat tty time vsz rss ni pcpu pmem comm args).")]
 #[argh(example = "vps aux\nvps -e -o pid,vpid,ctx,vserver,comm\nvps --xid web")]
 pub struct Args {
     /// only this context (number or server name)
@@ -30,13 +28,7 @@ pub struct Args {
     pub ps: Vec<String>,
 }
 
-pub const APPLET: Applet = Applet {
-    name: "vps",
-    summary: "show every process of every context, with its context and server name",
-    aliases: &[],
-    runs_command: false,
-    main,
-};
+pub const APPLET: Applet = Applet { name: "vps", summary: "show every process of every context, with its context and server name", aliases: &[], runs_command: false, main };
 
 fn main(name: &str, argv: &[&str]) -> i32 {
     // Our long options first; everything else is ps's, behind "--".
@@ -141,9 +133,7 @@ fn columns(ps: &[String]) -> Result<Vec<(Col, &'static str)>> {
         return Ok(custom);
     }
     let names: &[&str] = if bsd_u {
-        &[
-            "user", "pid", "ctx", "vserver", "pcpu", "pmem", "vsz", "rss", "tty", "stat", "start", "time", "args",
-        ]
+        &["user", "pid", "ctx", "vserver", "pcpu", "pmem", "vsz", "rss", "tty", "stat", "start", "time", "args"]
     } else if full {
         &["uid", "pid", "ppid", "ctx", "vserver", "start", "tty", "time", "args"]
     } else {
@@ -162,13 +152,7 @@ fn cell(c: Col, p: &Proc, names: &Names, users: &std::collections::HashMap<u32, 
         Col::Ctx => p.xid.to_string(),
         Col::Vserver => names.of(p.xid).to_owned(),
         Col::User => users.get(&p.uid).cloned().unwrap_or_else(|| p.uid.to_string()),
-        Col::Uid => {
-            if full {
-                users.get(&p.uid).cloned().unwrap_or_else(|| p.uid.to_string())
-            } else {
-                p.uid.to_string()
-            }
-        }
+        Col::Uid => if full { users.get(&p.uid).cloned().unwrap_or_else(|| p.uid.to_string()) } else { p.uid.to_string() },
         Col::Stat => report::stat(p),
         Col::Tty => proctable::tty_name(p.tty),
         Col::Time => report::cpu_time(p.utime + p.stime, full),
@@ -181,9 +165,7 @@ fn cell(c: Col, p: &Proc, names: &Names, users: &std::collections::HashMap<u32, 
         }
         Col::Pmem => report::tenths((p.rss * proctable::page_size() * 1000).checked_div(mem).unwrap_or(0)),
         Col::Start => {
-            let wall = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
+            let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
             let t = (wall.saturating_sub(now) + p.start * 1000 / hz) / 1000;
             format!("{:02}:{:02}", (t / 3600) % 24, (t / 60) % 60)
         }
@@ -195,11 +177,7 @@ fn cell(c: Col, p: &Proc, names: &Names, users: &std::collections::HashMap<u32, 
 fn mem_total() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
+        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()))
         .map_or(0, |k| k * 1024)
 }
 
@@ -250,15 +228,7 @@ fn run(args: Args, _name: &str) -> Result<i32> {
     for p in &procs {
         rows.push(cols.iter().map(|(c, _)| cell(*c, p, &names, &users, now, mem, full)).collect());
     }
-    let right: Vec<bool> = cols
-        .iter()
-        .map(|(c, _)| {
-            matches!(
-                c,
-                Col::Pid | Col::Vpid | Col::Ppid | Col::Ctx | Col::Vsz | Col::Rss | Col::Ni | Col::Pcpu | Col::Pmem
-            )
-        })
-        .collect();
+    let right: Vec<bool> = cols.iter().map(|(c, _)| matches!(c, Col::Pid | Col::Vpid | Col::Ppid | Col::Ctx | Col::Vsz | Col::Rss | Col::Ni | Col::Pcpu | Col::Pmem)).collect();
     print!("{}", report::table(&rows, &right));
     Ok(0)
 }

@@ -21,13 +21,7 @@ pub struct Args {
     pub args: bool,
 }
 
-pub const APPLET: Applet = Applet {
-    name: "vpstree",
-    summary: "show the process tree with each process's context",
-    aliases: &[],
-    runs_command: false,
-    main,
-};
+pub const APPLET: Applet = Applet { name: "vpstree", summary: "show the process tree with each process's context", aliases: &[], runs_command: false, main };
 
 fn main(name: &str, argv: &[&str]) -> i32 {
     applet::entry(&APPLET, name, argv, run)
@@ -36,11 +30,7 @@ fn main(name: &str, argv: &[&str]) -> i32 {
 fn run(args: Args, _name: &str) -> Result<i32> {
     let names = Names::load();
     let only = args.xid.as_deref().map(|x| kill::parse_context(x, &names)).transpose()?;
-    let mut procs = proctable::scan(Want {
-        vpid: true,
-        args: args.args,
-        uid: false,
-    });
+    let mut procs = proctable::scan(Want { vpid: true, args: args.args, uid: false });
     if let Some(x) = only {
         procs.retain(|p| p.xid == x);
     }

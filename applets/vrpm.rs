@@ -68,9 +68,6 @@ fn run(args: Args, name: &str, pm_args: Option<&[&str]>) -> Result<i32> {
     if failed.is_empty() {
         Ok(0)
     } else {
-        Err(Error::failed(
-            "update servers",
-            format!("the package manager failed in {}", failed.join(", ")),
-        ))
+        Err(Error::failed("update servers", format!("the package manager failed in {}", failed.join(", "))))
     }
 }

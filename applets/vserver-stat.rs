@@ -16,13 +16,7 @@ pub struct Args {
     pub json: bool,
 }
 
-pub const APPLET: Applet = Applet {
-    name: "vserver-stat",
-    summary: "show one line per active context",
-    aliases: &[],
-    runs_command: false,
-    main,
-};
+pub const APPLET: Applet = Applet { name: "vserver-stat", summary: "show one line per active context", aliases: &[], runs_command: false, main };
 
 fn main(name: &str, argv: &[&str]) -> i32 {
     applet::entry(&APPLET, name, argv, run)

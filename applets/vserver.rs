@@ -15,9 +15,7 @@ use argh::FromArgs;
 
 /// Manage virtual servers: build, start, stop, enter and run commands in them.
 #[derive(FromArgs)]
-#[argh(
-    note = "Commands: build [-m METHOD] [--force], start, stop, restart, running, status, enter, exec CMD [ARGS…], suexec USER CMD [ARGS…], service SVC start|stop|restart|status."
-)]
+#[argh(note = "Commands: build [-m METHOD] [--force], start, stop, restart, running, status, enter, exec CMD [ARGS…], suexec USER CMD [ARGS…], service SVC start|stop|restart|status.")]
 #[argh(example = "vserver web build -m busybox\nvserver web start\nvserver web exec ps ax")]
 pub struct Args {
     /// the server's name
@@ -83,13 +81,7 @@ fn command_status(name: &str, r: Result<i32>) -> Result<i32> {
 
 fn run(args: Args, name: &str) -> Result<i32> {
     let rest: Vec<&str> = args.args.iter().map(String::as_str).collect();
-    let no_args = |what: &str| {
-        if rest.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::usage(format!("{what} takes no arguments")))
-        }
-    };
+    let no_args = |what: &str| if rest.is_empty() { Ok(()) } else { Err(Error::usage(format!("{what} takes no arguments"))) };
     match args.command.as_str() {
         "build" => {
             let b = Build::from_args(&[name, &args.name, "build"], &rest).map_err(|e| {
