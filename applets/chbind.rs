@@ -80,7 +80,7 @@ fn run(args: Args, name: &str) -> Result<i32> {
         let lock = std::fs::File::open(&dir).ctx(|| format!("open {}", dir.display()))?;
         match sys::fork_into(&lock, CloneFlags::empty()).ctx(|| format!("start a process in {}", dir.display()))? {
             Forked::Parent(child) => {
-                crate::init::forward_signals_to(child);
+                crate::init::forward_signals_to(child, false);
                 Ok(exec::wait_for(child))
             }
             Forked::Child => {

@@ -90,7 +90,10 @@ impl Asker {
 
 fn run(args: Args, _name: &str) -> Result<i32> {
     let interactive = !args.yes && std::io::stdin().is_terminal();
-    let mut a = Asker { interactive, input: std::io::stdin().lock() };
+    let mut a = Asker {
+        interactive,
+        input: std::io::stdin().lock(),
+    };
     if !interactive && args.name.is_none() {
         return Err(Error::usage("--name is needed when nothing can be asked"));
     }
@@ -103,7 +106,9 @@ fn run(args: Args, _name: &str) -> Result<i32> {
         Ok(g)
     })?;
     let iproot = a.ask("Address(es), [DEV:]ADDR[/MASK], empty for none", args.ip.clone(), "", |v| {
-        config::parse(std::path::Path::new("answer"), &format!("IPROOT=\"{v}\"\n")).map(|_| v.to_owned()).map_err(|e| Error::usage(e.msg.trim_start_matches("answer:1: ").to_owned()))
+        config::parse(std::path::Path::new("answer"), &format!("IPROOT=\"{v}\"\n"))
+            .map(|_| v.to_owned())
+            .map_err(|e| Error::usage(e.msg.trim_start_matches("answer:1: ").to_owned()))
     })?;
     let dev = if iproot.is_empty() {
         String::new()
@@ -117,16 +122,32 @@ fn run(args: Args, _name: &str) -> Result<i32> {
         })?
     };
     let hostname = a.ask("Host name", args.hostname.clone(), &name.name, |v| {
-        config::parse(std::path::Path::new("answer"), &format!("S_HOSTNAME={v}\n")).map(|_| v.to_owned()).map_err(|_| Error::usage(format!("'{v}' is not a host name")))
+        config::parse(std::path::Path::new("answer"), &format!("S_HOSTNAME={v}\n"))
+            .map(|_| v.to_owned())
+            .map_err(|_| Error::usage(format!("'{v}' is not a host name")))
     })?;
-    let default_method = if std::path::Path::new("/bin/busybox").exists() { "busybox" } else { "copy" };
+    let default_method = if std::path::Path::new("/bin/busybox").exists() {
+        "busybox"
+    } else {
+        "copy"
+    };
     let (file, suite) = (args.file.clone(), args.suite.clone());
-    let method = a.ask("Build method (copy, skeleton, busybox, template, debootstrap)", args.method.clone(), default_method, |m| {
-        if m == "template" && file.is_none() {
-            return Ok(Method::Template(std::path::PathBuf::new())); // the archive is asked for next
-        }
-        Method::new(m, file.as_deref(), suite.as_deref().or((m == "debootstrap").then_some("bookworm")), None)
-    })?;
+    let method = a.ask(
+        "Build method (copy, skeleton, busybox, template, debootstrap)",
+        args.method.clone(),
+        default_method,
+        |m| {
+            if m == "template" && file.is_none() {
+                return Ok(Method::Template(std::path::PathBuf::new())); // the archive is asked for next
+            }
+            Method::new(
+                m,
+                file.as_deref(),
+                suite.as_deref().or((m == "debootstrap").then_some("bookworm")),
+                None,
+            )
+        },
+    )?;
     let method = match method {
         Method::Template(_) if args.file.is_none() => {
             let f = a.ask("Template archive (T.tar, T.tar.gz, T.tar.zst)", None, "", |f| {
@@ -146,9 +167,20 @@ fn run(args: Args, _name: &str) -> Result<i32> {
             "no" | "n" => Ok(false),
             _ => Err(Error::usage("yes or no")),
         })?;
-    builder::build(&name, &method, false)?;
+    // The configuration first: the build names the guest in its /etc/hosts
+    // and /etc/hostname from it.
     std::fs::write(&name.conf, config::template_with(&name.name, &iproot, &dev, &hostname, onboot))
         .map_err(|e| Error::io(format!("write {}", name.conf.display()), &e))?;
-    println!("Server {} is ready: {} and {}. Start it with: vserver {} start", name.name, name.root.display(), name.conf.display(), name.name);
+    if let Err(e) = builder::build(&name, &method, false) {
+        let _ = std::fs::remove_file(&name.conf);
+        return Err(e);
+    }
+    println!(
+        "Server {} is ready: {} and {}. Start it with: vserver {} start",
+        name.name,
+        name.root.display(),
+        name.conf.display(),
+        name.name
+    );
     Ok(0)
 }

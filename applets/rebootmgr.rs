@@ -66,7 +66,7 @@ fn act(g: &Guest, init: u32, req: Request, busy: &mut HashMap<String, std::proce
     let ours = std::fs::read_to_string(format!("/proc/{init}/comm")).is_ok_and(|c| c.trim() == "vsbox-init");
     if req == Request::Reboot && ours {
         eprintln!("rebootmgr: reboot vserver {}", g.name);
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(init as i32), nix::sys::signal::Signal::SIGHUP);
+        let _ = crate::sys::kill_raw(nix::unistd::Pid::from_raw(init as i32), crate::sys::sigrtmin() + crate::init::RT_REBOOT);
         return;
     }
     let action = if req == Request::Reboot { "restart" } else { "stop" };

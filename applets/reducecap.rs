@@ -45,7 +45,12 @@ fn main(name: &str, argv: &[&str]) -> i32 {
 fn run(args: Args, name: &str) -> Result<i32> {
     let req = caps::Request::new(args.secure, &args.cap)?;
     match (args.show, args.command.is_empty()) {
-        (true, false) => return Err(Error::usage("--show prints the sets; it takes no command")),
+        (true, false) => {
+            return Err(Error::usage(format!(
+                "unexpected command '{}': --show prints the sets and runs nothing",
+                args.command[0]
+            )))
+        }
         (false, true) => return Err(Error::usage("no command given")),
         _ => {}
     }

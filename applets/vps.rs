@@ -14,7 +14,9 @@ use argh::FromArgs;
 
 /// Show every process of every context, with its context and server name.
 #[derive(FromArgs)]
-#[argh(note = "ps options: ax, aux, -e, -ef, -f, -o COL,… (pid vpid ppid ctx vserver user uid stat tty time vsz rss ni pcpu pmem comm args).")]
+#[argh(
+    note = "ps options: ax, aux, -e, -ef, -f, -o COL,… (pid vpid ppid ctx vserver user uid stat tty time vsz rss ni pcpu pmem comm args)."
+)]
 #[argh(example = "vps aux\nvps -e -o pid,vpid,ctx,vserver,comm\nvps --xid web")]
 pub struct Args {
     /// only this context (number or server name)
@@ -28,7 +30,13 @@ pub struct Args {
     pub ps: Vec<String>,
 }
 
-pub const APPLET: Applet = Applet { name: "vps", summary: "show every process of every context, with its context and server name", aliases: &[], runs_command: false, main };
+pub const APPLET: Applet = Applet {
+    name: "vps",
+    summary: "show every process of every context, with its context and server name",
+    aliases: &[],
+    runs_command: false,
+    main,
+};
 
 fn main(name: &str, argv: &[&str]) -> i32 {
     // Our long options first; everything else is ps's, behind "--".
@@ -36,10 +44,11 @@ fn main(name: &str, argv: &[&str]) -> i32 {
     let mut it = argv.iter().copied();
     while let Some(a) = it.next() {
         match a {
-            "--xid" => {
-                ours.push(a);
-                ours.extend(it.next());
-            }
+            "--xid" => match it.next() {
+                Some(v) => ours.extend([a, v]),
+                // argh names the option that lacks its value.
+                None => return applet::entry(&APPLET, name, &[a], run),
+            },
             "--json" | "--help" => ours.push(a),
             "--" => {}
             _ => ps.push(a),
@@ -96,6 +105,15 @@ fn col(name: &str) -> Result<(Col, &'static str)> {
     })
 }
 
+/// A ps option letter `opt` this vps does not know, met in argument `arg`.
+fn unsupported(opt: &str, arg: &str) -> Error {
+    if opt == arg {
+        Error::usage(format!("unsupported ps option '{opt}'"))
+    } else {
+        Error::usage(format!("unsupported ps option '{opt}' in '{arg}'"))
+    }
+}
+
 /// The columns the ps options ask for.
 fn columns(ps: &[String]) -> Result<Vec<(Col, &'static str)>> {
     let mut custom = Vec::new();
@@ -103,7 +121,7 @@ fn columns(ps: &[String]) -> Result<Vec<(Col, &'static str)>> {
     let mut it = ps.iter();
     while let Some(a) = it.next() {
         if a == "-o" || a == "o" {
-            let list = it.next().ok_or_else(|| Error::usage("-o needs a column list"))?;
+            let list = it.next().ok_or_else(|| Error::usage(format!("'{a}' needs a column list")))?;
             for c in list.split(',').filter(|c| !c.is_empty()) {
                 custom.push(col(c.split('=').next().unwrap_or(c))?);
             }
@@ -111,12 +129,14 @@ fn columns(ps: &[String]) -> Result<Vec<(Col, &'static str)>> {
             for c in list.split(',').filter(|c| !c.is_empty()) {
                 custom.push(col(c)?);
             }
+        } else if a.starts_with("--") {
+            return Err(Error::usage(format!("unsupported option '{a}'")));
         } else if let Some(flags) = a.strip_prefix('-') {
             for f in flags.chars() {
                 match f {
                     'e' | 'A' | 'a' | 'x' => {}
                     'f' => full = true,
-                    other => return Err(Error::usage(format!("unsupported ps option -{other}"))),
+                    other => return Err(unsupported(&format!("-{other}"), a)),
                 }
             }
         } else {
@@ -124,7 +144,7 @@ fn columns(ps: &[String]) -> Result<Vec<(Col, &'static str)>> {
                 match f {
                     'a' | 'x' | 'w' => {}
                     'u' => bsd_u = true,
-                    other => return Err(Error::usage(format!("unsupported ps option {other}"))),
+                    other => return Err(unsupported(&other.to_string(), a)),
                 }
             }
         }
@@ -133,7 +153,9 @@ fn columns(ps: &[String]) -> Result<Vec<(Col, &'static str)>> {
         return Ok(custom);
     }
     let names: &[&str] = if bsd_u {
-        &["user", "pid", "ctx", "vserver", "pcpu", "pmem", "vsz", "rss", "tty", "stat", "start", "time", "args"]
+        &[
+            "user", "pid", "ctx", "vserver", "pcpu", "pmem", "vsz", "rss", "tty", "stat", "start", "time", "args",
+        ]
     } else if full {
         &["uid", "pid", "ppid", "ctx", "vserver", "start", "tty", "time", "args"]
     } else {
@@ -152,7 +174,13 @@ fn cell(c: Col, p: &Proc, names: &Names, users: &std::collections::HashMap<u32, 
         Col::Ctx => p.xid.to_string(),
         Col::Vserver => names.of(p.xid).to_owned(),
         Col::User => users.get(&p.uid).cloned().unwrap_or_else(|| p.uid.to_string()),
-        Col::Uid => if full { users.get(&p.uid).cloned().unwrap_or_else(|| p.uid.to_string()) } else { p.uid.to_string() },
+        Col::Uid => {
+            if full {
+                users.get(&p.uid).cloned().unwrap_or_else(|| p.uid.to_string())
+            } else {
+                p.uid.to_string()
+            }
+        }
         Col::Stat => report::stat(p),
         Col::Tty => proctable::tty_name(p.tty),
         Col::Time => report::cpu_time(p.utime + p.stime, full),
@@ -165,7 +193,9 @@ fn cell(c: Col, p: &Proc, names: &Names, users: &std::collections::HashMap<u32, 
         }
         Col::Pmem => report::tenths((p.rss * proctable::page_size() * 1000).checked_div(mem).unwrap_or(0)),
         Col::Start => {
-            let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
             let t = (wall.saturating_sub(now) + p.start * 1000 / hz) / 1000;
             format!("{:02}:{:02}", (t / 3600) % 24, (t / 60) % 60)
         }
@@ -177,7 +207,11 @@ fn cell(c: Col, p: &Proc, names: &Names, users: &std::collections::HashMap<u32, 
 fn mem_total() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()))
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
         .map_or(0, |k| k * 1024)
 }
 
@@ -228,7 +262,15 @@ fn run(args: Args, _name: &str) -> Result<i32> {
     for p in &procs {
         rows.push(cols.iter().map(|(c, _)| cell(*c, p, &names, &users, now, mem, full)).collect());
     }
-    let right: Vec<bool> = cols.iter().map(|(c, _)| matches!(c, Col::Pid | Col::Vpid | Col::Ppid | Col::Ctx | Col::Vsz | Col::Rss | Col::Ni | Col::Pcpu | Col::Pmem)).collect();
+    let right: Vec<bool> = cols
+        .iter()
+        .map(|(c, _)| {
+            matches!(
+                c,
+                Col::Pid | Col::Vpid | Col::Ppid | Col::Ctx | Col::Vsz | Col::Rss | Col::Ni | Col::Pcpu | Col::Pmem
+            )
+        })
+        .collect();
     print!("{}", report::table(&rows, &right));
     Ok(0)
 }

@@ -12,10 +12,13 @@ use crate::error::{Error, Result};
 use crate::guest::Guest;
 use crate::vserver;
 use argh::FromArgs;
+use std::io::IsTerminal;
 
 /// Manage virtual servers: build, start, stop, enter and run commands in them.
 #[derive(FromArgs)]
-#[argh(note = "Commands: build [-m METHOD] [--force], start, stop, restart, running, status, enter, exec CMD [ARGS…], suexec USER CMD [ARGS…], service SVC start|stop|restart|status.")]
+#[argh(
+    note = "Commands: build [-m METHOD] [--force], start, stop, restart, running, status, enter, exec CMD [ARGS…], suexec USER CMD [ARGS…], service SVC start|stop|restart|status, delete [--force]."
+)]
 #[argh(example = "vserver web build -m busybox\nvserver web start\nvserver web exec ps ax")]
 pub struct Args {
     /// the server's name
@@ -81,7 +84,10 @@ fn command_status(name: &str, r: Result<i32>) -> Result<i32> {
 
 fn run(args: Args, name: &str) -> Result<i32> {
     let rest: Vec<&str> = args.args.iter().map(String::as_str).collect();
-    let no_args = |what: &str| if rest.is_empty() { Ok(()) } else { Err(Error::usage(format!("{what} takes no arguments"))) };
+    let no_args = |what: &str| match rest.first() {
+        None => Ok(()),
+        Some(a) => Err(Error::usage(format!("unexpected argument '{a}': {what} takes none"))),
+    };
     match args.command.as_str() {
         "build" => {
             let b = Build::from_args(&[name, &args.name, "build"], &rest).map_err(|e| {
@@ -144,7 +150,10 @@ fn run(args: Args, name: &str) -> Result<i32> {
         }
         "service" => {
             let [svc, action] = rest.as_slice() else {
-                return Err(Error::usage("service needs a service and an action (start, stop, restart, status)"));
+                return Err(match rest.get(2) {
+                    Some(extra) => Error::usage(format!("unexpected argument '{extra}': service takes a service and an action")),
+                    None => Error::usage("service needs a service and an action (start, stop, restart, status)"),
+                });
             };
             if svc.is_empty() || svc.contains('/') || svc.starts_with('.') {
                 return Err(Error::usage(format!("bad service name '{svc}'")));
@@ -158,8 +167,52 @@ fn run(args: Args, name: &str) -> Result<i32> {
             let g = Guest::existing(&args.name)?;
             command_status(name, vserver::enter(name, &g))
         }
+        "delete" => {
+            let mut force = false;
+            for a in &rest {
+                match *a {
+                    "--force" | "-f" => force = true,
+                    other => return Err(Error::usage(format!("unexpected argument '{other}': delete takes only --force"))),
+                }
+            }
+            let g = Guest::existing(&args.name)?;
+            let ask = !force;
+            if ask && !std::io::stdin().is_terminal() {
+                return Err(Error::usage(format!(
+                    "delete asks before it removes server {}, and there is no terminal to ask on: add --force",
+                    g.name
+                )));
+            }
+            let confirm = |files: &[std::path::PathBuf]| -> Result<bool> {
+                if !ask {
+                    return Ok(true);
+                }
+                let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                eprint!(
+                    "Delete server {} for good: {} and its runtime state? [y/N] ",
+                    g.name,
+                    list.join(", ")
+                );
+                let mut answer = String::new();
+                std::io::stdin()
+                    .read_line(&mut answer)
+                    .map_err(|e| Error::io("read the answer", &e))?;
+                Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+            };
+            match crate::delete::delete(&g, confirm)? {
+                Some(d) => {
+                    let list: Vec<String> = d.files.iter().map(|f| f.display().to_string()).collect();
+                    println!("Server {} deleted: {} ({} entries of its tree)", g.name, list.join(", "), d.entries);
+                    Ok(0)
+                }
+                None => Err(Error::failed(
+                    format!("delete server {}", g.name),
+                    "not confirmed; nothing was deleted",
+                )),
+            }
+        }
         other => Err(Error::usage(format!(
-            "unknown command '{other}' (build, start, stop, restart, running, status, enter, exec, suexec, service)"
+            "unknown command '{other}' (build, start, stop, restart, running, status, enter, exec, suexec, service, delete)"
         ))),
     }
 }

@@ -58,9 +58,11 @@ fn act(action: &str, jobs: usize) -> Result<bool> {
 }
 
 fn run(args: Args, _name: &str) -> Result<i32> {
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     if jobs == 0 {
-        return Err(Error::usage("--jobs must be at least 1"));
+        return Err(Error::usage("bad --jobs '0': start or stop at least 1 server at once"));
     }
     let ok = match args.action.as_str() {
         "start" => act("start", jobs)?,
@@ -69,10 +71,19 @@ fn run(args: Args, _name: &str) -> Result<i32> {
         "status" => {
             let mut rows = vec![["NAME", "ONBOOT", "STATE", "CTX", "PROCS", "ADDRESSES"].map(String::from).to_vec()];
             for g in guest::all()? {
-                let onboot = g.config().map_or("?".to_owned(), |c| if c.onboot { "yes" } else { "no" }.to_owned());
+                let onboot = g
+                    .config()
+                    .map_or("?".to_owned(), |c| if c.onboot { "yes" } else { "no" }.to_owned());
                 let (running, text) = vserver::status(&g).unwrap_or((false, String::new()));
                 let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).unwrap_or("-").to_owned();
-                rows.push(vec![g.name.clone(), onboot, if running { "running" } else { "stopped" }.to_owned(), field("context: "), field("processes: "), field("addresses: ")]);
+                rows.push(vec![
+                    g.name.clone(),
+                    onboot,
+                    if running { "running" } else { "stopped" }.to_owned(),
+                    field("context: "),
+                    field("processes: "),
+                    field("addresses: "),
+                ]);
             }
             print!("{}", crate::report::table(&rows, &[false, false, false, true, true]));
             true

@@ -28,7 +28,13 @@ pub struct Args {
     pub lines: usize,
 }
 
-pub const APPLET: Applet = Applet { name: "vtop", summary: "show the busiest processes live, with their context", aliases: &[], runs_command: false, main };
+pub const APPLET: Applet = Applet {
+    name: "vtop",
+    summary: "show the busiest processes live, with their context",
+    aliases: &[],
+    runs_command: false,
+    main,
+};
 
 fn main(name: &str, argv: &[&str]) -> i32 {
     applet::entry(&APPLET, name, argv, run)
@@ -52,13 +58,24 @@ fn screen(prev: &HashMap<u32, (u64, u64)>, procs: &[Proc], names: &Names, elapse
         e.1 += cpu(p);
         e.2 += p.rss * page;
     }
-    out.push_str(&format!("vtop: {} processes in {} contexts\n\nCTX   VSERVER          PROC   %CPU     RSS\n", procs.len(), ctx.len()));
+    out.push_str(&format!(
+        "vtop: {} processes in {} contexts\n\nCTX   VSERVER          PROC   %CPU     RSS\n",
+        procs.len(),
+        ctx.len()
+    ));
     for (x, (n, c, rss)) in &ctx {
-        out.push_str(&format!("{x:<5} {:<15} {n:>5} {:>6} {:>7}\n", names.of(*x), report::tenths(*c), report::human(*rss)));
+        out.push_str(&format!(
+            "{x:<5} {:<15} {n:>5} {:>6} {:>7}\n",
+            names.of(*x),
+            report::tenths(*c),
+            report::human(*rss)
+        ));
     }
     let mut busy: Vec<(&Proc, u64)> = procs.iter().map(|p| (p, cpu(p))).collect();
     busy.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.rss.cmp(&a.0.rss)));
-    let mut rows = vec![["PID", "CTX", "VSERVER", "%CPU", "RSS", "TIME", "COMMAND"].map(String::from).to_vec()];
+    let mut rows = vec![["PID", "CTX", "VSERVER", "%CPU", "RSS", "TIME", "COMMAND"]
+        .map(String::from)
+        .to_vec()];
     for (p, c) in busy.into_iter().take(lines) {
         rows.push(vec![
             p.pid.to_string(),
@@ -76,12 +93,18 @@ fn screen(prev: &HashMap<u32, (u64, u64)>, procs: &[Proc], names: &Names, elapse
 }
 
 fn run(args: Args, _name: &str) -> Result<i32> {
-    let delay_ms = report::parse_millis(&args.delay).filter(|ms| (1..3_600_000).contains(ms)).ok_or_else(|| Error::usage(format!("bad delay '{}': a number of seconds above 0", args.delay)))?;
+    let delay_ms = report::parse_millis(&args.delay)
+        .filter(|ms| (1..3_600_000).contains(ms))
+        .ok_or_else(|| Error::usage(format!("bad delay '{}': a number of seconds above 0", args.delay)))?;
+    if args.iterations == Some(0) {
+        return Err(Error::usage("bad -n '0': at least 1 screen"));
+    }
     let interactive = !args.batch && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let saved = if interactive {
         let t = nix::sys::termios::tcgetattr(std::io::stdin()).ctx(|| "read the terminal settings")?;
         let mut raw = t.clone();
-        raw.local_flags.remove(nix::sys::termios::LocalFlags::ICANON | nix::sys::termios::LocalFlags::ECHO);
+        raw.local_flags
+            .remove(nix::sys::termios::LocalFlags::ICANON | nix::sys::termios::LocalFlags::ECHO);
         nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &raw).ctx(|| "set the terminal")?;
         Some(t)
     } else {
@@ -94,13 +117,21 @@ fn run(args: Args, _name: &str) -> Result<i32> {
     let outcome = loop {
         let procs = proctable::scan(Want::default());
         let names = Names::load();
-        let elapsed = if first { proctable::uptime_ms() } else { last.elapsed().as_millis() as u64 };
+        let elapsed = if first {
+            proctable::uptime_ms()
+        } else {
+            last.elapsed().as_millis() as u64
+        };
         let text = screen(&prev, &procs, &names, elapsed, args.lines);
         prev = procs.iter().map(|p| (p.pid, (p.start, p.utime + p.stime))).collect();
         last = std::time::Instant::now();
         first = false;
         let mut stdout = std::io::stdout();
-        let _ = if interactive { write!(stdout, "\x1b[H\x1b[2J{text}(q quits)") } else { writeln!(stdout, "{text}") };
+        let _ = if interactive {
+            write!(stdout, "\x1b[H\x1b[2J{text}(q quits)")
+        } else {
+            writeln!(stdout, "{text}")
+        };
         let _ = stdout.flush();
         count += 1;
         if args.iterations.is_some_and(|n| count >= n) {

@@ -19,10 +19,11 @@ declare -A CMD=(
 	[unshare]="unshare -p -m -u -i -f --mount-proc /bin/true"
 	[vsbox]="$VSBOX chcontext --silent /bin/true"
 	[fakeinit]="$VSBOX chcontext --silent --flag fakeinit /bin/true"
+	[secure]="$VSBOX chcontext --silent --secure /bin/true"
 	[bwrap]="bwrap --unshare-pid --unshare-ipc --unshare-uts --dev-bind / / --proc /proc /bin/true"
 )
-ORDER=(unshare vsbox fakeinit bwrap)
-command -v bwrap >/dev/null || { echo "bwrap not installed (apt-get install bubblewrap): skipped" >&2; ORDER=(unshare vsbox fakeinit); }
+ORDER=(unshare vsbox fakeinit secure bwrap)
+command -v bwrap >/dev/null || { echo "bwrap not installed (apt-get install bubblewrap): skipped" >&2; ORDER=(unshare vsbox fakeinit secure); }
 
 declare -A WALL CPU
 for t in "${ORDER[@]}"; do WALL[$t]=0; CPU[$t]=0; done

@@ -5,6 +5,7 @@
 use crate::config;
 use crate::error::{Context, Error, Result};
 use crate::guest::Guest;
+use crate::identity;
 use crate::paths;
 use std::collections::HashMap;
 use std::fs;
@@ -95,6 +96,11 @@ const LAYOUT: &[(&str, u32)] = &[
 /// none). An existing tree is replaced only with `force`, and never while
 /// the guest runs.
 pub fn build(g: &Guest, method: &Method, force: bool) -> Result<()> {
+    // The names the guest's files get; a broken configuration stops the
+    // build before anything is changed.
+    let cfg = g.config()?;
+    let hostname = cfg.hostname.clone().unwrap_or_else(|| g.name.clone());
+    let addr = cfg.iproot.first().map_or(identity::NO_ADDRESS, |ip| ip.addr);
     let _lock = g.lock()?;
     let reg = crate::context::Registry::open()?;
     if g.running(&reg).is_some() {
@@ -107,22 +113,29 @@ pub fn build(g: &Guest, method: &Method, force: bool) -> Result<()> {
                 format!("{} exists (use --force to replace it)", g.root.display()),
             ));
         }
-        // remove_dir_all does not follow the symlinks a guest may have planted.
-        fs::remove_dir_all(&g.root).ctx(|| format!("remove {}", g.root.display()))?;
+        // Never following the symlinks a guest may have planted, never
+        // into a file system mounted inside.
+        crate::delete::unmounted(&g.root).map_err(|why| Error::failed(format!("replace server {}", g.name), why))?;
+        crate::walk::remove_tree(&g.root)?;
     }
     fs::create_dir_all(paths::rootdir()).ctx(|| format!("create {}", paths::rootdir().display()))?;
     fs::create_dir(&g.root).ctx(|| format!("create {}", g.root.display()))?;
     fs::set_permissions(&g.root, fs::Permissions::from_mode(0o755)).ctx(|| format!("chmod {}", g.root.display()))?;
     let outcome = match method {
         Method::Skeleton => skeleton(&g.root),
-        Method::Busybox => skeleton(&g.root).and_then(|_| busybox(&g.root, &g.name)),
+        Method::Busybox => skeleton(&g.root).and_then(|_| busybox(&g.root)),
         Method::Copy => copy_host(&g.root),
         Method::Template(file) => template(&g.root, file),
         Method::Debootstrap { suite, mirror } => debootstrap(&g.root, suite, mirror.as_deref()),
     };
-    let outcome = outcome.and_then(|_| install_guest_tools(&g.root));
+    let outcome = outcome
+        .and_then(|_| install_guest_tools(&g.root))
+        .and_then(|_| name_guest(&g.root, &hostname, addr, method == &Method::Copy));
     if let Err(e) = outcome {
-        let _ = fs::remove_dir_all(&g.root);
+        // What the method left (debootstrap may leave /proc mounted in it).
+        if crate::delete::unmounted(&g.root).is_ok() {
+            let _ = crate::walk::remove_tree(&g.root);
+        }
         return Err(e);
     }
     if !g.conf.exists() {
@@ -160,7 +173,7 @@ fn is_static_elf(path: &Path) -> bool {
 
 const BUSYBOX_CANDIDATES: &[&str] = &["/bin/busybox", "/usr/bin/busybox", "/sbin/busybox", "/usr/sbin/busybox"];
 
-fn busybox(root: &Path, name: &str) -> Result<()> {
+fn busybox(root: &Path) -> Result<()> {
     let host = BUSYBOX_CANDIDATES.iter().map(Path::new).find(|p| is_static_elf(p)).ok_or_else(|| {
         Error::failed(
             "build a busybox server",
@@ -210,8 +223,6 @@ fn busybox(root: &Path, name: &str) -> Result<()> {
         fs::write(&p, text).ctx(|| format!("write {}", p.display()))?;
         fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).ctx(|| format!("chmod {}", p.display()))?;
     }
-    fs::write(root.join("etc/hostname"), format!("{name}\n")).ctx(|| "write etc/hostname")?;
-    fs::write(root.join("etc/hosts"), format!("127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n")).ctx(|| "write etc/hosts")?;
     Ok(())
 }
 
@@ -267,6 +278,23 @@ fn install_guest_tools(root: &Path) -> Result<()> {
     })?;
     for name in ["vreboot", "vhalt"] {
         tree.symlink(Path::new("/usr/lib/vsbox/vsbox"), &Path::new("sbin").join(name), meta)?;
+    }
+    Ok(())
+}
+
+/// /etc/hostname and /etc/hosts naming the guest, whatever the method
+/// (see [`identity`]); a copy of the host also loses the host's name and
+/// machine id.
+fn name_guest(root: &Path, hostname: &str, addr: std::net::IpAddr, copied: bool) -> Result<()> {
+    let tree = crate::tree::Tree::open(root)?;
+    let host = if copied {
+        nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok())
+    } else {
+        None
+    };
+    identity::write_names(&tree, hostname, addr, host.as_deref())?;
+    if copied {
+        identity::new_machine_id(&tree)?;
     }
     Ok(())
 }

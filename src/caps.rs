@@ -66,16 +66,18 @@ pub const fn bit(cap: u32) -> u64 {
     1u64 << cap
 }
 
-/// What `--secure` keeps: root still owns files and processes, changes
-/// identities, binds ports below 1024 and may chroot (the guest's root is
-/// a pivot_root, so chroot cannot climb out). Everything else — network and
-/// device configuration, mounts, modules, raw I/O, clock, reboot, tracing
-/// foreign processes, BPF, immutable bits and every capability this list
-/// does not know — is dropped. An allow-list, so new kernel capabilities
-/// are dropped too.
+/// What `--secure` keeps, and the default ceiling of a guest: root still
+/// owns files and processes, changes identities, binds ports below 1024
+/// and may chroot (the guest's root is a pivot_root, so chroot cannot
+/// climb out). Everything else — network and device configuration, mounts,
+/// modules, raw I/O, clock, reboot, tracing foreign processes, BPF,
+/// immutable bits and every capability this list does not know — is
+/// dropped. An allow-list, so new kernel capabilities are dropped too.
+/// Not CAP_DAC_READ_SEARCH: with it, open_by_handle_at() opens any inode
+/// of a file system by its handle, past a chroot's or a guest's root (the
+/// "shocker" escape); CAP_DAC_OVERRIDE already reads what root may.
 pub const SECURE_KEEP: u64 = bit(CHOWN)
     | bit(1) // DAC_OVERRIDE
-    | bit(DAC_READ_SEARCH)
     | bit(3) // FOWNER
     | bit(4) // FSETID
     | bit(KILL)
@@ -259,7 +261,7 @@ mod tests {
         let all = u64::MAX >> 23; // 41 capabilities
         let c = r.apply_to(all);
         assert_eq!(c, SECURE_KEEP);
-        for dangerous in [12, 13, 16, 17, 19, 21, 22, 25, 27, 9, 39, 40, 38] {
+        for dangerous in [DAC_READ_SEARCH, 12, 13, 16, 17, 19, 21, 22, 25, 27, 9, 39, 40, 38] {
             assert_eq!(c & bit(dangerous), 0, "{} kept", name(dangerous));
         }
     }

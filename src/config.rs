@@ -48,6 +48,9 @@ pub struct Config {
     pub ulimits: Vec<Limit>,
     /// Devices allowed besides the minimal /dev (DEVICES).
     pub devices: Vec<crate::devices::Device>,
+    /// Limits of the guest's own user namespace (INOTIFY_INSTANCES,
+    /// INOTIFY_WATCHES).
+    pub userns_limits: crate::userns::Limits,
 }
 
 impl Config {
@@ -79,6 +82,8 @@ const KEYS: &[&str] = &[
     "S_FLAGS",
     "ULIMIT",
     "DEVICES",
+    "INOTIFY_INSTANCES",
+    "INOTIFY_WATCHES",
 ];
 
 /// Reads and checks a configuration file.
@@ -254,8 +259,11 @@ fn apply(cfg: &mut Config, key: &str, v: &str) -> std::result::Result<(), String
         }
         "S_HOSTNAME" => {
             let h = v.trim();
-            if h.len() > 64 || h.contains(['/', ' ']) {
-                return Err(format!("S_HOSTNAME: '{h}' is not a host name"));
+            // It goes into the UTS name and the guest's /etc/hosts: labels
+            // of letters, digits, '-' and '_', joined by dots.
+            let label = |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+            if h.len() > 64 || !(h.is_empty() || h.split('.').all(label)) {
+                return Err(format!("S_HOSTNAME: '{h}' is not a host name (letters, digits, '-', '_' and dots)"));
             }
             cfg.hostname = Some(h.to_owned()).filter(|s| !s.is_empty());
         }
@@ -290,11 +298,25 @@ fn apply(cfg: &mut Config, key: &str, v: &str) -> std::result::Result<(), String
                 .map(|pair| pair.join(" ").parse().map_err(|e| format!("DEVICES: {e}")))
                 .collect::<std::result::Result<_, _>>()?;
         }
+        "INOTIFY_INSTANCES" => cfg.userns_limits.inotify_instances = count(key, v)?,
+        "INOTIFY_WATCHES" => cfg.userns_limits.inotify_watches = count(key, v)?,
         other => {
             return Err(format!("unknown key '{other}' (known: {})", KEYS.join(" ")));
         }
     }
     Ok(())
+}
+
+/// A positive count (empty: unset), for the per-guest kernel limits.
+fn count(key: &str, v: &str) -> std::result::Result<Option<u32>, String> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    match v.parse::<u32>() {
+        Ok(n) if (1..=i32::MAX as u32).contains(&n) => Ok(Some(n)),
+        _ => Err(format!("{key}: expected a count from 1 to {}, found '{v}'", i32::MAX)),
+    }
 }
 
 /// The shell's `ulimit` options: `-H`/`-S` choose the hard or soft limit
@@ -384,10 +406,11 @@ pub fn template(name: &str) -> String {
          S_DOMAINNAME=\n\
          # Niceness every process of the server is held at (-20..19).\n\
          S_NICE=\n\
-         # Flags: lock sched nproc private fakeinit\n\
-         S_FLAGS=\n\
-         # Options of the shell's ulimit, e.g. \"-H -u 1000\".\n\
-         ULIMIT=\n\
+         # Flags: lock sched nproc private fakeinit. nproc: ULIMIT's -u counts\n\
+         # the server's processes as a whole (its cgroup's pids.max).\n\
+         S_FLAGS=nproc\n\
+         # Options of the shell's ulimit; the seed's default: at most 1000 processes.\n\
+         ULIMIT=\"-H -u 1000\"\n\
          # Devices besides the minimal /dev, e.g. \"c 10:200\" (/dev/net/tun).\n\
          DEVICES=\n"
     )
@@ -429,7 +452,17 @@ mod tests {
     fn template_parses_to_defaults() {
         let c = p(&template("web")).unwrap();
         assert_eq!(c.hostname.as_deref(), Some("web"));
-        assert!(c.iproot.is_empty() && !c.onboot && c.flags == 0 && c.ulimits.is_empty());
+        assert!(c.iproot.is_empty() && !c.onboot);
+        // The seed's default: 1000 processes at most, counted over the guest.
+        assert_eq!(c.flags, crate::abi::VXF_NPROC);
+        assert_eq!(
+            c.ulimits,
+            vec![Limit {
+                resource: libc::RLIMIT_NPROC,
+                soft: None,
+                hard: Some(1000)
+            }]
+        );
     }
 
     #[test]
@@ -500,6 +533,9 @@ mod tests {
             ("S_HOSTNAME=\"$(id)\"\n", ":1: substitutions"),
             ("S_HOSTNAME=\"open\n", ":1: unterminated"),
             ("S_HOSTNAME=a b\n", ":1: unexpected text"),
+            ("S_HOSTNAME=\"a#b\"\n", ":1: S_HOSTNAME: 'a#b' is not a host name"),
+            ("S_HOSTNAME=web..example\n", ":1: S_HOSTNAME: 'web..example' is not a host name"),
+            ("S_HOSTNAME=\"we\tb\"\n", ":1: S_HOSTNAME:"),
             ("ULIMIT=\"-u\"\n", ":1: ULIMIT: -u needs a value"),
             ("ULIMIT=\"-Z 5\"\n", ":1: ULIMIT: unknown option -Z"),
             ("ULIMIT=\"-n lots\"\n", ":1: ULIMIT: -n: bad value 'lots'"),

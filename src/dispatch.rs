@@ -40,6 +40,12 @@ fn multiplexer(args: &[String]) -> i32 {
         eprint!("{}", help());
         return EXIT_USAGE;
     };
+    // --list, --help and --version take nothing more.
+    let bare = matches!(first.as_str(), "--list" | "-l" | "--help" | "-h" | "--version" | "-V");
+    if let (Some(extra), true) = (args.get(1), bare) {
+        eprintln!("vsbox: {first}: unexpected argument '{extra}'");
+        return EXIT_USAGE;
+    }
     match first.as_str() {
         "--list" | "-l" => {
             for name in names() {

@@ -139,3 +139,67 @@ pub fn detached(title: &str, keep: Vec<OwnedFd>, work: impl FnOnce(Vec<OwnedFd>)
         }
     }
 }
+
+/// A pidfd on the client (`vserver exec`, `enter`, `chcontext --ctx`…)
+/// that what it starts inside a context holds: the command must not
+/// outlive its client, whatever ends the client — SIGKILL included. A
+/// pidfd works across PID namespaces and becomes readable at the end.
+pub struct Lifeline(OwnedFd);
+
+impl Lifeline {
+    /// In the client, before it forks: a pidfd on itself (close-on-exec).
+    pub fn of_this_process() -> crate::error::Result<Lifeline> {
+        use crate::error::Context;
+        crate::sys::pidfd_open(nix::unistd::getpid())
+            .map(Lifeline)
+            .ctx(|| "open a pidfd on this process")
+    }
+
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// In the client's child, for a process that dies with the client: the
+/// parent-death signal SIGKILL, and an exit at once if the client, whose
+/// lifeline is `fd`, has gone already. (A credential change disarms it:
+/// commit_creds in kernel/cred.c.)
+pub fn tie_once(fd: std::os::fd::RawFd) {
+    LIFELINE.store(fd, std::sync::atomic::Ordering::Relaxed);
+    let _ = crate::sys::set_pdeathsig(libc::SIGKILL);
+    if client_gone(fd) {
+        std::process::exit(1);
+    }
+}
+
+/// The lifeline [`tie_once`] was given, while this process still has it
+/// open (until it closes its inherited descriptors).
+static LIFELINE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// After a change of credentials (joining a user namespace), which clears
+/// the parent-death signal: arms `sig` again, and exits if the client
+/// ended meanwhile.
+pub fn tie_again(sig: libc::c_int) {
+    let _ = crate::sys::set_pdeathsig(sig);
+    let fd = LIFELINE.load(std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 && client_gone(fd) {
+        std::process::exit(1);
+    }
+}
+
+/// Whether the process behind pidfd `fd` has ended.
+pub fn client_gone(fd: std::os::fd::RawFd) -> bool {
+    let mut p = [nix::poll::PollFd::new(crate::sys::borrow_fd(fd), nix::poll::PollFlags::POLLIN)];
+    nix::poll::poll(&mut p, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
+}
+
+/// For a child that a vsbox process inside the context spawns (from
+/// `before_exec`, after any change of user): it dies with that process,
+/// `parent`, and at once if `parent` has ended already.
+pub fn tie_to_parent(parent: nix::unistd::Pid) -> std::io::Result<()> {
+    crate::sys::set_pdeathsig(libc::SIGKILL)?;
+    if nix::unistd::getppid() != parent {
+        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
+}

@@ -9,27 +9,18 @@ use crate::sys;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
-use std::sync::atomic::{AtomicI32, Ordering};
-
-static CHILD: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn forward(sig: libc::c_int) {
-    let pid = CHILD.load(Ordering::Relaxed);
-    if pid > 0 {
-        if let Ok(sig) = Signal::try_from(sig) {
-            // kill(2) is async-signal-safe.
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
-        }
-    }
-}
-
-/// Forwards TERM, HUP, USR1 and USR2 to `child` from now on. INT and QUIT
-/// are ignored: the terminal sends them to the command's group directly.
-pub fn forward_signals_to(child: Pid) {
-    CHILD.store(child.as_raw(), Ordering::Relaxed);
-    for sig in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2] {
-        let _ = sys::set_handler(sig, forward);
-    }
+/// Passes TERM, HUP, USR1 and USR2 on to `child` from now on; with
+/// `outside_only` (a vsbox process inside a context: PID 1 of a fresh
+/// one, or the relay of a joined command), only those a supervisor
+/// outside the context sends — a package script's `kill -HUP 1` inside
+/// must not reach the command. INT and QUIT are ignored: the terminal
+/// sends them to the command's group directly.
+pub fn forward_signals_to(child: Pid, outside_only: bool) {
+    let _ = sys::forward_signals(
+        child,
+        &[Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2],
+        outside_only,
+    );
     for sig in [Signal::SIGINT, Signal::SIGQUIT] {
         let _ = sys::set_ignored(sig, true);
     }
@@ -43,7 +34,7 @@ pub fn run(applet: &str, command: &[String]) -> i32 {
         Ok(c) => Pid::from_raw(c.id() as i32),
         Err(e) => return exec::report_failure(applet, &command[0], &e),
     };
-    forward_signals_to(child);
+    forward_signals_to(child, true);
     reap_until(child)
 }
 
@@ -102,10 +93,24 @@ fn spawn_in_guest(command: &[String], quiet: bool) -> Option<Pid> {
     }
 }
 
-/// For a process that joined a running guest: waits for `child` while
-/// answering the reboot(2) calls of its descendants (which it alone can
-/// see) by asking the guest's init, PID 1 here, to restart or stop.
-pub fn serve_reboots_until(child: Pid, listener: std::os::fd::OwnedFd) -> i32 {
+/// The vsbox process that stays inside a context as the parent of what
+/// it runs there (`vserver exec`, `enter` …): waits for `child` and gives
+/// its status, reaping orphans meanwhile (it is their subreaper). With
+/// `reboot`, it answers the reboot(2) calls of its descendants (which it
+/// alone can see) by asking the guest's init, PID 1 here, to restart or
+/// stop. With `client` (a pidfd of the vsbox outside that waits for it),
+/// it ends `child` and every descendant of it when the client ends, however
+/// it ends — a killed `vserver exec` leaves nothing running.
+///
+/// With `initctl` (PID 1 of a fresh context of a sysvinit guest) it
+/// reads and drops the requests on the guest's control channel: package
+/// scripts' `init u` then returns at once, and no service is started.
+pub fn relay(
+    child: Pid,
+    reboot: Option<std::os::fd::OwnedFd>,
+    client: Option<std::os::fd::OwnedFd>,
+    initctl: Option<std::os::fd::OwnedFd>,
+) -> i32 {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::signal::SigSet;
     use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -117,26 +122,8 @@ pub fn serve_reboots_until(child: Pid, listener: std::os::fd::OwnedFd) -> i32 {
         return reap_until(child);
     };
     loop {
-        let mut fds = [
-            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-        ];
-        if poll(&mut fds, PollTimeout::NONE).is_err() {
-            continue;
-        }
-        let asked = fds[1].revents().is_some_and(|r| !r.is_empty());
-        if asked {
-            let sig = match answer_reboot(&listener) {
-                Some(Event::Restart) => Some(Signal::SIGHUP),
-                Some(Event::Stop) => Some(Signal::SIGINT),
-                _ => None,
-            };
-            if let Some(sig) = sig {
-                let _ = nix::sys::signal::kill(Pid::from_raw(1), sig);
-            }
-            continue;
-        }
-        let _ = signals.read_signal();
+        // First of all: the child may have ended before SIGCHLD was
+        // blocked, and then no signal is left to read.
         loop {
             match waitpid(None::<Pid>, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
                 Ok(ws @ (WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, ..))) if pid == child => return exec::status_code(ws),
@@ -144,7 +131,71 @@ pub fn serve_reboots_until(child: Pid, listener: std::os::fd::OwnedFd) -> i32 {
                 Ok(_) => {}
             }
         }
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        fds.extend(reboot.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)));
+        fds.extend(initctl.iter().map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)));
+        fds.extend(client.iter().map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)));
+        if poll(&mut fds, PollTimeout::NONE).is_err() {
+            continue;
+        }
+        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        drop(fds);
+        if client.is_some() && ready[ready.len() - 1] {
+            end_descendants(child);
+            return 128 + libc::SIGKILL;
+        }
+        if let Some(ctl) = initctl.as_ref().filter(|_| ready[1 + usize::from(reboot.is_some())]) {
+            crate::initctl::drain(ctl);
+            continue;
+        }
+        if reboot.is_some() && ready[1] {
+            let sig = match reboot.as_ref().and_then(answer_reboot) {
+                Some(Event::Restart) => Some(RT_REBOOT),
+                Some(Event::Stop) => Some(RT_HALT),
+                _ => None,
+            };
+            if let Some(n) = sig {
+                let _ = sys::kill_raw(Pid::from_raw(1), sys::sigrtmin() + n);
+            }
+            continue;
+        }
+        let _ = signals.read_signal();
     }
+}
+
+/// Ends `child` and, as their subreaper, every process below this one:
+/// each orphan comes back to us as a child, and is killed in turn, until
+/// none is left.
+fn end_descendants(child: Pid) {
+    let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+    let me = nix::unistd::getpid().as_raw();
+    loop {
+        for pid in children_of(me) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        match waitpid(None::<Pid>, None) {
+            Err(nix::errno::Errno::ECHILD) => return,
+            _ => continue,
+        }
+    }
+}
+
+/// The processes whose parent is `parent`, from /proc (this process's
+/// PID namespace).
+fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+                // Field 4, after the command in parentheses.
+                st.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    .and_then(|p| p.parse::<i32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
 }
 
 /// Runs the shutdown, then ends every other process of the guest (kill
@@ -171,9 +222,9 @@ pub const REBOOTING: u8 = b'R';
 
 /// PID 1 of a running guest. Runs `startup` (the guest's rc scripts) and
 /// reports its exit code as one byte on `host`: that is when `vserver
-/// start` returns. From then on it reaps orphans, until SIGTERM (or
-/// SIGPWR, SIGINT) asks it to stop: it runs `shutdown`, then ends, and the
-/// kernel ends whatever is left in the guest. Asked to restart, it writes
+/// start` returns. From then on it reaps orphans, until a signal asks it
+/// to stop or restart (see [`meaning`]): it runs `shutdown`, then ends,
+/// and the kernel ends whatever is left in the guest. Asked to restart, it writes
 /// [`REBOOTING`] on `host` first, for the host's `vsbox-watch` to start the
 /// guest afresh once it has ended; with nobody reading there any more, it
 /// restarts the services in place.
@@ -184,25 +235,31 @@ pub fn guest(
     reboot: Option<std::os::fd::OwnedFd>,
 ) -> ! {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use nix::sys::signal::SigSet;
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     use nix::sys::wait::WaitPidFlag;
     use std::os::fd::AsFd;
     let _ = nix::unistd::setsid();
     sys::set_title("vsbox-init");
-    let mut set = SigSet::empty();
-    for s in [
-        Signal::SIGCHLD,
-        Signal::SIGTERM,
-        Signal::SIGPWR,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ] {
-        set.add(s);
-    }
+    // Every signal with a meaning in some init convention is taken here,
+    // through the signalfd; those without one in this guest's are dropped.
+    let rt = sys::sigrtmin();
+    let set = sys::sigset(
+        &[
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGPWR,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGWINCH,
+        ],
+        &[rt + RT_HALT, rt + RT_POWEROFF, rt + RT_REBOOT],
+    );
     let _ = set.thread_block();
+    let convention = Convention::of_guest();
+    // Standing in for sysvinit, it serves sysvinit's control channel.
+    let initctl = (convention == Convention::SysV).then(crate::initctl::open).flatten();
     // A gone reader on `host` must give EPIPE, not end PID 1.
     let _ = sys::set_ignored(Signal::SIGPIPE, true);
     // Neither descriptor is for the guest's processes.
@@ -231,6 +288,9 @@ pub fn guest(
             }
         }
     };
+    // The boot and run-level records, before the rc scripts run (as
+    // sysvinit writes them), so `runlevel` answers "N 3" from then on.
+    crate::utmp::boot(b'3');
     let mut starting = startup.as_deref().and_then(|c| spawn_in_guest(c, false));
     if starting.is_none() {
         report(&mut reported, if startup.is_some() { 127 } else { 0 });
@@ -246,31 +306,28 @@ pub fn guest(
         .is_some_and(|b| b & crate::caps::bit(crate::caps::SYS_BOOT) != 0);
     loop {
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        if let Some(l) = &reboot {
-            fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
-        }
+        fds.extend(reboot.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)));
+        fds.extend(initctl.iter().map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)));
         if poll(&mut fds, PollTimeout::NONE).is_err() {
             continue;
         }
-        let rebooting = fds.get(1).is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty()));
+        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
         drop(fds);
+        let rebooting = reboot.is_some() && ready[1];
+        let requested = initctl.is_some() && ready[ready.len() - 1];
         let mut event = None;
         if rebooting {
             event = reboot.as_ref().and_then(answer_reboot);
+        } else if let Some(ctl) = initctl.as_ref().filter(|_| requested) {
+            event = crate::initctl::drain(ctl)
+                .into_iter()
+                .rev()
+                .find_map(|l| run_level_meaning(l, may_boot));
         } else if let Ok(Some(info)) = signals.read_signal() {
             // A sender in an outer PID namespace (the host: vserver stop,
-            // vkill) shows as pid 0; inside the guest, TERM is what
-            // busybox's reboot sends, USR1 and USR2 its halt and poweroff.
-            // They count only in a guest whose ceiling keeps CAP_SYS_BOOT.
-            let from_guest = info.ssi_pid != 0;
-            event = Signal::try_from(info.ssi_signo as i32).ok().and_then(|s| match s {
-                Signal::SIGCHLD => Some(Event::Child),
-                // HUP (vreboot): restart in place.
-                Signal::SIGHUP => Some(Event::Restart),
-                Signal::SIGTERM | Signal::SIGUSR1 | Signal::SIGUSR2 if from_guest && !may_boot => None,
-                Signal::SIGTERM if from_guest => Some(Event::Restart),
-                _ => Some(Event::Stop),
-            });
+            // vkill) shows as pid 0.
+            let sender = if info.ssi_pid == 0 { Sender::Host } else { Sender::Guest };
+            event = meaning(convention, info.ssi_signo as i32, sender, may_boot);
         }
         let mut restart_now = false;
         match event {
@@ -293,6 +350,7 @@ pub fn guest(
             Some(Event::Restart) if starting.is_some() => restart_pending = true,
             Some(Event::Restart) => restart_now = true,
             Some(Event::Stop) if stopping.is_none() => {
+                crate::utmp::run_level(b'0', b'3');
                 stopping = shutdown.as_deref().and_then(|c| spawn_in_guest(c, true));
                 if stopping.is_none() {
                     std::process::exit(0);
@@ -301,6 +359,7 @@ pub fn guest(
             _ => {}
         }
         if restart_now && stopping.is_none() {
+            crate::utmp::run_level(b'6', b'3');
             if nix::unistd::write(&host, &[REBOOTING]) == Ok(1) {
                 // Ends like a stop; the host starts the guest again.
                 stopping = shutdown.as_deref().and_then(|c| spawn_in_guest(c, true));
@@ -310,16 +369,94 @@ pub fn guest(
             } else {
                 // Same context, same addresses, services started afresh.
                 restart(shutdown.as_deref());
+                crate::utmp::boot(b'3');
                 starting = startup.as_deref().and_then(|c| spawn_in_guest(c, true));
             }
         }
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Event {
     Child,
     Restart,
     Stop,
+}
+
+/// vreboot's and vhalt's channel to vsbox's init: systemd's real-time
+/// signals (systemd.special(7), "SIGRTMIN+3 halt, +4 poweroff, +5
+/// reboot"), which no init convention uses for a reload, so no package
+/// script sends them by accident.
+pub const RT_HALT: i32 = 3;
+pub const RT_POWEROFF: i32 = 4;
+pub const RT_REBOOT: i32 = 5;
+
+/// The init convention vsbox's init keeps for signals sent from inside the
+/// guest: that of the init it stands in for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Convention {
+    /// sysvinit (init(8): HUP re-reads inittab, USR1 reopens /run/initctl,
+    /// WINCH is a keyboard request, INT is Ctrl-Alt-Del, PWR a power
+    /// failure, TERM re-executes init) — and systemd, runit and the rest,
+    /// for which HUP and USR1 are reloads too.
+    SysV,
+    /// busybox init (init/init.c: TERM reboots, USR1 halts, USR2 powers
+    /// off, INT is Ctrl-Alt-Del, HUP re-reads inittab).
+    Busybox,
+}
+
+impl Convention {
+    /// The guest's (looked up inside it): busybox's when its /sbin/init is
+    /// busybox, or it has busybox's rcS and no sysvinit rc.
+    pub fn of_guest() -> Convention {
+        let init_is_busybox = std::fs::canonicalize("/sbin/init").is_ok_and(|p| p.file_name().is_some_and(|n| n == "busybox"));
+        let busybox_rc = !std::path::Path::new("/etc/init.d/rc").exists() && std::path::Path::new("/etc/init.d/rcS").exists();
+        if init_is_busybox || busybox_rc {
+            Convention::Busybox
+        } else {
+            Convention::SysV
+        }
+    }
+}
+
+/// Who sent a signal to the guest's init.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sender {
+    /// A process outside the guest's PID namespace (vserver stop, vkill).
+    Host,
+    Guest,
+}
+
+/// What signal `signo` asks of the guest's init, if anything. From the
+/// host, TERM, INT and PWR stop the guest (SPEC §5 stop). From anyone,
+/// SIGRTMIN+5 restarts it and +3/+4 stop it ([`RT_REBOOT`]: vreboot,
+/// vhalt). From inside, HUP, USR1 and WINCH never do anything (package
+/// scripts send them to reload or reopen: SPEC §6); the convention's
+/// reboot and halt signals act only when the guest's ceiling keeps
+/// CAP_SYS_BOOT (`may_boot`), as reboot(2) would.
+pub(crate) fn meaning(convention: Convention, signo: i32, sender: Sender, may_boot: bool) -> Option<Event> {
+    use Signal::*;
+    let rt = signo - sys::sigrtmin();
+    if rt == RT_REBOOT {
+        return Some(Event::Restart);
+    }
+    if rt == RT_HALT || rt == RT_POWEROFF {
+        return Some(Event::Stop);
+    }
+    let sig = Signal::try_from(signo).ok()?;
+    if sig == SIGCHLD {
+        return Some(Event::Child);
+    }
+    match (sender, convention, sig) {
+        (Sender::Host, _, SIGTERM | SIGINT | SIGPWR) => Some(Event::Stop),
+        (Sender::Host, ..) => None,
+        (Sender::Guest, ..) if !may_boot => None,
+        (Sender::Guest, Convention::SysV, SIGINT) => Some(Event::Restart),
+        (Sender::Guest, Convention::SysV, SIGPWR) => Some(Event::Stop),
+        (Sender::Guest, Convention::Busybox, SIGTERM | SIGINT) => Some(Event::Restart),
+        (Sender::Guest, Convention::Busybox, SIGUSR1 | SIGUSR2) => Some(Event::Stop),
+        (Sender::Guest, ..) => None,
+    }
 }
 
 /// Answers a reboot(2) made in the guest. It acts on the guest only, and
@@ -349,4 +486,80 @@ pub(crate) fn answer_reboot(listener: &std::os::fd::OwnedFd) -> Option<Event> {
     };
     let _ = sys::seccomp_answer(listener, n.id, errno);
     event
+}
+
+/// What a request for run level `level` on /run/initctl (`telinit`,
+/// sysvinit's `shutdown`, `reboot`, `halt`) asks of the guest: 0 stops it
+/// and 6 restarts it, for a guest whose ceiling keeps CAP_SYS_BOOT (as
+/// for reboot(2)); the rest (other levels, `telinit u`/`q`) needs nothing.
+pub(crate) fn run_level_meaning(level: u8, may_boot: bool) -> Option<Event> {
+    match level {
+        b'0' if may_boot => Some(Event::Stop),
+        b'6' if may_boot => Some(Event::Restart),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_level_requests() {
+        assert_eq!(run_level_meaning(b'0', true), Some(Event::Stop));
+        assert_eq!(run_level_meaning(b'6', true), Some(Event::Restart));
+        for l in [b'0', b'6'] {
+            assert_eq!(run_level_meaning(l, false), None);
+        }
+        for l in [b'U', b'Q', b'2', b'3', b'S'] {
+            assert_eq!(run_level_meaning(l, true), None);
+        }
+    }
+
+    fn m(c: Convention, sig: Signal, from: Sender, may_boot: bool) -> Option<Event> {
+        meaning(c, sig as i32, from, may_boot)
+    }
+
+    #[test]
+    fn reload_and_reopen_signals_from_inside_never_act() {
+        for c in [Convention::SysV, Convention::Busybox] {
+            for may_boot in [false, true] {
+                for sig in [Signal::SIGHUP, Signal::SIGWINCH] {
+                    assert_eq!(m(c, sig, Sender::Guest, may_boot), None, "{c:?} {sig:?}");
+                }
+            }
+            assert_eq!(m(c, Signal::SIGUSR1, Sender::Guest, false), None);
+        }
+        assert_eq!(m(Convention::SysV, Signal::SIGUSR1, Sender::Guest, true), None);
+        assert_eq!(m(Convention::SysV, Signal::SIGTERM, Sender::Guest, true), None);
+    }
+
+    #[test]
+    fn the_hosts_stop_and_the_rt_channel() {
+        for c in [Convention::SysV, Convention::Busybox] {
+            for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGPWR] {
+                assert_eq!(m(c, sig, Sender::Host, false), Some(Event::Stop));
+            }
+            assert_eq!(m(c, Signal::SIGHUP, Sender::Host, true), None);
+            for from in [Sender::Host, Sender::Guest] {
+                let rt = sys::sigrtmin();
+                assert_eq!(meaning(c, rt + RT_REBOOT, from, false), Some(Event::Restart));
+                assert_eq!(meaning(c, rt + RT_HALT, from, false), Some(Event::Stop));
+                assert_eq!(meaning(c, rt + RT_POWEROFF, from, false), Some(Event::Stop));
+            }
+            assert_eq!(m(c, Signal::SIGCHLD, Sender::Guest, false), Some(Event::Child));
+        }
+    }
+
+    #[test]
+    fn each_conventions_own_reboot_and_halt_need_cap_sys_boot() {
+        let b = Convention::Busybox;
+        assert_eq!(m(b, Signal::SIGTERM, Sender::Guest, true), Some(Event::Restart));
+        assert_eq!(m(b, Signal::SIGUSR1, Sender::Guest, true), Some(Event::Stop));
+        assert_eq!(m(b, Signal::SIGUSR2, Sender::Guest, true), Some(Event::Stop));
+        assert_eq!(m(b, Signal::SIGTERM, Sender::Guest, false), None);
+        assert_eq!(m(Convention::SysV, Signal::SIGINT, Sender::Guest, true), Some(Event::Restart));
+        assert_eq!(m(Convention::SysV, Signal::SIGPWR, Sender::Guest, true), Some(Event::Stop));
+        assert_eq!(m(Convention::SysV, Signal::SIGINT, Sender::Guest, false), None);
+    }
 }

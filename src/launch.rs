@@ -23,8 +23,10 @@ use crate::ns;
 use crate::paths;
 use crate::seccomp::{self, Policy};
 use crate::sys::{self, Forked};
+use crate::userns;
 use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Uid};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -128,7 +130,7 @@ pub(crate) fn finish_child(applet: &str, setup: Result<()>, run: impl FnOnce() -
 /// The parent's half: wait for the context's first process, passing on
 /// the signals a supervisor sends to us.
 pub(crate) fn supervise(child: nix::unistd::Pid) -> i32 {
-    init::forward_signals_to(child);
+    init::forward_signals_to(child, false);
     exec::wait_for(child)
 }
 
@@ -156,6 +158,7 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
         return Ok(0);
     }
     cgroup::record_owner(&dir)?;
+    let userns = own_user_namespace(&dir, xid, spec.caps.apply_to(caps::bounding()?), &Default::default())?;
     announce(spec, &xid.to_string());
     let cgroup_dir = open_dir(&dir)?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| format!("start a process in {}", dir.display()))? {
@@ -164,7 +167,7 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
             let setup = owned.dirs[1..]
                 .iter()
                 .try_for_each(|d| cgroup::enter(d))
-                .and_then(|_| first_process(spec, CloneFlags::CLONE_NEWCGROUP, Some(&reg.layout)));
+                .and_then(|_| first_process(spec, CloneFlags::CLONE_NEWCGROUP, Some(&reg.layout), userns.as_ref()));
             std::mem::forget(owned);
             finish_child(applet, setup, || run_as_first(spec, applet, command))
         }
@@ -174,7 +177,7 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
 /// In the first process of a new context (PID 1 of its PID namespace):
 /// the rest of its namespaces, its own /proc, its names, then the
 /// irreversible restrictions.
-fn first_process(spec: &Spec, extra_ns: CloneFlags, seal: Option<&cgroup::Layout>) -> Result<()> {
+fn first_process(spec: &Spec, extra_ns: CloneFlags, seal: Option<&cgroup::Layout>, userns: Option<&OwnedFd>) -> Result<()> {
     sys::set_pdeathsig(libc::SIGKILL).ctx(|| "set the parent-death signal")?;
     ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | extra_ns)?;
     ns::isolate_mounts()?;
@@ -185,7 +188,19 @@ fn first_process(spec: &Spec, extra_ns: CloneFlags, seal: Option<&cgroup::Layout
         spectator: false,
         no_reboot: false,
     };
-    restrict(policy, &spec.caps, u64::MAX, seal)
+    restrict(policy, &spec.caps, u64::MAX, seal, userns)
+}
+
+/// The user namespace of new context `xid` (cgroup `dir`), when its
+/// capability ceiling `ceiling` lets it have one ([`userns::wanted`]):
+/// owned by the context's own host uid, so that its root's per-user
+/// kernel counters are its own; its root may bind ports below 1024.
+pub(crate) fn own_user_namespace(dir: &Path, xid: u32, ceiling: u64, limits: &userns::Limits) -> Result<Option<OwnedFd>> {
+    if !userns::wanted(ceiling) {
+        return Ok(None);
+    }
+    userns::attach_low_ports(dir)?;
+    userns::create(userns::owner_uid(xid), limits).map(Some)
 }
 
 /// PID 1 runs the command: as vsbox's init, or itself with `fakeinit`.
@@ -259,12 +274,29 @@ fn set_names(spec: &Spec) -> Result<()> {
 ///   lock's and the spectator's refusals);
 /// - the capability ceiling: what `req` leaves of this process's own
 ///   ceiling within `within` (a joined context's ceiling, or all).
-pub(crate) fn restrict(policy: Policy, req: &caps::Request, within: u64, seal: Option<&cgroup::Layout>) -> Result<()> {
-    let current = caps::bounding()?;
-    let target = req.apply_to(current & within);
+pub(crate) fn restrict(
+    policy: Policy,
+    req: &caps::Request,
+    within: u64,
+    seal: Option<&cgroup::Layout>,
+    userns: Option<&std::os::fd::OwnedFd>,
+) -> Result<()> {
     if let Some(layout) = seal {
         layout.seal()?;
     }
+    // Last of what needs the host's privileges; it gives a full set of
+    // capabilities in the namespace, which the ceiling then lowers.
+    if let Some(ns) = userns {
+        // Joining clears the parent-death signal (a change of
+        // credentials: kernel/cred.c commit_creds); it must stay.
+        let pdeath = sys::pdeathsig();
+        crate::userns::enter(ns)?;
+        if pdeath != 0 {
+            exec::tie_again(pdeath);
+        }
+    }
+    let current = caps::bounding()?;
+    let target = req.apply_to(current & within);
     seccomp::install(policy)?;
     // No further system calls when it is the ceiling already.
     if current == target && caps::ambient()? == 0 {
@@ -279,6 +311,9 @@ pub(crate) struct Target {
     /// Its capability ceiling: its init's bounding set.
     pub ceiling: u64,
     handles: ns::Handles,
+    /// Its user namespace, when it has its own: joined last, in
+    /// [`restrict`].
+    pub userns: Option<OwnedFd>,
     /// Its v1 controller directories (its v2 one is `cgroup`).
     v1: Vec<PathBuf>,
     cgroup: std::fs::File,
@@ -305,6 +340,7 @@ impl Target {
         Ok(Target {
             flags,
             ceiling,
+            userns: crate::userns::of_process(leader.pid)?,
             handles,
             v1,
             cgroup: open_dir(dir)?,
@@ -337,9 +373,13 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command
         return Ok(0);
     }
     announce(spec, &xid.to_string());
+    let lifeline = exec::Lifeline::of_this_process()?;
     match target.fork()? {
         Forked::Parent(child) => Ok(supervise(child)),
         Forked::Child => {
+            // The command dies with us, however we end (its descriptor
+            // closes on exec).
+            exec::tie_once(lifeline.fd());
             let setup = (|| {
                 target.enter()?;
                 if let Some(cwd) = &cwd {
@@ -357,7 +397,7 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command
                     no_reboot: false,
                 };
                 // Its mount namespace was sealed when the context was made.
-                restrict(policy, &spec.caps, target.ceiling, None)
+                restrict(policy, &spec.caps, target.ceiling, None, target.userns.as_ref())
             })();
             finish_child(applet, setup, || exec::exec(applet, command))
         }
@@ -426,7 +466,7 @@ fn spectator(applet: &str, reg: &Registry, spec: &Spec, command: &[String]) -> R
                     no_reboot: false,
                 };
                 // It shares the host's mounts: nothing to seal there.
-                restrict(policy, &spec.caps, !caps::bit(caps::SYS_PTRACE), None)
+                restrict(policy, &spec.caps, !caps::bit(caps::SYS_PTRACE), None, None)
             })();
             finish_child(applet, setup, || exec::exec(applet, command))
         }
@@ -452,7 +492,7 @@ fn unprivileged(applet: &str, spec: &Spec, command: &[String]) -> Result<i32> {
         Forked::Parent(child) => Ok(supervise(child)),
         Forked::Child => {
             // Its user cannot write the cgroup mounts: nothing to seal.
-            let setup = first_process(spec, CloneFlags::empty(), None);
+            let setup = first_process(spec, CloneFlags::empty(), None, None);
             finish_child(applet, setup, || run_as_first(spec, applet, command))
         }
     }

@@ -146,12 +146,15 @@ struct Scan<'a> {
     proc_fd: &'a OwnedFd,
     by_ns: &'a HashMap<std::ffi::OsString, u32>,
     spectators: bool,
+    /// The context whose PID namespace /proc shows: the host's, or inside
+    /// a guest the guest's own.
+    own: u32,
     want: Want,
 }
 
 impl Scan<'_> {
     fn read(&self, pids: &[u32]) -> Vec<Proc> {
-        let (proc_fd, by_ns, spectators, want) = (self.proc_fd, self.by_ns, self.spectators, self.want);
+        let (proc_fd, by_ns, spectators, want, own) = (self.proc_fd, self.by_ns, self.spectators, self.want, self.own);
         let mut out = Vec::with_capacity(pids.len());
         let mut buf = Vec::with_capacity(4096);
         for &pid in pids {
@@ -169,12 +172,16 @@ impl Scan<'_> {
                 }
             }
             let known = pid_ns(proc_fd, pid).and_then(|ns| by_ns.get(&ns).copied());
-            p.xid = known.unwrap_or(context::HOST);
+            p.xid = known.unwrap_or(own);
             // A namespace of no context's (a process that made its own, inside
             // a guest), or a spectator in the host's: the cgroup decides.
+            // Inside a guest its cgroup namespace shows its own cgroup as "/".
             let ask_cgroup = known.is_none() || (p.xid == context::HOST && spectators);
             if ask_cgroup && read_at(proc_fd, &format!("{pid}/cgroup"), &mut buf) {
-                p.xid = crate::cgroup::v2_path(&String::from_utf8_lossy(&buf)).map_or(0, |c| context::xid_of_cgroup_path(&c));
+                p.xid = match crate::cgroup::v2_path(&String::from_utf8_lossy(&buf)).map_or(0, |c| context::xid_of_cgroup_path(&c)) {
+                    context::HOST => own,
+                    x => x,
+                };
             }
             if want.vpid && read_at(proc_fd, &format!("{pid}/status"), &mut buf) {
                 p.vpid = parse_vpid(&buf).unwrap_or(pid);
@@ -201,8 +208,10 @@ pub fn scan(want: Want) -> Vec<Proc> {
     };
     let proc_fd = crate::sys::adopt_fd(proc_fd);
     let mut by_ns = contexts_by_pid_ns(&proc_fd);
-    if let Ok(host) = std::fs::read_link("/proc/1/ns/pid") {
-        by_ns.entry(host.into_os_string()).or_insert(context::HOST);
+    // /proc's own PID namespace: the host's, or inside a guest the guest's.
+    let own = crate::identity::own_context().map_or(context::HOST, |(xid, _)| xid);
+    if let Ok(top) = std::fs::read_link("/proc/1/ns/pid") {
+        by_ns.entry(top.into_os_string()).or_insert(own);
     }
     // The spectator shares the host's PID namespace; only its cgroup tells.
     let spectators = Registry::open().ok().and_then(|r| r.find(context::SPECTATOR)).is_some();
@@ -220,6 +229,7 @@ pub fn scan(want: Want) -> Vec<Proc> {
         proc_fd: &proc_fd,
         by_ns: &by_ns,
         spectators,
+        own,
         want,
     };
     std::thread::scope(|s| {
@@ -233,7 +243,7 @@ pub fn scan(want: Want) -> Vec<Proc> {
 }
 
 /// Context id → name: `MAIN`, `ALL_PROCS`, the guest's name, or "" for a
-/// context of chcontext's.
+/// context of chcontext's. Inside a guest: its own name.
 pub struct Names {
     map: HashMap<u32, String>,
 }
@@ -249,6 +259,10 @@ impl Names {
                     map.insert(xid, name);
                 }
             }
+        }
+        // Inside a guest the registry is out of sight; its own name is not.
+        if let Some((xid, name)) = crate::identity::own_context() {
+            map.entry(xid).or_insert(name);
         }
         Names { map }
     }

@@ -1,11 +1,12 @@
 //! Guests restarting or stopping themselves: the `/dev/reboot` protocol
 //! of the original (`reboot\n` or `halt\n` on a Unix stream socket that
 //! rebootmgr serves from the host), and the fallback without rebootmgr:
-//! signals to vsbox's init, PID 1 of the guest (HUP restarts the guest,
-//! INT stops it; see init::guest).
+//! signals to vsbox's init, PID 1 of the guest (SIGRTMIN+5 restarts the
+//! guest, SIGRTMIN+3 stops it: systemd's convention, which no init uses
+//! for a reload; see init::meaning).
 
 use crate::error::{Context, Error, Result};
-use nix::sys::signal::Signal;
+use crate::{init, sys};
 use std::io::Write;
 use std::path::Path;
 
@@ -58,8 +59,8 @@ pub fn ask(req: Request, socket: &Path) -> Result<&'static str> {
             ),
         ));
     }
-    let sig = if req == Request::Reboot { Signal::SIGHUP } else { Signal::SIGINT };
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(1), sig).ctx(|| "signal the server's init")?;
+    let n = if req == Request::Reboot { init::RT_REBOOT } else { init::RT_HALT };
+    sys::kill_raw(nix::unistd::Pid::from_raw(1), sys::sigrtmin() + n).ctx(|| "signal the server's init")?;
     Ok("init")
 }
 

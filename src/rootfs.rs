@@ -3,7 +3,8 @@
 //! detached *first*, so every path used afterwards — including symlinks
 //! the guest's root planted — resolves inside the guest. Then a private
 //! /proc (dangerous parts masked or read-only), a read-only /sys, a
-//! minimal /dev with its own devpts instance, and /etc/mtab.
+//! minimal /dev with its own devpts instance, a fresh /run, and
+//! /etc/mtab.
 
 use crate::error::{Context, Error, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -96,7 +97,32 @@ pub fn populate() -> Result<()> {
     dev()?;
     proc()?;
     mount(Some("sysfs"), "/sys", Some("sysfs"), flags() | MsFlags::MS_RDONLY, None::<&str>).ctx(|| "mount /sys read-only")?;
+    run()?;
     mtab()
+}
+
+/// A fresh tmpfs on /run at every start, as a booted system has (FHS 3.0
+/// §3.15: "cleared at the beginning of the boot process"): pid files,
+/// utmp and locks of the last boot do not survive it. /run/lock is
+/// writable by all, sticky, as Debian's.
+fn run() -> Result<()> {
+    guest_dir("/run", 0o755)?;
+    mount(
+        Some("tmpfs"),
+        "/run",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=755,size=10%"),
+    )
+    .ctx(|| "mount /run")?;
+    fs::create_dir("/run/lock").ctx(|| "create /run/lock")?;
+    fs::set_permissions("/run/lock", fs::Permissions::from_mode(0o1777)).ctx(|| "chmod /run/lock")?;
+    // Where glibc looks for utmp (_PATH_UTMP) and daemons put pid files:
+    // a tree without /var/run gets the link a Debian system has.
+    if Path::new("/var").is_dir() && fs::symlink_metadata("/var/run").is_err() {
+        symlink("/run", "/var/run").ctx(|| "link /var/run to /run")?;
+    }
+    Ok(())
 }
 
 fn proc() -> Result<()> {

@@ -90,6 +90,14 @@ pub fn set_undumpable() -> Result<(), Errno> {
     prctl(libc::PR_SET_DUMPABLE, 0, 0).map(drop)
 }
 
+/// The parent-death signal (0: none).
+pub fn pdeathsig() -> libc::c_int {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: PR_GET_PDEATHSIG stores one int at the pointer given.
+    unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut sig as *mut libc::c_int, 0, 0, 0) };
+    sig
+}
+
 pub fn set_pdeathsig(sig: libc::c_int) -> Result<(), Errno> {
     prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0).map(drop)
 }
@@ -524,6 +532,32 @@ pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 pub const RESOLVE_BENEATH: u64 = 0x08;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
+/// The id of the mount that `fd` is on (statx's STATX_MNT_ID, Linux 5.8):
+/// unlike st_dev it tells a bind mount from the file system it shows.
+pub fn mount_id(fd: &impl AsRawFd) -> Result<u64, Errno> {
+    let mut st = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // The system call itself: glibc's statx() is a weak symbol that a
+    // static link can leave unresolved (a call to address 0).
+    // SAFETY: "" with AT_EMPTY_PATH names fd itself; st is a statx buffer
+    // (256 bytes, the kernel's struct statx) the kernel fills in.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            st.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: zeroed, then filled in by a successful statx.
+    let st = unsafe { st.assume_init() };
+    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(Errno::ENOSYS);
+    }
+    Ok(st.stx_mnt_id)
+}
+
 /// openat2(2): opens `path` below `dir` with the given resolution limits.
 pub fn openat2(dir: &impl AsRawFd, path: &Path, flags: i32, mode: u32, resolve: u64) -> Result<OwnedFd, Errno> {
     use std::os::unix::ffi::OsStrExt;
@@ -546,6 +580,71 @@ pub fn set_handler(sig: nix::sys::signal::Signal, handler: extern "C" fn(libc::c
     // SAFETY: the handlers vsbox installs only make async-signal-safe
     // calls (kill, atomic stores).
     unsafe { sigaction(sig, &act) }.map(drop)
+}
+
+/// The process that [`forward_signals`] passes signals on to (0: none),
+/// and whether it passes on only those sent from outside the caller's
+/// PID namespace.
+static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static FORWARD_OUTSIDE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let pid = FORWARD_TO.load(Relaxed);
+    // SAFETY: the kernel hands an SA_SIGINFO handler a valid siginfo_t.
+    // A sender outside our PID namespace shows as pid 0 (and so does the
+    // kernel itself, e.g. a terminal's hang-up).
+    let sender = if info.is_null() { 0 } else { unsafe { (*info).si_pid() } };
+    if pid > 0 && !(FORWARD_OUTSIDE_ONLY.load(Relaxed) && sender != 0) {
+        // SAFETY: kill(2) takes plain integers and is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Passes each of `signals` on to `child` from now on; with
+/// `outside_only`, only those whose sender is outside this process's PID
+/// namespace (a supervisor on the host), never one sent from inside.
+pub fn forward_signals(child: Pid, signals: &[nix::sys::signal::Signal], outside_only: bool) -> Result<(), Errno> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    use std::sync::atomic::Ordering::Relaxed;
+    FORWARD_OUTSIDE_ONLY.store(outside_only, Relaxed);
+    FORWARD_TO.store(child.as_raw(), Relaxed);
+    let act = SigAction::new(
+        SigHandler::SigAction(forward),
+        SaFlags::SA_RESTART | SaFlags::SA_SIGINFO,
+        SigSet::empty(),
+    );
+    for &sig in signals {
+        // SAFETY: `forward` only reads atomics and calls kill(2).
+        unsafe { sigaction(sig, &act) }?;
+    }
+    Ok(())
+}
+
+/// glibc's SIGRTMIN (34: glibc keeps the first two real-time signals), the
+/// base of systemd's and vsbox's SIGRTMIN+N conventions.
+pub fn sigrtmin() -> libc::c_int {
+    libc::SIGRTMIN()
+}
+
+/// kill(2) with any signal number, real-time ones included.
+pub fn kill_raw(pid: Pid, sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: plain integers.
+    check(unsafe { libc::kill(pid.as_raw(), sig) } as libc::c_long).map(drop)
+}
+
+/// A signal set of `signals` and the real-time signals `rt` (numbers).
+pub fn sigset(signals: &[nix::sys::signal::Signal], rt: &[libc::c_int]) -> nix::sys::signal::SigSet {
+    let mut set: nix::sys::signal::SigSet = signals.iter().copied().collect();
+    let mut raw = *set.as_ref();
+    for &n in rt {
+        // SAFETY: raw is an initialised sigset_t; an out-of-range number
+        // makes sigaddset fail with EINVAL, nothing else.
+        unsafe { libc::sigaddset(&mut raw, n) };
+    }
+    // SAFETY: raw came from a valid SigSet and sigaddset only.
+    set = unsafe { nix::sys::signal::SigSet::from_sigset_t_unchecked(raw) };
+    set
 }
 
 pub fn set_ignored(sig: nix::sys::signal::Signal, ignore: bool) -> Result<(), Errno> {
@@ -662,5 +761,63 @@ pub fn dedupe_range(src: &impl AsRawFd, dst: &impl AsRawFd, offset: u64, len: u6
         FILE_DEDUPE_RANGE_DIFFERS => Ok(None),
         e if e < 0 => Err(Errno::from_raw(-e)),
         _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Makes this process the subreaper of its descendants
+/// (PR_SET_CHILD_SUBREAPER): orphans below it become its children, not
+/// those of its PID namespace's init.
+pub fn set_child_subreaper() -> Result<(), Errno> {
+    prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0).map(drop)
+}
+
+extern "C" fn unshare_user_as(arg: *mut libc::c_void) -> libc::c_int {
+    let id = arg as usize as libc::c_long;
+    // Raw system calls only: this child shares the parent's memory (the
+    // parent is suspended until it exits), so no libc state may change.
+    // SAFETY: plain integer arguments; setgroups with a null list of 0.
+    unsafe {
+        if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) != 0
+            || libc::syscall(libc::SYS_setresgid, id, id, id) != 0
+            || libc::syscall(libc::SYS_setresuid, id, id, id) != 0
+            || libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER) != 0
+        {
+            return 1;
+        }
+    }
+    0
+}
+
+/// Creates a user namespace owned by host uid (and gid) `owner`: a child
+/// started with vfork's cost (CLONE_VM | CLONE_VFORK) becomes `owner` and
+/// unshares one, then exits. Its namespace stays reachable through
+/// /proc/PID/ns/user (and its maps writable through /proc/PID/uid_map)
+/// until the caller reaps it with `waitpid`; Ok(pid) once it has exited
+/// with success, still unreaped.
+pub fn vfork_unshare_user(owner: u32) -> Result<Pid, Errno> {
+    let mut stack = vec![0u8; 16 * 1024];
+    // SAFETY: the stack is ours for the child's whole life (the parent is
+    // suspended until the child exits, CLONE_VFORK); the child runs only
+    // `unshare_user_as`, which makes raw system calls.
+    let pid = unsafe {
+        libc::clone(
+            unshare_user_as,
+            stack.as_mut_ptr().add(stack.len()) as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            owner as usize as *mut libc::c_void,
+        )
+    };
+    if pid < 0 {
+        return Err(Errno::last());
+    }
+    let pid = Pid::from_raw(pid);
+    // The child has exited by now; look at its status but leave it be.
+    let flags = nix::sys::wait::WaitPidFlag::WEXITED | nix::sys::wait::WaitPidFlag::WNOWAIT;
+    match nix::sys::wait::waitid(nix::sys::wait::Id::Pid(pid), flags)? {
+        nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(pid),
+        _ => {
+            let _ = nix::sys::wait::waitpid(pid, None);
+            Err(Errno::EPERM)
+        }
     }
 }

@@ -66,6 +66,42 @@ impl Tree {
             .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
     }
 
+    /// The contents of `rel` (resolved inside the tree) if it is a regular
+    /// file; None if it is missing or anything else (a FIFO or device
+    /// planted there is neither waited on nor read). A file of more than
+    /// `max` bytes is an error.
+    pub fn read_file(&self, rel: &Path, max: u64) -> Result<Option<Vec<u8>>> {
+        use std::io::Read;
+        let rel = clean(rel)?;
+        let fd = match sys::openat2(
+            &self.root,
+            &rel,
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+            0,
+            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::ENXIO) => return Ok(None),
+            Err(e) => return Err(Error::sys(format!("open {}", self.shown(&rel)), e)),
+        };
+        let st = nix::sys::stat::fstat(fd.as_raw_fd()).ctx(|| format!("stat {}", self.shown(&rel)))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Ok(None);
+        }
+        if st.st_size as u64 > max {
+            return Err(Error::failed(
+                format!("read {}", self.shown(&rel)),
+                format!("it is larger than {max} bytes"),
+            ));
+        }
+        let mut data = Vec::new();
+        File::from(fd)
+            .take(max)
+            .read_to_end(&mut data)
+            .ctx(|| format!("read {}", self.shown(&rel)))?;
+        Ok(Some(data))
+    }
+
     fn shown(&self, rel: &Path) -> String {
         self.path.join(rel).display().to_string()
     }

@@ -68,6 +68,15 @@ pub fn become_user(u: &User) -> Result<()> {
     setresuid(id, id, id).ctx(|| format!("set uid {}", u.uid))
 }
 
+/// The id of group `name` in a group text (`/etc/group` format).
+pub fn group_id(name: &str, group: &str) -> Option<u32> {
+    group
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[0] == name)
+        .and_then(|f| f[2].parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

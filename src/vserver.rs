@@ -38,6 +38,9 @@ use std::time::Duration;
 
 /// How long `stop` lets the guest's shutdown run before ending it.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long `start` waits for a fakeinit guest's own init to finish its
+/// start-up before it returns anyway, with a warning.
+pub const FAKEINIT_START_LIMIT: Duration = Duration::from_secs(120);
 
 /// The guest's start-up and shutdown, in the forms distributions use.
 const RC: &[(&str, &[&str], &[&str])] = &[("/etc/init.d/rc", &["3"], &["0"]), ("/etc/rc.d/rc", &["3"], &["0"])];
@@ -60,10 +63,7 @@ fn rc_commands() -> (Option<Vec<String>>, Option<Vec<String>>) {
 
 /// The capability ceiling of a guest: the default vserver set plus S_CAPS.
 pub fn guest_ceiling(cfg: &Config) -> caps::Request {
-    // Not CAP_DAC_READ_SEARCH: with it, open_by_handle_at() opens any
-    // inode of the file system the tree is on, past the guest's root (the
-    // "shocker" escape); CAP_DAC_OVERRIDE already reads what root may.
-    let keep = (caps::SECURE_KEEP & !caps::bit(caps::DAC_READ_SEARCH)) | cfg.caps;
+    let keep = caps::SECURE_KEEP | cfg.caps;
     caps::Request {
         secure: false,
         keep: 0,
@@ -128,7 +128,7 @@ pub enum Payload<'a> {
 }
 
 /// In the first process of a new guest context (PID 1). Never returns.
-fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], then: Then) -> ! {
+fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], userns: Option<OwnedFd>, then: Then) -> ! {
     // vsbox's init answers the guest's reboot(2) itself; the filter must
     // go in while CAP_SYS_ADMIN is still there (no no_new_privs, so the
     // guest's setuid programs keep working).
@@ -138,9 +138,11 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], the
         for d in v1_dirs {
             cgroup::enter(d)?;
         }
+        let xid = crate::identity::own_xid()?; // the cgroup namespace hides it next
         ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP)?;
         rootfs::pivot_into(&g.root)?;
         rootfs::populate()?;
+        crate::identity::expose_context(xid, &g.name)?;
         set_names(g, cfg)?;
         apply_limits(cfg)?;
         if wants_listener {
@@ -153,7 +155,7 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], the
             spectator: false,
             no_reboot: false,
         };
-        launch::restrict(policy, &guest_ceiling(cfg), u64::MAX, None)
+        launch::restrict(policy, &guest_ceiling(cfg), u64::MAX, None, userns.as_ref())
     })();
     match then {
         Then::Boot { output, status } => {
@@ -194,7 +196,7 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], the
                 Payload::Command { .. } => None,
             };
             let setup = setup.and_then(|_| keep_fds(keep.as_slice()));
-            launch::finish_child(applet, setup, || run_payload(applet, payload, true, false))
+            launch::finish_child(applet, setup, || run_payload(applet, payload, true, false, false))
         }
     }
 }
@@ -213,18 +215,28 @@ fn keep_fds(fds: &[i32]) -> Result<()> {
 }
 
 /// Runs the payload (its descriptors already placed by [`keep_fds`]: the
-/// terminal socket first, then the reboot listener when `reboot`).
-fn run_payload(applet: &str, payload: Payload, as_init: bool, reboot: bool) -> i32 {
+/// terminal socket first, then the reboot listener when `reboot`, then
+/// the client's lifeline when `client`).
+fn run_payload(applet: &str, payload: Payload, as_init: bool, reboot: bool, client: bool) -> i32 {
+    let mut next = 3;
+    // None of them is for the command: close-on-exec again (dup2 cleared it).
+    let mut take = |wanted: bool| {
+        wanted.then(|| {
+            next += 1;
+            let _ = nix::fcntl::fcntl(next - 1, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+            sys::adopt_fd(next - 1)
+        })
+    };
     match payload {
         Payload::Command { command, user } => {
-            let listener = reboot.then(|| sys::adopt_fd(3));
-            run_as(applet, command, user, as_init, listener)
+            let (listener, client) = (take(reboot), take(client));
+            run_as(applet, command, user, as_init, listener, client)
         }
         Payload::Shell(sock) => {
             // The socket is descriptor 3 now; its original is closed already.
             std::mem::forget(sock);
-            let listener = reboot.then(|| sys::adopt_fd(4));
-            match shell_on_new_tty(sys::adopt_fd(3), listener) {
+            let (sock, listener, client) = (take(true), take(reboot), take(client));
+            match shell_on_new_tty(applet, sock.expect("placed at 3"), listener, client) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("{applet}: {e}");
@@ -236,8 +248,9 @@ fn run_payload(applet: &str, payload: Payload, as_init: bool, reboot: bool) -> i
 }
 
 /// Inside the guest: a new pseudo-terminal of its own devpts, its master
-/// sent to vsbox outside, root's login shell on its slave.
-fn shell_on_new_tty(sock: OwnedFd, reboot: Option<OwnedFd>) -> Result<i32> {
+/// sent to vsbox outside, root's login shell on its slave. A shell that
+/// cannot be run gives 127 (not found) or 126, as exec's command does.
+fn shell_on_new_tty(applet: &str, sock: OwnedFd, reboot: Option<OwnedFd>, client: Option<OwnedFd>) -> Result<i32> {
     use nix::fcntl::OFlag;
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open the server's /dev/ptmx")?;
@@ -275,21 +288,30 @@ fn shell_on_new_tty(sock: OwnedFd, reboot: Option<OwnedFd>) -> Result<i32> {
     let (si, so) = (slave.try_clone().ctx(|| "dup")?, slave.try_clone().ctx(|| "dup")?);
     c.stdin(si).stdout(so).stderr(slave);
     // The shell leads a new session whose controlling terminal is the new one.
-    sys::before_exec(&mut c, || {
+    let me = nix::unistd::getpid();
+    sys::before_exec(&mut c, move || {
         nix::unistd::setsid().map_err(std::io::Error::from)?;
-        sys::set_controlling_tty(0).map_err(std::io::Error::from)
+        sys::set_controlling_tty(0).map_err(std::io::Error::from)?;
+        exec::tie_to_parent(me)?;
+        // Like a terminal's hang-up rather than SIGKILL: the shell passes
+        // it on to its jobs before it goes.
+        sys::set_pdeathsig(libc::SIGHUP).map_err(std::io::Error::from)
     });
-    let child = c.spawn().map_err(|e| Error::io(format!("run {shell}"), &e))?;
+    let _ = sys::set_child_subreaper();
+    sys::set_title("vsbox-enter");
+    let child = match c.spawn() {
+        Ok(child) => child,
+        Err(e) => return Ok(exec::report_failure(applet, &shell, &e)),
+    };
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    Ok(match reboot {
-        Some(l) => init::serve_reboots_until(pid, l),
-        None => init::reap_until(pid),
-    })
+    Ok(init::relay(pid, reboot, client, None))
 }
 
 /// Runs `command` inside the guest (already entered), as `user` if given;
-/// under vsbox's init when `as_init` (PID 1 of a fresh context).
-fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, reboot: Option<OwnedFd>) -> i32 {
+/// under vsbox's init when `as_init` (PID 1 of a fresh context), or as the
+/// child of this process, which stays its relay (see [`init::relay`]),
+/// when a `reboot` listener or a `client` lifeline is given.
+fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, reboot: Option<OwnedFd>, client: Option<OwnedFd>) -> i32 {
     let who = match user.map(users::lookup_here).transpose() {
         Ok(u) => u,
         Err(e) => {
@@ -302,25 +324,39 @@ fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, r
         who.as_ref().map(|u| u.name.as_str()),
     );
     let _ = std::env::set_current_dir(who.as_ref().map_or("/", |u| u.home.as_str())).or_else(|_| std::env::set_current_dir("/"));
-    if as_init || reboot.is_some() {
+    if as_init || reboot.is_some() || client.is_some() {
         // A fresh context: vsbox's init stays PID 1 and runs the command as
-        // its child, which becomes the user. Or a joined process that must
-        // answer its descendants' reboot(2) calls: it stays their parent.
+        // its child, which becomes the user. Or a joined process: it stays
+        // the parent, to answer its descendants' reboot(2) calls and to
+        // end them all should its client end.
+        // Named for what it is, not with the host's binary path and
+        // command line: PID 1 of a fresh context as the running guest's
+        // init is, the relay of a joined command as vsbox-exec.
+        sys::set_title(if as_init { "vsbox-init" } else { "vsbox-exec" });
         let mut c = std::process::Command::new(&command[0]);
         c.args(&command[1..]).env_clear().envs(env);
+        // Without a change of user, std spawns with a vfork-style clone
+        // (a pre-exec hook would make it a full fork). Should this
+        // process be killed, the command is then left to the guest, as
+        // any orphan; the client's own end is handled by init::relay.
         if let Some(u) = who.clone() {
             sys::before_exec(&mut c, move || {
                 users::become_user(&u).map_err(|e| std::io::Error::from_raw_os_error(e.errno.map_or(libc::EPERM, |n| n as i32)))
             });
         }
+        if !as_init {
+            let _ = sys::set_child_subreaper();
+        }
+        // PID 1 of a fresh context of a sysvinit guest answers its control
+        // channel, as the running guest's init does.
+        let initctl = (as_init && init::Convention::of_guest() == init::Convention::SysV)
+            .then(crate::initctl::open)
+            .flatten();
         return match c.spawn() {
             Ok(child) => {
                 let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-                init::forward_signals_to(pid);
-                match reboot {
-                    Some(l) => init::serve_reboots_until(pid, l),
-                    None => init::reap_until(pid),
-                }
+                init::forward_signals_to(pid, true);
+                init::relay(pid, reboot, client, initctl)
             }
             Err(e) => exec::report_failure(applet, &command[0], &e),
         };
@@ -383,7 +419,7 @@ fn remove_aliases(dir: &Path) {
 }
 
 /// Removes what `start` set up for a context that has no processes left.
-fn clean_up(reg: &Registry, dir: &Path) -> Result<()> {
+pub(crate) fn clean_up(reg: &Registry, dir: &Path) -> Result<()> {
     remove_aliases(dir);
     for c in ["cpu", "pids"] {
         if let Some(d) = reg.layout.v1_dir(c, dir).filter(|d| d.is_dir()) {
@@ -420,9 +456,10 @@ pub fn init_pid(dir: &Path) -> Option<u32> {
 }
 
 /// Creates the context of a guest: cgroup, flags, identity, resource
-/// controllers and the address lock. The directories are removed when the
+/// controllers, the address lock and its own user namespace (when its
+/// ceiling allows: see userns.rs). The directories are removed when the
 /// returned value is dropped, unless it is forgotten.
-fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> Result<(u32, Owned)> {
+fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> Result<(u32, Owned, Option<OwnedFd>)> {
     let base = reg.layout.base();
     // A restarted guest keeps its dynamic id while nobody has taken it.
     let (xid, dir) = match (cfg.context, again) {
@@ -452,7 +489,8 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
         }
         netlock::lock_cgroup(&reg.layout, &dir, &addrs)?;
     }
-    Ok((xid, owned))
+    let userns = launch::own_user_namespace(&dir, xid, caps::SECURE_KEEP | cfg.caps, &cfg.userns_limits)?;
+    Ok((xid, owned, userns))
 }
 
 /// `vserver NAME start`.
@@ -499,7 +537,7 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     if let Some(why) = crate::unixscope::missing() {
         eprintln!("{applet}: warning: {why}");
     }
-    let (xid, owned) = new_context(&reg, g, &cfg, again)?;
+    let (xid, owned, userns) = new_context(&reg, g, &cfg, again)?;
     let dir = owned.dirs[0].clone();
     if let Err(e) = add_aliases(&cfg, &dir) {
         drop(owned);
@@ -518,6 +556,7 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
                 g,
                 &cfg,
                 &v1,
+                userns,
                 Then::Boot {
                     output: out_w,
                     status: st_w,
@@ -526,7 +565,23 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
         }
         Forked::Parent(child) => {
             drop((out_w, st_w));
-            match relay_start_up(out_r, &st_r, child) {
+            let mut started = relay_start_up(out_r, &st_r, child);
+            if started == Some(0) && cfg.flags & abi::VXF_FAKEINIT != 0 {
+                // The guest's own init is running; its start-up is not done
+                // before its rc scripts are.
+                if !crate::fakeinit::wait_started(&dir, child.as_raw() as u32, FAKEINIT_START_LIMIT) {
+                    if cgroup::procs(&dir).is_ok_and(|p| p.contains(&(child.as_raw() as u32))) {
+                        eprintln!(
+                            "{applet}: warning: the start-up of {} has not finished after {} s; not waiting longer",
+                            g.name,
+                            FAKEINIT_START_LIMIT.as_secs()
+                        );
+                    } else {
+                        started = None;
+                    }
+                }
+            }
+            match started {
                 Some(code) => {
                     std::mem::forget(owned); // the guest runs on; `stop` removes it
                     if code != 0 {
@@ -674,10 +729,21 @@ pub fn stop(g: &Guest) -> Result<u32> {
     let was_running = cgroup::populated(&dir);
     if was_running {
         g.hook("pre-stop")?;
-        if let Some(pid) = init_pid(&dir) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
-        }
-        if !cgroup::wait_empty(&dir, Some(STOP_GRACE)) {
+        let fakeinit = context::flags_of(&dir) & abi::VXF_FAKEINIT != 0;
+        let stopped = match init_pid(&dir) {
+            // The guest's own init, asked the way it understands.
+            Some(pid) if fakeinit => {
+                let asked = crate::fakeinit::ask_to_stop(pid);
+                crate::fakeinit::wait_stopped(&dir, pid, asked, STOP_GRACE)
+            }
+            Some(pid) => {
+                // vsbox's init: TERM from the host means stop.
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+                cgroup::wait_empty(&dir, Some(STOP_GRACE))
+            }
+            None => false,
+        };
+        if !stopped || cgroup::populated(&dir) {
             kill_all(&dir);
             cgroup::wait_empty(&dir, Some(Duration::from_secs(5)));
         }
@@ -728,17 +794,23 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
         drop(lock);
         return Ok((join(applet, &reg, xid, &dir, &cfg, payload)?, None));
     }
-    let (_, owned) = new_context(&reg, g, &cfg, None)?;
+    let (_, owned, userns) = new_context(&reg, g, &cfg, None)?;
+    // This process removes the context when the payload ends; should it be
+    // killed first, the next launch's sweep does (cgroup::sweep).
+    cgroup::record_owner(&owned.dirs[0])?;
     let cgroup_dir = launch::open_dir(&owned.dirs[0])?;
+    let lifeline = exec::Lifeline::of_this_process()?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| "start a process in the server")? {
         Forked::Child => {
+            // PID 1 of the fresh context dies with the client, and the
+            // kernel then ends everything in its PID namespace.
+            exec::tie_once(lifeline.fd());
             // Unlocking here would unlock for the parent too; the copy of
             // the descriptor closes with the others before the payload runs.
             std::mem::forget(lock);
             let v1 = owned.dirs[1..].to_vec();
             std::mem::forget(owned);
-            let _ = sys::set_pdeathsig(libc::SIGKILL);
-            first_process(applet, g, &cfg, &v1, Then::Run(payload))
+            first_process(applet, g, &cfg, &v1, userns, Then::Run(payload))
         }
         Forked::Parent(child) => Ok((child, Some(owned))),
     }
@@ -746,6 +818,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
 
 fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, cfg: &Config, payload: Payload) -> Result<nix::unistd::Pid> {
     let target = launch::Target::open(&reg.layout, xid, dir)?;
+    let lifeline = exec::Lifeline::of_this_process()?;
     match target.fork()? {
         Forked::Parent(child) => Ok(child),
         Forked::Child => {
@@ -772,10 +845,14 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, cfg: &Config, payloa
                     spectator: false,
                     no_reboot: !may_reboot,
                 };
-                launch::restrict(policy, &caps::Request::default(), target.ceiling, None)?;
+                launch::restrict(policy, &caps::Request::default(), target.ceiling, None, target.userns.as_ref())?;
+                // The lifeline goes last: this process stays the command's
+                // parent and ends it, and all below it, when the client
+                // ends, however it ends.
+                keep.push(lifeline.fd());
                 keep_fds(&keep)
             })();
-            launch::finish_child(applet, setup, || run_payload(applet, payload, false, may_reboot))
+            launch::finish_child(applet, setup, || run_payload(applet, payload, false, may_reboot, true))
         }
     }
 }
@@ -793,6 +870,10 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
     Ok(match g.running(&reg) {
         Some((xid, dir)) => {
             let procs = count_procs(&dir);
+            let own = launch::leader(&dir)
+                .and_then(|l| crate::userns::of_process(l.pid).ok())
+                .flatten()
+                .is_some();
             let lback = match netlock::lback_of(&dir) {
                 Some(lb) => format!("loopback: {lb} (its 127.0.0.1)\n"),
                 None => String::new(),
@@ -800,8 +881,9 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
             (
                 true,
                 format!(
-                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\naddresses: {addrs}\n{lback}",
-                    g.name
+                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\naddresses: {addrs}\n{lback}user namespace: {}\n",
+                    g.name,
+                    userns_text(&cfg, own.then_some(xid)),
                 ),
             )
         }
@@ -813,9 +895,31 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
                 (true, None, Some(xid)) => format!("loopback: {} (its 127.0.0.1)\n", netlock::lback_for_xid(xid)),
                 (true, None, None) => "loopback: 127.250.X.Y from its context id (its 127.0.0.1)\n".to_owned(),
             };
-            (false, format!("Server {} is not running\naddresses: {addrs}\n{lback}", g.name))
+            (
+                false,
+                format!(
+                    "Server {} is not running\naddresses: {addrs}\n{lback}user namespace: {}\n",
+                    g.name,
+                    userns_text(&cfg, None)
+                ),
+            )
         }
     })
+}
+
+/// Whether the guest has (or, not running, will have) its own user
+/// namespace, for `status`; `own` is the running guest's context id when
+/// it has one.
+fn userns_text(cfg: &Config, own: Option<u32>) -> String {
+    if let Some(xid) = own {
+        return format!("own (per-user kernel limits charged to host uid {})", crate::userns::owner_uid(xid));
+    }
+    let host_only = cfg.caps & crate::userns::HOST_ONLY;
+    if host_only == 0 {
+        return "own, when running".to_owned();
+    }
+    let names: Vec<String> = (0..64).filter(|c| host_only & caps::bit(*c) != 0).map(caps::name).collect();
+    format!("the host's (S_CAPS grants {}, which counts only there)", names.join(" "))
 }
 
 fn count_procs(dir: &Path) -> usize {

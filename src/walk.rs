@@ -101,3 +101,73 @@ fn open_below(dir: &impl AsFd, name: &std::ffi::OsStr, extra: OFlag) -> Option<O
         .ok()
         .map(crate::sys::adopt_fd)
 }
+
+/// Removes the directory `root` and everything in it, as `rm -r` would,
+/// but never following a symlink (each entry is removed with unlinkat
+/// relative to its directory's descriptor, and directories are opened
+/// with O_NOFOLLOW) and never crossing into another mount: a directory on
+/// another mount than `root`'s (a bind mount of the same file system too,
+/// told by its mount id) stops the removal with an error. Callers check
+/// for mounts first, so this only catches one made meanwhile. Gives the
+/// number of entries removed.
+pub fn remove_tree(root: &Path) -> Result<u64> {
+    let (parent, name) = match (root.parent(), root.file_name()) {
+        (Some(p), Some(n)) => (p, n),
+        _ => {
+            return Err(crate::error::Error::failed(
+                format!("remove {}", root.display()),
+                "not a directory below another",
+            ))
+        }
+    };
+    let parent = open_root(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })?;
+    let top = open_below(&parent, name, OFlag::O_DIRECTORY)
+        .ok_or_else(|| crate::error::Error::failed(format!("open {}", root.display()), "not a directory (a symlink?)"))?;
+    let mount = crate::sys::mount_id(&top).ctx(|| format!("find the mount of {}", root.display()))?;
+    let mut removed = 0;
+    remove_in(&top, root, mount, &mut removed)?;
+    drop(top);
+    nix::unistd::unlinkat(Some(parent.as_raw_fd()), name, nix::unistd::UnlinkatFlags::RemoveDir)
+        .ctx(|| format!("remove {}", root.display()))?;
+    Ok(removed + 1)
+}
+
+/// Removes everything in directory `dir` (shown as `at`), which is on
+/// mount `mount`.
+fn remove_in(dir: &OwnedFd, at: &Path, mount: u64, removed: &mut u64) -> Result<()> {
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    let listing =
+        nix::dir::Dir::from_fd(nix::unistd::dup(dir.as_raw_fd()).ctx(|| "dup")?).ctx(|| format!("read directory {}", at.display()))?;
+    let names: Vec<std::ffi::OsString> = listing
+        .into_iter()
+        .flatten()
+        .map(|e| std::ffi::OsStr::from_bytes(e.file_name().to_bytes()).to_owned())
+        .filter(|n| n != "." && n != "..")
+        .collect();
+    for name in names {
+        let path = at.join(&name);
+        let st = match fstatat(Some(dir.as_raw_fd()), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(nix::errno::Errno::ENOENT) => continue,
+            Err(e) => return Err(crate::error::Error::sys(format!("stat {}", path.display()), e)),
+        };
+        if kind(&st) == SFlag::S_IFDIR {
+            let child = open_below(dir, name.as_os_str(), OFlag::O_DIRECTORY)
+                .ok_or_else(|| crate::error::Error::failed(format!("open {}", path.display()), "it changed while being removed"))?;
+            let on = crate::sys::mount_id(&child).ctx(|| format!("find the mount of {}", path.display()))?;
+            if on != mount {
+                return Err(crate::error::Error::failed(
+                    format!("remove {}", path.display()),
+                    "another file system is mounted there (not crossed)",
+                ));
+            }
+            remove_in(&child, &path, mount, removed)?;
+            drop(child);
+            unlinkat(Some(dir.as_raw_fd()), name.as_os_str(), UnlinkatFlags::RemoveDir).ctx(|| format!("remove {}", path.display()))?;
+        } else {
+            unlinkat(Some(dir.as_raw_fd()), name.as_os_str(), UnlinkatFlags::NoRemoveDir).ctx(|| format!("remove {}", path.display()))?;
+        }
+        *removed += 1;
+    }
+    Ok(())
+}

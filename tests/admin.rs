@@ -160,9 +160,10 @@ fn vserver_stat_counts_what_the_guest_sees() {
         .collect();
     assert_eq!(row.last(), Some(&a.name.as_str()));
     let proc_count: usize = row[1].parse().unwrap();
-    // Seen from inside, minus the probe doing the counting.
+    // Seen from inside, minus the probe doing the counting and the vsbox
+    // process that stays its parent (vsbox-exec).
     let inside: usize = a.run(&["exec", "probe", "count-procs"]).line().parse().unwrap();
-    assert_eq!(proc_count, inside - 1, "{out:?}");
+    assert_eq!(proc_count, inside - 2, "{out:?}");
     assert!(out.stdout.lines().any(|l| l.starts_with("0 ") && l.ends_with("root server")));
     let json = env.run("vserver-stat", &["--json"]);
     assert!(json.stdout.contains(&format!("\"name\":\"{}\"", a.name)), "{json:?}");
@@ -213,4 +214,68 @@ fn vtop_on_a_terminal_quits_with_q() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(seen.matches("vtop: ").count() >= 2, "it refreshed: {seen}");
     assert!(seen.contains("\x1b[2J") && seen.contains("(q quits)"), "{seen}");
+}
+
+/// Inside a guest, vps, vpstree, vtop and vserver-stat report the guest's
+/// own context and name, not the host's 0 / MAIN: in the running guest and
+/// in the fresh context of a stopped one. Guest root cannot rewrite or
+/// unmount the record they read.
+#[test]
+fn tools_inside_a_guest_report_its_own_context() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "inside");
+    g.service("daemon", "(probe sleep 600 &)", "true");
+    let vsbox = "/usr/lib/vsbox/vsbox";
+    for running in [false, true] {
+        if running {
+            g.run(&["start"]).ok();
+        }
+        // Each exec in a stopped guest makes a fresh context: its own id.
+        let ours = |x: &str| match running {
+            true => x == xid(&g).to_string(),
+            false => x.parse::<u32>().is_ok_and(|x| x >= 2),
+        };
+        let out = g.run(&["exec", vsbox, "vps", "-e", "-o", "pid,ctx,vserver,comm"]);
+        out.ok();
+        let rows: Vec<Vec<&str>> = out.stdout.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+        assert!(rows.len() >= 2, "{out:?}");
+        for r in &rows {
+            assert!(ours(r[1]) && r[1] == rows[0][1] && r[2] == g.name, "running={running}: {out:?}");
+        }
+        let out = g.run(&["exec", vsbox, "vserver-stat"]);
+        out.ok();
+        let lines: Vec<Vec<&str>> = out.stdout.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines.len(), 1, "{out:?}");
+        assert!(ours(lines[0][0]) && lines[0].last() == Some(&g.name.as_str()), "{out:?}");
+        let out = g.run(&["exec", vsbox, "vpstree"]);
+        out.ok();
+        for l in out.stdout.lines() {
+            let (x, name) = l
+                .rsplit_once('[')
+                .and_then(|(_, c)| c.trim_end_matches(']').split_once(' '))
+                .unwrap();
+            assert!(ours(x) && name == g.name, "{out:?}");
+        }
+        let out = g.run(&["exec", vsbox, "vtop", "-b", "-n", "1"]);
+        out.ok();
+        let summary: Vec<&str> = out.stdout.lines().nth(3).unwrap_or("").split_whitespace().collect();
+        assert!(ours(summary[0]) && summary[1] == g.name && !out.stdout.contains("MAIN"), "{out:?}");
+    }
+    for forge in [
+        "echo XID=0 > /run/vsbox/context",
+        "umount /run/vsbox",
+        "mount -o remount,rw /run/vsbox",
+    ] {
+        let out = g.run(&["exec", "sh", "-c", forge]);
+        assert_ne!(out.code, 0, "{forge}: {out:?}");
+    }
+    let out = g.run(&["exec", vsbox, "vps", "-o", "ctx,vserver"]);
+    assert!(
+        out.stdout
+            .lines()
+            .skip(1)
+            .all(|l| l.split_whitespace().eq([xid(&g).to_string().as_str(), g.name.as_str()])),
+        "{out:?}"
+    );
 }

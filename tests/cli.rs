@@ -103,6 +103,77 @@ fn bad_input_is_one_line_exit_2_and_runs_nothing() {
     assert_eq!(out.code, 2);
 }
 
+/// Every applet `vsbox --list` names refuses an option it does not know
+/// with one line naming that option, and exit 2; and each refuses a bad
+/// value or a stray argument naming it, too.
+#[test]
+fn every_applet_names_the_bad_option_or_argument_it_refuses() {
+    let env = Env::new();
+    let list = Out::from(Command::new(VSBOX).arg("--list").output().unwrap());
+    let applets: Vec<&str> = list.stdout.lines().collect();
+    assert!(applets.len() >= 17, "{list:?}");
+    let check = |applet: &str, args: &[&str], named: &str| {
+        let out = env.run(applet, args);
+        assert_eq!(out.code, 2, "{applet} {args:?}: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{applet} {args:?}: {out:?}");
+        assert!(out.stderr.starts_with(&format!("{applet}: ")), "{applet} {args:?}: {out:?}");
+        assert!(out.stderr.contains(named), "{applet} {args:?} does not name {named}: {out:?}");
+        assert_eq!(out.stdout, "", "{applet} {args:?}: {out:?}");
+    };
+    for a in &applets {
+        check(a, &["--no-such-option"], "--no-such-option");
+        check(a, &["-Y"], "-Y");
+    }
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("vps", &["-eZ"], "'-Z' in '-eZ'"),
+        ("vps", &["auxQ"], "'Q' in 'auxQ'"),
+        ("vps", &["aux", "--bogus"], "'--bogus'"),
+        ("vps", &["-o", "pid,bogus"], "'bogus'"),
+        ("vps", &["--xid"], "--xid"),
+        ("vpstree", &["stray"], "stray"),
+        ("vtop", &["-n", "abc"], "'abc'"),
+        ("vtop", &["-n", "0"], "'0'"),
+        ("vtop", &["-d", "soon"], "'soon'"),
+        ("vkill", &["-s", "BOGUS", "1"], "'BOGUS'"),
+        ("vkill", &["--xid", "70000"], "'70000'"),
+        ("vkill", &["12ab"], "'12ab'"),
+        ("vserver-stat", &["stray"], "stray"),
+        ("vservers", &["dance"], "'dance'"),
+        ("vservers", &["-j", "0", "status"], "'0'"),
+        ("vservers", &["status", "stray"], "stray"),
+        ("vserver", &["x", "dance"], "'dance'"),
+        ("vserver", &["x", "start", "--bogus"], "'--bogus'"),
+        ("vserver", &["x", "status", "stray"], "'stray'"),
+        ("vserver", &["x", "build", "--bogus"], "--bogus"),
+        ("vserver", &["x", "build", "-m", "bogus"], "'bogus'"),
+        ("vserver", &["x", "service", "a", "start", "stray"], "'stray'"),
+        ("vserver", &["a b", "start"], "'a b'"),
+        ("vserver", &["x", "delete", "--yes"], "'--yes'"),
+        ("newvserver", &["--name", "x", "--method", "bogus", "--yes"], "'bogus'"),
+        ("newvserver", &["--name", "x", "--ip", "300.1.1.1", "--yes"], "'300.1.1.1'"),
+        ("rebootmgr", &["a b"], "'a b'"),
+        ("vreboot", &["stray"], "stray"),
+        ("vhalt", &["stray"], "stray"),
+        ("reducecap", &["--show", "/bin/true"], "'/bin/true'"),
+        ("vrpm", &["--bogus", "x", "--", "-q"], "--bogus"),
+        ("vdu", &["--bogus"], "--bogus"),
+        ("vunify", &["--bogus"], "--bogus"),
+    ];
+    for (applet, args, named) in cases {
+        check(applet, args, named);
+    }
+    assert!(
+        !env.dir.path().join("vservers/x").exists() && !env.dir.path().join("etc/x.conf").exists(),
+        "a refused command built something"
+    );
+    // The multiplexer's own options take nothing more.
+    for opt in ["--list", "--help", "--version"] {
+        let out = Out::from(Command::new(VSBOX).args([opt, "stray"]).output().unwrap());
+        assert_eq!(out.code, 2, "{opt}: {out:?}");
+        assert!(out.stderr.contains("'stray'"), "{out:?}");
+    }
+}
+
 #[test]
 fn command_not_found_is_127_not_executable_is_126() {
     let env = Env::new();

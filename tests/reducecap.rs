@@ -10,6 +10,9 @@ fn mask(hex: &str) -> u64 {
 }
 
 const NET_RAW: u64 = 1 << 13;
+/// Bits kept by --secure (CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID
+/// SETUID NET_BIND_SERVICE SYS_CHROOT LEASE AUDIT_WRITE SETFCAP).
+const SECURE: u64 = 0xb004_04fb;
 const SYS_ADMIN: u64 = 1 << 21;
 
 #[test]
@@ -22,7 +25,7 @@ fn dropped_capabilities_leave_every_set() {
         assert_ne!(mask(&out.stdout) & SYS_ADMIN, 0, "{field} lost more than asked: {out:?}");
     }
     let out = env.run("reducecap", &["--secure", "--", PROBE, "status", "CapBnd"]);
-    assert_eq!(mask(&out.stdout), 0xb004_04ff, "{out:?}");
+    assert_eq!(mask(&out.stdout), SECURE, "{out:?}");
 }
 
 /// Runs reducecap; retried while a sibling test's fork still holds the
@@ -51,7 +54,7 @@ fn a_setuid_root_program_cannot_get_them_back() {
     assert_ne!(mask(&out.stdout) & SYS_ADMIN, 0, "setuid root works here: {out:?}");
     // Under --secure it gets back only the ceiling.
     let out = run_suid(&env, &["--secure", "--", PROBE, "as-user", "65534", s, "status", "CapEff"]);
-    assert_eq!(mask(&out.stdout) & !0xb004_04ff, 0, "{out:?}");
+    assert_eq!(mask(&out.stdout) & !SECURE, 0, "{out:?}");
     assert_eq!(mask(&out.stdout) & SYS_ADMIN, 0, "{out:?}");
     let out = env.run(
         "reducecap",
@@ -75,4 +78,57 @@ fn show_prints_the_resulting_sets() {
     let row = out.stdout.lines().find(|l| l.trim_start().starts_with("CAP_SYS_ADMIN ")).unwrap();
     assert!(row.contains('X'), "{row}");
     assert!(out.stdout.lines().next().unwrap().contains("Bounding"));
+}
+
+/// The original's way to make a vserver by hand: `chroot DIR` then
+/// `reducecap --secure`. A static program run so must not open a
+/// directory outside DIR by its file handle (open_by_handle_at needs
+/// CAP_DAC_READ_SEARCH, which --secure drops).
+#[test]
+fn secure_leaves_no_way_out_of_a_chroot_by_file_handle() {
+    require_root!();
+    let dir = TempDir::new("handle");
+    let outside = dir.path().join("outside");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(outside.join("secret-here")).unwrap();
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy(VSBOX, root.join("bin/vsbox")).unwrap();
+    std::fs::copy(PROBE, root.join("bin/probe")).unwrap();
+    let handle = Out::from(
+        std::process::Command::new(PROBE)
+            .args(["handle-of", outside.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    let (kind, hex) = handle
+        .line()
+        .strip_prefix("OK ")
+        .and_then(|l| l.split_once(' '))
+        .unwrap_or_else(|| panic!("{handle:?}"));
+    let in_chroot = |args: &[&str]| {
+        let mut c = std::process::Command::new("chroot");
+        c.arg(&root).args(["/bin/vsbox", "reducecap"]).args(args);
+        c.args(["--", "/bin/probe", "open-by-handle", kind, hex]);
+        Out::from(c.output().unwrap())
+    };
+    // The attempt is real: without --secure it opens the directory outside.
+    let out = in_chroot(&["--cap", "!NET_RAW"]);
+    assert!(out.stdout.starts_with("OK opened"), "{out:?}");
+    let out = in_chroot(&["--secure"]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+    // Asking for it back by name is the administrator's explicit choice.
+    let out = in_chroot(&["--secure", "--cap", "DAC_READ_SEARCH"]);
+    assert!(out.stdout.starts_with("OK opened"), "{out:?}");
+    // The other way out of a plain chroot, a second chroot, is closed by
+    // the recipe reducecap(8) gives: --secure --cap '!SYS_CHROOT'.
+    let marker = dir.path().join("outside/secret-here");
+    let out = Out::from(
+        std::process::Command::new("chroot")
+            .arg(&root)
+            .args(["/bin/vsbox", "reducecap", "--secure", "--cap", "!SYS_CHROOT", "--"])
+            .args(["/bin/probe", "chroot-escape", marker.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    assert!(out.stdout.starts_with("ERR"), "{out:?}");
 }

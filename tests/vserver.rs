@@ -8,16 +8,8 @@ use std::process::Stdio;
 
 /// The guest's processes (host pid, start time), from its own cgroup.
 fn guest_processes(g: &TestGuest) -> Vec<(u32, String)> {
-    let dir = g.context_dir().expect("the running guest's cgroup");
-    let pids = std::cell::RefCell::new(Vec::new());
-    let _ = vsbox::cgroup::find_dir(&dir, &|d| {
-        pids.borrow_mut().extend(vsbox::cgroup::procs(d).unwrap_or_default());
-        false
-    });
-    pids.into_inner()
-        .into_iter()
-        .filter_map(|p| start_time(p).map(|t| (p, t)))
-        .collect()
+    assert!(g.context_dir().is_some(), "the running guest's cgroup");
+    g.pids().into_iter().filter_map(|p| start_time(p).map(|t| (p, t))).collect()
 }
 
 /// A live process's start time (field 22 of /proc/PID/stat), to tell it
@@ -181,6 +173,31 @@ fn enter_gives_a_shell_on_a_new_terminal_of_the_guest() {
             seen.contains(&format!("T=/dev/pts/0 H={} U=0", g.name)),
             "running={running}: {seen}"
         );
+    }
+}
+
+/// `enter` follows exec's exit codes: root's shell missing is 127, not
+/// executable 126 (chroot(1)), running or not, with a message naming it.
+#[test]
+fn enter_without_a_runnable_shell_exits_127_or_126() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "entershell");
+    let passwd = g.root().join("etc/passwd");
+    let original = std::fs::read_to_string(&passwd).unwrap();
+    for running in [false, true] {
+        if running {
+            g.run(&["start"]).ok();
+        }
+        for (shell, want) in [("/bin/nosuchshell", 127), ("/etc/group", 126)] {
+            std::fs::write(&passwd, original.replacen("/root:/bin/sh", &format!("/root:{shell}"), 1)).unwrap();
+            let (code, seen) = enter_with(&g, "");
+            assert_eq!(code, want, "running={running} shell={shell}: {seen}");
+            assert!(seen.contains(&format!("cannot run '{shell}'")), "{seen}");
+        }
+        std::fs::write(&passwd, &original).unwrap();
+        let (code, _) = enter_with(&g, "exit 3\n");
+        assert_eq!(code, 3, "running={running}: the shell that is there runs");
     }
 }
 
@@ -451,6 +468,15 @@ fn build_refuses_to_overwrite_without_force() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("--force"), "{out:?}");
     assert!(g.root().join("etc/keep").exists());
+    // --force never replaces a tree with a file system mounted inside.
+    let data = g.root().join("home/data");
+    let mounted = Mounted::tmpfs(&data);
+    std::fs::write(data.join("precious"), "keep").unwrap();
+    let out = g.run(&["build", "-m", "skeleton", "--force"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("home/data is mounted"), "{out:?}");
+    assert!(g.root().join("etc/keep").exists() && data.join("precious").exists());
+    drop(mounted);
     g.run(&["build", "-m", "skeleton", "--force"]).ok();
     assert!(!g.root().join("etc/keep").exists());
     assert!(g.root().join("tmp").is_dir());
@@ -524,6 +550,28 @@ fn copy_guest_runs_the_hosts_own_userland() {
     assert_eq!(out.line(), "daemon", "{out:?}");
     let out = run(&["exec", "bash", "-c", "hostname; readlink /etc/mtab"]);
     assert_eq!(out.stdout, format!("{name}\n/proc/mounts\n"), "{out:?}");
+    // The guest's names, not the host's: /etc/hostname, its own name and
+    // localhost through the host's own resolver (getent), and no line of
+    // the copied /etc/hosts still naming the host; a machine id of its own.
+    assert_eq!(std::fs::read_to_string(root.join("etc/hostname")).unwrap(), format!("{name}\n"));
+    let out = run(&["exec", "hostname", "-f"]);
+    assert_eq!(out.line(), name, "{out:?}");
+    let out = run(&["exec", "getent", "hosts", "localhost"]);
+    assert!(out.stdout.starts_with("127.0.0.1 ") || out.stdout.starts_with("::1 "), "{out:?}");
+    let out = run(&["exec", "getent", "hosts", &name]);
+    assert!(out.line().starts_with("127.0.1.1 "), "{out:?}");
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let hosts = std::fs::read_to_string(root.join("etc/hosts")).unwrap();
+    assert!(
+        !hosts
+            .lines()
+            .any(|l| l.split('#').next().unwrap().split_whitespace().skip(1).any(|n| n == host)),
+        "the host's name {host} in the guest's /etc/hosts: {hosts}"
+    );
+    if let Ok(id) = std::fs::read_to_string("/etc/machine-id") {
+        let own = std::fs::read_to_string(root.join("etc/machine-id")).unwrap();
+        assert!(own.trim().len() == 32 && own != id, "{own} vs the host's {id}");
+    }
     run(&["stop"]).ok();
     assert_eq!(run(&["running"]).code, 1);
 }
@@ -550,6 +598,192 @@ fn configuration_keys_shape_the_running_guest() {
     assert!(g.run(&["exec", "probe", "raw-socket"]).stdout.starts_with("OK"));
     // lock: no new namespaces inside.
     assert!(g.run(&["exec", "probe", "unshare", "uts"]).stdout.starts_with("ERR EPERM"));
+}
+
+/// A fresh build's NAME.conf has the seed's default: ULIMIT="-H -u 1000"
+/// with the nproc flag, so the running guest as a whole (root too, whom
+/// RLIMIT_NPROC alone does not stop) has at most 1000 processes.
+#[test]
+fn a_new_guest_is_limited_to_1000_processes() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "nproc");
+    let conf = std::fs::read_to_string(g.conf_path()).unwrap();
+    assert!(conf.contains("\nULIMIT=\"-H -u 1000\"\n"), "{conf}");
+    assert!(conf.contains("\nS_FLAGS=nproc\n"), "{conf}");
+    g.run(&["start"]).ok();
+    let dir = g.context_dir().expect("its context");
+    let layout = vsbox::cgroup::Layout::detect().unwrap();
+    let pids = if layout.v2_has("pids") {
+        dir.clone()
+    } else {
+        layout.v1_dir("pids", &dir).unwrap()
+    };
+    assert_eq!(std::fs::read_to_string(pids.join("pids.max")).unwrap().trim(), "1000");
+    assert_eq!(g.run(&["exec", "sh", "-c", "ulimit -H -u"]).line(), "1000");
+    let out = g.run(&["exec", "probe", "fork-many", "1100"]);
+    let forked: u32 = out.line().strip_prefix("OK forked=").and_then(|n| n.parse().ok()).unwrap_or(9999);
+    assert!((900..1000).contains(&forked), "guest root forked {forked} of 1100: {out:?}");
+}
+
+/// `delete` removes the tree, NAME.conf, the hook and the runtime state,
+/// never following the symlinks (absolute, climbing, to a directory the
+/// walk would enter) or hard links planted in the tree: what they point
+/// at outside stays as it was.
+#[test]
+fn delete_removes_the_guest_and_nothing_outside_it() {
+    require_root!();
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "del");
+    let hook = g.conf_path().with_file_name(format!("{}.sh", g.name));
+    std::fs::write(&hook, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    g.run(&["start"]).ok();
+    g.run(&["stop"]).ok();
+    let lock = env.dir.path().join("run").join(format!("{}.lock", g.name));
+    assert!(lock.exists(), "start left its lock file");
+    let outside = TempDir::new("del-outside");
+    let o = outside.path();
+    std::fs::create_dir_all(o.join("d/sub")).unwrap();
+    std::fs::write(o.join("d/sub/x"), "keep").unwrap();
+    std::fs::write(o.join("f"), "keep").unwrap();
+    let root = g.root();
+    let abs = o.to_str().unwrap();
+    symlink(abs, root.join("etc/evil")).unwrap();
+    symlink(format!("../../../../../../../../..{abs}/d"), root.join("climb")).unwrap();
+    symlink(o.join("f"), root.join("tmp/file-link")).unwrap();
+    std::fs::remove_dir_all(root.join("var/log")).unwrap();
+    symlink(o.join("d"), root.join("var/log")).unwrap();
+    std::fs::hard_link(o.join("f"), root.join("root/hard")).unwrap();
+    std::fs::create_dir_all(root.join("locked/in")).unwrap();
+    std::fs::set_permissions(root.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    nix::unistd::mkfifo(&root.join("tmp/fifo"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let out = g.run(&["delete", "--force"]);
+    out.ok();
+    assert!(out.stdout.contains(&format!("Server {} deleted", g.name)), "{out:?}");
+    for gone in [root.clone(), g.conf_path(), hook, lock] {
+        assert!(std::fs::symlink_metadata(&gone).is_err(), "{} is still there", gone.display());
+    }
+    assert_eq!(std::fs::read_to_string(o.join("d/sub/x")).unwrap(), "keep");
+    assert_eq!(std::fs::read_to_string(o.join("f")).unwrap(), "keep");
+    assert!(g.context_dir().is_none());
+    let out = g.run(&["delete", "--force"]);
+    assert_eq!(out.code, 2, "deleted already: {out:?}");
+    assert!(out.stderr.contains("unknown server"), "{out:?}");
+}
+
+/// Unmounts a directory on drop.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// `delete` changes nothing while the guest runs, while anything is
+/// mounted in its tree (a bind mount of the same file system too), without
+/// a terminal to ask on and no --force, or when the answer is no.
+#[test]
+fn delete_is_refused_while_running_mounted_or_unconfirmed() {
+    require_root!();
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "delno");
+    let intact = |why: &str| {
+        assert!(g.root().join("bin/busybox").exists(), "{why}: tree touched");
+        assert!(g.conf_path().exists(), "{why}: configuration removed");
+    };
+    let out = env.run("vserver", &[&format!("nosuch-{}", std::process::id()), "delete", "--force"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("unknown server"), "{out:?}");
+    let out = g.run(&["delete", "--yes"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("'--yes'"), "{out:?}");
+    let out = g.run(&["delete"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--force") && out.stderr.lines().count() == 1, "{out:?}");
+    intact("no terminal");
+    g.run(&["start"]).ok();
+    let out = g.run(&["delete", "--force"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("it is running"), "{out:?}");
+    intact("running");
+    assert_eq!(g.run(&["running"]).code, 0);
+    g.run(&["stop"]).ok();
+    // A file system mounted inside: refused, naming it; nothing deleted.
+    let data = g.root().join("home/data");
+    let mounted = Mounted::tmpfs(&data);
+    std::fs::write(data.join("precious"), "keep").unwrap();
+    let out = g.run(&["delete", "--force"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("home/data") && out.stderr.contains("nothing was deleted"),
+        "{out:?}"
+    );
+    intact("tmpfs inside");
+    assert_eq!(std::fs::read_to_string(data.join("precious")).unwrap(), "keep");
+    drop(mounted);
+    // A bind mount of a host directory on the same file system.
+    let outside = TempDir::new("delno-outside");
+    std::fs::write(outside.path().join("host-file"), "keep").unwrap();
+    let bound = g.root().join("mnt");
+    std::fs::create_dir_all(&bound).unwrap();
+    let st = std::process::Command::new("mount")
+        .arg("--bind")
+        .arg(outside.path())
+        .arg(&bound)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let unmount = Unmount(bound.clone());
+    let out = g.run(&["delete", "--force"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("mnt is mounted"), "{out:?}");
+    intact("bind mount inside");
+    drop(unmount);
+    assert_eq!(std::fs::read_to_string(outside.path().join("host-file")).unwrap(), "keep");
+    // On a terminal it asks: no keeps everything, yes deletes.
+    for (answer, code) in [("n", 1), ("y", 0)] {
+        let (mut child, mut master) = spawn_on_pty(env.cmd("vserver").args([g.name.as_str(), "delete"]));
+        master.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        let mut seen = Vec::new();
+        let _ = master.read_to_end(&mut seen);
+        let seen = String::from_utf8_lossy(&seen);
+        assert_eq!(child.wait().unwrap().code(), Some(code), "{answer}: {seen}");
+        assert!(seen.contains("[y/N]"), "{seen}");
+        if code == 1 {
+            assert!(seen.contains("nothing was deleted"), "{seen}");
+            intact("answered no");
+        }
+    }
+    assert!(!g.root().exists() && !g.conf_path().exists());
+}
+
+/// The remover itself, for a mount made after delete looked: it stops at
+/// the mount (told by its mount id: a bind mount of the same file system
+/// has the same st_dev) and removes nothing through it.
+#[test]
+fn the_tree_remover_does_not_cross_a_bind_mount() {
+    require_root!();
+    let dir = TempDir::new("remove");
+    let (root, outside) = (dir.path().join("tree"), dir.path().join("outside"));
+    std::fs::create_dir_all(root.join("a/b")).unwrap();
+    std::fs::create_dir_all(root.join("z/m")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("host-file"), "keep").unwrap();
+    let st = std::process::Command::new("mount")
+        .arg("--bind")
+        .arg(&outside)
+        .arg(root.join("z/m"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _unmount = Unmount(root.join("z/m"));
+    let e = vsbox::walk::remove_tree(&root).unwrap_err();
+    assert!(e.msg.contains("z/m") && e.msg.contains("mounted"), "{e}");
+    assert_eq!(std::fs::read_to_string(outside.join("host-file")).unwrap(), "keep");
 }
 
 #[test]
@@ -671,6 +905,95 @@ fn template_guests_from_tar_gz_and_tar_zst() {
     }
 }
 
+/// Every build method names the guest: /etc/hostname says its host name
+/// and /etc/hosts resolves it and localhost, keeping what a template's own
+/// /etc/hosts had, and never writing through a symlink it planted.
+#[test]
+fn every_build_method_names_the_guest_in_its_hosts_and_hostname() {
+    require_root!();
+    let env = Env::new();
+    let pid = std::process::id();
+    let read = |name: &str, rel: &str| std::fs::read_to_string(env.dir.path().join("vservers").join(name).join(rel)).unwrap();
+    let names_of = |hosts: &str, addr: &str| -> Vec<String> {
+        hosts
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split('#').next().unwrap().split_whitespace();
+                (w.next() == Some(addr)).then(|| w.map(String::from).collect::<Vec<_>>())
+            })
+            .flatten()
+            .collect()
+    };
+    // busybox, built for a configuration with a full host name and an
+    // address: the name resolves, inside the running guest, to it.
+    let ip = loopback();
+    let g = TestGuest {
+        env: &env,
+        name: format!("names-{pid}"),
+    };
+    g.conf(&format!("S_HOSTNAME=web.example.org\nIPROOT={ip}\n"));
+    g.run(&["build", "-m", "busybox"]).ok();
+    std::fs::copy(PROBE, g.root().join("bin/probe")).unwrap();
+    assert_eq!(read(&g.name, "etc/hostname"), "web.example.org\n");
+    g.run(&["start"]).ok();
+    assert_eq!(g.run(&["exec", "hostname", "-f"]).line(), "web.example.org");
+    assert_eq!(g.run(&["exec", "hostname", "-i"]).line(), ip);
+    let out = g.run(&["exec", "probe", "resolve", "localhost"]);
+    assert!(out.line().starts_with("OK ") && out.line().contains("127.0.0.1"), "{out:?}");
+    assert_eq!(g.run(&["exec", "probe", "resolve", "web"]).line(), format!("OK {ip}"));
+    // skeleton: no address, Debian's 127.0.1.1.
+    let sk = format!("names-sk-{pid}");
+    env.run("vserver", &[&sk, "build", "-m", "skeleton"]).ok();
+    assert_eq!(read(&sk, "etc/hostname"), format!("{sk}\n"));
+    let hosts = read(&sk, "etc/hosts");
+    assert_eq!(names_of(&hosts, "127.0.0.1"), ["localhost"], "{hosts}");
+    assert_eq!(names_of(&hosts, "::1"), ["localhost", "ip6-localhost", "ip6-loopback"], "{hosts}");
+    assert_eq!(names_of(&hosts, "127.0.1.1"), [sk.as_str()], "{hosts}");
+    // template: the archive's entries stay, what is missing is added; its
+    // /etc/hostname names the template's machine and is replaced.
+    let own = "10.1.2.3\tdb.internal db\n";
+    let tar = tar_of(&[
+        ("etc/", b'5', "", b""),
+        ("etc/hosts", b'0', "", own.as_bytes()),
+        ("etc/hostname", b'0', "", b"template-box\n"),
+    ]);
+    let file = env.dir.path().join("names.tar");
+    std::fs::write(&file, &tar).unwrap();
+    let t = format!("names-t-{pid}");
+    env.run("vserver", &[&t, "build", "-m", "template", "--file", file.to_str().unwrap()])
+        .ok();
+    assert_eq!(read(&t, "etc/hostname"), format!("{t}\n"));
+    let hosts = read(&t, "etc/hosts");
+    assert!(hosts.contains(own), "{hosts}");
+    assert_eq!(names_of(&hosts, "127.0.0.1"), ["localhost"], "{hosts}");
+    assert_eq!(names_of(&hosts, "127.0.1.1"), [t.as_str()], "{hosts}");
+    // A template whose /etc/hosts and /etc/hostname are symlinks out of
+    // the tree: the files they point at stay as they were.
+    let outside = TempDir::new("names-outside");
+    let target = outside.path().join("hosts");
+    std::fs::write(&target, "untouched\n").unwrap();
+    let abs = target.to_str().unwrap().to_owned();
+    let up = format!("../../../../../../../../..{abs}");
+    let tar = tar_of(&[
+        ("etc/", b'5', "", b""),
+        ("etc/hosts", b'2', &abs, b""),
+        ("etc/hostname", b'2', &up, b""),
+    ]);
+    std::fs::write(&file, &tar).unwrap();
+    let h = format!("names-h-{pid}");
+    env.run("vserver", &[&h, "build", "-m", "template", "--file", file.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched\n");
+    let root = env.dir.path().join("vservers").join(&h);
+    for f in ["etc/hosts", "etc/hostname"] {
+        assert!(
+            std::fs::symlink_metadata(root.join(f)).unwrap().is_file(),
+            "{f} is a file of the tree now"
+        );
+    }
+    assert_eq!(names_of(&read(&h, "etc/hosts"), "127.0.1.1"), [h.as_str()]);
+}
+
 #[test]
 fn a_hostile_template_cannot_write_outside_the_tree() {
     require_root!();
@@ -761,11 +1084,29 @@ fn debootstrap_builds_a_debian_guest() {
         full.extend_from_slice(args);
         env.run("vserver", &full)
     };
+    // Stopped even when an assertion fails.
+    struct Stop<'a>(&'a dyn Fn(&[&str]) -> Out);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["stop"]);
+        }
+    }
+    let _stop = Stop(&run);
     run(&["start"]).ok();
     let out = run(&["exec", "cat", "/etc/debian_version"]);
     assert!(out.line().starts_with("12"), "{out:?}");
     let out = run(&["suexec", "nobody", "id", "-u"]);
     assert_eq!(out.line(), "65534", "{out:?}");
+    // debootstrap leaves the host's /etc/hostname and no /etc/hosts: the
+    // build names the guest, so it resolves itself and localhost.
+    let out = run(&["exec", "cat", "/etc/hostname"]);
+    assert_eq!(out.line(), name, "{out:?}");
+    let out = run(&["exec", "hostname", "-f"]);
+    assert_eq!(out.line(), name, "{out:?}");
+    let out = run(&["exec", "getent", "hosts", "localhost"]);
+    assert!(out.stdout.starts_with("127.0.0.1 ") || out.stdout.starts_with("::1 "), "{out:?}");
+    let out = run(&["exec", "getent", "hosts", &name]);
+    assert!(out.line().starts_with("127.0.1.1 "), "{out:?}");
     run(&["stop"]).ok();
     // A real daemon whose Debian configuration binds 127.0.0.1: memcached
     // (-l 127.0.0.1 in /etc/memcached.conf). Installed without starting it
@@ -785,13 +1126,6 @@ fn debootstrap_builds_a_debian_guest() {
     std::fs::copy(PROBE, root.join("usr/local/bin/probe")).unwrap();
     let conf = env.dir.path().join("etc").join(format!("{name}.conf"));
     std::fs::write(&conf, format!("IPROOT={}\n", loopback())).unwrap();
-    struct Stop<'a>(&'a dyn Fn(&[&str]) -> Out);
-    impl Drop for Stop<'_> {
-        fn drop(&mut self) {
-            let _ = (self.0)(&["stop"]);
-        }
-    }
-    let _stop = Stop(&run);
     run(&["start"]).ok();
     run(&["service", "memcached", "start"]).ok();
     // It answers once it has daemonized and bound.
@@ -1047,6 +1381,9 @@ fn newvserver_asks_checks_and_creates_a_server_that_starts() {
             && conf.contains(&format!("\nS_HOSTNAME={name}\n")),
         "{conf}"
     );
+    // Built after the configuration was written: named on its address.
+    let hosts = std::fs::read_to_string(env.dir.path().join("vservers").join(&name).join("etc/hosts")).unwrap();
+    assert!(hosts.contains(&format!("\n{ip}\t{name}\n")), "{hosts}");
     env.run("vserver", &[&name, "start"]).ok();
     let out = env.run("vserver", &[&name, "exec", "hostname"]);
     assert_eq!(out.line(), name);
@@ -1068,21 +1405,21 @@ fn with_cap_sys_boot_the_guests_own_reboot_and_halt_act_on_the_guest() {
     // A service of the guest that reboots when asked through a file.
     g.service(
         "rebooter",
-        "(while :; do for w in userns reboot halt; do [ -e /run/do-$w ] && rm /run/do-$w && case $w in userns) unshare -r reboot -f; echo $? > /run/userns-rc ;; reboot) reboot -f ;; halt) halt -f ;; esac; done; sleep 0.05; done) &",
+        "(while :; do for w in userns reboot halt; do [ -e /tmp/do-$w ] && rm /tmp/do-$w && case $w in userns) unshare -r reboot -f; echo $? > /tmp/userns-rc ;; reboot) reboot -f ;; halt) halt -f ;; esac; done; sleep 0.05; done) &",
         "true",
     );
     g.conf("S_CAPS=CAP_SYS_BOOT\n");
     g.run(&["start"]).ok();
     let other = counting_guest(&env, "sysboot-other");
     let dir = g.context_dir().unwrap();
-    let ask = |what: &str| std::fs::write(g.root().join(format!("run/do-{what}")), "").unwrap();
+    let ask = |what: &str| std::fs::write(g.root().join(format!("tmp/do-{what}")), "").unwrap();
     // A user namespace made inside the guest gives no right to reboot it,
     // from a service or from a joined process.
     let out = g.run(&["exec", "unshare", "-r", "reboot", "-f"]);
     assert_ne!(out.code, 0, "{out:?}");
     ask("userns");
-    assert!(eventually(5, || g.root().join("run/userns-rc").exists()));
-    assert_ne!(std::fs::read_to_string(g.root().join("run/userns-rc")).unwrap().trim(), "0");
+    assert!(eventually(5, || g.root().join("tmp/userns-rc").exists()));
+    assert_ne!(std::fs::read_to_string(g.root().join("tmp/userns-rc")).unwrap().trim(), "0");
     assert_eq!(starts(&g), "1");
     // The guest's own reboot(2), with CAP_SYS_BOOT: restarts it in place —
     // from one of its services…

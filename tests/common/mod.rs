@@ -286,6 +286,17 @@ impl<'a> TestGuest<'a> {
                 .is_some_and(|v| v == tag.as_bytes())
         })
     }
+    /// Host pids of every process of the running guest (its context's
+    /// cgroup and those below it); none when it is not running.
+    pub fn pids(&self) -> Vec<u32> {
+        let Some(dir) = self.context_dir() else { return Vec::new() };
+        let pids = std::cell::RefCell::new(Vec::new());
+        let _ = vsbox::cgroup::find_dir(&dir, &|d| {
+            pids.borrow_mut().extend(vsbox::cgroup::procs(d).unwrap_or_default());
+            false
+        });
+        pids.into_inner()
+    }
 }
 
 impl Drop for TestGuest<'_> {

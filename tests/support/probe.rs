@@ -23,6 +23,7 @@ fn errno_name(e: i32) -> &'static str {
         libc::EOPNOTSUPP => "EOPNOTSUPP",
         libc::ECONNRESET => "ECONNRESET",
         libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EMFILE => "EMFILE",
         _ => "OTHER",
     }
 }
@@ -83,6 +84,55 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let code = match a.as_slice() {
+        ["inotify"] => {
+            // SAFETY: plain syscall; the descriptor stays open until exit.
+            let fd = unsafe { libc::inotify_init1(0) };
+            report(if fd < 0 { Err(std::io::Error::last_os_error()) } else { Ok(fd) }, |fd| {
+                format!("inotify {fd}")
+            })
+        }
+        ["inotify-hold", secs] => {
+            // Every inotify instance this process may have, held a while.
+            let mut n = 0;
+            // SAFETY: plain syscalls; the descriptors stay open until exit.
+            while unsafe { libc::inotify_init1(0) } >= 0 {
+                n += 1;
+            }
+            let e = std::io::Error::last_os_error();
+            println!("OK held {n} ({})", errno_name(e.raw_os_error().unwrap_or(0)));
+            std::io::stdout().flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(secs.parse().expect("seconds")));
+            0
+        }
+        ["runlevel"] => {
+            // As runlevel(8) does: glibc's own utmp reader, the RUN_LVL record.
+            // SAFETY: glibc's utmpx calls, single-threaded; records are copied out.
+            let found = unsafe {
+                libc::setutxent();
+                let mut level = None;
+                loop {
+                    let r = libc::getutxent();
+                    if r.is_null() {
+                        break;
+                    }
+                    if (*r).ut_type == libc::RUN_LVL {
+                        level = Some((*r).ut_pid);
+                    }
+                }
+                libc::endutxent();
+                level
+            };
+            match found {
+                Some(p) => {
+                    println!("OK {} {}", (p / 256) as u8 as char, (p % 256) as u8 as char);
+                    0
+                }
+                None => {
+                    println!("ERR unknown");
+                    1
+                }
+            }
+        }
         ["pid"] => {
             println!("{}", std::process::id());
             0
@@ -653,6 +703,15 @@ fn main() {
             }
             println!("OK forked={ok}");
             0
+        }
+        // getent hosts NAME: what the C library's resolver answers.
+        ["resolve", name] => {
+            use std::net::ToSocketAddrs;
+            report((*name, 0).to_socket_addrs(), |addrs| {
+                let mut v: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
+                v.dedup();
+                v.join(" ")
+            })
         }
         ["sleep", secs] => {
             std::thread::sleep(std::time::Duration::from_secs_f64(secs.parse().unwrap()));

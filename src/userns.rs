@@ -1,0 +1,265 @@
+//! Each context's own user namespace, so that guest root's per-user kernel
+//! accounting is the guest's and not host root's.
+//!
+//! Without one, guest root *is* the host's uid 0, and the kernel keeps
+//! several limits per user (kernel/ucount.c: inotify instances and
+//! watches, fanotify groups and marks, POSIX message-queue bytes, pending
+//! signals, the namespace counts): a guest holding all 128 inotify
+//! instances of uid 0 left host root, and every other guest's root,
+//! without one. A user namespace alone is not enough either: the kernel
+//! charges a namespace's counters to its creator's uid in the parent too
+//! (inc_ucount walks up to `ns->ucounts`). So the namespace is created by
+//! a process whose uid is the context's own host uid ([`owner_uid`], from
+//! a range reserved for vsbox), and vsbox, as root, writes an *identity*
+//! map: inside, root is uid 0 on disk exactly as before (ownership, `ls
+//! -l` on the host, setuid programs), while every per-user counter is
+//! charged to that context's uid on the host.
+//!
+//! The namespace is joined last, after everything that needs the host's
+//! privileges (mounts, device nodes, the cgroup seal), and before the
+//! capability ceiling is applied. Capabilities then count in the guest's
+//! namespace: those that act on its own files and processes (chown, DAC,
+//! setuid, kill, chroot, setfcap) work as before; binding ports below 1024
+//! on the shared network stack is granted to the guest's root by a cgroup
+//! bind program ([`attach_low_ports`]); capabilities that count only in the
+//! initial namespace ([`HOST_ONLY`]) would be lost, so a context granted
+//! one of them keeps sharing the host's namespace (SPEC §6 keeps what
+//! S_CAPS grants; vserver.conf(5) says so).
+
+use crate::bpf;
+use crate::caps::bit;
+use crate::error::{Context, Error, Result};
+use crate::sys::{self, Forked};
+use nix::sched::CloneFlags;
+use nix::unistd::{Gid, Uid};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+/// First host uid (and gid) of the range vsbox reserves for the owners of
+/// contexts' user namespaces: context N's is `UID_BASE + N` (ids are below
+/// 65536). No file is ever owned by these ids; they only carry counters.
+pub const UID_BASE: u32 = 0x7FF0_0000;
+
+/// The host uid that owns context `xid`'s user namespace.
+pub fn owner_uid(xid: u32) -> u32 {
+    UID_BASE + (xid & 0xFFFF)
+}
+
+/// Capabilities whose checks the kernel makes in the initial user
+/// namespace for what a guest would use them for: raw sockets and network
+/// administration (the network namespace is the host's), device nodes,
+/// mounts and namespaces, modules, raw I/O, the clock, scheduling and
+/// resource overrides, the immutable bit, locked memory, IPC ownership,
+/// audit, syslog, BPF, perf, alarms, suspend.
+pub const HOST_ONLY: u64 = bit(9) // LINUX_IMMUTABLE
+    | bit(11) // NET_BROADCAST
+    | bit(12) // NET_ADMIN
+    | bit(13) // NET_RAW
+    | bit(14) // IPC_LOCK
+    | bit(15) // IPC_OWNER
+    | bit(16) // SYS_MODULE
+    | bit(17) // SYS_RAWIO
+    | bit(20) // SYS_PACCT
+    | bit(21) // SYS_ADMIN
+    | bit(23) // SYS_NICE
+    | bit(24) // SYS_RESOURCE
+    | bit(25) // SYS_TIME
+    | bit(26) // SYS_TTY_CONFIG
+    | bit(27) // MKNOD
+    | bit(30) // AUDIT_CONTROL
+    | bit(32) // MAC_OVERRIDE
+    | bit(33) // MAC_ADMIN
+    | bit(34) // SYSLOG
+    | bit(35) // WAKE_ALARM
+    | bit(36) // BLOCK_SUSPEND
+    | bit(37) // AUDIT_READ
+    | bit(38) // PERFMON
+    | bit(39) // BPF
+    | bit(40); // CHECKPOINT_RESTORE
+
+/// Whether a context whose capability ceiling is `ceiling` gets its own
+/// user namespace: when it keeps no capability of [`HOST_ONLY`].
+pub fn wanted(ceiling: u64) -> bool {
+    ceiling & HOST_ONLY == 0
+}
+
+/// Per-context values of the namespace's own limits (/proc/sys/user/*
+/// inside it); None keeps the host's per-user limit, which applies to the
+/// context's owner uid anyway (a context's value can only lower it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// max_inotify_instances (vserver.conf INOTIFY_INSTANCES).
+    pub inotify_instances: Option<u32>,
+    /// max_inotify_watches (INOTIFY_WATCHES).
+    pub inotify_watches: Option<u32>,
+}
+
+/// Creates a user namespace owned by host uid `owner` with an identity map
+/// of every uid and gid, and `limits` set in it; returns a descriptor of
+/// it to join. A short-lived child does the unshare as `owner` (the
+/// kernel records the creator's euid as the owner) while this process,
+/// root in the parent namespace, writes the maps.
+pub fn create(owner: u32, limits: &Limits) -> Result<OwnedFd> {
+    if *limits == Limits::default() {
+        return create_plain(owner);
+    }
+    create_with_limits(owner, limits)
+}
+
+/// [`create`] without limits to set: the child need not live on, so it
+/// costs a vfork (the launch path).
+fn create_plain(owner: u32) -> Result<OwnedFd> {
+    let what = || format!("create a user namespace owned by host uid {owner}");
+    let pid = sys::vfork_unshare_user(owner).ctx(what)?;
+    let outcome = (|| {
+        for map in ["uid_map", "gid_map"] {
+            let path = format!("/proc/{pid}/{map}");
+            std::fs::write(&path, "0 0 4294967295\n").ctx(|| format!("write {path}"))?;
+        }
+        let path = format!("/proc/{pid}/ns/user");
+        std::fs::File::open(&path).map(OwnedFd::from).ctx(|| format!("open {path}"))
+    })();
+    let _ = nix::sys::wait::waitpid(pid, None);
+    outcome
+}
+
+/// [`create`] with limits: a forked child stays until, as root of the new
+/// namespace, it has written them.
+fn create_with_limits(owner: u32, limits: &Limits) -> Result<OwnedFd> {
+    use nix::unistd::{pipe2, read, write};
+    let what = || format!("create a user namespace owned by host uid {owner}");
+    let (up_r, up_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+    let (go_r, go_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+    match sys::fork().ctx(what)? {
+        Forked::Child => {
+            drop((up_r, go_w));
+            let ok = child(owner, limits, &up_w, &go_r);
+            std::process::exit(if ok { 0 } else { 1 })
+        }
+        Forked::Parent(pid) => {
+            drop((up_w, go_r));
+            let outcome = (|| {
+                let mut b = [0u8; 1];
+                if read(up_r.as_raw_fd(), &mut b) != Ok(1) {
+                    return Err(Error::failed(what(), "the child could not unshare its user namespace"));
+                }
+                for map in ["uid_map", "gid_map"] {
+                    let path = format!("/proc/{pid}/{map}");
+                    std::fs::write(&path, "0 0 4294967295\n").ctx(|| format!("write {path}"))?;
+                }
+                let path = format!("/proc/{pid}/ns/user");
+                let ns = std::fs::File::open(&path).ctx(|| format!("open {path}"))?;
+                write(&go_w, b"g").ctx(what)?;
+                if read(up_r.as_raw_fd(), &mut b) != Ok(1) {
+                    return Err(Error::failed(what(), "the child could not set the namespace's limits"));
+                }
+                Ok(OwnedFd::from(ns))
+            })();
+            drop(go_w);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            outcome
+        }
+    }
+}
+
+/// The child's half of [`create`]; false on any failure.
+fn child(owner: u32, limits: &Limits, up: &OwnedFd, go: &OwnedFd) -> bool {
+    use nix::unistd::{read, setgroups, setresgid, setresuid, write};
+    let (uid, gid) = (Uid::from_raw(owner), Gid::from_raw(owner));
+    if setgroups(&[]).is_err() || setresgid(gid, gid, gid).is_err() || setresuid(uid, uid, uid).is_err() {
+        return false;
+    }
+    if nix::sched::unshare(CloneFlags::CLONE_NEWUSER).is_err() || write(up, b"u") != Ok(1) {
+        return false;
+    }
+    let mut b = [0u8; 1];
+    if read(go.as_raw_fd(), &mut b) != Ok(1) {
+        return false;
+    }
+    // Root of the new namespace (uid 0 is mapped now), which may set its
+    // limits: kernel/ucount.c set_permissions.
+    let (root, rootg) = (Uid::from_raw(0), Gid::from_raw(0));
+    if setresgid(rootg, rootg, rootg).is_err() || setresuid(root, root, root).is_err() {
+        return false;
+    }
+    for (file, value) in [
+        ("max_inotify_instances", limits.inotify_instances),
+        ("max_inotify_watches", limits.inotify_watches),
+    ] {
+        if let Some(v) = value {
+            if std::fs::write(format!("/proc/sys/user/{file}"), v.to_string()).is_err() {
+                return false;
+            }
+        }
+    }
+    write(up, b"d") == Ok(1)
+}
+
+/// Joins user namespace `ns`: the caller, root of the host, becomes root
+/// of the namespace (uid 0, mapped to 0) with every capability there and
+/// none in the host's — the last namespace a context's process joins.
+pub fn enter(ns: &OwnedFd) -> Result<()> {
+    nix::sched::setns(ns, CloneFlags::CLONE_NEWUSER).ctx(|| "join the context's user namespace")
+}
+
+/// A descriptor of `pid`'s user namespace when it differs from ours.
+pub fn of_process(pid: u32) -> Result<Option<OwnedFd>> {
+    use std::os::unix::fs::MetadataExt;
+    let path = format!("/proc/{pid}/ns/user");
+    let theirs = std::fs::File::open(&path).ctx(|| format!("open {path}"))?;
+    let ours = std::fs::metadata("/proc/self/ns/user").ctx(|| "stat /proc/self/ns/user")?;
+    let st = theirs.metadata().ctx(|| format!("stat {path}"))?;
+    Ok(((st.ino(), st.dev()) != (ours.ino(), ours.dev())).then(|| OwnedFd::from(theirs)))
+}
+
+/// bpf_get_current_uid_gid(): the caller's real uid (low word) and gid,
+/// as the initial user namespace sees them.
+const HELPER_GET_CURRENT_UID_GID: i32 = 15;
+/// A cgroup bind program's verdict "allow, and skip the
+/// CAP_NET_BIND_SERVICE check" (BPF_RET_BIND_NO_CAP_NET_BIND_SERVICE | 1).
+const ALLOW_LOW_PORT: i32 = 3;
+
+/// Lets the root of a context in its own user namespace bind ports below
+/// 1024 on the host's network stack (whose owner is the host's namespace,
+/// where guest root holds no capability): a cgroup bind program that
+/// tells the kernel to skip that check for uid 0. Other users keep the
+/// usual rule; address locks (chbind, IPROOT) still apply.
+pub fn attach_low_ports(dir: &Path) -> Result<()> {
+    let mut a = bpf::Asm::new();
+    let plain = a.label();
+    a.call(HELPER_GET_CURRENT_UID_GID)
+        .jne32(bpf::R0, 0, plain)
+        .ret(ALLOW_LOW_PORT)
+        .bind(plain)
+        .ret(1);
+    let code = a.finish();
+    for (name, attach) in [
+        ("vsbox_lowport4", bpf::ATTACH_INET4_BIND),
+        ("vsbox_lowport6", bpf::ATTACH_INET6_BIND),
+    ] {
+        let fd = bpf::load(name, bpf::PROG_TYPE_CGROUP_SOCK_ADDR, attach, &code)?;
+        bpf::attach(dir, &fd, attach)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_are_in_the_reserved_range() {
+        assert_eq!(owner_uid(0), UID_BASE);
+        assert_eq!(owner_uid(65535), UID_BASE + 65535);
+        assert!(owner_uid(65535) < i32::MAX as u32);
+    }
+
+    #[test]
+    fn the_default_ceiling_gets_a_namespace_and_host_capabilities_do_not() {
+        let default = crate::caps::SECURE_KEEP | bit(crate::caps::SYS_BOOT);
+        assert!(wanted(default));
+        for host_only in [13, 12, 27, 21] {
+            assert!(!wanted(default | bit(host_only)), "{host_only}");
+        }
+    }
+}
