@@ -525,3 +525,40 @@ fn an_autobound_udp_socket_receives_only_for_its_addresses() {
         assert_eq!(out, want, "--bcast given: {with_bcast}");
     }
 }
+
+#[test]
+fn closed_loopback_connections_leave_nothing_behind() {
+    require_root!();
+    let env = Env::new();
+    let ip = loopback();
+    // Connections to its own 127.0.0.1, each closed by the server first:
+    // the client's FIN then meets a TIME_WAIT socket, whose ACK the kernel
+    // sends from a socket of its own, unmarked — it must still end the
+    // client's LAST_ACK.
+    let out = env.run("chbind", &["--ip", &ip, "--", PROBE, "tcp-server-closes-first", "127.0.0.1", "20"]);
+    assert_eq!(out.line(), "OK 20", "{out:?}");
+    let lback: std::net::Ipv4Addr = out
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("lback is now "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let hex = format!("{:08X}:", u32::from_le_bytes(lback.octets()));
+    let last_ack = || {
+        std::fs::read_to_string("/proc/net/tcp")
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 3 && f[1].starts_with(&hex) && f[3] == "09"
+            })
+            .count()
+    };
+    assert!(
+        eventually(2, || last_ack() == 0),
+        "{} sockets of {lback} stuck in LAST_ACK",
+        last_ack()
+    );
+}

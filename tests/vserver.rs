@@ -1860,6 +1860,13 @@ fn abstract_unix_sockets_do_not_cross_between_host_and_guests() {
         ]);
         assert_eq!(out.line(), "OK answer=guest", "{out:?}");
     }
+    // So is a process that joins the running guest's context with chcontext.
+    let xid = xid_of(&without.run(&["status"])).to_string();
+    let out = env.run(
+        "chcontext",
+        &["--silent", "--ctx", &xid, "--", "/bin/probe", "abstract-connect", &name],
+    );
+    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
     // A running guest's processes (its services) are held the same way.
     without.service("abs", &format!("(probe abstract-connect {name} > /tmp/abs.out &)"), "true");
     without.run(&["restart"]).ok();

@@ -367,6 +367,7 @@ impl Target {
 
 fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> Result<i32> {
     let target = Target::open(&reg.layout, xid, dir)?;
+    let is_guest = sys::getxattr(dir, crate::guest::XATTR_GUEST).ok().flatten().is_some();
     let cwd = std::env::current_dir().ok();
     if detach(spec)? {
         return Ok(0);
@@ -385,6 +386,11 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command
                     let _ = std::env::set_current_dir(cwd);
                 }
                 set_names(spec)?;
+                // A server's processes may not reach abstract unix sockets
+                // outside it, whichever way they came in (unixscope.rs).
+                if is_guest {
+                    crate::kernel::unixscope::scope_abstract()?;
+                }
                 let policy = Policy {
                     lock: target.flags & abi::VXF_LOCK != 0,
                     spectator: false,

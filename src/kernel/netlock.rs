@@ -596,6 +596,10 @@ fn sock_create_prog(deny_v4: bool, deny_v6: bool) -> Vec<bpf::Insn> {
 // Offsets in struct __sk_buff, and in the IPv4 and IPv6 headers.
 const SKB_MARK: i16 = 8;
 const SKB_DATA: i16 = 76;
+const SKB_SK: i16 = 168;
+const SK_STATE: i16 = 72;
+/// FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING (linux/bpf.h BPF_TCP_*).
+const TCP_CLOSING_STATES: [u32; 5] = [4, 5, 8, 9, 11];
 const SKB_DATA_END: i16 = 80;
 const SKB_PROTOCOL: i16 = 16;
 const ETH_P_IP_BE: u32 = 0x0008;
@@ -646,6 +650,15 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
             if let Some(lb) = lback {
                 a.ldx_w(R3, base, dst).jne32(R3, lb, drop);
                 a.ldx_w(R3, R6, SKB_MARK).jeq32(R3, lb, allow);
+                // Unmarked, yet ours: what the kernel sends for a TIME_WAIT
+                // socket (its last ACK, an RST) comes from a socket of its
+                // own, outside the cgroup. A connection that is closing was
+                // made with marked packets, so these may end it.
+                a.ldx_dw(R2, R6, SKB_SK).jeq(R2, 0, drop);
+                a.ldx_w(R3, R2, SK_STATE);
+                for state in TCP_CLOSING_STATES {
+                    a.jeq32(R3, state, allow);
+                }
             }
         } else {
             let mark = a.label();
