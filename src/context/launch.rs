@@ -367,7 +367,7 @@ impl Target {
 
 fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> Result<i32> {
     let target = Target::open(&reg.layout, xid, dir)?;
-    let is_guest = sys::getxattr(dir, crate::guest::XATTR_GUEST).ok().flatten().is_some();
+    let is_guest = sys::getxattr(dir, context::XATTR_GUEST).ok().flatten().is_some();
     let cwd = std::env::current_dir().ok();
     if detach(spec)? {
         return Ok(0);

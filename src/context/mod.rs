@@ -15,6 +15,10 @@ pub mod tty;
 pub mod users;
 pub mod utmp;
 
+/// Extended attribute on a context's cgroup naming the virtual server it
+/// runs (the path of its NAME.conf); none for a plain context.
+pub const XATTR_GUEST: &str = "trusted.vsbox.guest";
+
 use crate::abi;
 use crate::error::{Context, Error, Result};
 use crate::kernel::cgroup::{self, Layout};

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 /// Set for hooks: the server whose lock their caller holds.
 pub const LOCK_HELD: &str = "VSBOX_LOCK_HELD";
 
-pub const XATTR_GUEST: &str = "trusted.vsbox.guest";
+pub use crate::context::XATTR_GUEST;
 pub const XATTR_ALIASES: &str = "trusted.vsbox.aliases";
 
 #[derive(Clone, Debug)]

@@ -649,6 +649,27 @@ fn main() {
             }),
             |s| s,
         ),
+        // N connections to a listener of this process on IP, each closed
+        // by the server first and by the client a moment later, once the
+        // server's side has become a TIME_WAIT (FIN_WAIT2) socket.
+        ["tcp-server-closes-first", ip, n] => {
+            let l = match TcpListener::bind(addr(ip, "0")) {
+                Ok(l) => l,
+                Err(e) => std::process::exit(report::<()>(Err(e), |_| String::new())),
+            };
+            let to = SocketAddr::new(addr(ip, "0").ip(), l.local_addr().unwrap().port());
+            let mut done = 0;
+            for _ in 0..n.parse::<u32>().unwrap() {
+                let Ok(c) = TcpStream::connect(to) else { break };
+                let (s, _) = l.accept().unwrap();
+                drop(s);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                drop(c);
+                done += 1;
+            }
+            println!("OK {done}");
+            0
+        }
         ["exists", path] => report(std::fs::symlink_metadata(path), |_| (*path).to_owned()),
         ["uname"] => {
             let u = nix_uname();
