@@ -64,6 +64,9 @@ fn run(args: Args, name: &str) -> Result<i32> {
     if args.command.is_empty() {
         return Err(Error::usage("no command given"));
     }
+    if let Some(why) = args.hostname.as_deref().and_then(crate::guest::config::host_name_fault) {
+        return Err(Error::usage(format!("--hostname: {why}")));
+    }
     let spec = Spec {
         xid: args.ctx.as_deref().map(context::parse_xid).transpose()?,
         flags: context::parse_flags(&args.flag)?,

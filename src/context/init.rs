@@ -344,10 +344,16 @@ pub fn guest(
         if rebooting {
             event = reboot.as_ref().and_then(answer_reboot);
         } else if let Some(ctl) = initctl.as_ref().filter(|_| requested) {
-            event = crate::context::initctl::drain(ctl)
-                .into_iter()
-                .rev()
-                .find_map(|l| run_level_meaning(l, may_boot));
+            let levels = crate::context::initctl::drain(ctl);
+            event = levels.iter().rev().find_map(|&l| run_level_meaning(l, may_boot));
+            if !may_boot && levels.iter().any(|l| matches!(l, b'0' | b'6')) {
+                // Said where the guest's admin looks: its own system log.
+                crate::syslog::log(
+                    crate::syslog::Level::Notice,
+                    "vsbox-init",
+                    "run level 0 or 6 requested: ignored, the server may not reboot itself (no CAP_SYS_BOOT in S_CAPS); use vreboot or vhalt",
+                );
+            }
         } else if let Ok(Some(info)) = signals.read_signal() {
             // A sender in an outer PID namespace (the host: vserver stop,
             // vkill) shows as pid 0.

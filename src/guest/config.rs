@@ -259,11 +259,8 @@ fn apply(cfg: &mut Config, key: &str, v: &str) -> std::result::Result<(), String
         }
         "S_HOSTNAME" => {
             let h = v.trim();
-            // It goes into the UTS name and the guest's /etc/hosts: labels
-            // of letters, digits, '-' and '_', joined by dots.
-            let label = |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
-            if h.len() > 64 || !(h.is_empty() || h.split('.').all(label)) {
-                return Err(format!("S_HOSTNAME: '{h}' is not a host name (letters, digits, '-', '_' and dots)"));
+            if let Some(why) = host_name_fault(h).filter(|_| !h.is_empty()) {
+                return Err(format!("S_HOSTNAME: {why}"));
             }
             cfg.hostname = Some(h.to_owned()).filter(|s| !s.is_empty());
         }
@@ -305,6 +302,19 @@ fn apply(cfg: &mut Config, key: &str, v: &str) -> std::result::Result<(), String
         }
     }
     Ok(())
+}
+
+/// Why `h` is no host name, if it is not one: it goes into the UTS name
+/// (at most 64 bytes, utsname(2)) and into /etc/hosts, as labels of
+/// letters, digits, '-' and '_' joined by dots, none starting with '-'
+/// (RFC 1123 §2.1; a leading '-' would also read as an option to
+/// `hostname`).
+pub fn host_name_fault(h: &str) -> Option<String> {
+    if h.len() > 64 {
+        return Some(format!("'{h}' is too long (at most 64 bytes)"));
+    }
+    let label = |l: &str| !l.is_empty() && !l.starts_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    (!h.split('.').all(label)).then(|| format!("'{h}' is not a host name (letters, digits, '-', '_' and dots; no label starts with '-')"))
 }
 
 /// A positive count (empty: unset), for the per-guest kernel limits.
@@ -446,6 +456,17 @@ mod tests {
             (c.iprootdev.as_deref(), c.hostname.as_deref(), c.onboot),
             (Some("lo"), Some("www"), true)
         );
+    }
+
+    #[test]
+    fn host_names() {
+        for good in ["web", "web.example.org", "a_b-c", "x1"] {
+            assert_eq!(host_name_fault(good), None, "{good}");
+        }
+        for bad in ["-x", "a..b", "a b", "web.-x", "a/b", ""] {
+            assert!(host_name_fault(bad).is_some(), "{bad}");
+        }
+        assert!(host_name_fault(&"a".repeat(65)).unwrap().contains("too long"));
     }
 
     #[test]
