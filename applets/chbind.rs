@@ -6,7 +6,8 @@
 //! only bind, and send from, the given addresses.
 
 use crate::applet::{self, Applet};
-use crate::context::exec;
+use crate::context::plan::{Namespaces, Plan, Root};
+use crate::context::{exec, launch};
 use crate::error::{Context, Error, Result};
 use crate::kernel::cgroup::{self, Layout};
 use crate::kernel::netlock::{self, AddrSet};
@@ -87,16 +88,13 @@ fn run(args: Args, name: &str) -> Result<i32> {
                 // Born in the lock, and kept there: a cgroup namespace rooted
                 // at it, and a mount namespace (a slave of the host's) whose
                 // cgroup mounts are read-only.
-                let setup = crate::kernel::ns::create(CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS)
-                    .and_then(|_| crate::kernel::ns::isolate_mounts())
-                    .and_then(|_| layout.seal());
-                match setup {
-                    Ok(()) => std::process::exit(exec::exec(name, &args.command)),
-                    Err(e) => {
-                        eprintln!("{name}: {e}");
-                        std::process::exit(applet::EXIT_CANNOT_RUN)
-                    }
-                }
+                let plan = Plan {
+                    namespaces: Namespaces::Create(CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS),
+                    root: Root::Private { proc: false },
+                    seal: Some(&layout),
+                    ..Plan::default()
+                };
+                launch::finish_child(name, plan.apply().map(drop), || exec::exec(name, &args.command))
             }
         }
     })();

@@ -210,7 +210,7 @@ pub fn scan(want: Want) -> Vec<Proc> {
     let proc_fd = crate::sys::adopt_fd(proc_fd);
     let mut by_ns = contexts_by_pid_ns(&proc_fd);
     // /proc's own PID namespace: the host's, or inside a guest the guest's.
-    let own = crate::guest::identity::own_context().map_or(context::HOST, |(xid, _)| xid);
+    let own = crate::context::record::own_context().map_or(context::HOST, |(xid, _)| xid);
     if let Ok(top) = std::fs::read_link("/proc/1/ns/pid") {
         by_ns.entry(top.into_os_string()).or_insert(own);
     }
@@ -262,7 +262,7 @@ impl Names {
             }
         }
         // Inside a guest the registry is out of sight; its own name is not.
-        if let Some((xid, name)) = crate::guest::identity::own_context() {
+        if let Some((xid, name)) = crate::context::record::own_context() {
             map.entry(xid).or_insert(name);
         }
         Names { map }

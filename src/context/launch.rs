@@ -15,12 +15,13 @@
 use crate::abi;
 use crate::context::exec;
 use crate::context::init;
+use crate::context::plan::{Confinement, Namespaces, Plan, Root};
 use crate::context::{self, Registry};
 use crate::error::{Context, Error, Result};
 use crate::kernel::caps;
 use crate::kernel::cgroup;
 use crate::kernel::ns;
-use crate::kernel::seccomp::{self, Policy};
+use crate::kernel::seccomp::Policy;
 use crate::kernel::userns;
 use crate::paths;
 use crate::sys::{self, Forked};
@@ -164,31 +165,47 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| format!("start a process in {}", dir.display()))? {
         Forked::Parent(child) => Ok(supervise(child)),
         Forked::Child => {
-            let setup = owned.dirs[1..]
-                .iter()
-                .try_for_each(|d| cgroup::enter(d))
-                .and_then(|_| first_process(spec, CloneFlags::CLONE_NEWCGROUP, Some(&reg.layout), userns.as_ref()));
+            let tied = sys::set_pdeathsig(libc::SIGKILL).ctx(|| "set the parent-death signal");
+            let plan = Plan {
+                cgroups: owned.dirs[1..].to_vec(),
+                seal: Some(&reg.layout),
+                userns: userns.as_ref(),
+                ..first_process(spec, CloneFlags::CLONE_NEWCGROUP)
+            };
             std::mem::forget(owned);
+            let setup = tied.and_then(|_| plan.apply().map(drop));
             finish_child(applet, setup, || run_as_first(spec, applet, command))
         }
     }
 }
 
-/// In the first process of a new context (PID 1 of its PID namespace):
-/// the rest of its namespaces, its own /proc, its names, then the
-/// irreversible restrictions.
-fn first_process(spec: &Spec, extra_ns: CloneFlags, seal: Option<&cgroup::Layout>, userns: Option<&OwnedFd>) -> Result<()> {
-    sys::set_pdeathsig(libc::SIGKILL).ctx(|| "set the parent-death signal")?;
-    ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | extra_ns)?;
-    ns::isolate_mounts()?;
-    ns::mount_proc("/proc")?;
-    set_names(spec)?;
-    let policy = Policy {
-        lock: spec.flags & abi::VXF_LOCK != 0,
-        spectator: false,
-        no_reboot: false,
-    };
-    restrict(policy, &spec.caps, u64::MAX, seal, userns)
+/// The plan of the first process of a new context (PID 1 of its PID
+/// namespace): the rest of its namespaces, its own /proc, its names, then
+/// the irreversible restrictions.
+fn first_process(spec: &Spec, extra_ns: CloneFlags) -> Plan<'_> {
+    Plan {
+        namespaces: Namespaces::Create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | extra_ns),
+        root: Root::Private { proc: true },
+        hostname: spec.hostname.clone(),
+        domainname: domain_name(spec),
+        confinement: Some(Confinement {
+            policy: Policy {
+                lock: spec.flags & abi::VXF_LOCK != 0,
+                spectator: false,
+                no_reboot: false,
+            },
+            ceiling: spec.caps.clone(),
+            within: u64::MAX,
+        }),
+        ..Plan::default()
+    }
+}
+
+/// chcontext's --domainname, `none` meaning an empty one.
+fn domain_name(spec: &Spec) -> Option<String> {
+    spec.domainname
+        .as_deref()
+        .map(|d| if d == "none" { String::new() } else { d.to_owned() })
 }
 
 /// The user namespace of new context `xid` (cgroup `dir`), when its
@@ -253,60 +270,8 @@ pub(crate) fn open_dir(dir: &Path) -> Result<std::fs::File> {
     std::fs::File::open(dir).ctx(|| format!("open {}", dir.display()))
 }
 
-fn set_names(spec: &Spec) -> Result<()> {
-    if let Some(h) = &spec.hostname {
-        nix::unistd::sethostname(h).ctx(|| format!("set the host name to '{h}'"))?;
-    }
-    if let Some(d) = &spec.domainname {
-        let d = if d == "none" { "" } else { d.as_str() };
-        sys::setdomainname(d).ctx(|| format!("set the NIS domain name to '{d}'"))?;
-    }
-    Ok(())
-}
-
-/// The last steps into a context, each irreversible, in this order since
-/// each needs CAP_SYS_ADMIN that the last may take away:
-/// - the cgroup mounts of the context's mount namespace become read-only,
-///   so a root without CAP_SYS_ADMIN, now or after a later drop, cannot
-///   move itself out of its cgroup (the cgroup namespace alone stops that
-///   only on `nsdelegate` mounts);
-/// - the seccomp filter (see seccomp.rs: file handles, terminals, and the
-///   lock's and the spectator's refusals);
-/// - the capability ceiling: what `req` leaves of this process's own
-///   ceiling within `within` (a joined context's ceiling, or all).
-pub(crate) fn restrict(
-    policy: Policy,
-    req: &caps::Request,
-    within: u64,
-    seal: Option<&cgroup::Layout>,
-    userns: Option<&std::os::fd::OwnedFd>,
-) -> Result<()> {
-    if let Some(layout) = seal {
-        layout.seal()?;
-    }
-    // Last of what needs the host's privileges; it gives a full set of
-    // capabilities in the namespace, which the ceiling then lowers.
-    if let Some(ns) = userns {
-        // Joining clears the parent-death signal (a change of
-        // credentials: kernel/cred.c commit_creds); it must stay.
-        let pdeath = sys::pdeathsig();
-        crate::kernel::userns::enter(ns)?;
-        if pdeath != 0 {
-            exec::tie_again(pdeath);
-        }
-    }
-    let current = caps::bounding()?;
-    let target = req.apply_to(current & within);
-    seccomp::install(policy)?;
-    // No further system calls when it is the ceiling already.
-    if current == target && caps::ambient()? == 0 {
-        return Ok(());
-    }
-    caps::limit_from(current, target)
-}
-
 /// A running context, ready to be joined: everything read from its init.
-pub(crate) struct Target {
+pub struct Target {
     pub flags: u32,
     /// Its capability ceiling: its init's bounding set.
     pub ceiling: u64,
@@ -380,26 +345,28 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command
             // The command dies with us, however we end (its descriptor
             // closes on exec).
             exec::tie_once(lifeline.fd());
-            let setup = (|| {
-                target.enter()?;
-                if let Some(cwd) = &cwd {
-                    let _ = std::env::set_current_dir(cwd);
-                }
-                set_names(spec)?;
+            let plan = Plan {
+                namespaces: Namespaces::Join(&target),
+                cwd,
+                hostname: spec.hostname.clone(),
+                domainname: domain_name(spec),
                 // A server's processes may not reach abstract unix sockets
                 // outside it, whichever way they came in (unixscope.rs).
-                if is_guest {
-                    crate::kernel::unixscope::scope_abstract()?;
-                }
-                let policy = Policy {
-                    lock: target.flags & abi::VXF_LOCK != 0,
-                    spectator: false,
-                    no_reboot: false,
-                };
+                scope_abstract: is_guest,
                 // Its mount namespace was sealed when the context was made.
-                restrict(policy, &spec.caps, target.ceiling, None, target.userns.as_ref())
-            })();
-            finish_child(applet, setup, || exec::exec(applet, command))
+                userns: target.userns.as_ref(),
+                confinement: Some(Confinement {
+                    policy: Policy {
+                        lock: target.flags & abi::VXF_LOCK != 0,
+                        spectator: false,
+                        no_reboot: false,
+                    },
+                    ceiling: spec.caps.clone(),
+                    within: target.ceiling,
+                }),
+                ..Plan::default()
+            };
+            finish_child(applet, plan.apply().map(drop), || exec::exec(applet, command))
         }
     }
 }
@@ -458,17 +425,22 @@ fn spectator(applet: &str, reg: &Registry, spec: &Spec, command: &[String]) -> R
     let child = match sys::fork_into(&cgroup_dir, CloneFlags::empty()).ctx(|| format!("start a process in {}", dir.display()))? {
         Forked::Parent(child) => child,
         Forked::Child => {
-            let setup = (|| {
-                set_names(spec)?;
-                let policy = Policy {
-                    lock: spec.flags & abi::VXF_LOCK != 0,
-                    spectator: true,
-                    no_reboot: false,
-                };
-                // It shares the host's mounts: nothing to seal there.
-                restrict(policy, &spec.caps, !caps::bit(caps::SYS_PTRACE), None, None)
-            })();
-            finish_child(applet, setup, || exec::exec(applet, command))
+            // It shares the host's mounts: nothing to seal there.
+            let plan = Plan {
+                hostname: spec.hostname.clone(),
+                domainname: domain_name(spec),
+                confinement: Some(Confinement {
+                    policy: Policy {
+                        lock: spec.flags & abi::VXF_LOCK != 0,
+                        spectator: true,
+                        no_reboot: false,
+                    },
+                    ceiling: spec.caps.clone(),
+                    within: !caps::bit(caps::SYS_PTRACE),
+                }),
+                ..Plan::default()
+            };
+            finish_child(applet, plan.apply().map(drop), || exec::exec(applet, command))
         }
     };
     let code = supervise(child);
@@ -492,7 +464,9 @@ fn unprivileged(applet: &str, spec: &Spec, command: &[String]) -> Result<i32> {
         Forked::Parent(child) => Ok(supervise(child)),
         Forked::Child => {
             // Its user cannot write the cgroup mounts: nothing to seal.
-            let setup = first_process(spec, CloneFlags::empty(), None, None);
+            let setup = sys::set_pdeathsig(libc::SIGKILL)
+                .ctx(|| "set the parent-death signal")
+                .and_then(|_| first_process(spec, CloneFlags::empty()).apply().map(drop));
             finish_child(applet, setup, || run_as_first(spec, applet, command))
         }
     }

@@ -17,15 +17,7 @@ pub struct IpRoot {
     pub prefix: Option<u8>,
 }
 
-/// One resource limit from ULIMIT.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limit {
-    pub resource: libc::__rlimit_resource_t,
-    pub soft: Option<u64>, // None: leave as is
-    pub hard: Option<u64>,
-}
-
-pub const UNLIMITED: u64 = libc::RLIM_INFINITY;
+pub use crate::context::limits::{Limit, UNLIMITED};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {

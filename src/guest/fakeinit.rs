@@ -126,6 +126,9 @@ pub fn wait_started(dir: &Path, init: u32, limit: Duration) -> bool {
         })
         .is_some_and(|t| t.lines().any(|l| l.split(':').nth(2) == Some("initdefault")));
     let mut seen_rc = false;
+    // sysvinit writes the new run level into utmp a moment before it forks
+    // that level's rc: the state must hold for a while to count.
+    let mut done_since: Option<Instant> = None;
     while begun.elapsed() < limit {
         let Ok(pids) = crate::kernel::cgroup::procs(dir) else {
             return false;
@@ -140,7 +143,8 @@ pub fn wait_started(dir: &Path, init: u32, limit: Duration) -> bool {
         } else {
             !rc && (seen_rc || begun.elapsed() > Duration::from_millis(500))
         };
-        if done {
+        done_since = if done { done_since.or(Some(Instant::now())) } else { None };
+        if done_since.is_some_and(|t| t.elapsed() >= Duration::from_millis(100)) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(20));

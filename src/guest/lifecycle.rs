@@ -16,15 +16,14 @@
 //! whatever is left, and removes what `start` set up.
 
 use crate::context::launch::{self, Owned};
+use crate::context::plan::{Confinement, Namespaces, Plan, Root};
 use crate::context::{self, Registry};
 use crate::error::{Context, Error, Result};
 use crate::guest::config::Config;
-use crate::guest::rootfs;
 use crate::guest::{self, Guest};
 use crate::kernel::caps;
 use crate::kernel::cgroup;
 use crate::kernel::netlock;
-use crate::kernel::ns;
 use crate::kernel::rtnetlink::{self, Alias};
 use crate::kernel::seccomp::Policy;
 use crate::paths;
@@ -78,35 +77,6 @@ fn nproc_limit(cfg: &Config) -> Option<u64> {
         .find_map(|l| l.hard.or(l.soft))
 }
 
-/// ULIMIT and S_NICE, applied to the calling process (inherited by all).
-fn apply_limits(cfg: &Config) -> Result<()> {
-    for l in &cfg.ulimits {
-        let (soft, hard) = sys::getrlimit(l.resource).ctx(|| format!("read limit {}", l.resource))?;
-        let hard = l.hard.unwrap_or(hard);
-        let soft = l.soft.unwrap_or(soft).min(hard);
-        sys::setrlimit(l.resource, soft, hard).ctx(|| format!("set limit {} (ULIMIT)", l.resource))?;
-    }
-    if let Some(n) = cfg.nice {
-        // The guest runs at this niceness and may not go below it: it has
-        // no CAP_SYS_NICE, and RLIMIT_NICE (whose ceiling is 20 - nice)
-        // is lowered, never raised, to at most 20 - n.
-        sys::set_nice(n).ctx(|| format!("set niceness {n} (S_NICE)"))?;
-        let (soft, hard) = sys::getrlimit(libc::RLIMIT_NICE).ctx(|| "read RLIMIT_NICE")?;
-        let cap = (20 - n) as u64;
-        sys::setrlimit(libc::RLIMIT_NICE, soft.min(cap), hard.min(cap)).ctx(|| "set RLIMIT_NICE (S_NICE)")?;
-    }
-    Ok(())
-}
-
-fn set_names(g: &Guest, cfg: &Config) -> Result<()> {
-    let host = cfg.hostname.as_deref().unwrap_or(&g.name);
-    nix::unistd::sethostname(host).ctx(|| format!("set the host name to '{host}'"))?;
-    if let Some(d) = &cfg.domainname {
-        sys::setdomainname(d).ctx(|| format!("set the NIS domain name to '{d}'"))?;
-    }
-    Ok(())
-}
-
 /// What the first process of a new guest context does once it is set up.
 enum Then<'a> {
     /// `start`: vsbox's init with the rc scripts (or /sbin/init with
@@ -129,95 +99,80 @@ pub enum Payload<'a> {
 
 /// In the first process of a new guest context (PID 1). Never returns.
 fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], userns: Option<OwnedFd>, then: Then) -> ! {
-    // vsbox's init answers the guest's reboot(2) itself; the filter must
-    // go in while CAP_SYS_ADMIN is still there (no no_new_privs, so the
-    // guest's setuid programs keep working).
-    let wants_listener = matches!(then, Then::Boot { .. }) && cfg.flags & abi::VXF_FAKEINIT == 0;
-    let mut listener = None;
-    let setup = (|| {
-        for d in v1_dirs {
-            cgroup::enter(d)?;
-        }
-        let xid = crate::guest::identity::own_xid()?; // the cgroup namespace hides it next
-        ns::create(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP)?;
-        rootfs::pivot_into(&g.root)?;
-        rootfs::populate()?;
-        crate::guest::identity::expose_context(xid, &g.name)?;
-        set_names(g, cfg)?;
-        apply_limits(cfg)?;
-        if wants_listener {
-            listener = Some(crate::kernel::seccomp::reboot_listener()?);
-        }
-        crate::kernel::unixscope::scope_abstract()?;
-        // The cgroup mounts went with the host's tree: nothing to seal.
-        let policy = Policy {
-            lock: cfg.flags & abi::VXF_LOCK != 0,
-            spectator: false,
-            no_reboot: false,
-        };
-        launch::restrict(policy, &guest_ceiling(cfg), u64::MAX, None, userns.as_ref())
-    })();
+    let mut plan = new_context_plan(g, cfg, v1_dirs, userns.as_ref());
     match then {
         Then::Boot { output, status } => {
-            // close_from below closes these descriptors; they must not be
-            // dropped afterwards.
+            // vsbox's init answers the guest's reboot(2) itself.
+            plan.reboot_listener = cfg.flags & abi::VXF_FAKEINIT == 0;
+            // stdout and stderr go to the caller through the output pipe,
+            // the status pipe becomes fd 3 (the listener 4), nothing else
+            // stays open; the originals close with the rest, so they must
+            // not be dropped afterwards.
             let (output, status) = (std::mem::ManuallyDrop::new(output), std::mem::ManuallyDrop::new(status));
-            let setup = setup.and_then(|_| {
-                // stdout and stderr go to the caller through the output
-                // pipe, the status pipe becomes fd 3, nothing else stays open.
-                let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null")?;
-                nix::unistd::dup2(null.as_raw_fd(), 0).ctx(|| "redirect stdin")?;
-                nix::unistd::dup2(output.as_raw_fd(), 1).ctx(|| "redirect stdout")?;
-                nix::unistd::dup2(output.as_raw_fd(), 2).ctx(|| "redirect stderr")?;
-                drop(null);
-                let mut keep = vec![status.as_raw_fd()];
-                keep.extend(listener.as_ref().map(|l| l.as_raw_fd()));
-                keep_fds(&keep)
-            });
-            launch::finish_child(applet, setup, || {
-                let status = sys::adopt_fd(3); // made the status pipe above
-                if cfg.flags & abi::VXF_FAKEINIT != 0 {
-                    drop(status); // closed by exec anyway; its end tells `start` we are up
-                    exec::exec_env(applet, &["/sbin/init".to_owned()], &init::guest_env("/root", None))
-                } else {
-                    let (up, down) = rc_commands();
-                    // Descriptor 4 is the listener (its original was closed above).
-                    let reboot = listener.map(|l| {
-                        std::mem::forget(l);
-                        sys::adopt_fd(4)
-                    });
-                    init::guest(up, down, status, reboot)
-                }
-            })
+            plan.output = Some(output.as_raw_fd());
+            plan.keep = Some(vec![status.as_raw_fd()]);
+            match plan.apply() {
+                Err(e) => launch::finish_child(applet, Err(e), || 0),
+                Ok(applied) => launch::finish_child(applet, Ok(()), || {
+                    let status = sys::adopt_fd(3); // made the status pipe above
+                    if cfg.flags & abi::VXF_FAKEINIT != 0 {
+                        drop(status); // closed by exec anyway; its end tells `start` we are up
+                        exec::exec_env(applet, &["/sbin/init".to_owned()], &init::guest_env("/root", None))
+                    } else {
+                        let (up, down) = rc_commands();
+                        init::guest(up, down, status, applied.reboot_listener)
+                    }
+                }),
+            }
         }
         Then::Run(payload) => {
-            let keep = match &payload {
-                Payload::Shell(sock) => Some(sock.as_raw_fd()),
-                Payload::Command { .. } => None,
-            };
-            let setup = setup.and_then(|_| keep_fds(keep.as_slice()));
-            launch::finish_child(applet, setup, || run_payload(applet, payload, true, false, false))
+            plan.keep = Some(match &payload {
+                Payload::Shell(sock) => vec![sock.as_raw_fd()],
+                Payload::Command { .. } => Vec::new(),
+            });
+            let setup = plan.apply().map(drop);
+            launch::finish_child(applet, setup, || run_payload(applet, payload, true, None, false))
         }
     }
 }
 
-/// Places `fds` at 3, 4, … (through copies above 10, so none overwrites
-/// another) and closes every other descriptor above stderr.
-fn keep_fds(fds: &[i32]) -> Result<()> {
-    let mut high = Vec::with_capacity(fds.len());
-    for &fd in fds {
-        high.push(nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).ctx(|| "copy a descriptor")?);
+/// The plan of a guest's new context (start, or exec and enter when it
+/// is not running), in its first process: PID 1 of its PID namespace.
+fn new_context_plan<'a>(g: &'a Guest, cfg: &'a Config, v1_dirs: &[PathBuf], userns: Option<&'a OwnedFd>) -> Plan<'a> {
+    Plan {
+        cgroups: v1_dirs.to_vec(),
+        namespaces: Namespaces::Create(
+            CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP,
+        ),
+        root: Root::Guest {
+            tree: &g.root,
+            name: &g.name,
+        },
+        hostname: Some(cfg.hostname.clone().unwrap_or_else(|| g.name.clone())),
+        domainname: cfg.domainname.clone(),
+        limits: &cfg.ulimits,
+        nice: cfg.nice,
+        // Its processes may not reach abstract unix sockets outside it.
+        scope_abstract: true,
+        // The cgroup mounts went with the host's tree: nothing to seal.
+        userns,
+        confinement: Some(Confinement {
+            policy: Policy {
+                lock: cfg.flags & abi::VXF_LOCK != 0,
+                spectator: false,
+                no_reboot: false,
+            },
+            ceiling: guest_ceiling(cfg),
+            within: u64::MAX,
+        }),
+        ..Plan::default()
     }
-    for (i, h) in high.iter().enumerate() {
-        nix::unistd::dup2(*h, 3 + i as i32).ctx(|| "keep a descriptor")?;
-    }
-    sys::close_from(3 + fds.len() as u32).ctx(|| "close inherited descriptors")
 }
 
-/// Runs the payload (its descriptors already placed by [`keep_fds`]: the
-/// terminal socket first, then the reboot listener when `reboot`, then
-/// the client's lifeline when `client`).
-fn run_payload(applet: &str, payload: Payload, as_init: bool, reboot: bool, client: bool) -> i32 {
+/// Runs the payload (its descriptors already placed by its plan: the
+/// terminal socket first, then the client's lifeline when `client`, then
+/// the reboot listener when `reboot`).
+fn run_payload(applet: &str, payload: Payload, as_init: bool, listener: Option<OwnedFd>, client: bool) -> i32 {
     let mut next = 3;
     // None of them is for the command: close-on-exec again (dup2 cleared it).
     let mut take = |wanted: bool| {
@@ -227,15 +182,18 @@ fn run_payload(applet: &str, payload: Payload, as_init: bool, reboot: bool, clie
             sys::adopt_fd(next - 1)
         })
     };
+    if let Some(l) = &listener {
+        let _ = nix::fcntl::fcntl(l.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+    }
     match payload {
         Payload::Command { command, user } => {
-            let (listener, client) = (take(reboot), take(client));
+            let client = take(client);
             run_as(applet, command, user, as_init, listener, client)
         }
         Payload::Shell(sock) => {
             // The socket is descriptor 3 now; its original is closed already.
             std::mem::forget(sock);
-            let (sock, listener, client) = (take(true), take(reboot), take(client));
+            let (sock, client) = (take(true), take(client));
             match shell_on_new_tty(applet, sock.expect("placed at 3"), listener, client) {
                 Ok(code) => code,
                 Err(e) => {
@@ -826,37 +784,44 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, cfg: &Config, payloa
     match target.fork()? {
         Forked::Parent(child) => Ok(child),
         Forked::Child => {
-            let mut keep: Vec<i32> = match &payload {
-                Payload::Shell(sock) => vec![sock.as_raw_fd()],
-                Payload::Command { .. } => Vec::new(),
-            };
             // A guest that may reboot itself: this process, staying the
             // parent of what it runs, answers their reboot(2) (its filter,
             // unlike the init's, is theirs). Otherwise reboot(2) just fails.
             let may_reboot = target.ceiling & caps::bit(caps::SYS_BOOT) != 0;
-            let setup = (|| {
-                target.enter()?;
-                std::env::set_current_dir("/").ctx(|| "chdir /")?;
-                apply_limits(cfg)?;
-                if may_reboot {
-                    let l = crate::kernel::seccomp::reboot_listener()?;
-                    keep.push(l.as_raw_fd());
-                    std::mem::forget(l); // placed by keep_fds below
-                }
-                crate::kernel::unixscope::scope_abstract()?;
-                let policy = Policy {
-                    lock: target.flags & abi::VXF_LOCK != 0,
-                    spectator: false,
-                    no_reboot: !may_reboot,
-                };
-                launch::restrict(policy, &caps::Request::default(), target.ceiling, None, target.userns.as_ref())?;
-                // The lifeline goes last: this process stays the command's
-                // parent and ends it, and all below it, when the client
-                // ends, however it ends.
-                keep.push(lifeline.fd());
-                keep_fds(&keep)
-            })();
-            launch::finish_child(applet, setup, || run_payload(applet, payload, false, may_reboot, true))
+            let mut keep: Vec<i32> = match &payload {
+                Payload::Shell(sock) => vec![sock.as_raw_fd()],
+                Payload::Command { .. } => Vec::new(),
+            };
+            // The lifeline: this process stays the command's parent and
+            // ends it, and all below it, when the client ends, however it
+            // ends.
+            keep.push(lifeline.fd());
+            let plan = Plan {
+                namespaces: Namespaces::Join(&target),
+                cwd: Some(PathBuf::from("/")),
+                limits: &cfg.ulimits,
+                nice: cfg.nice,
+                reboot_listener: may_reboot,
+                scope_abstract: true,
+                userns: target.userns.as_ref(),
+                confinement: Some(Confinement {
+                    policy: Policy {
+                        lock: target.flags & abi::VXF_LOCK != 0,
+                        spectator: false,
+                        no_reboot: !may_reboot,
+                    },
+                    ceiling: caps::Request::default(),
+                    within: target.ceiling,
+                }),
+                keep: Some(keep),
+                ..Plan::default()
+            };
+            match plan.apply() {
+                Err(e) => launch::finish_child(applet, Err(e), || 0),
+                Ok(applied) => launch::finish_child(applet, Ok(()), || {
+                    run_payload(applet, payload, false, applied.reboot_listener, true)
+                }),
+            }
         }
     }
 }
@@ -937,4 +902,43 @@ fn count_procs(dir: &Path) -> usize {
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guest() -> Guest {
+        Guest {
+            name: "web".to_owned(),
+            conf: PathBuf::from("/etc/vservers/web.conf"),
+            root: PathBuf::from("/vservers/web"),
+            hook: PathBuf::from("/etc/vservers/web.sh"),
+        }
+    }
+
+    #[test]
+    fn a_guests_new_context_is_planned_from_its_configuration() {
+        let g = guest();
+        let cfg = crate::guest::config::parse(Path::new("web.conf"), "S_FLAGS=lock\nS_HOSTNAME=www\nULIMIT=\"-H -n 512\"\n").unwrap();
+        let plan = new_context_plan(&g, &cfg, &[], None);
+        let c = plan.confinement.as_ref().expect("confined");
+        assert!(c.policy.lock && !c.policy.spectator && !c.policy.no_reboot);
+        let ceiling = c.ceiling.apply_to(u64::MAX);
+        assert_eq!(ceiling & caps::bit(caps::DAC_READ_SEARCH), 0, "no open_by_handle_at past the root");
+        assert_eq!(ceiling & caps::bit(caps::SYS_BOOT), 0);
+        assert_ne!(ceiling & caps::bit(caps::NET_BIND_SERVICE), 0);
+        assert!(matches!(plan.namespaces, Namespaces::Create(f) if f.contains(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWCGROUP)));
+        assert!(matches!(plan.root, Root::Guest { name: "web", .. }));
+        assert_eq!(plan.hostname.as_deref(), Some("www"));
+        assert_eq!(plan.limits.len(), 1);
+        assert!(plan.scope_abstract && plan.seal.is_none());
+        // Without S_HOSTNAME the guest's name.
+        let cfg = crate::guest::config::parse(Path::new("web.conf"), "S_CAPS=CAP_SYS_BOOT\n").unwrap();
+        let plan = new_context_plan(&g, &cfg, &[], None);
+        assert_eq!(plan.hostname.as_deref(), Some("web"));
+        let c = plan.confinement.as_ref().unwrap();
+        assert!(!c.policy.lock);
+        assert_ne!(c.ceiling.apply_to(u64::MAX) & caps::bit(caps::SYS_BOOT), 0);
+    }
 }

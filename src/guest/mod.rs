@@ -15,7 +15,7 @@ pub mod identity;
 pub mod lifecycle;
 pub mod reboot;
 pub mod resolv;
-pub mod rootfs;
+
 pub mod tree;
 pub mod unify;
 pub mod walk;

@@ -1,0 +1,254 @@
+//! How a process is put into a context: a [`Plan`] describes it, and
+//! [`Plan::apply`] carries it out — in one place, in one order — in the
+//! process that then runs the command (a child born in the context's
+//! cgroup and, for a new context, as PID 1 of its PID namespace).
+//! chcontext (new, join, spectator, unprivileged), chbind and vserver
+//! (start, exec, enter, suexec, service) only build plans. This is also
+//! where the kernel patch's native calls plug in.
+//!
+//! The order, and why:
+//!
+//! 1. the v1 controller cgroups (the v2 one was given at clone time);
+//! 2. for a guest, its context id, read from /proc/self/cgroup before
+//!    the cgroup namespace hides the path;
+//! 3. namespaces, created or joined — the mount namespace last of the
+//!    joined ones, since it changes the root;
+//! 4. the root: kept, a private copy of the mounts (with a /proc of the
+//!    new PID namespace), or the guest's tree by pivot_root with its own
+//!    /proc, /sys, /dev and /run;
+//! 5. the guest's context record on /run/vsbox;
+//! 6. the working directory;
+//! 7. host and domain names;
+//! 8. resource limits and niceness (raising a hard limit needs the host's
+//!    CAP_SYS_RESOURCE, which step 11 gives up);
+//! 9. the reboot listener (a seccomp filter installed while CAP_SYS_ADMIN
+//!    is there, without no_new_privs, so setuid programs keep working);
+//! 10. the abstract unix socket scope (Landlock);
+//! 11. the cgroup seal (read-only cgroup mounts) and then the context's
+//!     own user namespace — the last steps that need the host's privileges;
+//! 12. the seccomp policy and the capability ceiling, for good;
+//! 13. standard input, output and errors where asked, then the descriptors
+//!     the command is to find at 3, 4, …; every other one is closed.
+
+use crate::context::launch::Target;
+use crate::context::{exec, limits, record, rootfs};
+use crate::error::{Context, Result};
+use crate::kernel::seccomp::{self, Policy};
+use crate::kernel::{caps, cgroup, ns, unixscope};
+use crate::sys;
+use nix::sched::CloneFlags;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+/// The namespaces of the process (step 3).
+pub enum Namespaces<'a> {
+    /// The caller's (spectator, chbind's network lock alone).
+    Keep,
+    /// New ones of these kinds (the PID namespace is made at clone time).
+    Create(CloneFlags),
+    /// Those of a running context, but its PID namespace (given at fork).
+    Join(&'a Target),
+}
+
+/// The root and mounts of the process (step 4).
+pub enum Root<'a> {
+    /// The caller's, and its mounts.
+    Keep,
+    /// A private copy of the caller's mounts, with a fresh /proc when
+    /// `proc` (a new PID namespace's).
+    Private { proc: bool },
+    /// A guest's tree as `/`, by pivot_root, with /proc, /sys, /dev and a
+    /// fresh /run (rootfs.rs), and its context record naming it `name`.
+    Guest { tree: &'a Path, name: &'a str },
+}
+
+/// What is locked for good (step 12).
+pub struct Confinement {
+    pub policy: seccomp::Policy,
+    pub ceiling: caps::Request,
+    /// The ceiling may not go above this (a joined context's own).
+    pub within: u64,
+}
+
+/// A context's setup, step by step (see the module's documentation).
+pub struct Plan<'a> {
+    pub cgroups: Vec<PathBuf>,
+    pub namespaces: Namespaces<'a>,
+    pub root: Root<'a>,
+    pub cwd: Option<PathBuf>,
+    pub hostname: Option<String>,
+    /// Some(""): an empty NIS domain name.
+    pub domainname: Option<String>,
+    pub limits: &'a [limits::Limit],
+    pub nice: Option<i32>,
+    pub reboot_listener: bool,
+    pub scope_abstract: bool,
+    pub seal: Option<&'a cgroup::Layout>,
+    pub userns: Option<&'a OwnedFd>,
+    pub confinement: Option<Confinement>,
+    /// Standard input from /dev/null, and output and errors to this
+    /// descriptor (a guest's start-up output pipe).
+    pub output: Option<RawFd>,
+    /// Placed at 3, 4, … in this order; everything else above 2 closes.
+    /// None leaves the descriptors as they are (their close-on-exec flags
+    /// decide).
+    pub keep: Option<Vec<RawFd>>,
+}
+
+impl Default for Plan<'_> {
+    fn default() -> Self {
+        Plan {
+            cgroups: Vec::new(),
+            namespaces: Namespaces::Keep,
+            root: Root::Keep,
+            cwd: None,
+            hostname: None,
+            domainname: None,
+            limits: &[],
+            nice: None,
+            reboot_listener: false,
+            scope_abstract: false,
+            seal: None,
+            userns: None,
+            confinement: None,
+            output: None,
+            keep: None,
+        }
+    }
+}
+
+/// What applying a plan made that the process goes on with.
+#[derive(Default)]
+pub struct Applied {
+    /// The reboot listener (a seccomp notification descriptor), placed
+    /// after the kept descriptors.
+    pub reboot_listener: Option<OwnedFd>,
+}
+
+impl Plan<'_> {
+    /// Carries the plan out in this process, in the order of the module's
+    /// documentation. Errors name the step that failed; the caller exits
+    /// with 125 (SPEC §1) through the entry point's error path.
+    pub fn apply(self) -> Result<Applied> {
+        for d in &self.cgroups {
+            cgroup::enter(d)?;
+        }
+        let xid = match self.root {
+            Root::Guest { .. } => Some(record::own_xid()?),
+            _ => None,
+        };
+        match self.namespaces {
+            Namespaces::Keep => {}
+            Namespaces::Create(flags) => ns::create(flags)?,
+            Namespaces::Join(target) => target.enter()?,
+        }
+        match self.root {
+            Root::Keep => {}
+            Root::Private { proc } => {
+                ns::isolate_mounts()?;
+                if proc {
+                    ns::mount_proc("/proc")?;
+                }
+            }
+            Root::Guest { tree, name } => {
+                rootfs::pivot_into(tree)?;
+                rootfs::populate()?;
+                record::expose_context(xid.unwrap_or(crate::context::HOST), name)?;
+            }
+        }
+        if let Some(cwd) = &self.cwd {
+            // Best effort, as a shell does: the directory may not exist there.
+            let _ = std::env::set_current_dir(cwd);
+        }
+        if let Some(h) = &self.hostname {
+            nix::unistd::sethostname(h).ctx(|| format!("set the host name to '{h}'"))?;
+        }
+        if let Some(d) = &self.domainname {
+            crate::sys::setdomainname(d).ctx(|| format!("set the NIS domain name to '{d}'"))?;
+        }
+        limits::apply(self.limits, self.nice)?;
+        let mut applied = Applied::default();
+        if self.reboot_listener {
+            applied.reboot_listener = Some(seccomp::reboot_listener()?);
+        }
+        if self.scope_abstract {
+            unixscope::scope_abstract()?;
+        }
+        if let Some(c) = &self.confinement {
+            restrict(c.policy, &c.ceiling, c.within, self.seal, self.userns)?;
+        } else if let Some(layout) = self.seal {
+            layout.seal()?;
+        }
+        if let Some(out) = self.output {
+            let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null")?;
+            nix::unistd::dup2(null.as_raw_fd(), 0).ctx(|| "redirect stdin")?;
+            nix::unistd::dup2(out, 1).ctx(|| "redirect stdout")?;
+            nix::unistd::dup2(out, 2).ctx(|| "redirect stderr")?;
+        }
+        if let Some(mut keep) = self.keep {
+            let listener = applied.reboot_listener.take();
+            keep.extend(listener.as_ref().map(|l| l.as_raw_fd()));
+            place_fds(&keep)?;
+            if listener.is_some() {
+                // Its original was closed with the rest; it is the last kept.
+                std::mem::forget(listener);
+                applied.reboot_listener = Some(crate::sys::adopt_fd(2 + keep.len() as RawFd));
+            }
+        }
+        Ok(applied)
+    }
+}
+
+/// The last steps into a context, each irreversible, in this order since
+/// each needs CAP_SYS_ADMIN that the last may take away:
+/// - the cgroup mounts of the context's mount namespace become read-only,
+///   so a root without CAP_SYS_ADMIN, now or after a later drop, cannot
+///   move itself out of its cgroup (the cgroup namespace alone stops that
+///   only on `nsdelegate` mounts);
+/// - the seccomp filter (see seccomp.rs: file handles, terminals, and the
+///   lock's and the spectator's refusals);
+/// - the capability ceiling: what `req` leaves of this process's own
+///   ceiling within `within` (a joined context's ceiling, or all).
+fn restrict(
+    policy: Policy,
+    req: &caps::Request,
+    within: u64,
+    seal: Option<&cgroup::Layout>,
+    userns: Option<&std::os::fd::OwnedFd>,
+) -> Result<()> {
+    if let Some(layout) = seal {
+        layout.seal()?;
+    }
+    // Last of what needs the host's privileges; it gives a full set of
+    // capabilities in the namespace, which the ceiling then lowers.
+    if let Some(ns) = userns {
+        // Joining clears the parent-death signal (a change of
+        // credentials: kernel/cred.c commit_creds); it must stay.
+        let pdeath = sys::pdeathsig();
+        crate::kernel::userns::enter(ns)?;
+        if pdeath != 0 {
+            exec::tie_again(pdeath);
+        }
+    }
+    let current = caps::bounding()?;
+    let target = req.apply_to(current & within);
+    seccomp::install(policy)?;
+    // No further system calls when it is the ceiling already.
+    if current == target && caps::ambient()? == 0 {
+        return Ok(());
+    }
+    caps::limit_from(current, target)
+}
+
+/// Places `fds` at 3, 4, … (through copies above 10, so none overwrites
+/// another) and closes every other descriptor above stderr.
+pub fn place_fds(fds: &[RawFd]) -> Result<()> {
+    let mut high = Vec::with_capacity(fds.len());
+    for &fd in fds {
+        high.push(nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).ctx(|| "copy a descriptor")?);
+    }
+    for (i, h) in high.iter().enumerate() {
+        nix::unistd::dup2(*h, 3 + i as i32).ctx(|| "keep a descriptor")?;
+    }
+    crate::sys::close_from(3 + fds.len() as u32).ctx(|| "close inherited descriptors")
+}
