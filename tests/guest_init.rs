@@ -355,3 +355,24 @@ fn the_vsbox_process_a_command_runs_under_survives_signals_from_inside_and_takes
     );
     assert_eq!(client.0.wait().unwrap().code(), Some(137));
 }
+
+#[test]
+fn service_stops_and_restarts_a_daemon_the_guest_started_at_boot() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "svcstop");
+    // A daemon started at boot; its init script finds it again through
+    // /proc/PID/exe, as start-stop-daemon does.
+    g.service(
+        "daemon",
+        "(probe sleep 600 &)",
+        "for p in /proc/[0-9]*; do [ \"$(readlink $p/exe)\" = /bin/probe ] && kill ${p#/proc/}; done",
+    );
+    g.run(&["start"]).ok();
+    assert!(eventually(5, || !running(&g, "probe sleep 600").is_empty()), "the daemon runs");
+    g.run(&["service", "S50daemon", "stop"]).ok();
+    assert!(
+        eventually(5, || running(&g, "probe sleep 600").is_empty()),
+        "service stop found the daemon"
+    );
+}

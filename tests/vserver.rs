@@ -1840,16 +1840,17 @@ fn abstract_unix_sockets_do_not_cross_between_host_and_guests() {
     let with_ip = TestGuest::busybox(&env, "abs-ip");
     with_ip.conf(&format!("IPROOT={}\n", loopback()));
     let without = TestGuest::busybox(&env, "abs");
-    for (g, running) in [(&with_ip, true), (&without, true), (&with_ip, false)] {
+    // A stopped guest's exec: its fresh context is scoped as a whole.
+    for (g, running) in [(&with_ip, false), (&without, false), (&with_ip, true), (&without, true)] {
         if running {
             g.run(&["start"]).ok();
-        } else {
-            g.run(&["stop"]).ok();
         }
-        let out = g.run(&["exec", "probe", "abstract-connect", &name]);
-        assert!(out.stdout.starts_with("ERR EPERM"), "{} running={running}: {out:?}", g.name);
-        let out = g.run(&["exec", "probe", "abstract-send", &dgram, "guest"]);
-        assert!(out.stdout.starts_with("ERR EPERM"), "{} running={running}: {out:?}", g.name);
+        if !running {
+            let out = g.run(&["exec", "probe", "abstract-connect", &name]);
+            assert!(out.stdout.starts_with("ERR EPERM"), "{} running={running}: {out:?}", g.name);
+            let out = g.run(&["exec", "probe", "abstract-send", &dgram, "guest"]);
+            assert!(out.stdout.starts_with("ERR EPERM"), "{} running={running}: {out:?}", g.name);
+        }
         // Its own abstract sockets work among its processes.
         let own = format!("{name}-own");
         let out = g.run(&[
@@ -1860,14 +1861,8 @@ fn abstract_unix_sockets_do_not_cross_between_host_and_guests() {
         ]);
         assert_eq!(out.line(), "OK answer=guest", "{out:?}");
     }
-    // So is a process that joins the running guest's context with chcontext.
-    let xid = xid_of(&without.run(&["status"])).to_string();
-    let out = env.run(
-        "chcontext",
-        &["--silent", "--ctx", &xid, "--", "/bin/probe", "abstract-connect", &name],
-    );
-    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
-    // A running guest's processes (its services) are held the same way.
+    // A running guest's processes (its init and services) are held; what
+    // the admin runs into it with exec is not (vserver(8), BUGS).
     without.service("abs", &format!("(probe abstract-connect {name} > /tmp/abs.out &)"), "true");
     without.run(&["restart"]).ok();
     assert!(eventually(5, || std::fs::read_to_string(without.root().join("tmp/abs.out"))

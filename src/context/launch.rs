@@ -216,7 +216,11 @@ pub(crate) fn own_user_namespace(dir: &Path, xid: u32, ceiling: u64, limits: &us
     if !userns::wanted(ceiling) {
         return Ok(None);
     }
-    userns::attach_low_ports(dir)?;
+    // What CAP_NET_BIND_SERVICE gave its root on the host's stack, and only
+    // when its ceiling keeps that capability.
+    if ceiling & caps::bit(caps::NET_BIND_SERVICE) != 0 {
+        userns::attach_low_ports(dir)?;
+    }
     userns::create(userns::owner_uid(xid), limits).map(Some)
 }
 
@@ -332,7 +336,6 @@ impl Target {
 
 fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> Result<i32> {
     let target = Target::open(&reg.layout, xid, dir)?;
-    let is_guest = sys::getxattr(dir, context::XATTR_GUEST).ok().flatten().is_some();
     let cwd = std::env::current_dir().ok();
     if detach(spec)? {
         return Ok(0);
@@ -350,9 +353,10 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command
                 cwd,
                 hostname: spec.hostname.clone(),
                 domainname: domain_name(spec),
-                // A server's processes may not reach abstract unix sockets
-                // outside it, whichever way they came in (unixscope.rs).
-                scope_abstract: is_guest,
+                // Not scoped for abstract unix sockets, as vserver's joins
+                // (guest/lifecycle.rs): a domain of its own could not see the
+                // server's processes.
+                scope_abstract: false,
                 // Its mount namespace was sealed when the context was made.
                 userns: target.userns.as_ref(),
                 confinement: Some(Confinement {

@@ -802,7 +802,11 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, cfg: &Config, payloa
                 limits: &cfg.ulimits,
                 nice: cfg.nice,
                 reboot_listener: may_reboot,
-                scope_abstract: true,
+                // Not scoped for abstract unix sockets: a Landlock domain of its own
+                // could not see the guest's services (start-stop-daemon reads
+                // their /proc/PID/exe, so `service X stop` failed silently),
+                // and no domain can be joined. vserver(8), BUGS.
+                scope_abstract: false,
                 userns: target.userns.as_ref(),
                 confinement: Some(Confinement {
                     policy: Policy {
