@@ -301,7 +301,7 @@ impl Target {
         let handles = ns::Handles::open(leader.pid)?;
         let ceiling = caps::from_status(&leader.status, "CapBnd:")
             .ok_or_else(|| Error::failed(format!("read the ceiling of context {xid}"), "no CapBnd line"))?;
-        let v1 = ["cpu", "pids"]
+        let v1 = cgroup::CONTROLLERS
             .iter()
             .filter_map(|c| layout.v1_dir(c, dir))
             .filter(|d| d.is_dir())

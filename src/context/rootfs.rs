@@ -27,16 +27,6 @@ const PROC_MASKED: &[&str] = &[
 /// Directories under /proc that reach host-wide settings: read-only.
 const PROC_READONLY: &[&str] = &["/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs", "/proc/acpi", "/proc/scsi"];
 
-/// Character devices of the minimal /dev: name, major, minor.
-const DEVICES: &[(&str, u64, u64)] = &[
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
-
 fn flags() -> MsFlags {
     MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
 }
@@ -150,9 +140,15 @@ fn dev() -> Result<()> {
         Some("mode=755,size=1024k"),
     )
     .ctx(|| "mount /dev")?;
-    for &(name, major, minor) in DEVICES {
+    for &(name, major, minor) in crate::kernel::devices::MINIMAL {
         let p = format!("/dev/{name}");
-        mknod(p.as_str(), SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(major, minor)).ctx(|| format!("create {p}"))?;
+        mknod(
+            p.as_str(),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(major.into(), minor.into()),
+        )
+        .ctx(|| format!("create {p}"))?;
         // mknod honours the umask; the nodes must be usable by everyone.
         fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).ctx(|| format!("chmod {p}"))?;
     }

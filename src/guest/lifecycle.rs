@@ -383,7 +383,7 @@ fn remove_aliases(dir: &Path) {
 /// Removes what `start` set up for a context that has no processes left.
 pub(crate) fn clean_up(reg: &Registry, dir: &Path) -> Result<()> {
     remove_aliases(dir);
-    for c in ["cpu", "pids"] {
+    for c in cgroup::CONTROLLERS {
         if let Some(d) = reg.layout.v1_dir(c, dir).filter(|d| d.is_dir()) {
             cgroup::remove(&d, Some(Duration::from_secs(2)))?;
         }

@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 /// The directory under the v2 root that holds every context.
 pub const BASE: &str = "vsbox";
 
+/// The controllers vsbox uses besides the v2 hierarchy's own: `cpu` (the
+/// `sched` flag) and `pids` (`nproc`), under v1 where they are mounted
+/// there (a hybrid layout), in the v2 directory otherwise.
+pub const CONTROLLERS: [&str; 2] = ["cpu", "pids"];
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mount {
     /// The mount's root inside its filesystem, as mountinfo shows it.
@@ -416,7 +421,7 @@ pub fn sweep(layout: &Layout, dir: &Path) {
         }
         sweep(layout, &sub);
         if owner_of(&sub).is_some_and(|pid| !alive(pid)) && !populated(&sub) {
-            for c in ["cpu", "pids"] {
+            for c in CONTROLLERS {
                 if let Some(d) = layout.v1_dir(c, &sub).filter(|d| d.is_dir()) {
                     let _ = fs::remove_dir(d);
                 }

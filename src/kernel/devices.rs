@@ -17,8 +17,19 @@ const CTX_MINOR: i16 = 8;
 const DEV_BLOCK: u32 = 1;
 const DEV_CHAR: u32 = 2;
 
-/// Character devices allowed: (major, minors).
-const ALLOWED: &[(u32, &[u32])] = &[(1, &[3, 5, 7, 8, 9]), (5, &[0, 2])];
+/// The character devices of a guest's minimal /dev (SPEC §6): name, major,
+/// minor. rootfs.rs makes these nodes; the device program allows them,
+/// and /dev/ptmx (5:2, a link to the guest's own devpts instance).
+pub const MINIMAL: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+/// /dev/ptmx, the multiplexer of a devpts instance.
+const PTMX: (u32, u32) = (5, 2);
 /// Pseudo-terminal slaves (Unix98): majors 136 to 143.
 const PTS_MAJORS: (u32, u32) = (136, 143);
 
@@ -70,13 +81,10 @@ fn program(extra: &[Device]) -> Vec<bpf::Insn> {
         a.bind(next);
     }
     a.jne32(R2, DEV_CHAR, deny);
-    for (major, minors) in ALLOWED {
+    for (major, minor) in MINIMAL.iter().map(|&(_, ma, mi)| (ma, mi)).chain([PTMX]) {
         let next = a.label();
-        a.jne32(R3, *major, next);
-        for m in *minors {
-            a.jeq32(R4, *m, allow);
-        }
-        a.ja(deny);
+        a.jne32(R3, major, next);
+        a.jeq32(R4, minor, allow);
         a.bind(next);
     }
     a.jlt32(R3, PTS_MAJORS.0, deny);

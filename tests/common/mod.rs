@@ -166,7 +166,7 @@ pub fn kill_context(xid: u32) {
     let Ok(reg) = vsbox::context::Registry::open() else { return };
     let Some(dir) = reg.find(xid) else { return };
     let mut dirs = vec![dir.clone()];
-    for c in ["cpu", "pids"] {
+    for c in vsbox::kernel::cgroup::CONTROLLERS {
         if let Some(d) = reg.layout.v1_dir(c, &dir).filter(|d| d.is_dir()) {
             dirs.push(d);
         }
