@@ -1807,6 +1807,21 @@ fn the_loopback_address_can_be_chosen_and_is_never_shared() {
         "{out:?}"
     );
     assert!(other.context_dir().is_none(), "a refused start left its context");
+    // Nor another running guest's IPROOT address, nor its own.
+    let g_ip = g.conf_path();
+    let g_ip = std::fs::read_to_string(g_ip).unwrap();
+    let g_ip = g_ip.lines().find_map(|l| l.strip_prefix("IPROOT=")).unwrap().to_owned();
+    other.conf(&format!("IPROOT={}\nIPROOT_LBACK={g_ip}\n", loopback()));
+    let out = other.run(&["start"]);
+    assert!(
+        out.stderr.contains(&format!("loopback address {g_ip} is taken by context")),
+        "{out:?}"
+    );
+    let own = loopback();
+    other.conf(&format!("IPROOT={own}\nIPROOT_LBACK={own}\n"));
+    let out = other.run(&["start"]);
+    assert!(out.stderr.contains("is one of its IPROOT addresses"), "{out:?}");
+    assert!(other.context_dir().is_none(), "a refused start left its context");
     other.conf("IPROOT_LBACK=127.0.0.1\n");
     let out = other.run(&["start"]);
     assert!(out.stderr.contains(":1: IPROOT_LBACK: '127.0.0.1' is not"), "{out:?}");

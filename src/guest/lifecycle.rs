@@ -441,11 +441,25 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
     if !addrs.is_empty() {
         if addrs.wants_lback() {
             let lb = cfg.lback.unwrap_or_else(|| netlock::lback_for_xid(xid));
-            if let Some((other, _)) = reg.list().into_iter().find(|(x, d)| *x != xid && netlock::lback_of(d) == Some(lb)) {
-                return Err(Error::failed(
-                    format!("start server {}", g.name),
-                    format!("its loopback address {lb} is taken by context {other} (IPROOT_LBACK)"),
-                ));
+            let refuse = |why: String| Err(Error::failed(format!("start server {}", g.name), why));
+            if addrs.v4.contains(&lb) {
+                return refuse(format!("its loopback address {lb} is one of its IPROOT addresses (IPROOT_LBACK)"));
+            }
+            // Another context's loopback, or an address another is locked
+            // to: its services would be taken over on those ports.
+            let locked_to = |d: &Path| {
+                sys::getxattr(d, netlock::XATTR_IP).ok().flatten().is_some_and(|v| {
+                    String::from_utf8_lossy(&v)
+                        .split_whitespace()
+                        .any(|a| a.parse::<std::net::Ipv4Addr>().ok() == Some(lb))
+                })
+            };
+            if let Some((other, _)) = reg
+                .list()
+                .into_iter()
+                .find(|(x, d)| *x != xid && (netlock::lback_of(d) == Some(lb) || locked_to(d)))
+            {
+                return refuse(format!("its loopback address {lb} is taken by context {other} (IPROOT_LBACK)"));
             }
             addrs.lback = Some(lb);
         }
