@@ -320,14 +320,7 @@ pub fn tty_name(tty: u32) -> String {
 
 /// User names from the host's /etc/passwd.
 pub fn user_names() -> HashMap<u32, String> {
-    std::fs::read_to_string("/etc/passwd")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            Some((f.get(2)?.parse().ok()?, (*f.first()?).to_owned()))
-        })
-        .collect()
+    crate::context::users::names_by_uid(&std::fs::read_to_string("/etc/passwd").unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -14,12 +14,20 @@ pub struct User {
     pub groups: Vec<u32>,
 }
 
+/// The entries of a passwd text (`/etc/passwd` format, passwd(5)) with
+/// all seven fields: each line's fields. The one parser of that format.
+pub fn passwd_entries(passwd: &str) -> impl Iterator<Item = Vec<&str>> {
+    passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 7)
+}
+
+/// Every user's name by uid, from a passwd text.
+pub fn names_by_uid(passwd: &str) -> std::collections::HashMap<u32, String> {
+    passwd_entries(passwd).filter_map(|f| Some((f[2].parse().ok()?, f[0].to_owned()))).collect()
+}
+
 /// Finds `who` (a name or a number) in passwd and group texts.
 pub fn lookup(who: &str, passwd: &str, group: &str) -> Result<User> {
-    let entry = passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 7 && (f[0] == who || f[2] == who));
+    let entry = passwd_entries(passwd).find(|f| f[0] == who || f[2] == who);
     let Some(f) = entry else {
         return Err(Error::failed(format!("user '{who}'"), "not in the server's /etc/passwd"));
     };
