@@ -22,7 +22,9 @@ pub fn passwd_entries(passwd: &str) -> impl Iterator<Item = Vec<&str>> {
 
 /// Every user's name by uid, from a passwd text.
 pub fn names_by_uid(passwd: &str) -> std::collections::HashMap<u32, String> {
-    passwd_entries(passwd).filter_map(|f| Some((f[2].parse().ok()?, f[0].to_owned()))).collect()
+    passwd_entries(passwd)
+        .filter_map(|f| Some((f[2].parse().ok()?, f[0].to_owned())))
+        .collect()
 }
 
 /// Finds `who` (a name or a number) in passwd and group texts.

@@ -16,28 +16,31 @@
 use crate::error::{Context, Result};
 use crate::sys::{self, SockFilter};
 
+/// linux/audit.h (libc does not carry these): the architectures whose
+/// system call numbers the filters know.
 const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+/// __X32_SYSCALL_BIT (asm/unistd.h).
 const X32_BIT: u32 = 0x4000_0000;
-const RET_ALLOW: u32 = 0x7fff_0000;
-const RET_ERRNO: u32 = 0x0005_0000;
-const EPERM: u32 = 1;
-const ENOSYS: u32 = 38;
+const RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+const RET_ERRNO: u32 = libc::SECCOMP_RET_ERRNO;
+const EPERM: u32 = libc::EPERM as u32;
+const ENOSYS: u32 = libc::ENOSYS as u32;
 
-// Classic BPF opcodes.
-const LD_W_ABS: u16 = 0x20;
-const JEQ_K: u16 = 0x15;
-const JGE_K: u16 = 0x35;
-const JSET_K: u16 = 0x45;
-const RET_K: u16 = 0x06;
-const JA: u16 = 0x05;
+// Classic BPF opcodes (linux/filter.h).
+const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
 
 /// CLONE_NEW{NS,CGROUP,UTS,IPC,USER,PID,NET}; CLONE_NEWTIME (0x80) only
 /// counts for unshare, where it does not collide with the exit signal.
 const CLONE_NS_FLAGS: u32 = 0xFE02_0000;
 const UNSHARE_NS_FLAGS: u32 = CLONE_NS_FLAGS | 0x80;
-const TIOCSTI: u32 = 0x5412;
-const TIOCLINUX: u32 = 0x541C;
+const TIOCSTI: u32 = libc::TIOCSTI as u32;
+const TIOCLINUX: u32 = libc::TIOCLINUX as u32;
 
 #[derive(Clone, Copy)]
 enum When {
@@ -163,7 +166,7 @@ pub fn build(policy: Policy) -> Vec<SockFilter> {
     prog
 }
 
-const RET_USER_NOTIF: u32 = 0x7fc0_0000;
+const RET_USER_NOTIF: u32 = libc::SECCOMP_RET_USER_NOTIF;
 
 /// reboot(2), on both entry points, goes to the returned listener: vsbox's
 /// init answers it for the guest (restart or halt the guest, never the
