@@ -5,8 +5,9 @@ use crate::error::{Context, Error, Result};
 use nix::sys::socket::{recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType};
 use std::net::IpAddr;
 
-const RTM_NEWADDR: u16 = 20;
-const RTM_DELADDR: u16 = 21;
+use libc::{RTM_DELADDR, RTM_NEWADDR, RT_SCOPE_HOST, RT_SCOPE_UNIVERSE};
+
+// linux/netlink.h and linux/if_addr.h, which libc carries for Android only.
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
@@ -15,8 +16,6 @@ const NLM_F_CREATE: u16 = 0x400;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_BROADCAST: u16 = 4;
-const RT_SCOPE_UNIVERSE: u8 = 0;
-const RT_SCOPE_HOST: u8 = 254;
 
 /// An address on a device, as `ip addr` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
