@@ -123,7 +123,7 @@ impl Lifeline {
 /// commit_creds in kernel/cred.c.)
 pub fn tie_once(fd: std::os::fd::RawFd) {
     LIFELINE.store(fd, std::sync::atomic::Ordering::Relaxed);
-    let _ = crate::sys::set_pdeathsig(libc::SIGKILL);
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     if client_gone(fd) {
         std::process::exit(1);
     }
@@ -136,8 +136,8 @@ static LIFELINE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::ne
 /// After a change of credentials (joining a user namespace), which clears
 /// the parent-death signal: arms `sig` again, and exits if the client
 /// ended meanwhile.
-pub fn tie_again(sig: libc::c_int) {
-    let _ = crate::sys::set_pdeathsig(sig);
+pub fn tie_again(sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::prctl::set_pdeathsig(sig);
     let fd = LIFELINE.load(std::sync::atomic::Ordering::Relaxed);
     if fd >= 0 && client_gone(fd) {
         std::process::exit(1);
@@ -154,7 +154,7 @@ pub fn client_gone(fd: std::os::fd::RawFd) -> bool {
 /// `before_exec`, after any change of user): it dies with that process,
 /// `parent`, and at once if `parent` has ended already.
 pub fn tie_to_parent(parent: nix::unistd::Pid) -> std::io::Result<()> {
-    crate::sys::set_pdeathsig(libc::SIGKILL)?;
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
     if nix::unistd::getppid() != parent {
         return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
     }

@@ -165,7 +165,7 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| format!("start a process in {}", dir.display()))? {
         Forked::Parent(child) => Ok(supervise(child)),
         Forked::Child => {
-            let tied = sys::set_pdeathsig(libc::SIGKILL).ctx(|| "set the parent-death signal");
+            let tied = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).ctx(|| "set the parent-death signal");
             let plan = Plan {
                 cgroups: owned.dirs[1..].to_vec(),
                 seal: Some(&reg.layout),
@@ -468,7 +468,7 @@ fn unprivileged(applet: &str, spec: &Spec, command: &[String]) -> Result<i32> {
         Forked::Parent(child) => Ok(supervise(child)),
         Forked::Child => {
             // Its user cannot write the cgroup mounts: nothing to seal.
-            let setup = sys::set_pdeathsig(libc::SIGKILL)
+            let setup = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
                 .ctx(|| "set the parent-death signal")
                 .and_then(|_| first_process(spec, CloneFlags::empty()).apply().map(drop));
             finish_child(applet, setup, || run_as_first(spec, applet, command))

@@ -35,7 +35,6 @@ use crate::context::{exec, limits, record, rootfs};
 use crate::error::{Context, Result};
 use crate::kernel::seccomp::{self, Policy};
 use crate::kernel::{caps, cgroup, ns, unixscope};
-use crate::sys;
 use nix::sched::CloneFlags;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -224,10 +223,10 @@ fn restrict(
     if let Some(ns) = userns {
         // Joining clears the parent-death signal (a change of
         // credentials: kernel/cred.c commit_creds); it must stay.
-        let pdeath = sys::pdeathsig();
+        let pdeath = nix::sys::prctl::get_pdeathsig().ok().flatten();
         crate::kernel::userns::enter(ns)?;
-        if pdeath != 0 {
-            exec::tie_again(pdeath);
+        if let Some(sig) = pdeath {
+            exec::tie_again(sig);
         }
     }
     let current = caps::bounding()?;

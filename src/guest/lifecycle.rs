@@ -253,9 +253,9 @@ fn shell_on_new_tty(applet: &str, sock: OwnedFd, reboot: Option<OwnedFd>, client
         exec::tie_to_parent(me)?;
         // Like a terminal's hang-up rather than SIGKILL: the shell passes
         // it on to its jobs before it goes.
-        sys::set_pdeathsig(libc::SIGHUP).map_err(std::io::Error::from)
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGHUP).map_err(std::io::Error::from)
     });
-    let _ = sys::set_child_subreaper();
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     sys::set_title("vsbox-enter");
     init::relay_signals(true);
     let child = match c.spawn() {
@@ -307,7 +307,7 @@ fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, r
         });
         init::relay_signals(true);
         if !as_init {
-            let _ = sys::set_child_subreaper();
+            let _ = nix::sys::prctl::set_child_subreaper(true);
         }
         // PID 1 of a fresh context of a sysvinit guest answers its control
         // channel, as the running guest's init does.
@@ -495,7 +495,7 @@ fn start_as(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
 /// guest root must not open it through /proc/PID/exe (to rewrite the
 /// host's vsbox once nothing runs it), nor read /proc/PID/environ.
 fn hide_from_guest() -> Result<()> {
-    sys::set_undumpable().ctx(|| "make this process non-dumpable")
+    nix::sys::prctl::set_dumpable(false).ctx(|| "make this process non-dumpable")
 }
 
 fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {

@@ -48,9 +48,7 @@ pub fn set_no_new_privs() -> Result<(), Errno> {
 
 /// Names this process (its `comm`, as ps and top show it).
 pub fn set_name(name: &str) -> Result<(), Errno> {
-    let c = cstr(name.as_bytes())?;
-    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-    check(unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr(), 0, 0, 0) } as libc::c_long).map(drop)
+    nix::sys::prctl::set_name(&cstr(name.as_bytes())?)
 }
 
 /// Gives this process `title` as its command line (what `ps ax` shows),
@@ -81,25 +79,6 @@ fn arg_area() -> Option<(usize, usize)> {
     let start = fields.nth(45)?.parse().ok()?;
     let end = fields.next()?.parse().ok()?;
     (start != 0 && end > start).then_some((start, end))
-}
-
-/// Makes this process (and what it forks, until an exec) non-dumpable:
-/// its /proc files (exe, environ, mem, fds) are then open only to
-/// holders of CAP_SYS_PTRACE.
-pub fn set_undumpable() -> Result<(), Errno> {
-    prctl(libc::PR_SET_DUMPABLE, 0, 0).map(drop)
-}
-
-/// The parent-death signal (0: none).
-pub fn pdeathsig() -> libc::c_int {
-    let mut sig: libc::c_int = 0;
-    // SAFETY: PR_GET_PDEATHSIG stores one int at the pointer given.
-    unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut sig as *mut libc::c_int, 0, 0, 0) };
-    sig
-}
-
-pub fn set_pdeathsig(sig: libc::c_int) -> Result<(), Errno> {
-    prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0).map(drop)
 }
 
 /// The three per-process capability sets as 64-bit masks.
@@ -767,13 +746,6 @@ pub fn dedupe_range(src: &impl AsRawFd, dst: &impl AsRawFd, offset: u64, len: u6
         e if e < 0 => Err(Errno::from_raw(-e)),
         _ => Err(Errno::EINVAL),
     }
-}
-
-/// Makes this process the subreaper of its descendants
-/// (PR_SET_CHILD_SUBREAPER): orphans below it become its children, not
-/// those of its PID namespace's init.
-pub fn set_child_subreaper() -> Result<(), Errno> {
-    prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0).map(drop)
 }
 
 extern "C" fn unshare_user_as(arg: *mut libc::c_void) -> libc::c_int {
