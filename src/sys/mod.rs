@@ -63,6 +63,13 @@ pub fn set_title(title: &str) {
     let mut bytes = vec![0u8; room];
     let n = title.len().min(room - 1);
     bytes[..n].copy_from_slice(&title.as_bytes()[..n]);
+    // A last byte that is not NUL tells the kernel the arguments were
+    // rewritten (setproctitle(3)): /proc/PID/cmdline then ends at the
+    // title's NUL instead of giving the whole area, padding included
+    // (fs/proc/base.c, get_mm_cmdline).
+    if room > n + 1 {
+        bytes[room - 1] = b' ';
+    }
     // SAFETY: [start, end) is where the kernel put this process's argument
     // strings at exec (/proc/self/stat fields 48-49): mapped, writable
     // stack memory of this process. Nothing holds Rust references into it;
