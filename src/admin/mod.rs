@@ -4,4 +4,5 @@
 
 pub mod kill;
 pub mod proctable;
+pub mod ps;
 pub mod report;
