@@ -6,3 +6,4 @@ pub mod kill;
 pub mod proctable;
 pub mod ps;
 pub mod report;
+pub mod top;
