@@ -29,6 +29,7 @@ pub fn parse_delay(s: &str) -> Result<u64> {
 pub struct Top {
     /// pid → (start, CPU ticks) at the previous screen.
     prev: HashMap<u32, (u64, u64)>,
+    /// When the previous screen was read; None before the first.
     last: Option<Instant>,
 }
 
