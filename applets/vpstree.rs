@@ -2,9 +2,8 @@
 //! See: man/vpstree.8; the original: vserver-reference.md §1.6 (which ran
 //! pstree without any context column).
 
-use crate::admin::kill;
-use crate::admin::proctable::{self, Names, Want};
-use crate::admin::report;
+use crate::admin::proctable::{Names, Want};
+use crate::admin::{ps, report};
 use crate::applet::{self, Applet};
 use crate::error::Result;
 use argh::FromArgs;
@@ -35,25 +34,12 @@ fn main(name: &str, argv: &[&str]) -> i32 {
 
 fn run(args: Args, _name: &str) -> Result<i32> {
     let names = Names::load();
-    let only = args.xid.as_deref().map(|x| kill::parse_context(x, &names)).transpose()?;
-    let mut procs = proctable::scan(Want {
+    let want = Want {
         vpid: true,
         args: args.args,
         uid: false,
-    });
-    if let Some(x) = only {
-        procs.retain(|p| p.xid == x);
-    }
-    let mut out = String::new();
-    for (depth, p) in report::tree(&procs) {
-        let what = if args.args { &p.args } else { &p.comm };
-        let ctx = match names.of(p.xid) {
-            "" => p.xid.to_string(),
-            n => format!("{} {n}", p.xid),
-        };
-        let vpid = if p.vpid != p.pid { format!(" ={}", p.vpid) } else { String::new() };
-        out.push_str(&format!("{}{what}({}{vpid}) [{ctx}]\n", "  ".repeat(depth), p.pid));
-    }
-    print!("{out}");
+    };
+    let procs = ps::processes(want, args.xid.as_deref(), &names)?;
+    print!("{}", report::tree_text(&procs, &names, args.args));
     Ok(0)
 }

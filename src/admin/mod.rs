@@ -4,4 +4,6 @@
 
 pub mod kill;
 pub mod proctable;
+pub mod ps;
 pub mod report;
+pub mod top;

@@ -245,6 +245,7 @@ pub fn scan(want: Want) -> Vec<Proc> {
 
 /// Context id → name: `MAIN`, `ALL_PROCS`, the guest's name, or "" for a
 /// context of chcontext's. Inside a guest: its own name.
+#[derive(Default)]
 pub struct Names {
     map: HashMap<u32, String>,
 }
@@ -304,6 +305,18 @@ pub fn uptime_ms() -> u64 {
         .next()
         .and_then(crate::admin::report::parse_millis)
         .unwrap_or(0)
+}
+
+/// MemTotal of /proc/meminfo, in bytes; 0 if it cannot be read.
+pub fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |k| k * 1024)
 }
 
 /// The terminal a tty_nr stands for, as ps names it.

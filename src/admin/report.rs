@@ -1,4 +1,6 @@
-//! Summaries and formats shared by vps, vpstree, vtop and vserver-stat.
+//! Summaries and formats shared by vps, vpstree, vtop and vserver-stat:
+//! vserver-stat's sizes and times, ps's TIME and STAT, the process tree,
+//! aligned tables and JSON strings.
 
 use crate::admin::proctable::{self, Names, Proc};
 use std::collections::BTreeMap;
@@ -156,6 +158,24 @@ pub fn tree(procs: &[Proc]) -> Vec<(usize, &Proc)> {
     out
 }
 
+/// vpstree's lines: each process indented two spaces per level, as
+/// `COMMAND(PID) [CTX NAME]`, with ` =VPID` after the PID when its own PID
+/// namespace numbers it differently, and only the number for a context
+/// without a name. `args`: the command line instead of the command's name.
+pub fn tree_text(procs: &[Proc], names: &Names, args: bool) -> String {
+    let mut out = String::new();
+    for (depth, p) in tree(procs) {
+        let what = if args { &p.args } else { &p.comm };
+        let ctx = match names.of(p.xid) {
+            "" => p.xid.to_string(),
+            n => format!("{} {n}", p.xid),
+        };
+        let vpid = if p.vpid != p.pid { format!(" ={}", p.vpid) } else { String::new() };
+        out.push_str(&format!("{}{what}({}{vpid}) [{ctx}]\n", "  ".repeat(depth), p.pid));
+    }
+    out
+}
+
 /// Aligned text columns: the last column is left unpadded.
 pub fn table(rows: &[Vec<String>], right: &[bool]) -> String {
     let n = rows.first().map_or(0, Vec::len);
@@ -244,5 +264,29 @@ mod tests {
         let s = table(&[vec!["PID".into(), "CMD".into()], vec!["1".into(), "init".into()]], &[true]);
         assert_eq!(s, "PID CMD\n  1 init\n");
         assert_eq!(json_str("a\"b\n"), "\"a\\\"b\\u000a\"");
+    }
+
+    #[test]
+    fn tree_lines() {
+        let p = |pid, ppid, vpid, xid, comm: &str| Proc {
+            pid,
+            ppid,
+            vpid,
+            xid,
+            comm: comm.into(),
+            args: format!("/sbin/{comm} -x"),
+            ..Default::default()
+        };
+        let procs = vec![
+            p(1, 0, 1, 0, "init"),
+            p(50, 1, 1, 40000, "vsbox-init"),
+            p(51, 50, 2, 40000, "sleep"),
+        ];
+        let names = Names::default();
+        assert_eq!(
+            tree_text(&procs, &names, false),
+            "init(1) [0 MAIN]\n  vsbox-init(50 =1) [40000]\n    sleep(51 =2) [40000]\n"
+        );
+        assert!(tree_text(&procs, &names, true).starts_with("/sbin/init -x(1) [0 MAIN]\n"));
     }
 }

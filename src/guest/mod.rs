@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod identity;
 pub mod lifecycle;
 pub mod reboot;
+pub mod rebootmgr;
 pub mod resolv;
 
 pub mod tree;
