@@ -1,0 +1,125 @@
+//! Filters the kernel runs for a process: seccomp programs and their
+//! user notifications, bpf(2), and Landlock rulesets.
+
+use super::check;
+use nix::errno::Errno;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// A classic-BPF seccomp instruction (struct sock_filter).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockFilter {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+/// Installs a seccomp filter on the calling thread (inherited by children
+/// and kept across execve; it can never be removed).
+pub fn seccomp_install(prog: &[SockFilter]) -> Result<(), Errno> {
+    let len = u16::try_from(prog.len()).map_err(|_| Errno::E2BIG)?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: SockFilter has sock_filter's layout; fprog points at `prog`,
+    // which outlives the call; the kernel copies the program.
+    check(unsafe {
+        libc::syscall(libc::SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, &fprog)
+    })
+    .map(drop)
+}
+
+/// Installs a seccomp filter whose SECCOMP_RET_USER_NOTIF calls are
+/// handed to the returned descriptor (the caller answers them).
+pub fn seccomp_listener(prog: &[SockFilter]) -> Result<OwnedFd, Errno> {
+    let len = u16::try_from(prog.len()).map_err(|_| Errno::E2BIG)?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: as in seccomp_install; flag 8 is SECCOMP_FILTER_FLAG_NEW_LISTENER.
+    let fd = check(unsafe { libc::syscall(libc::SYS_seccomp, 1, 8, &fprog) })?;
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A system call waiting on a seccomp listener.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeccompNotif {
+    pub id: u64,
+    pub pid: u32,
+    pub flags: u32,
+    pub nr: i32,
+    pub arch: u32,
+    pub ip: u64,
+    pub args: [u64; 6],
+}
+
+#[repr(C)]
+struct SeccompNotifResp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+
+/// Receives the next waiting call.
+pub fn seccomp_recv(listener: &OwnedFd) -> Result<SeccompNotif, Errno> {
+    let mut n = SeccompNotif::default();
+    // SAFETY: n has struct seccomp_notif's layout (80 bytes) and is zeroed.
+    check(unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_RECV, &mut n) } as libc::c_long)?;
+    Ok(n)
+}
+
+/// Answers call `id`: 0 for success, or an errno.
+pub fn seccomp_answer(listener: &OwnedFd, id: u64, errno: i32) -> Result<(), Errno> {
+    let r = SeccompNotifResp {
+        id,
+        val: 0,
+        error: -errno,
+        flags: 0,
+    };
+    // SAFETY: r has struct seccomp_notif_resp's layout (24 bytes).
+    check(unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND, &r) } as libc::c_long).map(drop)
+}
+
+/// bpf(2) with an attribute block the caller laid out.
+pub fn bpf(cmd: libc::c_int, attr: &mut [u8]) -> Result<libc::c_long, Errno> {
+    // SAFETY: attr is a writable buffer of the size passed; the pointers it
+    // holds (instructions, licence, log) are kept alive by the caller.
+    check(unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) })
+}
+
+/// bpf(2) for commands that return a new file descriptor.
+pub fn bpf_fd(cmd: libc::c_int, attr: &mut [u8]) -> Result<OwnedFd, Errno> {
+    let fd = bpf(cmd, attr)? as RawFd;
+    // SAFETY: the kernel just returned this descriptor to us; we own it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The Landlock ABI version (landlock_create_ruleset(2) with
+/// LANDLOCK_CREATE_RULESET_VERSION).
+pub fn landlock_abi() -> Result<libc::c_long, Errno> {
+    // SAFETY: no attribute, only the version flag.
+    check(unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u64>(), 0usize, 1u32) })
+}
+
+/// landlock_create_ruleset(2) with `attr` (struct landlock_ruleset_attr).
+pub fn landlock_ruleset(attr: &[u64]) -> Result<OwnedFd, Errno> {
+    // SAFETY: attr is valid for its length; the kernel only reads it.
+    let fd = check(unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, attr.as_ptr(), std::mem::size_of_val(attr), 0u32) })?;
+    // SAFETY: the kernel just returned this descriptor to us; we own it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// landlock_restrict_self(2): the calling thread enters the ruleset's domain.
+pub fn landlock_restrict_self(ruleset: &OwnedFd) -> Result<(), Errno> {
+    // SAFETY: plain syscall on a descriptor we own.
+    check(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0) }).map(drop)
+}

@@ -1,0 +1,232 @@
+//! Files and mounts: extended attributes, mount_setattr, openat2 with
+//! its resolution limits, the mount id (statx), FIEMAP and
+//! FIDEDUPERANGE.
+
+use super::{check, cstr};
+use nix::errno::Errno;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+pub fn setxattr(path: &Path, name: &str, value: &[u8]) -> Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let (p, n) = (cstr(path.as_os_str().as_bytes())?, cstr(name.as_bytes())?);
+    // SAFETY: both strings are NUL-terminated; value is valid for its length.
+    check(unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) } as libc::c_long).map(drop)
+}
+
+/// The value of an extended attribute; Ok(None) when it is not set.
+pub fn getxattr(path: &Path, name: &str) -> Result<Option<Vec<u8>>, Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let (p, n) = (cstr(path.as_os_str().as_bytes())?, cstr(name.as_bytes())?);
+    let mut buf = vec![0u8; 256];
+    // SAFETY: strings are NUL-terminated; buf is writable for its length.
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return match Errno::last() {
+            Errno::ENODATA => Ok(None),
+            e => Err(e),
+        };
+    }
+    buf.truncate(r as usize);
+    Ok(Some(buf))
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 1;
+
+/// mount_setattr(2) on `path` and, with `recursive`, every mount below it:
+/// one system call for a whole tree of mounts.
+pub fn mount_setattr(path: &Path, recursive: bool, set: u64, clear: u64) -> Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = cstr(path.as_os_str().as_bytes())?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: p is NUL-terminated; attr is a valid mount_attr of the size passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            flags,
+            &attr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// The id of the mount that `fd` is on (statx's STATX_MNT_ID, Linux 5.8):
+/// unlike st_dev it tells a bind mount from the file system it shows.
+pub fn mount_id(fd: &impl AsRawFd) -> Result<u64, Errno> {
+    let mut st = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // The system call itself: glibc's statx() is a weak symbol that a
+    // static link can leave unresolved (a call to address 0).
+    // SAFETY: "" with AT_EMPTY_PATH names fd itself; st is a statx buffer
+    // (256 bytes, the kernel's struct statx) the kernel fills in.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            st.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: zeroed, then filled in by a successful statx.
+    let st = unsafe { st.assume_init() };
+    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(Errno::ENOSYS);
+    }
+    Ok(st.stx_mnt_id)
+}
+
+/// openat2(2): opens `path` below `dir` with the given resolution limits.
+pub fn openat2(dir: &impl AsRawFd, path: &Path, flags: i32, mode: u32, resolve: u64) -> Result<OwnedFd, Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = cstr(path.as_os_str().as_bytes())?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: u64::from(mode),
+        resolve,
+    };
+    // SAFETY: p is NUL-terminated; how is a valid open_how of the size passed.
+    let fd = check(unsafe { libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), p.as_ptr(), &how, std::mem::size_of::<OpenHow>()) })?;
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// One extent of a file, as FIEMAP reports it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extent {
+    pub logical: u64,
+    pub length: u64,
+    pub flags: u32,
+}
+
+pub const FIEMAP_EXTENT_LAST: u32 = 0x1;
+pub const FIEMAP_EXTENT_SHARED: u32 = 0x2000;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct FiemapExtent {
+    logical: u64,
+    physical: u64,
+    length: u64,
+    reserved64: [u64; 2],
+    flags: u32,
+    reserved: [u32; 3],
+}
+
+const FIEMAP_BATCH: usize = 32;
+
+#[repr(C)]
+struct Fiemap {
+    start: u64,
+    length: u64,
+    flags: u32,
+    mapped_extents: u32,
+    extent_count: u32,
+    reserved: u32,
+    extents: [FiemapExtent; FIEMAP_BATCH],
+}
+
+/// _IOWR('f', 11, struct fiemap): the header is 32 bytes.
+const FS_IOC_FIEMAP: libc::c_ulong = 0xC020_660B;
+
+/// The extents of `fd` from byte `start` on, at most a batch of them (the
+/// last one carries FIEMAP_EXTENT_LAST).
+pub fn fiemap(fd: &impl AsRawFd, start: u64) -> Result<Vec<Extent>, Errno> {
+    let mut map = Fiemap {
+        start,
+        length: u64::MAX - start,
+        flags: 0,
+        mapped_extents: 0,
+        extent_count: FIEMAP_BATCH as u32,
+        reserved: 0,
+        extents: [FiemapExtent::default(); FIEMAP_BATCH],
+    };
+    // SAFETY: map is a struct fiemap followed by room for extent_count
+    // extents, which is all the kernel writes.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), FS_IOC_FIEMAP, &mut map as *mut Fiemap) } as libc::c_long)?;
+    let n = (map.mapped_extents as usize).min(FIEMAP_BATCH);
+    Ok(map.extents[..n]
+        .iter()
+        .map(|e| Extent {
+            logical: e.logical,
+            length: e.length,
+            flags: e.flags,
+        })
+        .collect())
+}
+
+#[repr(C)]
+struct DedupeRange {
+    src_offset: u64,
+    src_length: u64,
+    dest_count: u16,
+    reserved1: u16,
+    reserved2: u32,
+    dest_fd: i64,
+    dest_offset: u64,
+    bytes_deduped: u64,
+    status: i32,
+    reserved: u32,
+}
+
+/// _IOWR(0x94, 54, struct file_dedupe_range): the header is 24 bytes.
+const FIDEDUPERANGE: libc::c_ulong = 0xC018_9436;
+pub const FILE_DEDUPE_RANGE_DIFFERS: i32 = 1;
+
+/// Makes `len` bytes of `dst` at `offset` share the extents of the same
+/// bytes of `src`, if the kernel finds them identical (it compares them
+/// under lock). Some(bytes shared), or None when the contents differ.
+pub fn dedupe_range(src: &impl AsRawFd, dst: &impl AsRawFd, offset: u64, len: u64) -> Result<Option<u64>, Errno> {
+    let mut r = DedupeRange {
+        src_offset: offset,
+        src_length: len,
+        dest_count: 1,
+        reserved1: 0,
+        reserved2: 0,
+        dest_fd: i64::from(dst.as_raw_fd()),
+        dest_offset: offset,
+        bytes_deduped: 0,
+        status: 0,
+        reserved: 0,
+    };
+    // SAFETY: r is a file_dedupe_range with exactly dest_count (1)
+    // file_dedupe_range_info records after its header, as the kernel reads
+    // and writes them.
+    check(unsafe { libc::ioctl(src.as_raw_fd(), FIDEDUPERANGE, &mut r as *mut DedupeRange) } as libc::c_long)?;
+    match r.status {
+        0 => Ok(Some(r.bytes_deduped)),
+        FILE_DEDUPE_RANGE_DIFFERS => Ok(None),
+        e if e < 0 => Err(Errno::from_raw(-e)),
+        _ => Err(Errno::EINVAL),
+    }
+}

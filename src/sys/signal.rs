@@ -1,0 +1,92 @@
+//! Signal dispositions: plain and SA_SIGINFO handlers (forwarding to a
+//! child), real-time signal numbers and sets.
+
+use super::check;
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// Sets a signal's disposition to a plain handler that takes the signal number.
+pub fn set_handler(sig: nix::sys::signal::Signal, handler: extern "C" fn(libc::c_int)) -> Result<(), Errno> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let act = SigAction::new(SigHandler::Handler(handler), SaFlags::SA_RESTART, SigSet::empty());
+    // SAFETY: the handlers vsbox installs only make async-signal-safe
+    // calls (kill, atomic stores).
+    unsafe { sigaction(sig, &act) }.map(drop)
+}
+
+/// The process that [`forward_signals`] passes signals on to (0: none),
+/// and whether it passes on only those sent from outside the caller's
+/// PID namespace.
+static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static FORWARD_OUTSIDE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let pid = FORWARD_TO.load(Relaxed);
+    // SAFETY: the kernel hands an SA_SIGINFO handler a valid siginfo_t.
+    // A sender outside our PID namespace shows as pid 0 (and so does the
+    // kernel itself, e.g. a terminal's hang-up).
+    let sender = if info.is_null() { 0 } else { unsafe { (*info).si_pid() } };
+    if pid > 0 && !(FORWARD_OUTSIDE_ONLY.load(Relaxed) && sender != 0) {
+        // SAFETY: kill(2) takes plain integers and is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Passes each of `signals` on to `child` from now on; with
+/// `outside_only`, only those whose sender is outside this process's PID
+/// namespace (a supervisor on the host), never one sent from inside.
+pub fn forward_signals(child: Pid, signals: &[nix::sys::signal::Signal], outside_only: bool) -> Result<(), Errno> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    use std::sync::atomic::Ordering::Relaxed;
+    FORWARD_OUTSIDE_ONLY.store(outside_only, Relaxed);
+    FORWARD_TO.store(child.as_raw(), Relaxed);
+    let act = SigAction::new(
+        SigHandler::SigAction(forward),
+        SaFlags::SA_RESTART | SaFlags::SA_SIGINFO,
+        SigSet::empty(),
+    );
+    for &sig in signals {
+        // SAFETY: `forward` only reads atomics and calls kill(2).
+        unsafe { sigaction(sig, &act) }?;
+    }
+    Ok(())
+}
+
+/// Points the handlers [`forward_signals`] installed at `child`.
+pub fn forward_to(child: Pid) {
+    FORWARD_TO.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// glibc's SIGRTMIN (34: glibc keeps the first two real-time signals), the
+/// base of systemd's and vsbox's SIGRTMIN+N conventions.
+pub fn sigrtmin() -> libc::c_int {
+    libc::SIGRTMIN()
+}
+
+/// kill(2) with any signal number, real-time ones included.
+pub fn kill_raw(pid: Pid, sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: plain integers.
+    check(unsafe { libc::kill(pid.as_raw(), sig) } as libc::c_long).map(drop)
+}
+
+/// A signal set of `signals` and the real-time signals `rt` (numbers).
+pub fn sigset(signals: &[nix::sys::signal::Signal], rt: &[libc::c_int]) -> nix::sys::signal::SigSet {
+    let mut set: nix::sys::signal::SigSet = signals.iter().copied().collect();
+    let mut raw = *set.as_ref();
+    for &n in rt {
+        // SAFETY: raw is an initialised sigset_t; an out-of-range number
+        // makes sigaddset fail with EINVAL, nothing else.
+        unsafe { libc::sigaddset(&mut raw, n) };
+    }
+    // SAFETY: raw came from a valid SigSet and sigaddset only.
+    set = unsafe { nix::sys::signal::SigSet::from_sigset_t_unchecked(raw) };
+    set
+}
+
+pub fn set_ignored(sig: nix::sys::signal::Signal, ignore: bool) -> Result<(), Errno> {
+    use nix::sys::signal::{signal, SigHandler};
+    let h = if ignore { SigHandler::SigIgn } else { SigHandler::SigDfl };
+    // SAFETY: SIG_IGN and SIG_DFL are not functions; nothing can be unsound.
+    unsafe { signal(sig, h) }.map(drop)
+}
