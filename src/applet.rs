@@ -40,8 +40,18 @@ pub fn entry<A: argh::FromArgs>(applet: &Applet, name: &str, argv: &[&str], run:
                 return 0;
             }
             // argh adds a "Run … --help" line; SPEC wants one line.
-            let first = early.output.lines().next().unwrap_or("bad arguments");
-            eprintln!("{name}: {first} (see '{name} --help')");
+            // One line: argh lists what is missing on the lines after a
+            // heading that ends in ':' ("Required positional arguments not
+            // provided:\n    action").
+            let mut lines = early.output.lines().map(str::trim).filter(|l| !l.is_empty());
+            let first = lines.next().unwrap_or("bad arguments");
+            let rest: Vec<&str> = if first.ends_with(':') { lines.collect() } else { Vec::new() };
+            let msg = if rest.is_empty() {
+                first.to_owned()
+            } else {
+                format!("{first} {}", rest.join(", "))
+            };
+            eprintln!("{name}: {msg} (see '{name} --help')");
             return EXIT_USAGE;
         }
     };
