@@ -160,15 +160,21 @@ pub fn wait_started(dir: &Path, init: u32, limit: Duration) -> bool {
 pub fn wait_stopped(dir: &Path, init: u32, asked: Asked, grace: Duration) -> bool {
     let begun = Instant::now();
     let mut alone_since: Option<Instant> = None;
+    let mut seen_rc = false;
     while begun.elapsed() < grace {
         if !crate::kernel::cgroup::populated(dir) {
             return true;
         }
         let pids = crate::kernel::cgroup::procs(dir).unwrap_or_default();
+        seen_rc |= rc_running(&pids);
         let alone = pids == [init];
+        let alone_for = |ms| alone_since.is_some_and(|t: Instant| t.elapsed() >= Duration::from_millis(ms));
         let finished = match asked {
-            Asked::RunLevel0 => alone && run_level(init).is_some_and(|l| l == b'0' || l == b'6'),
-            _ => alone && alone_since.is_some_and(|t| t.elapsed() >= Duration::from_millis(300)),
+            // sysvinit writes run level 0 a moment before it forks rc 0:
+            // done once that rc has come and gone, or after a second alone
+            // (an rc too quick to be seen).
+            Asked::RunLevel0 => alone && run_level(init).is_some_and(|l| l == b'0' || l == b'6') && (seen_rc || alone_for(1000)),
+            _ => alone && alone_for(300),
         };
         if finished {
             return true;
