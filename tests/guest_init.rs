@@ -155,7 +155,8 @@ fn a_killed_client_leaves_no_command_behind() {
                 // next launch sweeps it (a parallel test's launch may have
                 // been that one already).
                 let left = g.context_dir();
-                assert!(g.run(&["exec", "true"]).code == 0);
+                let out = g.run(&["exec", "true"]);
+                assert_eq!(out.code, 0, "{out:?}");
                 if let Some(left) = left {
                     assert!(eventually(5, || !left.exists()), "{} was left behind", left.display());
                 }

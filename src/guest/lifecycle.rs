@@ -759,14 +759,14 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     g.check_tree()?;
     hide_from_guest()?;
     let reg = Registry::open()?;
-    if let Some((xid, dir)) = g.running(&reg) {
+    if let Some((xid, dir)) = joinable(g, &reg) {
         return Ok((join(applet, &reg, xid, &dir, &cfg, payload)?, None));
     }
     // Not running: a start, stop or reboot may be under way; wait for it
     // and look again, and hold the lock until our process is in its
     // context, so a start meanwhile sees the server in use.
     let lock = g.lock_unless_held()?;
-    if let Some((xid, dir)) = g.running(&reg) {
+    if let Some((xid, dir)) = joinable(g, &reg) {
         drop(lock);
         return Ok((join(applet, &reg, xid, &dir, &cfg, payload)?, None));
     }
@@ -790,6 +790,25 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
         }
         Forked::Parent(child) => Ok((child, Some(owned))),
     }
+}
+
+/// The guest's running context, unless it is going away: the fresh
+/// context of a killed `exec` dies with its PID 1 (a zombie, or gone, while
+/// the rest of it ends), and joining it would fail; it is waited for, a
+/// moment, and then counts as not running.
+fn joinable(g: &Guest, reg: &Registry) -> Option<(u32, PathBuf)> {
+    let (xid, dir) = g.running(reg)?;
+    let alive = launch::leader(&dir).is_some_and(|l| {
+        std::fs::read_to_string(format!("/proc/{}/stat", l.pid))
+            .ok()
+            .and_then(|st| st.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])))
+            == Some(false)
+    });
+    if alive {
+        return Some((xid, dir));
+    }
+    cgroup::wait_empty(&dir, Some(Duration::from_secs(2)));
+    g.running(reg)
 }
 
 fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, cfg: &Config, payload: Payload) -> Result<nix::unistd::Pid> {
