@@ -759,16 +759,16 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     g.check_tree()?;
     hide_from_guest()?;
     let reg = Registry::open()?;
-    if let Some((xid, dir)) = joinable(g, &reg) {
-        return Ok((join(applet, &reg, xid, &dir, &cfg, payload)?, None));
+    if let Some(target) = joinable(g, &reg)? {
+        return Ok((join(applet, target, &cfg, payload)?, None));
     }
     // Not running: a start, stop or reboot may be under way; wait for it
     // and look again, and hold the lock until our process is in its
     // context, so a start meanwhile sees the server in use.
     let lock = g.lock_unless_held()?;
-    if let Some((xid, dir)) = joinable(g, &reg) {
+    if let Some(target) = joinable(g, &reg)? {
         drop(lock);
-        return Ok((join(applet, &reg, xid, &dir, &cfg, payload)?, None));
+        return Ok((join(applet, target, &cfg, payload)?, None));
     }
     let (_, owned, userns) = new_context(&reg, g, &cfg, None)?;
     // This process removes the context when the payload ends; should it be
@@ -792,27 +792,20 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     }
 }
 
-/// The guest's running context, unless it is going away: the fresh
-/// context of a killed `exec` dies with its PID 1 (a zombie, or gone, while
-/// the rest of it ends), and joining it would fail; it is waited for, a
-/// moment, and then counts as not running.
-fn joinable(g: &Guest, reg: &Registry) -> Option<(u32, PathBuf)> {
-    let (xid, dir) = g.running(reg)?;
-    let alive = launch::leader(&dir).is_some_and(|l| {
-        std::fs::read_to_string(format!("/proc/{}/stat", l.pid))
-            .ok()
-            .and_then(|st| st.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])))
-            == Some(false)
-    });
-    if alive {
-        return Some((xid, dir));
+/// The guest's running context, opened for joining, unless it is going
+/// away: the fresh context of a killed `exec` dies with its PID 1, whose
+/// namespaces may be gone already; it is waited for, a moment, and then
+/// counts as not running.
+fn joinable(g: &Guest, reg: &Registry) -> Result<Option<launch::Target>> {
+    let Some((xid, dir)) = g.running(reg) else { return Ok(None) };
+    match launch::Target::open(&reg.layout, xid, &dir) {
+        Ok(t) => Ok(Some(t)),
+        Err(_) if cgroup::wait_empty(&dir, Some(Duration::from_secs(2))) => Ok(None),
+        Err(e) => Err(e),
     }
-    cgroup::wait_empty(&dir, Some(Duration::from_secs(2)));
-    g.running(reg)
 }
 
-fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, cfg: &Config, payload: Payload) -> Result<nix::unistd::Pid> {
-    let target = launch::Target::open(&reg.layout, xid, dir)?;
+fn join(applet: &str, target: launch::Target, cfg: &Config, payload: Payload) -> Result<nix::unistd::Pid> {
     let lifeline = exec::Lifeline::of_this_process()?;
     match target.fork()? {
         Forked::Parent(child) => Ok(child),
