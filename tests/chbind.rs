@@ -65,14 +65,9 @@ fn server_on_wildcard_is_reachable_only_on_its_address() {
     let listen = read_line(&mut server.0);
     let port = listen.rsplit(':').next().unwrap().to_owned();
     assert_eq!(listen, format!("LISTEN {ip}:{port}"));
-    let other = Out::from(
-        std::process::Command::new(PROBE)
-            .args(["connect", "127.0.0.1", &port])
-            .output()
-            .unwrap(),
-    );
+    let other = host_probe(&["connect", "127.0.0.1", &port]);
     assert!(other.stdout.starts_with("ERR ECONNREFUSED"), "reachable on 127.0.0.1: {other:?}");
-    let right = Out::from(std::process::Command::new(PROBE).args(["connect", &ip, &port]).output().unwrap());
+    let right = host_probe(&["connect", &ip, &port]);
     assert!(right.stdout.contains("answer=guest"), "{right:?}");
 }
 
@@ -264,12 +259,7 @@ fn locks_on_loopback_addresses_reach_each_other_but_not_the_hosts_services() {
     let host_port = read_line(&mut host.0).rsplit(':').next().unwrap().to_owned();
     let out = locked(&b, &["connect", &host_ip, &host_port]);
     assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
-    let out = Out::from(
-        std::process::Command::new(PROBE)
-            .args(["connect", &host_ip, &host_port])
-            .output()
-            .unwrap(),
-    );
+    let out = host_probe(&["connect", &host_ip, &host_port]);
     assert!(out.stdout.contains("answer=host"), "{out:?}");
 }
 
@@ -303,7 +293,7 @@ fn a_locked_localhost_service_is_reachable_from_nowhere_else() {
     let (_two, lback2) = serve("two");
     assert_ne!(lback, lback2);
     assert!(lback.starts_with("127.2"), "{lback}");
-    let probe = |a: &str| Out::from(std::process::Command::new(PROBE).args(["connect", a, &port]).output().unwrap());
+    let probe = |a: &str| host_probe(&["connect", a, &port]);
     // Not the host's 127.0.0.1, not the lock's address, not its loopback
     // address from outside (dropped: no answer), not another lock's.
     assert!(probe("127.0.0.1").stdout.starts_with("ERR ECONNREFUSED"));
@@ -485,7 +475,7 @@ fn a_socket_that_listens_without_binding_is_reachable_only_on_the_locked_address
         .strip_prefix("LISTEN 0.0.0.0:")
         .unwrap_or_else(|| panic!("{listen}"))
         .to_owned();
-    let probe = |addr: &str| Out::from(std::process::Command::new(PROBE).args(["connect", addr, &port]).output().unwrap());
+    let probe = |addr: &str| host_probe(&["connect", addr, &port]);
     let other = probe("127.0.0.1");
     assert!(other.stdout.starts_with("ERR"), "reachable on 127.0.0.1: {other:?}");
     let right = probe(&ip);

@@ -235,7 +235,7 @@ fn sysv_ipc_is_private_to_a_context() {
         other.stdout.starts_with("ERR ENOENT"),
         "another context sees the segment: {other:?}"
     );
-    let host = Out::from(std::process::Command::new(PROBE).args(["shm-find", &key]).output().unwrap());
+    let host = host_probe(&["shm-find", &key]);
     assert!(host.stdout.starts_with("ERR ENOENT"), "the host sees the segment: {host:?}");
 }
 
@@ -291,54 +291,34 @@ fn unprivileged_users_get_a_context_and_stay_themselves() {
     let env = Env::new();
     let chcontext = env.dir.path().join("bin/chcontext");
     // The test tree must be reachable for uid 65534.
-    let out = Out::from(
-        std::process::Command::new(PROBE)
-            .args([
-                "as-user",
-                "65534",
-                chcontext.to_str().unwrap(),
-                "--hostname",
-                "mine",
-                "--",
-                PROBE,
-                "status",
-                "Uid",
-            ])
-            .output()
-            .unwrap(),
-    );
+    let out = host_probe(&[
+        "as-user",
+        "65534",
+        chcontext.to_str().unwrap(),
+        "--hostname",
+        "mine",
+        "--",
+        PROBE,
+        "status",
+        "Uid",
+    ]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.starts_with("65534"), "{out:?}");
     assert!(out.stderr.contains("unprivileged"), "{out:?}");
-    let out = Out::from(
-        std::process::Command::new(PROBE)
-            .args([
-                "as-user",
-                "65534",
-                chcontext.to_str().unwrap(),
-                "--silent",
-                "--",
-                PROBE,
-                "status",
-                "CapEff",
-            ])
-            .output()
-            .unwrap(),
-    );
+    let out = host_probe(&[
+        "as-user",
+        "65534",
+        chcontext.to_str().unwrap(),
+        "--silent",
+        "--",
+        PROBE,
+        "status",
+        "CapEff",
+    ]);
     assert_eq!(mask(&out.stdout), 0, "no capabilities: {out:?}");
-    let out = Out::from(
-        std::process::Command::new(PROBE)
-            .args(["as-user", "65534", chcontext.to_str().unwrap(), "--silent", "--", PROBE, "pid"])
-            .output()
-            .unwrap(),
-    );
+    let out = host_probe(&["as-user", "65534", chcontext.to_str().unwrap(), "--silent", "--", PROBE, "pid"]);
     assert_eq!(out.line(), "2", "{out:?}");
-    let out = Out::from(
-        std::process::Command::new(PROBE)
-            .args(["as-user", "65534", chcontext.to_str().unwrap(), "--ctx", "5000", "--", PROBE, "pid"])
-            .output()
-            .unwrap(),
-    );
+    let out = host_probe(&["as-user", "65534", chcontext.to_str().unwrap(), "--ctx", "5000", "--", PROBE, "pid"]);
     assert_eq!(out.code, 125, "{out:?}");
     assert!(out.stderr.contains("only root"), "{out:?}");
 }

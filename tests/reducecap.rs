@@ -94,12 +94,7 @@ fn secure_leaves_no_way_out_of_a_chroot_by_file_handle() {
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::copy(VSBOX, root.join("bin/vsbox")).unwrap();
     std::fs::copy(PROBE, root.join("bin/probe")).unwrap();
-    let handle = Out::from(
-        std::process::Command::new(PROBE)
-            .args(["handle-of", outside.to_str().unwrap()])
-            .output()
-            .unwrap(),
-    );
+    let handle = host_probe(&["handle-of", outside.to_str().unwrap()]);
     let (kind, hex) = handle
         .line()
         .strip_prefix("OK ")

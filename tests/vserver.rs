@@ -232,7 +232,7 @@ fn two_guests_serve_the_same_port_on_their_own_addresses() {
         ])
         .spawn()
         .unwrap());
-    let get = |ip: &str| Out::from(std::process::Command::new(PROBE).args(["http-get", ip, port]).output().unwrap());
+    let get = |ip: &str| host_probe(&["http-get", ip, port]);
     assert!(eventually(5, || get("127.0.0.1").stdout.contains("host")), "{:?}", get("127.0.0.1"));
     assert_eq!(get(&ip1).line(), "OK guest one");
     assert_eq!(get(&ip2).line(), "OK guest two");
@@ -1140,12 +1140,7 @@ fn debootstrap_builds_a_debian_guest() {
     // It answers once it has daemonized and bound.
     let ask = || run(&["exec", "probe", "tcp-say", "127.0.0.1", "11211", "version"]);
     assert!(eventually(10, || ask().stdout.starts_with("OK VERSION ")), "{:?}", ask());
-    let host = Out::from(
-        std::process::Command::new(PROBE)
-            .args(["tcp-say", "127.0.0.1", "11211", "version"])
-            .output()
-            .unwrap(),
-    );
+    let host = host_probe(&["tcp-say", "127.0.0.1", "11211", "version"]);
     assert!(!host.stdout.starts_with("OK"), "the guest's memcached answers the host: {host:?}");
 }
 
@@ -1521,12 +1516,7 @@ fn a_guest_granted_mknod_still_reaches_no_host_device() {
 /// outside every guest, on the file system their trees are on.
 fn handle_outside(env: &Env) -> (String, String) {
     let dir = env.dir.path().join("vservers");
-    let out = Out::from(
-        std::process::Command::new(PROBE)
-            .args(["handle-of", dir.to_str().unwrap()])
-            .output()
-            .unwrap(),
-    );
+    let out = host_probe(&["handle-of", dir.to_str().unwrap()]);
     let (kind, hex) = out
         .line()
         .strip_prefix("OK ")
@@ -1544,12 +1534,7 @@ fn file_handles_do_not_reach_past_the_guests_root() {
     let granted = TestGuest::busybox(&env, "shockcap");
     granted.conf("S_CAPS=CAP_DAC_READ_SEARCH\n");
     // On the host the handle opens that directory: the attempt is real.
-    let host = Out::from(
-        std::process::Command::new(PROBE)
-            .args(["open-by-handle", &kind, &hex])
-            .output()
-            .unwrap(),
-    );
+    let host = host_probe(&["open-by-handle", &kind, &hex]);
     assert!(
         host.stdout.starts_with("OK opened") && host.stdout.contains(&plain.name),
         "{host:?}"
@@ -1703,7 +1688,7 @@ fn each_guest_has_a_localhost_of_its_own() {
         .arg(host_www.path())
         .spawn()
         .unwrap());
-    let get = |ip: &str| Out::from(std::process::Command::new(PROBE).args(["http-get", ip, &port]).output().unwrap());
+    let get = |ip: &str| host_probe(&["http-get", ip, &port]);
     assert!(eventually(5, || get("127.0.0.1").stdout.contains("host")), "{:?}", get("127.0.0.1"));
     let (l1, l2) = (lback_of(&guests[0]), lback_of(&guests[1]));
     assert_ne!(l1, l2);
@@ -1726,7 +1711,7 @@ fn each_guest_has_a_localhost_of_its_own() {
         .unwrap();
     let out = get(&addr1);
     assert!(out.stdout.starts_with("ERR ECONNREFUSED"), "{out:?}");
-    let out = Out::from(std::process::Command::new(PROBE).args(["connect", &l1, &port]).output().unwrap());
+    let out = host_probe(&["connect", &l1, &port]);
     assert!(out.stdout.starts_with("ERR") && !out.stdout.contains("guest"), "{out:?}");
     // Nor from the other guest, by its loopback address.
     let out = guests[1].run(&["exec", "probe", "http-get", &l1, &port]);
@@ -1759,20 +1744,9 @@ fn the_hosts_localhost_is_out_of_a_guests_reach() {
     let out = g.run(&["exec", "probe", "udp-send", "127.0.0.1", &udp]);
     assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
     // The host reaches both itself.
-    let out = Out::from(
-        std::process::Command::new(PROBE)
-            .args(["connect", "127.0.0.1", &port])
-            .output()
-            .unwrap(),
-    );
+    let out = host_probe(&["connect", "127.0.0.1", &port]);
     assert!(out.stdout.contains("answer=host"), "{out:?}");
-    Out::from(
-        std::process::Command::new(PROBE)
-            .args(["udp-send", "127.0.0.1", &udp])
-            .output()
-            .unwrap(),
-    )
-    .ok();
+    host_probe(&["udp-send", "127.0.0.1", &udp]).ok();
     assert_eq!(lines.next().unwrap().unwrap(), "OK from=127.0.0.1");
     // Inside, getpeername and getsockname say 127.0.0.1 at both ends.
     let p = free_port();
@@ -1838,12 +1812,7 @@ fn abstract_unix_sockets_do_not_cross_between_host_and_guests() {
         .spawn()
         .unwrap());
     assert_eq!(read_line(&mut host.0), format!("LISTEN @{name}"));
-    let from_host = Out::from(
-        std::process::Command::new(PROBE)
-            .args(["abstract-connect", &name])
-            .output()
-            .unwrap(),
-    );
+    let from_host = host_probe(&["abstract-connect", &name]);
     assert_eq!(from_host.line(), "OK answer=host");
     let dgram = format!("{name}-dgram");
     let mut rx = Bg(std::process::Command::new(PROBE)
@@ -1885,12 +1854,7 @@ fn abstract_unix_sockets_do_not_cross_between_host_and_guests() {
     let got = std::fs::read_to_string(without.root().join("tmp/abs.out")).unwrap();
     assert!(got.starts_with("ERR EPERM"), "{got}");
     // The host still reaches its own.
-    let from_host = Out::from(
-        std::process::Command::new(PROBE)
-            .args(["abstract-send", &dgram, "host"])
-            .output()
-            .unwrap(),
-    );
+    let from_host = host_probe(&["abstract-send", &dgram, "host"]);
     from_host.ok();
     assert_eq!(read_line(&mut rx.0), "OK got=host");
 }

@@ -47,7 +47,7 @@ pub fn exec(applet: &str, command: &[String]) -> i32 {
 
 /// The exit code for a command that could not be run (chroot(1), env(1)):
 /// 127 when it was not found, 126 otherwise.
-pub fn cannot_run_code(err: Errno) -> i32 {
+fn cannot_run_code(err: Errno) -> i32 {
     match err {
         Errno::ENOENT | Errno::ENOTDIR => EXIT_NOT_FOUND,
         _ => EXIT_NOT_EXECUTABLE,
@@ -145,7 +145,7 @@ pub fn tie_again(sig: nix::sys::signal::Signal) {
 }
 
 /// Whether the process behind pidfd `fd` has ended.
-pub fn client_gone(fd: std::os::fd::RawFd) -> bool {
+fn client_gone(fd: std::os::fd::RawFd) -> bool {
     let mut p = [nix::poll::PollFd::new(crate::sys::borrow_fd(fd), nix::poll::PollFlags::POLLIN)];
     nix::poll::poll(&mut p, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
 }

@@ -159,7 +159,9 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
         return Ok(0);
     }
     cgroup::record_owner(&dir)?;
-    let userns = own_user_namespace(&dir, xid, spec.caps.apply_to(caps::bounding()?), &Default::default())?;
+    // What the request leaves of a full set bounds the ceiling; no need to
+    // read the bounding set (forty prctl calls) on every launch for it.
+    let userns = own_user_namespace(&dir, xid, spec.caps.apply_to(u64::MAX), &Default::default())?;
     announce(spec, &xid.to_string());
     let cgroup_dir = open_dir(&dir)?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| format!("start a process in {}", dir.display()))? {
@@ -289,6 +291,30 @@ pub struct Target {
 }
 
 impl Target {
+    /// The plan of a process joining this context: its namespaces (user
+    /// namespace included, last) and its ceiling, lowered further by
+    /// `ceiling`. Not scoped for abstract unix sockets: a Landlock domain
+    /// cannot be joined, and one of its own could not see the context's
+    /// processes (start-stop-daemon reads their /proc/PID/exe, so `service
+    /// X stop` would fail silently; vserver(8), BUGS). Its mount namespace
+    /// was sealed when the context was made.
+    pub(crate) fn join_plan(&self, ceiling: caps::Request, no_reboot: bool) -> Plan<'_> {
+        Plan {
+            namespaces: Namespaces::Join(self),
+            userns: self.userns.as_ref(),
+            confinement: Some(Confinement {
+                policy: Policy {
+                    lock: self.flags & abi::VXF_LOCK != 0,
+                    spectator: false,
+                    no_reboot,
+                },
+                ceiling,
+                within: self.ceiling,
+            }),
+            ..Plan::default()
+        }
+    }
+
     pub(crate) fn open(layout: &cgroup::Layout, xid: u32, dir: &Path) -> Result<Target> {
         let flags = context::flags_of(dir);
         if flags & abi::VXF_PRIVATE != 0 {
@@ -349,26 +375,10 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command
             // closes on exec).
             exec::tie_once(lifeline.fd());
             let plan = Plan {
-                namespaces: Namespaces::Join(&target),
                 cwd,
                 hostname: spec.hostname.clone(),
                 domainname: domain_name(spec),
-                // Not scoped for abstract unix sockets, as vserver's joins
-                // (guest/lifecycle.rs): a domain of its own could not see the
-                // server's processes.
-                scope_abstract: false,
-                // Its mount namespace was sealed when the context was made.
-                userns: target.userns.as_ref(),
-                confinement: Some(Confinement {
-                    policy: Policy {
-                        lock: target.flags & abi::VXF_LOCK != 0,
-                        spectator: false,
-                        no_reboot: false,
-                    },
-                    ceiling: spec.caps.clone(),
-                    within: target.ceiling,
-                }),
-                ..Plan::default()
+                ..target.join_plan(spec.caps.clone(), false)
             };
             finish_child(applet, plan.apply().map(drop), || exec::exec(applet, command))
         }

@@ -241,7 +241,7 @@ fn restrict(
 
 /// Places `fds` at 3, 4, … (through copies above 10, so none overwrites
 /// another) and closes every other descriptor above stderr.
-pub fn place_fds(fds: &[RawFd]) -> Result<()> {
+fn place_fds(fds: &[RawFd]) -> Result<()> {
     let mut high = Vec::with_capacity(fds.len());
     for &fd in fds {
         high.push(nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).ctx(|| "copy a descriptor")?);

@@ -42,7 +42,7 @@ pub fn record(kind: i16, pid: i32, user: &str, secs: i64, release: &str) -> [u8;
 }
 
 /// The ut_pid of a run-level record: `level` and `previous` as characters.
-pub fn run_level_pid(level: u8, previous: u8) -> i32 {
+fn run_level_pid(level: u8, previous: u8) -> i32 {
     i32::from(level) + 256 * i32::from(previous)
 }
 

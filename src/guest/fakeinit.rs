@@ -99,7 +99,7 @@ fn rc_running(pids: &[u32]) -> bool {
 }
 
 /// A run-level script's path, as the first or second word of a command line.
-pub fn is_rc_script(arg: &[u8]) -> bool {
+fn is_rc_script(arg: &[u8]) -> bool {
     const RC: &[&[u8]] = &[
         b"/etc/init.d/rc",
         b"/etc/init.d/rcS",

@@ -823,28 +823,12 @@ fn join(applet: &str, target: launch::Target, cfg: &Config, payload: Payload) ->
             // ends.
             keep.push(lifeline.fd());
             let plan = Plan {
-                namespaces: Namespaces::Join(&target),
                 cwd: Some(PathBuf::from("/")),
                 limits: &cfg.ulimits,
                 nice: cfg.nice,
                 reboot_listener: may_reboot,
-                // Not scoped for abstract unix sockets: a Landlock domain of its own
-                // could not see the guest's services (start-stop-daemon reads
-                // their /proc/PID/exe, so `service X stop` failed silently),
-                // and no domain can be joined. vserver(8), BUGS.
-                scope_abstract: false,
-                userns: target.userns.as_ref(),
-                confinement: Some(Confinement {
-                    policy: Policy {
-                        lock: target.flags & abi::VXF_LOCK != 0,
-                        spectator: false,
-                        no_reboot: !may_reboot,
-                    },
-                    ceiling: caps::Request::default(),
-                    within: target.ceiling,
-                }),
                 keep: Some(keep),
-                ..Plan::default()
+                ..target.join_plan(caps::Request::default(), !may_reboot)
             };
             match plan.apply() {
                 Err(e) => launch::finish_child(applet, Err(e), || 0),

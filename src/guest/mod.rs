@@ -101,22 +101,25 @@ impl Guest {
 
     /// The guest's context directory, if one exists (running or a leftover).
     pub fn context_dir(&self, layout: &Layout) -> Option<PathBuf> {
-        let tag = self.tag();
-        cgroup::find_dir(&layout.base(), &|d| {
-            sys::getxattr(d, XATTR_GUEST).ok().flatten().is_some_and(|v| v == tag.as_bytes())
-        })
+        self.find_context(layout, false)
     }
 
     /// The running context: (xid, directory). A populated one is looked
     /// for, not the first found: an empty one left by a killed client may
     /// still be there until the next sweep.
     pub fn running(&self, reg: &Registry) -> Option<(u32, PathBuf)> {
-        let tag = self.tag();
-        let dir = cgroup::find_dir(&reg.layout.base(), &|d| {
-            cgroup::populated(d) && sys::getxattr(d, XATTR_GUEST).ok().flatten().is_some_and(|v| v == tag.as_bytes())
-        })?;
+        let dir = self.find_context(&reg.layout, true)?;
         let xid = dir.file_name()?.to_str()?.parse().ok()?;
         Some((xid, dir))
+    }
+
+    /// The context directory recorded as this server's, with processes
+    /// when `populated`.
+    fn find_context(&self, layout: &Layout, populated: bool) -> Option<PathBuf> {
+        let tag = self.tag();
+        cgroup::find_dir(&layout.base(), &|d| {
+            (!populated || cgroup::populated(d)) && sys::getxattr(d, XATTR_GUEST).ok().flatten().is_some_and(|v| v == tag.as_bytes())
+        })
     }
 
     /// The server's own low-level package manager: dpkg where its

@@ -111,16 +111,20 @@ pub fn create(owner: u32, limits: &Limits) -> Result<OwnedFd> {
 fn create_plain(owner: u32) -> Result<OwnedFd> {
     let what = || format!("create a user namespace owned by host uid {owner}");
     let pid = sys::vfork_unshare_user(owner).ctx(what)?;
-    let outcome = (|| {
-        for map in ["uid_map", "gid_map"] {
-            let path = format!("/proc/{pid}/{map}");
-            std::fs::write(&path, "0 0 4294967295\n").ctx(|| format!("write {path}"))?;
-        }
-        let path = format!("/proc/{pid}/ns/user");
-        std::fs::File::open(&path).map(OwnedFd::from).ctx(|| format!("open {path}"))
-    })();
+    let outcome = map_and_open(pid);
     let _ = nix::sys::wait::waitpid(pid, None);
     outcome
+}
+
+/// Writes the identity map of every uid and gid for the user namespace of
+/// `pid` (which made it and has not been reaped), and opens that namespace.
+fn map_and_open(pid: nix::unistd::Pid) -> Result<OwnedFd> {
+    for map in ["uid_map", "gid_map"] {
+        let path = format!("/proc/{pid}/{map}");
+        std::fs::write(&path, "0 0 4294967295\n").ctx(|| format!("write {path}"))?;
+    }
+    let path = format!("/proc/{pid}/ns/user");
+    std::fs::File::open(&path).map(OwnedFd::from).ctx(|| format!("open {path}"))
 }
 
 /// [`create`] with limits: a forked child stays until, as root of the new
@@ -143,17 +147,12 @@ fn create_with_limits(owner: u32, limits: &Limits) -> Result<OwnedFd> {
                 if read(up_r.as_raw_fd(), &mut b) != Ok(1) {
                     return Err(Error::failed(what(), "the child could not unshare its user namespace"));
                 }
-                for map in ["uid_map", "gid_map"] {
-                    let path = format!("/proc/{pid}/{map}");
-                    std::fs::write(&path, "0 0 4294967295\n").ctx(|| format!("write {path}"))?;
-                }
-                let path = format!("/proc/{pid}/ns/user");
-                let ns = std::fs::File::open(&path).ctx(|| format!("open {path}"))?;
+                let ns = map_and_open(pid)?;
                 write(&go_w, b"g").ctx(what)?;
                 if read(up_r.as_raw_fd(), &mut b) != Ok(1) {
                     return Err(Error::failed(what(), "the child could not set the namespace's limits"));
                 }
-                Ok(OwnedFd::from(ns))
+                Ok(ns)
             })();
             drop(go_w);
             let _ = nix::sys::wait::waitpid(pid, None);

@@ -87,6 +87,12 @@ impl Env {
     }
 }
 
+/// The probe run on the host (outside every context), for the other side
+/// of what a test tries inside.
+pub fn host_probe(args: &[&str]) -> Out {
+    Out::from(Command::new(PROBE).args(args).output().unwrap())
+}
+
 /// An Output with its streams as text.
 #[derive(Debug)]
 pub struct Out {
