@@ -1277,20 +1277,26 @@ fn vreboot_and_vhalt_without_rebootmgr() {
     assert!(eventually(5, || !addresses_on("lo").contains(&ip)), "alias removed");
     assert!(!dir.exists());
     assert!(eventually(5, || watchers(&g.name).is_empty()), "the watcher is gone");
-    // Should the watcher be gone (killed), vreboot restarts the services
-    // in place, in the same init.
+    // Should the watcher, its supervisor, be gone (killed), nothing enters
+    // it any more — its unix sockets would be the host's — until a restart.
     g.run(&["start"]).ok();
     assert_eq!(starts(&g), "3");
-    let init = init_of(&g).expect("the guest's init");
     // It names itself a moment after `start` returns.
     assert!(eventually(5, || !watchers(&g.name).is_empty()));
     for pid in watchers(&g.name) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     }
     assert!(eventually(5, || watchers(&g.name).is_empty()));
-    g.run(&["exec", "/sbin/vreboot"]).ok_or_killed();
-    assert!(eventually(10, || starts(&g) == "4"), "the services started again");
-    assert_eq!(init_of(&g), Some(init), "in the same init");
+    let out = g.run(&["exec", "true"]);
+    assert_eq!(out.code, 125, "{out:?}");
+    assert!(
+        out.stderr.contains("is not running") && out.stderr.contains("restart the server"),
+        "{out:?}"
+    );
+    g.run(&["restart"]).ok();
+    assert_eq!(starts(&g), "4");
+    g.run(&["exec", "true"]).ok();
+    g.run(&["stop"]).ok();
     // On the host there is no server to restart: refused, host untouched.
     let out = env.run("vreboot", &["--socket", "/nonexistent/reboot"]);
     assert_eq!(out.code, 1, "{out:?}");
@@ -1824,17 +1830,18 @@ fn abstract_unix_sockets_do_not_cross_between_host_and_guests() {
     let with_ip = TestGuest::busybox(&env, "abs-ip");
     with_ip.conf(&format!("IPROOT={}\n", loopback()));
     let without = TestGuest::busybox(&env, "abs");
-    // A stopped guest's exec: its fresh context is scoped as a whole.
     for (g, running) in [(&with_ip, false), (&without, false), (&with_ip, true), (&without, true)] {
         if running {
             g.run(&["start"]).ok();
         }
-        if !running {
-            let out = g.run(&["exec", "probe", "abstract-connect", &name]);
-            assert!(out.stdout.starts_with("ERR EPERM"), "{} running={running}: {out:?}", g.name);
-            let out = g.run(&["exec", "probe", "abstract-send", &dgram, "guest"]);
-            assert!(out.stdout.starts_with("ERR EPERM"), "{} running={running}: {out:?}", g.name);
-        }
+        // A stopped guest's exec: its fresh context is one Landlock domain
+        // (EPERM). A running guest's processes have their own namespace
+        // of abstract names, where the host's is not (ECONNREFUSED).
+        let refused = if running { "ERR ECONNREFUSED" } else { "ERR EPERM" };
+        let out = g.run(&["exec", "probe", "abstract-connect", &name]);
+        assert!(out.stdout.starts_with(refused), "{} running={running}: {out:?}", g.name);
+        let out = g.run(&["exec", "probe", "abstract-send", &dgram, "guest"]);
+        assert!(out.stdout.starts_with(refused), "{} running={running}: {out:?}", g.name);
         // Its own abstract sockets work among its processes.
         let own = format!("{name}-own");
         let out = g.run(&[
@@ -1844,17 +1851,74 @@ fn abstract_unix_sockets_do_not_cross_between_host_and_guests() {
             &format!("probe abstract-serve {own} guest >/dev/null & sleep 0.3; probe abstract-connect {own}; kill $!"),
         ]);
         assert_eq!(out.line(), "OK answer=guest", "{out:?}");
+        g.run(&["exec", "probe", "socketpair"]).ok();
     }
-    // A running guest's processes (its init and services) are held; what
-    // the admin runs into it with exec is not (vserver(8), BUGS).
+    // A running guest's services are held too.
     without.service("abs", &format!("(probe abstract-connect {name} > /tmp/abs.out &)"), "true");
     without.run(&["restart"]).ok();
     assert!(eventually(5, || std::fs::read_to_string(without.root().join("tmp/abs.out"))
         .is_ok_and(|s| !s.is_empty())));
     let got = std::fs::read_to_string(without.root().join("tmp/abs.out")).unwrap();
-    assert!(got.starts_with("ERR EPERM"), "{got}");
+    assert!(got.starts_with("ERR ECONNREFUSED"), "{got}");
     // The host still reaches its own.
     let from_host = host_probe(&["abstract-send", &dgram, "host"]);
     from_host.ok();
     assert_eq!(read_line(&mut rx.0), "OK got=host");
+}
+
+/// The other way: a name a running guest binds first (a service, or a
+/// command run in with exec) never takes the host's clients, nor another
+/// guest's; its services and what the admin runs in reach each other.
+#[test]
+fn a_name_a_running_guest_binds_is_its_own() {
+    require_root!();
+    let env = Env::new();
+    let x11 = format!("/tmp/.X11-unix/X{}-{}", std::process::id(), free_port());
+    let a = TestGuest::busybox(&env, "abs-bind-a");
+    let b = TestGuest::busybox(&env, "abs-bind-b");
+    let from_exec = format!("{x11}-exec");
+    a.service(
+        "x",
+        &format!(
+            "(probe abstract-serve {x11} guest-a > /tmp/x.out &); \
+             (while sleep 0.2; do probe abstract-connect {from_exec} > /tmp/reached.out; done > /dev/null 2>&1 &)"
+        ),
+        "true",
+    );
+    a.run(&["start"]).ok();
+    b.run(&["start"]).ok();
+    assert!(eventually(5, || std::fs::read_to_string(a.root().join("tmp/x.out"))
+        .is_ok_and(|s| s.starts_with("LISTEN"))));
+    // The host's clients do not reach it; the host's own server binds the
+    // same name and gets them.
+    let out = host_probe(&["abstract-connect", &x11]);
+    assert!(out.stdout.starts_with("ERR ECONNREFUSED"), "{out:?}");
+    let mut host = Bg(std::process::Command::new(PROBE)
+        .args(["abstract-serve", &x11, "host"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap());
+    assert_eq!(read_line(&mut host.0), format!("LISTEN @{x11}"));
+    assert_eq!(host_probe(&["abstract-connect", &x11]).line(), "OK answer=host");
+    // Another guest reaches neither.
+    let out = b.run(&["exec", "probe", "abstract-connect", &x11]);
+    assert!(out.stdout.starts_with("ERR ECONNREFUSED"), "{out:?}");
+    // Inside: a command run in with exec reaches the service …
+    assert_eq!(a.run(&["exec", "probe", "abstract-connect", &x11]).line(), "OK answer=guest-a");
+    // … and a service reaches what a command run in with exec serves.
+    a.run(&[
+        "exec",
+        "sh",
+        "-c",
+        &format!("(probe abstract-serve {from_exec} exec > /dev/null 2>&1 &)"),
+    ])
+    .ok();
+    assert!(eventually(5, || std::fs::read_to_string(a.root().join("tmp/reached.out"))
+        .is_ok_and(|s| s.starts_with("OK answer=exec"))));
+    // io_uring would make sockets past the supervisor: not there.
+    let out = a.run(&["exec", "probe", "io-uring"]);
+    assert!(out.stdout.starts_with("ERR ENOSYS"), "{out:?}");
+    assert!(host_probe(&["io-uring"]).stdout.starts_with("OK"));
+    a.run(&["stop"]).ok();
+    b.run(&["stop"]).ok();
 }

@@ -495,30 +495,36 @@ pub(crate) fn meaning(convention: Convention, signo: i32, sender: Sender, may_bo
 /// namespace (not in one it made itself); others get EPERM, as the kernel
 /// would have answered them.
 pub(crate) fn answer_reboot(listener: &std::os::fd::OwnedFd) -> Option<Event> {
+    let n = sys::seccomp_recv(listener).ok()?;
+    let (errno, event) = reboot_request(&n, std::path::Path::new("/proc/self/ns/user"));
+    let _ = sys::seccomp_answer(listener, n.id, errno);
+    event
+}
+
+/// What the reboot(2) call `n` asks of the guest, and the errno it gets
+/// (0, EPERM, EINVAL): see [`answer_reboot`]. `guest_userns` is the
+/// guest's user namespace (a /proc/PID/ns/user).
+pub(crate) fn reboot_request(n: &sys::SeccompNotif, guest_userns: &std::path::Path) -> (i32, Option<Event>) {
     const RESTART: u32 = 0x0123_4567;
     const RESTART2: u32 = 0xA1B2_C3D4;
     const HALT: u32 = 0xCDEF_0123;
     const POWER_OFF: u32 = 0x4321_FEDC;
     const CAD_ON: u32 = 0x89AB_CDEF;
     const CAD_OFF: u32 = 0;
-    let n = sys::seccomp_recv(listener).ok()?;
     let status = std::fs::read_to_string(format!("/proc/{}/status", n.pid)).unwrap_or_default();
-    let ours = std::fs::read_link(format!("/proc/{}/ns/user", n.pid)).ok() == std::fs::read_link("/proc/self/ns/user").ok();
+    let ours = std::fs::read_link(format!("/proc/{}/ns/user", n.pid)).ok() == std::fs::read_link(guest_userns).ok();
     let may = ours
         && crate::kernel::caps::from_status(&status, "CapEff:")
             .is_some_and(|e| e & crate::kernel::caps::bit(crate::kernel::caps::SYS_BOOT) != 0);
     if !may {
-        let _ = sys::seccomp_answer(listener, n.id, libc::EPERM);
-        return None;
+        return (libc::EPERM, None);
     }
-    let (errno, event) = match n.args[2] as u32 {
+    match n.args[2] as u32 {
         RESTART | RESTART2 => (0, Some(Event::Restart)),
         HALT | POWER_OFF => (0, Some(Event::Stop)),
         CAD_ON | CAD_OFF => (0, None),
         _ => (libc::EINVAL, None),
-    };
-    let _ = sys::seccomp_answer(listener, n.id, errno);
-    event
+    }
 }
 
 /// What a request for run level `level` on /run/initctl (`telinit`,

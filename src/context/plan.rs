@@ -22,7 +22,10 @@
 //! 8. resource limits and niceness (raising a hard limit needs the host's
 //!    CAP_SYS_RESOURCE, which step 11 gives up);
 //! 9. the reboot listener (a seccomp filter installed while CAP_SYS_ADMIN
-//!    is there, without no_new_privs, so setuid programs keep working);
+//!    is there, without no_new_privs, so setuid programs keep working) —
+//!    or, for a running guest, the supervised filter, whose listener goes
+//!    to the guest's supervisor at once: it answers the unix socket calls
+//!    (and reboot) of every process below, this one's included;
 //! 10. the abstract unix socket scope (Landlock);
 //! 11. the cgroup seal (read-only cgroup mounts) and then the context's
 //!     own user namespace — the last steps that need the host's privileges;
@@ -81,6 +84,9 @@ pub struct Plan<'a> {
     pub limits: &'a [limits::Limit],
     pub nice: Option<i32>,
     pub reboot_listener: bool,
+    /// A connection to the running guest's supervisor (guest/supervisor.rs),
+    /// which gets the listener of the supervised filter (step 9).
+    pub supervisor: Option<OwnedFd>,
     pub scope_abstract: bool,
     pub seal: Option<&'a cgroup::Layout>,
     pub userns: Option<&'a OwnedFd>,
@@ -106,6 +112,7 @@ impl Default for Plan<'_> {
             limits: &[],
             nice: None,
             reboot_listener: false,
+            supervisor: None,
             scope_abstract: false,
             seal: None,
             userns: None,
@@ -167,7 +174,9 @@ impl Plan<'_> {
         }
         limits::apply(self.limits, self.nice)?;
         let mut applied = Applied::default();
-        if self.reboot_listener {
+        if let Some(conn) = self.supervisor {
+            unixscope::hand_over(&conn, seccomp::supervised_listener(self.reboot_listener)?)?;
+        } else if self.reboot_listener {
             applied.reboot_listener = Some(seccomp::reboot_listener()?);
         }
         if self.scope_abstract {

@@ -20,7 +20,7 @@ use crate::context::plan::{Confinement, Namespaces, Plan, Root};
 use crate::context::{self, Registry};
 use crate::error::{Context, Error, Result};
 use crate::guest::config::Config;
-use crate::guest::{self, Guest};
+use crate::guest::{self, supervisor, Guest};
 use crate::kernel::caps;
 use crate::kernel::cgroup;
 use crate::kernel::netlock;
@@ -30,7 +30,7 @@ use crate::paths;
 use crate::sys::{self, Forked};
 use crate::{abi, context::exec, context::init, context::users};
 use nix::sched::CloneFlags;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -81,7 +81,12 @@ fn nproc_limit(cfg: &Config) -> Option<u64> {
 enum Then<'a> {
     /// `start`: vsbox's init with the rc scripts (or /sbin/init with
     /// fakeinit); the status pipe tells the caller when start-up is done.
-    Boot { output: OwnedFd, status: OwnedFd },
+    Boot {
+        output: OwnedFd,
+        status: OwnedFd,
+        /// A connection to the guest's supervisor (supervisor.rs).
+        supervisor: OwnedFd,
+    },
     /// `exec` in a guest that is not running: just this.
     Run(Payload<'a>),
 }
@@ -101,9 +106,19 @@ pub enum Payload<'a> {
 fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], userns: Option<OwnedFd>, then: Then) -> ! {
     let mut plan = new_context_plan(g, cfg, v1_dirs, userns.as_ref());
     match then {
-        Then::Boot { output, status } => {
-            // vsbox's init answers the guest's reboot(2) itself.
+        Then::Boot {
+            output,
+            status,
+            supervisor,
+        } => {
+            // Its supervisor answers the guest's unix socket calls, and
+            // reboot(2) for vsbox's init, which stands for the guest's.
             plan.reboot_listener = cfg.flags & abi::VXF_FAKEINIT == 0;
+            plan.supervisor = Some(supervisor);
+            // Its own abstract socket namespace keeps its names; a
+            // Landlock domain would part its processes from those that
+            // enter it later.
+            plan.scope_abstract = false;
             // stdout and stderr go to the caller through the output pipe,
             // the status pipe becomes fd 3 (the listener 4), nothing else
             // stays open; the originals close with the rest, so they must
@@ -521,10 +536,20 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     }
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
     let (st_r, st_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+    // The supervisor first: from its filter on, the guest's first process
+    // needs it for every unix socket (supervisor.rs).
+    let (link, conn) = match supervise(applet, g, &dir, xid) {
+        Ok(l) => l,
+        Err(e) => {
+            remove_aliases(&dir);
+            drop(owned);
+            return Err(e);
+        }
+    };
     let cgroup_dir = launch::open_dir(&dir)?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| format!("start a process in {}", dir.display()))? {
         Forked::Child => {
-            drop((out_r, st_r));
+            drop((out_r, st_r, link));
             let v1 = owned.dirs[1..].to_vec();
             std::mem::forget(owned);
             first_process(
@@ -536,11 +561,19 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
                 Then::Boot {
                     output: out_w,
                     status: st_w,
+                    supervisor: conn,
                 },
             )
         }
         Forked::Parent(child) => {
-            drop((out_w, st_w));
+            drop((out_w, st_w, conn));
+            if let Err(e) = sys::pidfd_open(child)
+                .ctx(|| "pidfd_open")
+                .and_then(|pidfd| supervisor::announce_init(&link, child, &pidfd, &st_r))
+            {
+                eprintln!("{applet}: warning: {e}: nothing will clean up after {} if it halts itself", g.name);
+            }
+            drop(link);
             let mut started = relay_start_up(out_r, &st_r, child);
             if started == Some(0) && cfg.flags & abi::VXF_FAKEINIT != 0 {
                 // The guest's own init is running; its start-up is not done
@@ -563,7 +596,6 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
                     if code != 0 {
                         eprintln!("{applet}: warning: the start-up scripts of {} exited with status {code}", g.name);
                     }
-                    watch(applet, g, &dir, xid, child, st_r);
                     g.hook("post-start")
                 }
                 None => {
@@ -578,63 +610,80 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     }
 }
 
-/// Leaves a small host process asleep until the guest's context has no
-/// process left — the guest halted or rebooted itself (vhalt, vreboot, or
-/// its own halt and reboot with CAP_SYS_BOOT), or its init died — which
-/// then removes what `start` set up and runs the post-stop hook, as `stop`
-/// would, and for a reboot (the init's byte on `init`, the other end of
-/// the start-up status pipe) starts the guest again in the same context.
-/// It takes the guest's lock first, and acts only on the very directory
-/// it watched (same inode), so a `stop` under way or a later start is
-/// never disturbed.
-fn watch(applet: &str, g: &Guest, dir: &Path, xid: u32, init: nix::unistd::Pid, status: OwnedFd) {
+/// Leaves the guest's supervisor on the host (`vsbox-watch NAME`,
+/// supervisor.rs): it answers the guest's unix socket calls and reboot(2)
+/// from a network namespace of the guest's own until the init ends — the
+/// guest halted or rebooted itself (vhalt, vreboot, or its own halt and
+/// reboot with CAP_SYS_BOOT), or its init died — and then removes what
+/// `start` set up and runs the post-stop hook, as `stop` would, and for a
+/// reboot (the init's byte on its status pipe) starts the guest again in
+/// the same context. It takes the guest's lock first, and acts only on
+/// the very directory it watched (same inode), so a `stop` under way or a
+/// later start is never disturbed. Gives `start`'s link to it (to name
+/// the init) and a connection for the first process to hand its filter
+/// over.
+fn supervise(applet: &str, g: &Guest, dir: &Path, xid: u32) -> Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     use std::os::unix::fs::MetadataExt;
-    let Ok(ino) = std::fs::metadata(dir).map(|m| m.ino()) else { return };
-    let outcome = sys::pidfd_open(init).and_then(|pidfd| {
-        crate::kernel::process::detached(&format!("vsbox-watch {}", g.name), vec![pidfd, status], |fds| {
-            use crate::syslog::{log, Level};
-            let tag = "vsbox-watch";
-            let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
-            // The init's end is certain to be seen (a cgroup's last
-            // notification may be lost when it is removed at once); the
-            // kernel has ended the rest of its PID namespace by then.
-            let mut pidfd = [nix::poll::PollFd::new(fds[0].as_fd(), nix::poll::PollFlags::POLLIN)];
-            while nix::poll::poll(&mut pidfd, nix::poll::PollTimeout::NONE) == Err(nix::errno::Errno::EINTR) {}
-            cgroup::wait_empty(dir, None);
-            // Every writer has ended with the guest: the byte is there, or EOF.
-            let mut b = [0u8; 1];
-            let reboot = nix::unistd::read(fds[1].as_raw_fd(), &mut b) == Ok(1) && b[0] == init::REBOOTING;
-            if !same() {
-                return; // `stop` removed it
+    let ino = std::fs::metadata(dir).map(|m| m.ino()).ctx(|| format!("stat {}", dir.display()))?;
+    let ctl = supervisor::bind(g)?;
+    let path = supervisor::socket_path(g);
+    let ctl_ino = std::fs::metadata(&path)
+        .map(|m| m.ino())
+        .ctx(|| format!("stat {}", path.display()))?;
+    let (link, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
+    let applet = applet.to_owned();
+    crate::kernel::process::detached(&format!("vsbox-watch {}", g.name), vec![ctl, theirs], |mut fds| {
+        use crate::syslog::{log, Level};
+        let tag = "vsbox-watch";
+        let (Some(link), Some(ctl)) = (fds.pop(), fds.pop()) else { return };
+        let host = match crate::kernel::unixscope::own_namespace() {
+            Ok(h) => h,
+            // Then nothing takes the guest's filter: its start fails.
+            Err(e) => return log(Level::Err, tag, &format!("server {}: {e}", g.name)),
+        };
+        let served = supervisor::serve(ctl, link);
+        let _ = crate::kernel::unixscope::leave_namespace(&host);
+        let drop_ctl = || {
+            if std::fs::metadata(&path).is_ok_and(|m| m.ino() == ctl_ino) {
+                let _ = std::fs::remove_file(&path);
             }
-            // Held until the guest is up again: a `stop` meanwhile waits
-            // and then stops the restarted guest.
-            let Ok(_lock) = g.lock() else { return };
-            if !same() || cgroup::populated(dir) {
-                return;
-            }
-            if let Err(e) = Registry::open().and_then(|reg| clean_up(&reg, dir)) {
-                return log(Level::Err, tag, &format!("clean up after server {}: {e}", g.name));
-            }
-            if let Err(e) = g.hook("post-stop") {
-                log(Level::Err, tag, &e.to_string());
-            }
-            if !reboot {
-                return log(Level::Notice, tag, &format!("server {} has stopped; cleaned up", g.name));
-            }
-            match start_locked(applet, g, Some(xid)) {
-                Ok(()) => log(Level::Notice, tag, &format!("server {} restarted", g.name)),
-                Err(e) => log(Level::Err, tag, &format!("server {} stopped to restart, but: {e}", g.name)),
-            }
-        })
-    });
-    if let Err(e) = outcome {
-        eprintln!(
-            "{applet}: warning: nothing will clean up after {} if it halts itself: {}",
-            g.name,
-            e.desc()
-        );
-    }
+        };
+        let Some(init) = served else { return drop_ctl() };
+        let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
+        // The init's end is certain to be seen (a cgroup's last
+        // notification may be lost when it is removed at once); the
+        // kernel has ended the rest of its PID namespace by then.
+        cgroup::wait_empty(dir, None);
+        drop_ctl();
+        // Every writer has ended with the guest: the byte is there, or EOF.
+        let mut b = [0u8; 1];
+        let reboot = nix::unistd::read(init.status.as_raw_fd(), &mut b) == Ok(1) && b[0] == init::REBOOTING;
+        if !same() {
+            return; // `stop` removed it, or `start` failed
+        }
+        // Held until the guest is up again: a `stop` meanwhile waits
+        // and then stops the restarted guest.
+        let Ok(_lock) = g.lock() else { return };
+        if !same() || cgroup::populated(dir) {
+            return;
+        }
+        if let Err(e) = Registry::open().and_then(|reg| clean_up(&reg, dir)) {
+            return log(Level::Err, tag, &format!("clean up after server {}: {e}", g.name));
+        }
+        if let Err(e) = g.hook("post-stop") {
+            log(Level::Err, tag, &e.to_string());
+        }
+        if !reboot {
+            return log(Level::Notice, tag, &format!("server {} has stopped; cleaned up", g.name));
+        }
+        match start_locked(&applet, g, Some(xid)) {
+            Ok(()) => log(Level::Notice, tag, &format!("server {} restarted", g.name)),
+            Err(e) => log(Level::Err, tag, &format!("server {} stopped to restart, but: {e}", g.name)),
+        }
+    })
+    .ctx(|| format!("start the supervisor of server {}", g.name))?;
+    Ok((link, supervisor::connect(g)?))
 }
 
 /// Copies the guest's start-up output to our stdout until the status pipe
@@ -760,7 +809,8 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     hide_from_guest()?;
     let reg = Registry::open()?;
     if let Some(target) = joinable(g, &reg)? {
-        return Ok((join(applet, target, &cfg, payload)?, None));
+        let conn = supervisor::connect(g)?;
+        return Ok((join(applet, target, &cfg, payload, conn)?, None));
     }
     // Not running: a start, stop or reboot may be under way; wait for it
     // and look again, and hold the lock until our process is in its
@@ -768,7 +818,8 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     let lock = g.lock_unless_held()?;
     if let Some(target) = joinable(g, &reg)? {
         drop(lock);
-        return Ok((join(applet, target, &cfg, payload)?, None));
+        let conn = supervisor::connect(g)?;
+        return Ok((join(applet, target, &cfg, payload, conn)?, None));
     }
     let (_, owned, userns) = new_context(&reg, g, &cfg, None)?;
     // This process removes the context when the payload ends; should it be
@@ -805,14 +856,16 @@ fn joinable(g: &Guest, reg: &Registry) -> Result<Option<launch::Target>> {
     }
 }
 
-fn join(applet: &str, target: launch::Target, cfg: &Config, payload: Payload) -> Result<nix::unistd::Pid> {
+/// Forks a process into the running guest for `payload`; `conn` is a
+/// connection to the guest's supervisor, which takes the process's filter.
+fn join(applet: &str, target: launch::Target, cfg: &Config, payload: Payload, conn: OwnedFd) -> Result<nix::unistd::Pid> {
     let lifeline = exec::Lifeline::of_this_process()?;
     match target.fork()? {
         Forked::Parent(child) => Ok(child),
         Forked::Child => {
-            // A guest that may reboot itself: this process, staying the
-            // parent of what it runs, answers their reboot(2) (its filter,
-            // unlike the init's, is theirs). Otherwise reboot(2) just fails.
+            // A guest that may reboot itself: the supervisor answers the
+            // reboot(2) of what runs below (its filter, unlike the init's,
+            // is theirs). Otherwise reboot(2) just fails.
             let may_reboot = target.ceiling & caps::bit(caps::SYS_BOOT) != 0;
             let mut keep: Vec<i32> = match &payload {
                 Payload::Shell(sock) => vec![sock.as_raw_fd()],
@@ -827,6 +880,7 @@ fn join(applet: &str, target: launch::Target, cfg: &Config, payload: Payload) ->
                 limits: &cfg.ulimits,
                 nice: cfg.nice,
                 reboot_listener: may_reboot,
+                supervisor: Some(conn),
                 keep: Some(keep),
                 ..target.join_plan(caps::Request::default(), !may_reboot)
             };

@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod reboot;
 pub mod rebootmgr;
 pub mod resolv;
+pub mod supervisor;
 
 pub mod tree;
 pub mod unify;

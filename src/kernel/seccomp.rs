@@ -99,7 +99,12 @@ fn arg_low(i: u32) -> u32 {
 /// One self-contained block per rule: it falls through when the rule does
 /// not match, so blocks can simply be concatenated.
 fn emit_rule(out: &mut Vec<SockFilter>, nr: u32, when: When, errno: u32) {
-    let deny = stmt(RET_K, RET_ERRNO | errno);
+    emit_ret(out, nr, when, RET_ERRNO | errno)
+}
+
+/// As [`emit_rule`], with any seccomp return value.
+fn emit_ret(out: &mut Vec<SockFilter>, nr: u32, when: When, ret: u32) {
+    let deny = stmt(RET_K, ret);
     out.push(stmt(LD_W_ABS, 0));
     match when {
         When::Always => {
@@ -189,6 +194,61 @@ fn reboot_program() -> Vec<SockFilter> {
     ]
 }
 
+/// AF_UNIX, the first argument of socket(2) and socketpair(2).
+const AF_UNIX: u32 = libc::AF_UNIX as u32;
+
+/// A call of a guest's processes that its supervisor answers, the others
+/// being allowed (see guest/supervisor.rs): (x86_64 number, i386 number,
+/// condition, return value).
+const SUPERVISED: &[Rule] = &[
+    (41, 359, When::ArgIs(0, AF_UNIX), RET_USER_NOTIF), // socket
+    (53, 360, When::ArgIs(0, AF_UNIX), RET_USER_NOTIF), // socketpair
+    // i386 socketcall(SYS_SOCKET, args) and (SYS_SOCKETPAIR, args): the
+    // arguments are in memory, read by the supervisor; x86_64 has no such
+    // call (102 is getuid), so the rule never matches there.
+    (u32::MAX, 102, When::ArgIs(0, 1), RET_USER_NOTIF),
+    (u32::MAX, 102, When::ArgIs(0, 8), RET_USER_NOTIF),
+    // io_uring makes sockets where no filter sees it (IORING_OP_SOCKET).
+    (425, 425, When::Always, RET_ERRNO | ENOSYS), // io_uring_setup
+];
+
+/// A guest's processes hand every unix socket they make to the returned
+/// listener, whose supervisor makes it in the guest's own abstract socket
+/// namespace; io_uring answers ENOSYS (it makes sockets no filter sees);
+/// with `reboot`, reboot(2) goes to the listener too (one listener per
+/// process: seccomp(2), EBUSY). Everything else is allowed.
+pub fn supervised_listener(reboot: bool) -> Result<std::os::fd::OwnedFd> {
+    sys::seccomp_listener(&supervised_program(reboot)).ctx(|| "install the socket supervisor's filter")
+}
+
+fn supervised_program(reboot: bool) -> Vec<SockFilter> {
+    let mut rules = SUPERVISED.to_vec();
+    if reboot {
+        rules.push((169, 88, When::Always, RET_USER_NOTIF));
+    }
+    let (mut x64, mut x32) = (Vec::new(), Vec::new());
+    for &(n64, n32, when, ret) in &rules {
+        if n64 != u32::MAX {
+            emit_ret(&mut x64, n64, when, ret);
+        }
+        emit_ret(&mut x32, n32, when, ret);
+    }
+    x64.push(stmt(RET_K, RET_ALLOW));
+    x32.push(stmt(RET_K, RET_ALLOW));
+    // [ld arch] [x86_64? → X64] [i386? → I386] [allow: the context's policy
+    // refuses other architectures] [ja I386] X64… I386…
+    let mut prog = vec![
+        stmt(LD_W_ABS, 4),
+        jump(JEQ_K, AUDIT_ARCH_X86_64, 3, 0),
+        jump(JEQ_K, AUDIT_ARCH_I386, 1, 0),
+        stmt(RET_K, RET_ALLOW),
+        stmt(JA, x64.len() as u32),
+    ];
+    prog.extend(x64);
+    prog.extend(x32);
+    prog
+}
+
 /// Installs the filter for `policy` on this process, for good.
 pub fn install(policy: Policy) -> Result<()> {
     sys::seccomp_install(&build(policy)).ctx(|| "install the context's seccomp filter")
@@ -227,6 +287,32 @@ mod tests {
     }
 
     const DENY: u32 = RET_ERRNO | EPERM;
+
+    #[test]
+    fn a_supervised_guest_hands_over_its_unix_sockets_only() {
+        let p = supervised_program(false);
+        let n = RET_USER_NOTIF;
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 41, [1, 1, 0, 0, 0, 0]), n); // socket(AF_UNIX)
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 41, [2, 1, 0, 0, 0, 0]), RET_ALLOW); // AF_INET
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 41, [10, 2, 0, 0, 0, 0]), RET_ALLOW); // AF_INET6
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 53, [1, 1, 0, 0, 0, 0]), n); // socketpair
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 102, [1, 0, 0, 0, 0, 0]), RET_ALLOW); // getuid
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 169, [0; 6]), RET_ALLOW); // reboot: not asked for
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 425, [0; 6]), RET_ERRNO | ENOSYS);
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 359, [1, 1, 0, 0, 0, 0]), n);
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 360, [1, 1, 0, 0, 0, 0]), n);
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 359, [2, 1, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 102, [1, 0, 0, 0, 0, 0]), n); // socketcall SOCKET
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 102, [8, 0, 0, 0, 0, 0]), n); // SOCKETPAIR
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 102, [3, 0, 0, 0, 0, 0]), RET_ALLOW); // CONNECT
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 425, [0; 6]), RET_ERRNO | ENOSYS);
+        assert_eq!(run(&p, 0xC000_00B7, 41, [1, 0, 0, 0, 0, 0]), RET_ALLOW); // aarch64: policy's job
+        let r = supervised_program(true);
+        assert_eq!(run(&r, AUDIT_ARCH_X86_64, 169, [0; 6]), n);
+        assert_eq!(run(&r, AUDIT_ARCH_I386, 88, [0; 6]), n);
+        assert_eq!(run(&r, AUDIT_ARCH_X86_64, 41, [1, 5, 0, 0, 0, 0]), n);
+        assert_eq!(run(&r, AUDIT_ARCH_X86_64, 0, [0; 6]), RET_ALLOW);
+    }
 
     #[test]
     fn base_blocks_tiocsti_only() {

@@ -1,14 +1,23 @@
 //! A guest's abstract unix socket names (those starting with a NUL byte)
-//! belong to the network namespace, which guests share with the host; a
-//! Landlock domain scoped for them (LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET,
-//! Landlock ABI 6, Linux 6.12) keeps the guest's processes from
-//! connecting or sending to any abstract socket made outside their domain:
-//! the host's (X11, D-Bus, container shims) and other guests'. Their own
-//! keep working among the processes of one domain, and domains are
-//! inherited and cannot be left.
+//! belong to the network namespace, which guests share with the host.
+//! Two ways keep them apart:
+//! - a running guest's processes make every unix socket through their
+//!   supervisor ([`answer`], for the listener of
+//!   seccomp::supervised_listener), which makes it in a network namespace
+//!   of the guest's own that holds nothing else: the names they bind and
+//!   connect to are theirs alone, both ways — no host process reaches a
+//!   guest's listener by its name, and no guest reaches the host's;
+//! - elsewhere (a stopped guest's exec, chcontext), a Landlock domain
+//!   scoped for abstract sockets (LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET,
+//!   Landlock ABI 6, Linux 6.12) keeps the processes from connecting or
+//!   sending to any abstract socket made outside their domain; their own
+//!   keep working among the processes of one domain, and domains are
+//!   inherited and cannot be left. It does not stop a name they bind from
+//!   taking the host's clients.
 
 use crate::error::{Context, Result};
 use crate::sys;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// The first Landlock ABI with abstract unix socket scoping.
 pub const ABI_ABSTRACT: i64 = 6;
@@ -48,4 +57,156 @@ pub fn scope_abstract() -> Result<bool> {
     let fd = sys::landlock_ruleset(&attr).ctx(|| "create a Landlock ruleset")?;
     sys::landlock_restrict_self(&fd).ctx(|| "scope abstract unix sockets (Landlock)")?;
     Ok(true)
+}
+
+/// What [`answer`] did with a supervised call.
+pub enum Answered {
+    /// Answered: a socket made, or an error given.
+    Done,
+    /// Not a socket call: reboot(2), for the caller to answer.
+    Other(sys::SeccompNotif),
+}
+
+const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+
+/// Receives the next call waiting on a supervised listener and answers it
+/// if it makes a unix socket: the socket (or pair) is made here, in this
+/// process's network namespace — the guest's own — with the caller's
+/// type and protocol, and put into the caller's descriptor table (seccomp
+/// ADDFD); the kernel's own errors go back as they are. Err when no call
+/// was waiting (its process ended meanwhile).
+///
+/// i386 socketcall(2) passes its arguments in memory: read here, a unix
+/// socket is made as above; any other family goes on in the kernel
+/// (SECCOMP_USER_NOTIF_FLAG_CONTINUE), which reads them again — a
+/// second thread could change the family in between (vserver(8), BUGS).
+pub fn answer(listener: &OwnedFd) -> std::result::Result<Answered, nix::errno::Errno> {
+    let n = sys::seccomp_recv(listener)?;
+    let x64 = n.arch == AUDIT_ARCH_X86_64;
+    let a = |i: usize| n.args[i] as i32;
+    match (x64, n.nr) {
+        (true, 41) | (false, 359) => make(listener, &n, [a(0), a(1), a(2)], None),
+        (true, 53) | (false, 360) => make(listener, &n, [a(0), a(1), a(2)], Some(n.args[3])),
+        (false, 102) => {
+            // struct of u32 arguments at args[1]: domain, type, protocol[, sv].
+            let count = if n.args[0] == 8 { 4 } else { 3 };
+            let mut raw = [0u8; 16];
+            let read = read_memory(n.pid, n.args[1], &mut raw[..4 * count]);
+            if read.is_err() || !sys::seccomp_id_valid(listener, n.id) {
+                let _ = sys::seccomp_answer(listener, n.id, libc::EFAULT);
+                return Ok(Answered::Done);
+            }
+            let word = |i: usize| i32::from_le_bytes(raw[4 * i..4 * i + 4].try_into().unwrap_or_default());
+            if word(0) != libc::AF_UNIX {
+                let _ = sys::seccomp_continue(listener, n.id);
+                return Ok(Answered::Done);
+            }
+            make(
+                listener,
+                &n,
+                [word(0), word(1), word(2)],
+                (count == 4).then(|| word(3) as u32 as u64),
+            )
+        }
+        _ => return Ok(Answered::Other(n)),
+    }
+    Ok(Answered::Done)
+}
+
+/// Makes the socket, or pair, of (domain, type, protocol) and hands it to
+/// the caller of `n`; a pair's numbers go to `pair_at` in its memory.
+fn make(listener: &OwnedFd, n: &sys::SeccompNotif, [domain, ty, protocol]: [i32; 3], pair_at: Option<u64>) {
+    let cloexec = ty & libc::SOCK_CLOEXEC != 0;
+    let answered = match pair_at {
+        None => sys::socket_as_asked(domain, ty, protocol)
+            .and_then(|s| sys::seccomp_addfd(listener, n.id, s.as_raw_fd(), cloexec, true))
+            .map(drop),
+        Some(at) => sys::socketpair_as_asked(domain, ty, protocol).and_then(|(a, b)| {
+            let x = sys::seccomp_addfd(listener, n.id, a.as_raw_fd(), cloexec, false)?;
+            let y = sys::seccomp_addfd(listener, n.id, b.as_raw_fd(), cloexec, false)?;
+            let mut sv = [0u8; 8];
+            sv[..4].copy_from_slice(&x.to_le_bytes());
+            sv[4..].copy_from_slice(&y.to_le_bytes());
+            if !sys::seccomp_id_valid(listener, n.id) {
+                return Err(nix::errno::Errno::ESRCH);
+            }
+            write_memory(n.pid, at, &sv)?;
+            sys::seccomp_answer(listener, n.id, 0)
+        }),
+    };
+    if let Err(e) = answered {
+        let _ = sys::seccomp_answer(listener, n.id, e as i32);
+    }
+}
+
+fn read_memory(pid: u32, at: u64, buf: &mut [u8]) -> std::result::Result<(), nix::errno::Errno> {
+    use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+    let remote = [RemoteIoVec {
+        base: at as usize,
+        len: buf.len(),
+    }];
+    let len = buf.len();
+    let n = process_vm_readv(
+        nix::unistd::Pid::from_raw(pid as i32),
+        &mut [std::io::IoSliceMut::new(buf)],
+        &remote,
+    )?;
+    if n == len {
+        Ok(())
+    } else {
+        Err(nix::errno::Errno::EFAULT)
+    }
+}
+
+fn write_memory(pid: u32, at: u64, buf: &[u8]) -> std::result::Result<(), nix::errno::Errno> {
+    use nix::sys::uio::{process_vm_writev, RemoteIoVec};
+    let remote = [RemoteIoVec {
+        base: at as usize,
+        len: buf.len(),
+    }];
+    let n = process_vm_writev(nix::unistd::Pid::from_raw(pid as i32), &[std::io::IoSlice::new(buf)], &remote)?;
+    if n == buf.len() {
+        Ok(())
+    } else {
+        Err(nix::errno::Errno::EFAULT)
+    }
+}
+
+/// Moves this process into a new network namespace — a guest's own
+/// abstract unix socket namespace, with nothing else in it — and gives
+/// back the one it was in. Its unix tuning follows the host's
+/// (net.unix.max_dgram_qlen: syslog's queue).
+pub fn own_namespace() -> Result<std::fs::File> {
+    let host = std::fs::File::open("/proc/self/ns/net").ctx(|| "open /proc/self/ns/net")?;
+    let qlen = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen").ok();
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ctx(|| "make a network namespace for the server's unix sockets")?;
+    if let Some(q) = qlen {
+        let _ = std::fs::write("/proc/sys/net/unix/max_dgram_qlen", q);
+    }
+    Ok(host)
+}
+
+/// Back into the namespace `own_namespace` left.
+pub fn leave_namespace(host: &std::fs::File) -> Result<()> {
+    nix::sched::setns(host, nix::sched::CloneFlags::CLONE_NEWNET).ctx(|| "go back to the host's network namespace")
+}
+
+/// The one message on a connection to a guest's supervisor from a process
+/// entering the guest: this byte, with its supervised listener.
+pub const LISTENER: u8 = b'L';
+
+/// Sends the supervised `listener` over `conn` to the guest's supervisor
+/// (and closes this copy: the process must not answer its own calls).
+pub fn hand_over(conn: &OwnedFd, listener: OwnedFd) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let fds = [listener.as_raw_fd()];
+    sendmsg::<()>(
+        conn.as_raw_fd(),
+        &[std::io::IoSlice::new(&[LISTENER])],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .ctx(|| "hand the socket filter to the server's supervisor")
+    .map(drop)
 }

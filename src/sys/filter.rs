@@ -89,6 +89,74 @@ pub fn seccomp_answer(listener: &OwnedFd, id: u64, errno: i32) -> Result<(), Err
     check(unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND, &r) } as libc::c_long).map(drop)
 }
 
+const SECCOMP_IOCTL_NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
+const SECCOMP_IOCTL_NOTIF_ADDFD: libc::c_ulong = 0x4018_2103;
+const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
+const SECCOMP_ADDFD_FLAG_SEND: u32 = 2;
+
+/// Lets call `id` go on in the kernel as if no filter had stopped it.
+/// Only for calls whose outcome does not depend on memory the caller can
+/// still change (seccomp_unotify(2), "Design goals").
+pub fn seccomp_continue(listener: &OwnedFd, id: u64) -> Result<(), Errno> {
+    let r = SeccompNotifResp {
+        id,
+        val: 0,
+        error: 0,
+        flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+    };
+    // SAFETY: r has struct seccomp_notif_resp's layout (24 bytes).
+    check(unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND, &r) } as libc::c_long).map(drop)
+}
+
+/// Whether call `id` still waits (its process has not gone, nor has a
+/// signal interrupted it): checked before acting on the caller's memory.
+pub fn seccomp_id_valid(listener: &OwnedFd, id: u64) -> bool {
+    // SAFETY: the ioctl reads one u64.
+    check(unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_ID_VALID, &id) } as libc::c_long).is_ok()
+}
+
+/// Puts a copy of `fd` into the process of waiting call `id` (struct
+/// seccomp_notif_addfd, Linux 5.9; SEND 5.14) and gives its number
+/// there. With `send`, that number is the call's result and the call is
+/// answered in the same step.
+pub fn seccomp_addfd(listener: &OwnedFd, id: u64, fd: RawFd, cloexec: bool, send: bool) -> Result<RawFd, Errno> {
+    #[repr(C)]
+    struct AddFd {
+        id: u64,
+        flags: u32,
+        srcfd: u32,
+        newfd: u32,
+        newfd_flags: u32,
+    }
+    let a = AddFd {
+        id,
+        flags: if send { SECCOMP_ADDFD_FLAG_SEND } else { 0 },
+        srcfd: fd as u32,
+        newfd: 0,
+        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+    };
+    // SAFETY: a has struct seccomp_notif_addfd's layout (24 bytes).
+    check(unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_ADDFD, &a) } as libc::c_long).map(|n| n as RawFd)
+}
+
+/// socket(2) with its arguments as a caller passed them (type with its
+/// SOCK_NONBLOCK and SOCK_CLOEXEC bits): the kernel checks them.
+pub fn socket_as_asked(domain: i32, ty: i32, protocol: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: integers only; the kernel returns a new descriptor we own.
+    let fd = check(unsafe { libc::socket(domain, ty, protocol) } as libc::c_long)?;
+    // SAFETY: just returned to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// socketpair(2) with its arguments as a caller passed them.
+pub fn socketpair_as_asked(domain: i32, ty: i32, protocol: i32) -> Result<(OwnedFd, OwnedFd), Errno> {
+    let mut sv = [0 as libc::c_int; 2];
+    // SAFETY: sv has room for the two descriptors the kernel writes.
+    check(unsafe { libc::socketpair(domain, ty, protocol, sv.as_mut_ptr()) } as libc::c_long)?;
+    // SAFETY: both were just returned to us.
+    Ok(unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) })
+}
+
 /// bpf(2) with an attribute block the caller laid out.
 pub fn bpf(cmd: libc::c_int, attr: &mut [u8]) -> Result<libc::c_long, Errno> {
     // SAFETY: attr is a writable buffer of the size passed; the pointers it

@@ -718,6 +718,32 @@ fn main() {
             0
         }
         ["exit", n] => n.parse().unwrap(),
+        // A unix stream and a datagram socketpair, a byte across each.
+        ["socketpair"] => report(
+            std::os::unix::net::UnixStream::pair().and_then(|(mut a, mut b)| {
+                a.write_all(b"s")?;
+                let mut got = [0u8; 1];
+                b.read_exact(&mut got)?;
+                let (c, d) = std::os::unix::net::UnixDatagram::pair()?;
+                c.send(b"d")?;
+                let mut more = [0u8; 1];
+                d.recv(&mut more)?;
+                Ok(format!("{}{}", got[0] as char, more[0] as char))
+            }),
+            |s| format!("pair={s}"),
+        ),
+        // io_uring_setup(2) with one entry: OK and the ring closed, or the errno.
+        ["io-uring"] => {
+            let mut params = [0u8; 120];
+            // SAFETY: params is a zeroed struct io_uring_params (120 bytes).
+            let fd = unsafe { libc::syscall(425, 1u32, params.as_mut_ptr()) };
+            let r = if fd < 0 { Err(std::io::Error::last_os_error()) } else { Ok(fd) };
+            report(r, |fd| {
+                // SAFETY: the ring descriptor just made.
+                unsafe { libc::close(fd as i32) };
+                "ring".into()
+            })
+        }
         _ => {
             eprintln!("vsbox-probe: unknown probe {a:?}");
             2

@@ -1,0 +1,210 @@
+//! A running guest's supervisor: the host process `vsbox-watch NAME` that
+//! `vserver start` leaves behind. It lives in a network namespace of the
+//! guest's own that holds only the guest's unix sockets, and answers the
+//! supervised calls (kernel/seccomp.rs, `supervised_listener`) of every
+//! process in the guest: each unix socket they make is made there
+//! (kernel/unixscope.rs), so the abstract names they bind and connect to
+//! are the guest's alone, both ways; a reboot(2) asks the guest's init to
+//! restart or stop, as vreboot does. When the init ends it cleans up
+//! (lifecycle.rs, `watch`).
+//!
+//! Processes that enter the guest later (exec, enter, suexec, service)
+//! connect to it at `RUNDIR/NAME.sock` (root's only) before they enter,
+//! and hand over their listener as their plan installs it; `start` names
+//! the init over a link of its own. Should the supervisor die, the
+//! guest's unix socket calls fail (ENOSYS) rather than reach the host's.
+
+use crate::context::init;
+use crate::error::{Context, Error, Result};
+use crate::guest::Guest;
+use crate::kernel::unixscope::{self, Answered};
+use crate::paths;
+use crate::sys;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::unistd::Pid;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+/// `start`'s message on its link: this byte, the init's pid (4 bytes,
+/// little-endian, the host's numbering), and its pidfd and the read end
+/// of its status pipe.
+const INIT: u8 = b'I';
+
+/// The guest's control socket, `RUNDIR/NAME.sock`.
+pub fn socket_path(g: &Guest) -> PathBuf {
+    paths::rundir().join(format!("{}.sock", g.name))
+}
+
+/// Binds the guest's control socket (replacing a stale one), for `start`
+/// to hand to the supervisor before the guest's first process exists.
+pub fn bind(g: &Guest) -> Result<OwnedFd> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = socket_path(g);
+    let dir = paths::rundir();
+    std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+    let _ = std::fs::remove_file(&path);
+    // Root's alone from the start: no window with the umask's mode.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let bound = std::os::unix::net::UnixListener::bind(&path);
+    nix::sys::stat::umask(old);
+    let l = bound.ctx(|| format!("bind {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).ctx(|| format!("chmod {}", path.display()))?;
+    Ok(OwnedFd::from(l))
+}
+
+/// A connection to the running guest's supervisor, for a process about to
+/// enter the guest (its plan's `supervisor`).
+pub fn connect(g: &Guest) -> Result<OwnedFd> {
+    let path = socket_path(g);
+    match std::os::unix::net::UnixStream::connect(&path) {
+        Ok(s) => Ok(OwnedFd::from(s)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ECONNREFUSED)) => Err(Error::failed(
+            format!("enter server {}", g.name),
+            format!(
+                "its supervisor (vsbox-watch {}, {}) is not running — started by an older vsbox, or killed: restart the server",
+                g.name,
+                path.display()
+            ),
+        )),
+        Err(e) => Err(e).ctx(|| format!("connect to {}", path.display())),
+    }
+}
+
+/// `start`, once the guest's first process (its init) exists: names it to
+/// the supervisor over `link`.
+pub fn announce_init(link: &OwnedFd, pid: Pid, pidfd: &OwnedFd, status: &OwnedFd) -> Result<()> {
+    let mut msg = [INIT, 0, 0, 0, 0];
+    msg[1..].copy_from_slice(&pid.as_raw().to_le_bytes());
+    let fds = [pidfd.as_raw_fd(), status.as_raw_fd()];
+    sendmsg::<()>(
+        link.as_raw_fd(),
+        &[std::io::IoSlice::new(&msg)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .ctx(|| "name the server's init to its supervisor")
+    .map(drop)
+}
+
+/// The guest's init, as `start` named it.
+pub struct Init {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+    /// The read end of the init's status pipe (its REBOOTING byte).
+    pub status: OwnedFd,
+}
+
+/// One message with up to two descriptors; None at the end of the stream.
+fn receive(fd: &OwnedFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut buf = [0u8; 16];
+    let mut space = nix::cmsg_space!([RawFd; 2]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().ok()? {
+        if let ControlMessageOwned::ScmRights(got) = c {
+            fds.extend(got.into_iter().map(sys::adopt_fd));
+        }
+    }
+    let n = msg.bytes;
+    (n > 0).then(|| (buf[..n].to_vec(), fds))
+}
+
+/// Serves the guest in this process (already in the guest's own network
+/// namespace: unixscope::own_namespace) until its init ends, and gives
+/// it; None when `start` gave up (closed `link`) before naming an init.
+/// `ctl` is the bound control socket.
+pub fn serve(ctl: OwnedFd, link: OwnedFd) -> Option<Init> {
+    use nix::sys::socket::{accept4, getsockopt, listen, sockopt::PeerCredentials, Backlog, SockFlag};
+    let _ = listen(&ctl, Backlog::new(64).unwrap_or(Backlog::MAXCONN));
+    let mut link = Some(link);
+    let mut init: Option<Init> = None;
+    let mut conns: Vec<OwnedFd> = Vec::new();
+    let mut listeners: Vec<OwnedFd> = Vec::new();
+    loop {
+        let mut fds = vec![PollFd::new(ctl.as_fd(), PollFlags::POLLIN)];
+        fds.extend(link.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)));
+        fds.extend(init.iter().map(|i| PollFd::new(i.pidfd.as_fd(), PollFlags::POLLIN)));
+        fds.extend(conns.iter().map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)));
+        fds.extend(listeners.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)));
+        if poll(&mut fds, PollTimeout::NONE).is_err() {
+            continue;
+        }
+        let ready: Vec<PollFlags> = fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
+        drop(fds);
+        let mut at = 1;
+        let link_ready = link.is_some() && !ready[at].is_empty();
+        at += usize::from(link.is_some());
+        if init.is_some() && !ready[at].is_empty() {
+            return init;
+        }
+        at += usize::from(init.is_some());
+        let (conn_ready, listener_ready) = ready[at..].split_at(conns.len());
+        if link_ready {
+            match link.as_ref().and_then(receive) {
+                Some((msg, mut got)) if msg.len() == 5 && msg[0] == INIT && got.len() == 2 && init.is_none() => {
+                    let pid = Pid::from_raw(i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]));
+                    if let (Some(status), Some(pidfd)) = (got.pop(), got.pop()) {
+                        init = Some(Init { pid, pidfd, status });
+                    }
+                }
+                _ if init.is_none() => return None,
+                _ => link = None,
+            }
+        }
+        // Then the calls waiting, one on each ready listener.
+        for i in (0..listeners.len()).rev() {
+            let r = listener_ready[i];
+            if r.contains(PollFlags::POLLIN) {
+                answer(&listeners[i], init.as_ref());
+            } else if !r.is_empty() {
+                // POLLHUP: no process uses its filter any more.
+                listeners.remove(i);
+            }
+        }
+        for i in (0..conns.len()).rev() {
+            if conn_ready[i].is_empty() {
+                continue;
+            }
+            let c = conns.remove(i);
+            if let Some((msg, mut got)) = receive(&c) {
+                if msg == [unixscope::LISTENER] && got.len() == 1 {
+                    listeners.extend(got.pop());
+                }
+            }
+        }
+        if !ready[0].is_empty() {
+            if let Ok(fd) = accept4(ctl.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+                let c = sys::adopt_fd(fd);
+                // Only root's processes hand over their filters.
+                if getsockopt(&c, PeerCredentials).is_ok_and(|p| p.uid() == 0) {
+                    conns.push(c);
+                }
+            }
+        }
+    }
+}
+
+/// Answers the call waiting on `listener`: a unix socket, or a reboot(2),
+/// which asks the init to restart or stop as vreboot and vhalt do.
+fn answer(listener: &OwnedFd, init: Option<&Init>) {
+    let Ok(Answered::Other(n)) = unixscope::answer(listener) else {
+        return;
+    };
+    let reboot = (n.arch == 0xC000_003E && n.nr == 169) || (n.arch == 0x4000_0003 && n.nr == 88);
+    let Some(i) = init.filter(|_| reboot) else {
+        // No init named yet: the guest is starting.
+        let _ = sys::seccomp_answer(listener, n.id, if reboot { libc::EBUSY } else { libc::ENOSYS });
+        return;
+    };
+    let (errno, event) = init::reboot_request(&n, &PathBuf::from(format!("/proc/{}/ns/user", i.pid)));
+    let _ = sys::seccomp_answer(listener, n.id, errno);
+    let rt = match event {
+        Some(init::Event::Restart) => init::RT_REBOOT,
+        Some(init::Event::Stop) => init::RT_HALT,
+        _ => return,
+    };
+    let _ = sys::kill_raw(i.pid, sys::sigrtmin() + rt);
+}
