@@ -58,6 +58,16 @@ for r in 1 2 3; do
 done
 printf 'vserver exec true: %.3f ms   nsenter: %.3f ms   ratio %.2f×\n' "$(echo "$A/3/1000000" | bc -l)" "$(echo "$B/3/1000000" | bc -l)" "$(echo "$A/$B" | bc -l)"
 
+# Unix sockets made in a running guest (each by its supervisor, in the
+# guest's own namespace of abstract names) vs on the host.
+PROBE=$(dirname "$VSBOX")/vsbox-probe
+if [ -x "$PROBE" ]; then
+	cp "$PROBE" "$work/vservers/bench1/bin/probe"
+	h=$("$PROBE" unix-rate 20000 | sed -n 's/^OK rate=//p')
+	g=$("$VSBOX" vserver bench1 exec /bin/probe unix-rate 20000 | sed -n 's/^OK rate=//p')
+	printf 'unix sockets a second: host %s, in a running guest %s, ratio %.2f×\n' "$h" "$g" "$(echo "$g/$h" | bc -l)"
+fi
+
 # What vsbox keeps per running guest: the guest's PID 1 and, on the host,
 # its sleeping watcher.
 mem() { awk -v w="$1" -v p="$2" '/^Rss/{r=$2} /^Pss:/{s=$2} /^Pss_Anon/{a=$2} END{printf "%s (pid %s): RSS %d KiB, PSS %d KiB, private anonymous %d KiB\n", w, p, r, s, a}' /proc/"$2"/smaps_rollup; }

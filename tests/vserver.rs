@@ -1915,6 +1915,22 @@ fn a_name_a_running_guest_binds_is_its_own() {
     .ok();
     assert!(eventually(5, || std::fs::read_to_string(a.root().join("tmp/reached.out"))
         .is_ok_and(|s| s.starts_with("OK answer=exec"))));
+    // The i386 entry point, arguments in memory (socketcall), likewise.
+    let i386 = format!("{x11}-i386");
+    a.run(&[
+        "exec",
+        "sh",
+        "-c",
+        &format!("(probe socketcall-serve {i386} i386 > /tmp/i386.out 2>&1 &)"),
+    ])
+    .ok();
+    assert!(eventually(5, || std::fs::read_to_string(a.root().join("tmp/i386.out"))
+        .is_ok_and(|s| s.starts_with("LISTEN"))));
+    let said = std::fs::read_to_string(a.root().join("tmp/i386.out")).unwrap();
+    assert_eq!(said.trim(), format!("LISTEN @{i386} pair=p"));
+    assert_eq!(a.run(&["exec", "probe", "abstract-connect", &i386]).line(), "OK answer=i386");
+    let out = host_probe(&["abstract-connect", &i386]);
+    assert!(out.stdout.starts_with("ERR ECONNREFUSED"), "{out:?}");
     // io_uring would make sockets past the supervisor: not there.
     let out = a.run(&["exec", "probe", "io-uring"]);
     assert!(out.stdout.starts_with("ERR ENOSYS"), "{out:?}");

@@ -744,6 +744,90 @@ fn main() {
                 "ring".into()
             })
         }
+        // N unix sockets made and closed: the rate (sockets a second).
+        ["unix-rate", n] => {
+            let n: u32 = n.parse().unwrap();
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                drop(std::os::unix::net::UnixDatagram::unbound().unwrap());
+            }
+            println!("OK rate={:.0}", f64::from(n) / t.elapsed().as_secs_f64());
+            0
+        }
+        // i386 socketcall(2) through int 0x80 (arguments in memory below
+        // 4 GiB): a unix socketpair, a byte across, then a unix socket
+        // bound to @NAME serving TAG to every client until killed.
+        ["socketcall-serve", name, tag] => {
+            use std::os::fd::FromRawFd;
+            /// int 0x80 with eax, ebx, ecx (rbx is LLVM's: swapped in and out).
+            fn int80(nr: u32, a: u32, b: u32) -> i32 {
+                let ret: i32;
+                // SAFETY: the i386 entry point with integer arguments; the
+                // memory they point to is ours.
+                unsafe {
+                    std::arch::asm!("xchg {a:r}, rbx", "int 0x80", "xchg {a:r}, rbx",
+                        a = inout(reg) u64::from(a) => _, inlateout("eax") nr as i32 => ret, in("ecx") b);
+                }
+                ret
+            }
+            // SAFETY: a fresh anonymous page, below 4 GiB for int 0x80.
+            let page = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+                    -1,
+                    0,
+                )
+            } as *mut u32;
+            assert!(page as isize != -1);
+            let low = page as usize as u32;
+            // SAFETY: writes within the page.
+            unsafe {
+                let args = [libc::AF_UNIX as u32, libc::SOCK_STREAM as u32, 0, low + 64];
+                std::ptr::copy_nonoverlapping(args.as_ptr(), page, 4);
+            }
+            let r = int80(102, 8, low); // SYS_SOCKETPAIR
+            if r < 0 {
+                std::process::exit(report::<()>(Err(std::io::Error::from_raw_os_error(-r)), |_| String::new()));
+            }
+            // SAFETY: the two descriptors the kernel wrote at low + 64.
+            let (mut x, mut y) = unsafe {
+                let sv = page.add(16);
+                (
+                    std::os::unix::net::UnixStream::from_raw_fd(*sv as i32),
+                    std::os::unix::net::UnixStream::from_raw_fd(*sv.add(1) as i32),
+                )
+            };
+            x.write_all(b"p").unwrap();
+            let mut got = [0u8; 1];
+            y.read_exact(&mut got).unwrap();
+            let fd = int80(102, 1, low); // SYS_SOCKET
+            if fd < 0 {
+                std::process::exit(report::<()>(Err(std::io::Error::from_raw_os_error(-fd)), |_| String::new()));
+            }
+            // SAFETY: the socket just made; sockaddr_un with an abstract name.
+            let l = unsafe {
+                let mut a: libc::sockaddr_un = std::mem::zeroed();
+                a.sun_family = libc::AF_UNIX as u16;
+                for (i, b) in name.bytes().enumerate() {
+                    a.sun_path[i + 1] = b as libc::c_char;
+                }
+                let len = (std::mem::size_of::<libc::sa_family_t>() + 1 + name.len()) as u32;
+                if libc::bind(fd, &a as *const _ as *const libc::sockaddr, len) < 0 || libc::listen(fd, 8) < 0 {
+                    std::process::exit(report::<()>(Err(std::io::Error::last_os_error()), |_| String::new()));
+                }
+                std::os::unix::net::UnixListener::from_raw_fd(fd)
+            };
+            println!("LISTEN @{name} pair={}", got[0] as char);
+            std::io::stdout().flush().unwrap();
+            for c in l.incoming().flatten() {
+                let mut c = c;
+                let _ = writeln!(c, "{tag}");
+            }
+            0
+        }
         _ => {
             eprintln!("vsbox-probe: unknown probe {a:?}");
             2
