@@ -94,7 +94,7 @@ fn run(args: Args, name: &str) -> Result<i32> {
                     seal: Some(&layout),
                     ..Plan::default()
                 };
-                launch::finish_child(name, plan.apply().map(drop), || exec::exec(name, &args.command))
+                launch::finish_child(name, plan.apply().map(drop), || Ok(exec::exec(name, &args.command)))
             }
         }
     })();

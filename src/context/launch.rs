@@ -89,7 +89,7 @@ impl Drop for Owned {
     fn drop(&mut self) {
         for d in self.dirs.iter().rev() {
             if let Err(e) = cgroup::remove(d, Some(EMPTY_TIMEOUT)) {
-                eprintln!("vsbox: {e}");
+                eprintln!("vsbox: warning: {e}");
             }
         }
     }
@@ -116,11 +116,12 @@ fn detach(spec: &Spec) -> Result<bool> {
     }
 }
 
-/// In the child: either exits the process with the command's status or
-/// with 125 after printing why setup failed. Never returns.
-pub(crate) fn finish_child(applet: &str, setup: Result<()>, run: impl FnOnce() -> i32) -> ! {
-    match setup {
-        Ok(()) => std::process::exit(run()),
+/// The entry point's error path for a forked child, which cannot return
+/// to it: exits with the command's status, or with 125 (SPEC §1) after
+/// printing why setting up or starting it failed. Never returns.
+pub(crate) fn finish_child(applet: &str, setup: Result<()>, run: impl FnOnce() -> Result<i32>) -> ! {
+    match setup.and_then(|()| run()) {
+        Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("{applet}: {e}");
             std::process::exit(crate::applet::EXIT_CANNOT_RUN)
@@ -176,7 +177,7 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
             };
             std::mem::forget(owned);
             let setup = tied.and_then(|_| plan.apply().map(drop));
-            finish_child(applet, setup, || run_as_first(spec, applet, command))
+            finish_child(applet, setup, || Ok(run_as_first(spec, applet, command)))
         }
     }
 }
@@ -380,7 +381,7 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command
                 domainname: domain_name(spec),
                 ..target.join_plan(spec.caps.clone(), false)
             };
-            finish_child(applet, plan.apply().map(drop), || exec::exec(applet, command))
+            finish_child(applet, plan.apply().map(drop), || Ok(exec::exec(applet, command)))
         }
     }
 }
@@ -454,7 +455,7 @@ fn spectator(applet: &str, reg: &Registry, spec: &Spec, command: &[String]) -> R
                 }),
                 ..Plan::default()
             };
-            finish_child(applet, plan.apply().map(drop), || exec::exec(applet, command))
+            finish_child(applet, plan.apply().map(drop), || Ok(exec::exec(applet, command)))
         }
     };
     let code = supervise(child);
@@ -481,7 +482,7 @@ fn unprivileged(applet: &str, spec: &Spec, command: &[String]) -> Result<i32> {
             let setup = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
                 .ctx(|| "set the parent-death signal")
                 .and_then(|_| first_process(spec, CloneFlags::empty()).apply().map(drop));
-            finish_child(applet, setup, || run_as_first(spec, applet, command))
+            finish_child(applet, setup, || Ok(run_as_first(spec, applet, command)))
         }
     }
 }

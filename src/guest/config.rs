@@ -6,6 +6,7 @@ use crate::context;
 use crate::error::{Error, Result};
 use crate::kernel::caps;
 use crate::kernel::netlock;
+use nix::sys::resource::Resource;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -362,23 +363,23 @@ pub fn parse_ulimit(v: &str) -> std::result::Result<Vec<Limit>, String> {
     Ok(out)
 }
 
-fn ulimit_resource(c: char) -> Option<(libc::__rlimit_resource_t, u64)> {
+fn ulimit_resource(c: char) -> Option<(Resource, u64)> {
     Some(match c {
-        'c' => (libc::RLIMIT_CORE, 1024),
-        'd' => (libc::RLIMIT_DATA, 1024),
-        'f' => (libc::RLIMIT_FSIZE, 1024),
-        'l' => (libc::RLIMIT_MEMLOCK, 1024),
-        'm' => (libc::RLIMIT_RSS, 1024),
-        's' => (libc::RLIMIT_STACK, 1024),
-        'v' => (libc::RLIMIT_AS, 1024),
-        'n' => (libc::RLIMIT_NOFILE, 1),
-        'u' => (libc::RLIMIT_NPROC, 1),
-        't' => (libc::RLIMIT_CPU, 1),
-        'x' => (libc::RLIMIT_LOCKS, 1),
-        'i' => (libc::RLIMIT_SIGPENDING, 1),
-        'q' => (libc::RLIMIT_MSGQUEUE, 1),
-        'e' => (libc::RLIMIT_NICE, 1),
-        'r' => (libc::RLIMIT_RTPRIO, 1),
+        'c' => (Resource::RLIMIT_CORE, 1024),
+        'd' => (Resource::RLIMIT_DATA, 1024),
+        'f' => (Resource::RLIMIT_FSIZE, 1024),
+        'l' => (Resource::RLIMIT_MEMLOCK, 1024),
+        'm' => (Resource::RLIMIT_RSS, 1024),
+        's' => (Resource::RLIMIT_STACK, 1024),
+        'v' => (Resource::RLIMIT_AS, 1024),
+        'n' => (Resource::RLIMIT_NOFILE, 1),
+        'u' => (Resource::RLIMIT_NPROC, 1),
+        't' => (Resource::RLIMIT_CPU, 1),
+        'x' => (Resource::RLIMIT_LOCKS, 1),
+        'i' => (Resource::RLIMIT_SIGPENDING, 1),
+        'q' => (Resource::RLIMIT_MSGQUEUE, 1),
+        'e' => (Resource::RLIMIT_NICE, 1),
+        'r' => (Resource::RLIMIT_RTPRIO, 1),
         _ => return None,
     })
 }
@@ -471,7 +472,7 @@ mod tests {
         assert_eq!(
             c.ulimits,
             vec![Limit {
-                resource: libc::RLIMIT_NPROC,
+                resource: Resource::RLIMIT_NPROC,
                 soft: None,
                 hard: Some(1000)
             }]
@@ -506,12 +507,12 @@ mod tests {
             c.ulimits,
             vec![
                 Limit {
-                    resource: libc::RLIMIT_NPROC,
+                    resource: Resource::RLIMIT_NPROC,
                     soft: None,
                     hard: Some(1000)
                 },
                 Limit {
-                    resource: libc::RLIMIT_NOFILE,
+                    resource: Resource::RLIMIT_NOFILE,
                     soft: Some(64),
                     hard: None
                 },
@@ -566,7 +567,7 @@ mod tests {
         assert_eq!(
             l[0],
             Limit {
-                resource: libc::RLIMIT_AS,
+                resource: Resource::RLIMIT_AS,
                 soft: Some(1 << 20),
                 hard: Some(1 << 20)
             }

@@ -73,7 +73,7 @@ pub fn guest_ceiling(cfg: &Config) -> caps::Request {
 fn nproc_limit(cfg: &Config) -> Option<u64> {
     cfg.ulimits
         .iter()
-        .filter(|l| l.resource == libc::RLIMIT_NPROC)
+        .filter(|l| l.resource == nix::sys::resource::Resource::RLIMIT_NPROC)
         .find_map(|l| l.hard.or(l.soft))
 }
 
@@ -127,12 +127,12 @@ fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], use
             plan.output = Some(output.as_raw_fd());
             plan.keep = Some(vec![status.as_raw_fd()]);
             match plan.apply() {
-                Err(e) => launch::finish_child(applet, Err(e), || 0),
+                Err(e) => launch::finish_child(applet, Err(e), || Ok(0)),
                 Ok(applied) => launch::finish_child(applet, Ok(()), || {
                     let status = sys::adopt_fd(3); // made the status pipe above
                     if cfg.flags & abi::VXF_FAKEINIT != 0 {
                         drop(status); // closed by exec anyway; its end tells `start` we are up
-                        exec::exec_env(applet, &["/sbin/init".to_owned()], &init::guest_env("/root", None))
+                        Ok(exec::exec_env(applet, &["/sbin/init".to_owned()], &init::guest_env("/root", None)))
                     } else {
                         let (up, down) = rc_commands();
                         init::guest(up, down, status, applied.reboot_listener)
@@ -187,7 +187,7 @@ fn new_context_plan<'a>(g: &'a Guest, cfg: &'a Config, v1_dirs: &[PathBuf], user
 /// Runs the payload (its descriptors already placed by its plan: the
 /// terminal socket first, then the client's lifeline when `client`, then
 /// the reboot listener when `reboot`).
-fn run_payload(applet: &str, payload: Payload, as_init: bool, listener: Option<OwnedFd>, client: bool) -> i32 {
+fn run_payload(applet: &str, payload: Payload, as_init: bool, listener: Option<OwnedFd>, client: bool) -> Result<i32> {
     let mut next = 3;
     // None of them is for the command: close-on-exec again (dup2 cleared it).
     let mut take = |wanted: bool| {
@@ -209,13 +209,7 @@ fn run_payload(applet: &str, payload: Payload, as_init: bool, listener: Option<O
             // The socket is descriptor 3 now; its original is closed already.
             std::mem::forget(sock);
             let (sock, client) = (take(true), take(client));
-            match shell_on_new_tty(applet, sock.expect("placed at 3"), listener, client) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("{applet}: {e}");
-                    crate::applet::EXIT_CANNOT_RUN
-                }
-            }
+            shell_on_new_tty(applet, sock.expect("placed at 3"), listener, client)
         }
     }
 }
@@ -285,14 +279,15 @@ fn shell_on_new_tty(applet: &str, sock: OwnedFd, reboot: Option<OwnedFd>, client
 /// under vsbox's init when `as_init` (PID 1 of a fresh context), or as the
 /// child of this process, which stays its relay (see [`init::relay`]),
 /// when a `reboot` listener or a `client` lifeline is given.
-fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, reboot: Option<OwnedFd>, client: Option<OwnedFd>) -> i32 {
-    let who = match user.map(users::lookup_here).transpose() {
-        Ok(u) => u,
-        Err(e) => {
-            eprintln!("{applet}: {e}");
-            return crate::applet::EXIT_CANNOT_RUN;
-        }
-    };
+fn run_as(
+    applet: &str,
+    command: &[String],
+    user: Option<&str>,
+    as_init: bool,
+    reboot: Option<OwnedFd>,
+    client: Option<OwnedFd>,
+) -> Result<i32> {
+    let who = user.map(users::lookup_here).transpose()?;
     let env = init::guest_env(
         who.as_ref().map_or("/root", |u| u.home.as_str()),
         who.as_ref().map(|u| u.name.as_str()),
@@ -329,22 +324,19 @@ fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, r
         let initctl = (as_init && init::Convention::of_guest() == init::Convention::SysV)
             .then(crate::context::initctl::open)
             .flatten();
-        return match c.spawn() {
+        return Ok(match c.spawn() {
             Ok(child) => {
                 let pid = nix::unistd::Pid::from_raw(child.id() as i32);
                 init::forward_to(pid);
                 init::relay(pid, reboot, client, initctl)
             }
             Err(e) => exec::report_failure(applet, &command[0], &e),
-        };
+        });
     }
     if let Some(u) = &who {
-        if let Err(e) = users::become_user(u) {
-            eprintln!("{applet}: {e}");
-            return crate::applet::EXIT_CANNOT_RUN;
-        }
+        users::become_user(u)?;
     }
-    exec::exec_env(applet, command, &env)
+    Ok(exec::exec_env(applet, command, &env))
 }
 
 /// Addresses to add as aliases: IPROOT entries with a device (their own
@@ -390,7 +382,7 @@ fn remove_aliases(dir: &Path) {
     };
     for a in String::from_utf8_lossy(&v).split(',').filter_map(|s| s.parse::<Alias>().ok()) {
         if let Err(e) = rtnetlink::remove(&a) {
-            eprintln!("vserver: {e}");
+            eprintln!("vserver: warning: {e}");
         }
     }
 }
@@ -885,7 +877,7 @@ fn join(applet: &str, target: launch::Target, cfg: &Config, payload: Payload, co
                 ..target.join_plan(caps::Request::default(), !may_reboot)
             };
             match plan.apply() {
-                Err(e) => launch::finish_child(applet, Err(e), || 0),
+                Err(e) => launch::finish_child(applet, Err(e), || Ok(0)),
                 Ok(applied) => launch::finish_child(applet, Ok(()), || {
                     run_payload(applet, payload, false, applied.reboot_listener, true)
                 }),

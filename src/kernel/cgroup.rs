@@ -355,7 +355,7 @@ pub fn remove(dir: &Path, timeout: Option<Duration>) -> Result<()> {
 pub fn remove_when_empty(dir: &Path) {
     if !populated(dir) {
         if let Err(e) = remove(dir, Some(Duration::from_millis(100))) {
-            eprintln!("vsbox: {e}");
+            eprintln!("vsbox: warning: {e}");
         }
         return;
     }
@@ -364,7 +364,7 @@ pub fn remove_when_empty(dir: &Path) {
         wait_empty(dir, None);
         let _ = remove(dir, Some(Duration::from_secs(1)));
     }) {
-        eprintln!("vsbox: cannot wait for {} to empty: {}", dir.display(), e.desc());
+        eprintln!("vsbox: warning: cannot wait for {} to empty: {}", dir.display(), e.desc());
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::{check, cstr};
 use nix::errno::Errno;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 pub fn setxattr(path: &Path, name: &str, value: &[u8]) -> Result<(), Errno> {
@@ -67,18 +67,8 @@ pub fn mount_setattr(path: &Path, recursive: bool, set: u64, clear: u64) -> Resu
     .map(drop)
 }
 
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
-pub const RESOLVE_NO_XDEV: u64 = 0x01;
-pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-pub const RESOLVE_BENEATH: u64 = 0x08;
-pub const RESOLVE_IN_ROOT: u64 = 0x10;
+/// openat2's resolution limits (linux/openat2.h), for [`openat2`].
+pub use libc::{RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV};
 
 /// The id of the mount that `fd` is on (statx's STATX_MNT_ID, Linux 5.8):
 /// unlike st_dev it tells a bind mount from the file system it shows.
@@ -106,19 +96,17 @@ pub fn mount_id(fd: &impl AsRawFd) -> Result<u64, Errno> {
     Ok(st.stx_mnt_id)
 }
 
-/// openat2(2): opens `path` below `dir` with the given resolution limits.
+/// openat2(2) (through nix): opens `path` below `dir` with the given
+/// resolution limits (RESOLVE_* bits), close-on-exec.
 pub fn openat2(dir: &impl AsRawFd, path: &Path, flags: i32, mode: u32, resolve: u64) -> Result<OwnedFd, Errno> {
-    use std::os::unix::ffi::OsStrExt;
-    let p = cstr(path.as_os_str().as_bytes())?;
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: u64::from(mode),
-        resolve,
-    };
-    // SAFETY: p is NUL-terminated; how is a valid open_how of the size passed.
-    let fd = check(unsafe { libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), p.as_ptr(), &how, std::mem::size_of::<OpenHow>()) })?;
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    let how = OpenHow::new()
+        .flags(OFlag::from_bits_retain(flags | libc::O_CLOEXEC))
+        .mode(nix::sys::stat::Mode::from_bits_retain(mode))
+        .resolve(ResolveFlag::from_bits_retain(resolve));
+    let fd = nix::fcntl::openat2(dir.as_raw_fd(), path, how)?;
     // SAFETY: the kernel just returned this descriptor to us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// One extent of a file, as FIEMAP reports it.

@@ -131,22 +131,6 @@ pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
     check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(drop)
 }
 
-pub fn getrlimit(resource: libc::__rlimit_resource_t) -> Result<(u64, u64), Errno> {
-    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: cur is a valid rlimit for the kernel to fill in.
-    check(unsafe { libc::getrlimit(resource, &mut cur) } as libc::c_long)?;
-    Ok((cur.rlim_cur, cur.rlim_max))
-}
-
-pub fn setrlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> Result<(), Errno> {
-    let new = libc::rlimit {
-        rlim_cur: soft,
-        rlim_max: hard,
-    };
-    // SAFETY: new is a valid rlimit.
-    check(unsafe { libc::setrlimit(resource, &new) } as libc::c_long).map(drop)
-}
-
 /// Sets this process's niceness.
 pub fn set_nice(n: i32) -> Result<(), Errno> {
     // SAFETY: plain system call with integer arguments.
