@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
 ROUNDS=${2:-15}
-VSBOX=$(realpath "${VSBOX:-target/release/vsbox}")
-PROBE=$(realpath "${PROBE:-target/release/vsbox-probe}")
+VSBOX=$(realpath "${VSBOX:-target/x86_64-unknown-linux-musl/release/vsbox}")
+PROBE=$(realpath "${PROBE:-target/x86_64-unknown-linux-musl/release/vsbox-probe}")
 [ -x "$VSBOX" ] && [ -x "$PROBE" ] || cargo build --release -q
 IP=127.77.1.9
 

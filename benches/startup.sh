@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-300}
 ROUNDS=5
-VSBOX=${VSBOX:-target/release/vsbox}
+VSBOX=${VSBOX:-target/x86_64-unknown-linux-musl/release/vsbox}
 [ -x "$VSBOX" ] || cargo build --release -q
 
 declare -A CMD=(

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUITE=${1:-bookworm}
-VSBOX=$(realpath "${VSBOX:-target/release/vsbox}")
+VSBOX=$(realpath "${VSBOX:-target/x86_64-unknown-linux-musl/release/vsbox}")
 [ -x "$VSBOX" ] || cargo build --release -q
 work=$(mktemp -d /tmp/vsbox-unify.XXXXXX)
 export VSBOX_CONFDIR=$work/etc VSBOX_ROOTDIR=$work/vservers VSBOX_RUNDIR=$work/run

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-300}
-VSBOX=$(realpath "${VSBOX:-target/release/vsbox}")
+VSBOX=$(realpath "${VSBOX:-target/x86_64-unknown-linux-musl/release/vsbox}")
 [ -x "$VSBOX" ] || cargo build --release -q
 work=$(mktemp -d /tmp/vsbox-bench.XXXXXX)
 export VSBOX_CONFDIR=$work/etc VSBOX_ROOTDIR=$work/vservers VSBOX_RUNDIR=$work/run

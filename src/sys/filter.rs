@@ -66,8 +66,8 @@ struct SeccompNotifResp {
     flags: u32,
 }
 
-const SECCOMP_IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
-const SECCOMP_IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+const SECCOMP_IOCTL_NOTIF_RECV: libc::Ioctl = 0xc050_2100u32 as libc::Ioctl;
+const SECCOMP_IOCTL_NOTIF_SEND: libc::Ioctl = 0xc018_2101u32 as libc::Ioctl;
 
 /// Receives the next waiting call.
 pub fn seccomp_recv(listener: &OwnedFd) -> Result<SeccompNotif, Errno> {
@@ -89,8 +89,8 @@ pub fn seccomp_answer(listener: &OwnedFd, id: u64, errno: i32) -> Result<(), Err
     check(unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND, &r) } as libc::c_long).map(drop)
 }
 
-const SECCOMP_IOCTL_NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
-const SECCOMP_IOCTL_NOTIF_ADDFD: libc::c_ulong = 0x4018_2103;
+const SECCOMP_IOCTL_NOTIF_ID_VALID: libc::Ioctl = 0x4008_2102u32 as libc::Ioctl;
+const SECCOMP_IOCTL_NOTIF_ADDFD: libc::Ioctl = 0x4018_2103u32 as libc::Ioctl;
 const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
 const SECCOMP_ADDFD_FLAG_SEND: u32 = 2;
 

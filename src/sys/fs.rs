@@ -145,7 +145,7 @@ struct Fiemap {
 }
 
 /// _IOWR('f', 11, struct fiemap): the header is 32 bytes.
-const FS_IOC_FIEMAP: libc::c_ulong = 0xC020_660B;
+const FS_IOC_FIEMAP: libc::Ioctl = 0xC020_660Bu32 as libc::Ioctl;
 
 /// The extents of `fd` from byte `start` on, at most a batch of them (the
 /// last one carries FIEMAP_EXTENT_LAST).
@@ -188,7 +188,7 @@ struct DedupeRange {
 }
 
 /// _IOWR(0x94, 54, struct file_dedupe_range): the header is 24 bytes.
-const FIDEDUPERANGE: libc::c_ulong = 0xC018_9436;
+const FIDEDUPERANGE: libc::Ioctl = 0xC018_9436u32 as libc::Ioctl;
 pub const FILE_DEDUPE_RANGE_DIFFERS: i32 = 1;
 
 /// Makes `len` bytes of `dst` at `offset` share the extents of the same

@@ -59,9 +59,11 @@ pub fn forward_to(child: Pid) {
 }
 
 /// glibc's SIGRTMIN (34: glibc keeps the first two real-time signals), the
-/// base of systemd's and vsbox's SIGRTMIN+N conventions.
+/// base of systemd's and vsbox's SIGRTMIN+N conventions — whatever C
+/// library vsbox itself is linked with (musl's own SIGRTMIN is 35), so
+/// that SIGRTMIN+4 is the 38 a systemd guest understands.
 pub fn sigrtmin() -> libc::c_int {
-    libc::SIGRTMIN()
+    34
 }
 
 /// kill(2) with any signal number, real-time ones included.

@@ -105,23 +105,14 @@ fn main() {
             0
         }
         ["runlevel"] => {
-            // As runlevel(8) does: glibc's own utmp reader, the RUN_LVL record.
-            // SAFETY: glibc's utmpx calls, single-threaded; records are copied out.
-            let found = unsafe {
-                libc::setutxent();
-                let mut level = None;
-                loop {
-                    let r = libc::getutxent();
-                    if r.is_null() {
-                        break;
-                    }
-                    if (*r).ut_type == libc::RUN_LVL {
-                        level = Some((*r).ut_pid);
-                    }
-                }
-                libc::endutxent();
-                level
-            };
+            // As runlevel(8) reads it: the last RUN_LVL record of utmp, in
+            // glibc's layout (utmp(5): 384 bytes, ut_type at 0, ut_pid at 4).
+            let found = std::fs::read("/var/run/utmp").ok().and_then(|b| {
+                b.chunks_exact(384)
+                    .rev()
+                    .find(|r| i16::from_le_bytes([r[0], r[1]]) == libc::RUN_LVL)
+                    .map(|r| i32::from_le_bytes([r[4], r[5], r[6], r[7]]))
+            });
             match found {
                 Some(p) => {
                     println!("OK {} {}", (p / 256) as u8 as char, (p % 256) as u8 as char);
@@ -365,8 +356,8 @@ fn main() {
                 for (i, b) in dev.bytes().enumerate().take(15) {
                     ifr.ifr_name[i] = b as libc::c_char;
                 }
-                libc::ioctl(fd, libc::SIOCGIFMTU, &mut ifr);
-                libc::ioctl(fd, libc::SIOCSIFMTU, &ifr)
+                libc::ioctl(fd, libc::SIOCGIFMTU as _, &mut ifr);
+                libc::ioctl(fd, libc::SIOCSIFMTU as _, &ifr)
             };
             report(last(r, r < 0), |_| "mtu set".into())
         }
@@ -487,7 +478,7 @@ fn main() {
             let mut flags: libc::c_long = 0;
             // SAFETY: FS_IOC_[GS]ETFLAGS with a long.
             let r = unsafe {
-                libc::ioctl(f.as_raw_fd(), 0x80086601, &mut flags);
+                libc::ioctl(f.as_raw_fd(), 0x8008_6601u32 as _, &mut flags);
                 flags |= 0x10; // FS_IMMUTABLE_FL
                 libc::ioctl(f.as_raw_fd(), 0x40086602, &flags)
             };
