@@ -6,7 +6,7 @@
 //! The commands that run something in the server (exec, suexec, service,
 //! enter) follow the chroot(1) exit codes; the others exit 1 on failure.
 
-use crate::applet::{self, Applet, EXIT_CANNOT_RUN};
+use crate::applet::{self, Applet};
 use crate::error::{Error, Result};
 use crate::guest::builder::{self, Method};
 use crate::guest::lifecycle;
@@ -72,14 +72,8 @@ fn main(name: &str, argv: &[&str]) -> i32 {
 }
 
 /// Errors of the commands that run something exit 125, as chroot(1).
-fn command_status(name: &str, r: Result<i32>) -> Result<i32> {
-    match r {
-        Err(e) if e.kind == crate::error::Kind::Failure => {
-            eprintln!("{name}: {e}");
-            Ok(EXIT_CANNOT_RUN)
-        }
-        other => other,
-    }
+fn command_status(r: Result<i32>) -> Result<i32> {
+    r.map_err(Error::cannot_run)
 }
 
 fn run(args: Args, name: &str) -> Result<i32> {
@@ -139,14 +133,14 @@ fn run(args: Args, name: &str) -> Result<i32> {
                 return Err(Error::usage("exec needs a command"));
             }
             let g = Guest::existing(&args.name)?;
-            command_status(name, lifecycle::exec(name, &g, &args.args, None))
+            command_status(lifecycle::exec(name, &g, &args.args, None))
         }
         "suexec" => {
             if rest.len() < 2 {
                 return Err(Error::usage("suexec needs a user and a command"));
             }
             let g = Guest::existing(&args.name)?;
-            command_status(name, lifecycle::exec(name, &g, &args.args[1..], Some(&args.args[0])))
+            command_status(lifecycle::exec(name, &g, &args.args[1..], Some(&args.args[0])))
         }
         "service" => {
             let [svc, action] = rest.as_slice() else {
@@ -160,12 +154,12 @@ fn run(args: Args, name: &str) -> Result<i32> {
             }
             let g = Guest::existing(&args.name)?;
             let command = vec![format!("/etc/init.d/{svc}"), (*action).to_owned()];
-            command_status(name, lifecycle::exec(name, &g, &command, None))
+            command_status(lifecycle::exec(name, &g, &command, None))
         }
         "enter" => {
             no_args("enter")?;
             let g = Guest::existing(&args.name)?;
-            command_status(name, lifecycle::enter(name, &g))
+            command_status(lifecycle::enter(name, &g))
         }
         "delete" => {
             let mut force = false;

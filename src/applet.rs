@@ -67,6 +67,7 @@ pub fn report(applet: &Applet, name: &str, e: &Error) -> i32 {
     match e.kind {
         Kind::Usage => EXIT_USAGE,
         Kind::Failure if applet.runs_command => EXIT_CANNOT_RUN,
+        Kind::CannotRun => EXIT_CANNOT_RUN,
         Kind::Failure => EXIT_FAILURE,
     }
 }

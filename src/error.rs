@@ -12,6 +12,10 @@ pub enum Kind {
     Usage,
     /// The operation failed: exit 1 (125 for applets that run a command).
     Failure,
+    /// Setting up or starting the command an applet runs failed: exit 125
+    /// (SPEC §1, as chroot(1)), whatever the applet — `vserver NAME exec`
+    /// runs a command where `vserver NAME start` does not.
+    CannotRun,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +48,13 @@ impl Error {
             kind: Kind::Failure,
             msg: format!("{what}: {}", errno.desc()),
             errno: Some(errno),
+        }
+    }
+    /// This failure, as one of setting up or starting a command (125).
+    pub fn cannot_run(self) -> Self {
+        match self.kind {
+            Kind::Failure => Error { kind: Kind::CannotRun, ..self },
+            _ => self,
         }
     }
     pub fn io(what: impl fmt::Display, e: &std::io::Error) -> Self {
