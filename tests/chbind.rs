@@ -729,3 +729,32 @@ fn a_host_socket_on_a_locks_loopback_port_is_refused_at_once() {
     host_probe(&["udp-send", &lb, &ports[2]]).ok();
     assert_eq!(lines.next().as_deref(), Some("OK from=127.0.0.1"));
 }
+
+#[test]
+fn no_icmpv6_goes_into_the_hosts_ipv6_loopback() {
+    require_root!();
+    let env = Env::new();
+    let ip = loopback();
+    // In a network namespace of the test's, an IPv6 address of the
+    // lock's: its root (CAP_NET_RAW kept) pings its own address, never
+    // ::1, which the namespace's root itself reaches.
+    let out = in_new_netns(
+        &env,
+        &format!(
+            "ip addr add fd00::5/128 dev lo nodad || exit 98
+            $PROBE ping fd00::5 ::1
+            chbind --silent --ip {ip} --ip fd00::5 -- $PROBE ping fd00::5 fd00::5
+            chbind --silent --ip {ip} --ip fd00::5 -- $PROBE ping fd00::5 ::1"
+        ),
+    );
+    let got: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        got,
+        ["OK reply from=::1", "OK reply from=fd00::5", "ERR EPERM Operation"],
+        "{out:?}"
+    );
+}

@@ -449,10 +449,10 @@ enum Via {
 }
 
 /// Refuses: a connect with ECONNREFUSED (nothing of the lock's own
-/// listens there, as on any machine: at once, never a SYN into the void),
-/// a datagram with EPERM.
-fn emit_refuse(a: &mut Asm, via: Via) {
-    if via == Via::Connect {
+/// listens there, as on any machine: at once, never a SYN into the void)
+/// where the kernel has bpf_set_retval (`errno`), a datagram with EPERM.
+fn emit_refuse(a: &mut Asm, via: Via, errno: bool) {
+    if via == Via::Connect && errno {
         a.mov_imm(R1, -ECONNREFUSED).call(bpf::HELPER_SET_RETVAL);
     }
     a.ret(0);
@@ -550,7 +550,7 @@ fn emit_own_source(a: &mut Asm, via: Via, lback: u32, ok: &[[u32; 4]], tag: Opti
 /// loopback again. Only sockets marked in `map` count (never one the host
 /// bound there); with none, ECONNREFUSED (connect) or EPERM (sendmsg) —
 /// never a host service. Other protocols (ping) just go to `lback`.
-fn emit_loopback(a: &mut Asm, via: Via, addrs: &[[u32; 4]], lback: u32, map: i32) {
+fn emit_loopback(a: &mut Asm, via: Via, addrs: &[[u32; 4]], lback: u32, map: i32, errno: bool) {
     let first = addrs[0][0];
     let mut mine = addrs.to_vec();
     mine.push([lback, 0, 0, 0]);
@@ -570,7 +570,7 @@ fn emit_loopback(a: &mut Asm, via: Via, addrs: &[[u32; 4]], lback: u32, map: i32
         a.bind(own);
         emit_lookup(a, helper, lback, Dst::Const(lback), map, Owner::Lock(lback), is_udp, to_lback);
         emit_lookup(a, helper, lback, Dst::Const(first), map, Owner::Lock(lback), false, to_first);
-        emit_refuse(a, via);
+        emit_refuse(a, via, errno);
         a.bind(to_other);
         emit_source(a, via, first, addrs);
         a.ret(1);
@@ -618,7 +618,7 @@ fn bind4_prog(addrs: &[[u32; 4]], lback: Option<(u32, i32)>) -> Vec<bpf::Insn> {
 /// connect4 and UDP sendmsg4: 127.0.0.0/8 (not locked) as
 /// [`emit_loopback`] says; otherwise [`connect_prog`] or
 /// [`rewrite_or_check`] on the source.
-fn loopback4_prog(via: Via, addrs: &[[u32; 4]], lback: Option<(u32, i32)>) -> Vec<bpf::Insn> {
+fn loopback4_prog(via: Via, addrs: &[[u32; 4]], lback: Option<(u32, i32)>, errno: bool) -> Vec<bpf::Insn> {
     let rest = match via {
         Via::Connect => connect_prog(false, addrs),
         Via::Send => rewrite_or_check(SA_MSG_SRC_IP4, addrs, 1),
@@ -633,7 +633,7 @@ fn loopback4_prog(via: Via, addrs: &[[u32; 4]], lback: Option<(u32, i32)>) -> Ve
     emit_is_loopback4(&mut a, R6, SA_USER_IP4, lo);
     a.ja(normal);
     a.bind(lo);
-    emit_loopback(&mut a, via, addrs, lback, map);
+    emit_loopback(&mut a, via, addrs, lback, map, errno);
     a.bind(normal);
     let mut head = a.finish();
     head.extend(rest.into_iter().skip(1)); // its own `r6 = r1`
@@ -819,25 +819,27 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
                 }
             }
         } else if let Some(lb) = lback {
-            let (from_lb, to_lb, src_ok) = (a.label(), a.label(), a.label());
-            a.ldx_w(R3, base, src).jeq32(R3, lb, from_lb);
-            a.ldx_w(R3, base, dst).jeq32(R3, lb, to_lb);
+            // The common case first: from a locked address.
+            let (from_lb, src_ok, to_lb) = (a.label(), a.label(), a.label());
             emit_member(a, base, src, v4, 1, src_ok);
+            a.ldx_w(R3, base, src).jeq32(R3, lb, from_lb);
             a.ja(drop);
             a.bind(src_ok);
-            a.ldx_w(R3, base, dst).and32_imm(R3, 0xff).jne32(R3, 127, allow);
+            a.ldx_w(R3, base, dst).jeq32(R3, lb, to_lb);
+            a.and32_imm(R3, 0xff).jne32(R3, 127, allow);
             emit_member(a, base, dst, v4, 1, allow);
             a.ldx_b(R3, base, src - 3);
             a.jeq32(R3, IPPROTO_TCP, allow).jeq32(R3, IPPROTO_UDP, allow);
             a.ja(drop);
             let mut mine = v4.to_vec();
             mine.push([lb, 0, 0, 0]);
-            for (label, other_end) in [(from_lb, dst), (to_lb, src)] {
-                a.bind(label);
-                a.mov32_imm(R3, lb).stx_w(R6, SKB_MARK, R3);
-                emit_member(a, base, other_end, &mine, 1, allow);
-                a.ja(drop);
-            }
+            a.bind(from_lb);
+            a.mov32_imm(R3, lb).stx_w(R6, SKB_MARK, R3);
+            emit_member(a, base, dst, &mine, 1, allow);
+            a.ja(drop);
+            a.bind(to_lb);
+            a.mov32_imm(R3, lb).stx_w(R6, SKB_MARK, R3);
+            a.ja(allow);
             return;
         } else {
             emit_member(a, base, src, v4, 1, allow);
@@ -888,8 +890,9 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
 
 /// The programs for a lock: (name, program type, attach type, code);
 /// `tags`: the descriptor of the socket storage that marks sockets bound
-/// by locks (see [`tag_map`]).
-pub fn programs(set: &AddrSet, tags: Option<i32>) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> {
+/// by locks (see [`tag_map`]); `errno`: refused connects to the lock's
+/// loopback get ECONNREFUSED (bpf_set_retval, Linux 5.18), else EPERM.
+pub fn programs(set: &AddrSet, tags: Option<i32>, errno: bool) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> {
     use bpf::*;
     let mut out = vec![
         (
@@ -931,13 +934,13 @@ pub fn programs(set: &AddrSet, tags: Option<i32>) -> Vec<(&'static str, u32, u32
             "vsbox_conn4",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_INET4_CONNECT,
-            loopback4_prog(Via::Connect, &v4, lback_map),
+            loopback4_prog(Via::Connect, &v4, lback_map, errno),
         ));
         out.push((
             "vsbox_send4",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_UDP4_SENDMSG,
-            loopback4_prog(Via::Send, &v4, lback_map),
+            loopback4_prog(Via::Send, &v4, lback_map, false),
         ));
     }
     if let Some(lb) = lback {
@@ -988,8 +991,17 @@ pub fn lock_cgroup(layout: &Layout, dir: &Path, set: &AddrSet) -> Result<()> {
         Some(_) => Some(tag_map(layout)?),
         None => None,
     };
-    for (name, ptype, atype, code) in programs(set, tags.as_ref().map(|t| t.as_raw_fd())) {
-        let attached = bpf::load(name, ptype, atype, &code).and_then(|fd| bpf::attach(dir, &fd, atype));
+    let tags = tags.as_ref().map(|t| t.as_raw_fd());
+    for (name, ptype, atype, code) in programs(set, tags, true) {
+        let mut loaded = bpf::load(name, ptype, atype, &code);
+        if loaded.is_err() && name == "vsbox_conn4" {
+            // A kernel before 5.18 (no bpf_set_retval): EPERM instead.
+            let plain = programs(set, tags, false).into_iter().find(|p| p.0 == name);
+            if let Some((_, _, _, code)) = plain {
+                loaded = bpf::load(name, ptype, atype, &code);
+            }
+        }
+        let attached = loaded.and_then(|fd| bpf::attach(dir, &fd, atype));
         if let Err(mut e) = attached {
             if !LBACK_PROGRAMS.contains(&name) {
                 return Err(e);
@@ -1104,7 +1116,7 @@ mod tests {
     fn program_set_follows_the_families() {
         let mut s = AddrSet::default();
         s.push("127.0.0.2".parse().unwrap()).unwrap();
-        let names: Vec<_> = programs(&s, None).iter().map(|p| p.0).collect();
+        let names: Vec<_> = programs(&s, None, true).iter().map(|p| p.0).collect();
         assert_eq!(
             names,
             [
@@ -1118,7 +1130,7 @@ mod tests {
             ]
         );
         s.push("::1".parse().unwrap()).unwrap();
-        assert_eq!(programs(&s, None).len(), 10);
+        assert_eq!(programs(&s, None, true).len(), 10);
         for _ in 0..20 {
             let _ = s.push("127.0.0.9".parse().unwrap());
         }
@@ -1131,13 +1143,13 @@ mod tests {
         s.push("10.0.0.5".parse().unwrap()).unwrap();
         s.lback = Some(lback_for_xid(49153));
         assert_eq!(s.lback, Some(Ipv4Addr::new(127, 250, 192, 1)));
-        let names: Vec<_> = programs(&s, None).iter().map(|p| p.0).collect();
+        let names: Vec<_> = programs(&s, None, true).iter().map(|p| p.0).collect();
         for n in ["vsbox_peer4", "vsbox_recv4", "vsbox_name4"] {
             assert!(names.contains(&n), "{names:?}");
         }
         s.push("127.0.0.1".parse().unwrap()).unwrap();
         assert!(!s.wants_lback());
-        assert!(!programs(&s, None).iter().any(|p| p.0 == "vsbox_peer4"));
+        assert!(!programs(&s, None, true).iter().any(|p| p.0 == "vsbox_peer4"));
         for bad in ["127.0.0.1", "127.0.0.0", "127.255.255.255", "10.0.0.1"] {
             assert!(!valid_lback(bad.parse().unwrap()), "{bad}");
         }

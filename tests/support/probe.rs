@@ -833,25 +833,32 @@ fn main() {
             dgram.extend_from_slice(b"raw");
             report(raw_send(libc::IPPROTO_UDP, src, dst, &dgram), |_| "sent".into())
         }
-        // An ICMP echo request from a raw socket (bound to SRC unless it
-        // is "-") to DST, and its reply within a second.
+        // An ICMP (ICMPv6 for IPv6 addresses) echo request from a raw
+        // socket (bound to SRC unless it is "-") to DST, and its reply
+        // within a second.
         ["ping", src, dst] => {
+            let v6 = dst.contains(':');
             let id = (std::process::id() as u16).to_be_bytes();
-            let mut req = vec![8, 0, 0, 0, id[0], id[1], 0, 1];
+            let mut req = vec![if v6 { 128 } else { 8 }, 0, 0, 0, id[0], id[1], 0, 1];
             req.extend_from_slice(b"vsbox-probe");
             let sum = req
                 .chunks(2)
                 .fold(0u32, |s, c| s + u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])));
             let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
-            req[2..4].copy_from_slice(&sum.to_be_bytes());
+            if !v6 {
+                // (The kernel sums ICMPv6 itself: it covers the addresses.)
+                req[2..4].copy_from_slice(&sum.to_be_bytes());
+            }
+            let proto = if v6 { libc::IPPROTO_ICMPV6 } else { libc::IPPROTO_ICMP };
             report(
-                raw_send(libc::IPPROTO_ICMP, src, dst, &req).and_then(|s| {
+                raw_send(proto, src, dst, &req).and_then(|s| {
                     s.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
                     let mut buf = [0u8; 1500];
                     loop {
                         let (n, from) = s.recv_from(&mut buf)?;
-                        let ihl = usize::from(buf[0] & 15) * 4;
-                        if n >= ihl + 8 && buf[ihl] == 0 && buf[ihl + 4..ihl + 6] == id {
+                        // IPv4 raw sockets get the IP header too.
+                        let (ihl, reply) = if v6 { (0, 129) } else { (usize::from(buf[0] & 15) * 4, 0) };
+                        if n >= ihl + 8 && buf[ihl] == reply && buf[ihl + 4..ihl + 6] == id {
                             return Ok(from.ip());
                         }
                     }
@@ -867,16 +874,27 @@ fn main() {
     std::process::exit(code);
 }
 
-/// A raw IPv4 socket of `proto`, bound to `src` unless it is "-", that has
+/// A raw socket of `proto`, bound to `src` unless it is "-", that has
 /// sent `payload` to `dst` (the kernel writes the IP header).
 fn raw_send(proto: i32, src: &str, dst: &str, payload: &[u8]) -> std::io::Result<UdpSocket> {
+    let to = addr(dst, "0");
+    let family = if to.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
     // SAFETY: plain syscall; the descriptor is handed to UdpSocket, whose
     // send_to/recv_from are sendto/recvfrom, as a raw socket takes them.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, proto) };
+    let fd = unsafe { libc::socket(family, libc::SOCK_RAW, proto) };
     last((), fd < 0)?;
     // SAFETY: fd is a socket nothing else owns.
     let s = unsafe { <UdpSocket as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    if src != "-" {
+    if src != "-" && to.is_ipv6() {
+        let ip: std::net::Ipv6Addr = src.parse().expect("address");
+        // SAFETY: sockaddr_in6 is plain data; all zero is a valid value.
+        let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        sin6.sin6_family = libc::AF_INET6 as u16;
+        sin6.sin6_addr.s6_addr = ip.octets();
+        // SAFETY: sin6 is a valid sockaddr_in6 of the size given.
+        let r = unsafe { libc::bind(fd, (&sin6 as *const libc::sockaddr_in6).cast(), std::mem::size_of_val(&sin6) as u32) };
+        last((), r != 0)?;
+    } else if src != "-" {
         let ip: std::net::Ipv4Addr = src.parse().expect("address");
         let sin = libc::sockaddr_in {
             sin_family: libc::AF_INET as u16,
@@ -890,6 +908,6 @@ fn raw_send(proto: i32, src: &str, dst: &str, payload: &[u8]) -> std::io::Result
         let r = unsafe { libc::bind(fd, (&sin as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&sin) as u32) };
         last((), r != 0)?;
     }
-    s.send_to(payload, addr(dst, "0"))?;
+    s.send_to(payload, to)?;
     Ok(s)
 }
