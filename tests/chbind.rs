@@ -557,20 +557,21 @@ fn closed_loopback_connections_leave_nothing_behind() {
 }
 
 #[test]
-fn a_locked_localhost_udp_service_answers_clients_that_did_not_bind() {
+fn a_locked_localhost_udp_service_answers_its_clients_however_they_ask() {
     require_root!();
     let env = Env::new();
     let ip = loopback();
     let (p1, p2) = (free_port(), free_port());
     // A UDP service on 127.0.0.1 and one on all addresses, asked from
-    // sockets no bind() touched, by sendto() and after connect() (a DNS
-    // cache on 127.0.0.1 and the resolvers that ask it): each answer
-    // comes back, from 127.0.0.1, as on any machine.
+    // sockets no bind() touched, by sendto() and after connect(), and
+    // from one bound to 0.0.0.0 (a DNS cache on 127.0.0.1 and the
+    // resolvers that ask it): each answer comes back, from 127.0.0.1, as
+    // on any machine.
     let script = format!(
         "$PROBE udp-echo 127.0.0.1 {p1} &
         $PROBE udp-echo 0.0.0.0 {p2} &
         sleep 0.3
-        for p in {p1} {p2}; do $PROBE udp-ask 127.0.0.1 $p sendto; $PROBE udp-ask 127.0.0.1 $p connect; done
+        for p in {p1} {p2}; do for how in sendto connect bind; do $PROBE udp-ask 127.0.0.1 $p $how; done; done
         wait"
     );
     let out = env.run(
@@ -578,7 +579,7 @@ fn a_locked_localhost_udp_service_answers_clients_that_did_not_bind() {
         &["--silent", "--ip", &ip, "--", "sh", "-c", &script.replace("$PROBE", PROBE)],
     );
     let lines: Vec<&str> = out.stdout.lines().filter(|l| !l.starts_with("READY")).collect();
-    let want: Vec<String> = [p1, p1, p2, p2]
+    let want: Vec<String> = [p1, p1, p1, p2, p2, p2]
         .iter()
         .map(|p| format!("OK from=127.0.0.1:{p} answer=echo 127.0.0.1"))
         .collect();

@@ -739,7 +739,8 @@ fn main() {
         }
         // Asks a UDP service at IP:PORT from a socket no bind() touched:
         // by sendto ("sendto": the kernel binds the wildcard) or after
-        // connect() ("connect"); prints where the answer came from.
+        // connect() ("connect"); or by sendto after bind(0.0.0.0:0)
+        // ("bind", as musl's resolver); prints where the answer came from.
         ["udp-ask", ip, port, how] => {
             // SAFETY: plain syscall; the descriptor is handed to UdpSocket.
             let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
@@ -754,6 +755,17 @@ fn main() {
                     if *how == "connect" {
                         s.connect(to)?;
                         s.send(b"ask")?;
+                    } else if *how == "bind" {
+                        let any = libc::sockaddr_in {
+                            sin_family: libc::AF_INET as u16,
+                            sin_port: 0,
+                            sin_addr: libc::in_addr { s_addr: 0 },
+                            sin_zero: [0; 8],
+                        };
+                        // SAFETY: any is a valid sockaddr_in of the size given.
+                        let r = unsafe { libc::bind(fd, (&any as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&any) as u32) };
+                        last((), r != 0)?;
+                        s.send_to(b"ask", to)?;
                     } else {
                         s.send_to(b"ask", to)?;
                     }
