@@ -138,6 +138,11 @@ impl Asm {
     pub fn mov32_imm(&mut self, dst: u8, imm: u32) -> &mut Self {
         self.op(0xb4, dst, 0, 0, imm as i32)
     }
+    /// dst = htobe16(dst): the low 16 bits in network order (on a
+    /// little-endian machine, swapped), the rest zero.
+    pub fn be16(&mut self, dst: u8) -> &mut Self {
+        self.op(0xdc, dst, 0, 0, 16)
+    }
     pub fn add_imm(&mut self, dst: u8, imm: i32) -> &mut Self {
         self.op(0x07, dst, 0, 0, imm)
     }
@@ -214,6 +219,7 @@ pub const PROG_TYPE_CGROUP_SKB: u32 = 8;
 pub const PROG_TYPE_CGROUP_SOCK: u32 = 9;
 pub const PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
 pub const PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+pub const PROG_TYPE_CGROUP_SOCKOPT: u32 = 25;
 pub const HELPER_SK_STORAGE_GET: i32 = 107;
 pub const MAP_TYPE_SK_STORAGE: u32 = 24;
 pub const ATTACH_INET_INGRESS: u32 = 0;
@@ -229,11 +235,15 @@ pub const ATTACH_UDP6_SENDMSG: u32 = 15;
 pub const ATTACH_UDP4_RECVMSG: u32 = 19;
 pub const ATTACH_INET4_GETPEERNAME: u32 = 29;
 pub const ATTACH_INET4_GETSOCKNAME: u32 = 31;
+pub const ATTACH_CGROUP_SETSOCKOPT: u32 = 22;
 pub const HELPER_BIND: i32 = 64;
 pub const HELPER_SKB_LOAD_BYTES: i32 = 26;
 pub const HELPER_SK_LOOKUP_TCP: i32 = 84;
 pub const HELPER_SK_LOOKUP_UDP: i32 = 85;
 pub const HELPER_SK_RELEASE: i32 = 86;
+/// bpf_set_retval (Linux 5.18): the error a refusing cgroup program's
+/// system call returns instead of EPERM.
+pub const HELPER_SET_RETVAL: i32 = 187;
 
 const CMD_PROG_LOAD: i32 = 5;
 const CMD_PROG_ATTACH: i32 = 8;

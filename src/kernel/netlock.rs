@@ -203,9 +203,24 @@ const SA_SK: i16 = 64;
 const SK_FAMILY: i16 = 4;
 const SK_SRC_IP4: i16 = 24;
 const SK_SRC_IP6: i16 = 28;
+/// Host byte order (linux/bpf.h).
+const SK_SRC_PORT: i16 = 44;
 const SK_DST_IP4: i16 = 52;
 const IPPROTO_TCP: u32 = 6;
 const IPPROTO_UDP: u32 = 17;
+const IPPROTO_ICMP: u32 = 1;
+const IPPROTO_ICMPV6: u32 = 58;
+const SOCK_RAW: u32 = 3;
+const SK_TYPE: i16 = 8;
+const SK_PROTOCOL: i16 = 12;
+const ECONNREFUSED: i32 = 111;
+// struct bpf_sockopt: level, optname; and the options refused.
+const SO_LEVEL: i16 = 24;
+const SO_OPTNAME: i16 = 28;
+const SOL_IP: u32 = 0;
+const IP_HDRINCL: u32 = 3;
+const SOL_IPV6: u32 = 41;
+const IPV6_HDRINCL: u32 = 36;
 const SK_STORAGE_F_CREATE: i32 = 1;
 const MAP_F_NO_PREALLOC: u32 = 1;
 /// 127.0.0.1 as a word (see [`words4`]).
@@ -324,13 +339,30 @@ enum Dst {
     Ctx,
 }
 
+/// Whose socket [`emit_lookup`] accepts, by its mark in the socket
+/// storage (see [`tag_map`]): this lock's (marked with its loopback
+/// address's word), or a service any lock bound to one of its own
+/// addresses (marked [`TAG_PUBLIC`]; not one on a lock's loopback).
+#[derive(Clone, Copy)]
+enum Owner {
+    Lock(u32),
+    AnyLock,
+}
+
 /// Looks up the socket of protocol `helper` (bpf_sk_lookup_tcp/udp) that
 /// would receive for `dst` on the port the context's user_port names;
-/// jumps to `found` when there is one bound to that address itself (not
-/// to the wildcard: a host service on all addresses is not the lock's)
-/// and, with `tags`, bound by a lock (marked in that socket storage).
-fn emit_lookup(a: &mut Asm, helper: i32, dst: Dst, tags: Option<i32>, found: Label) {
-    let miss = a.label();
+/// jumps to `found` when there is one bound to that address itself (with
+/// `wildcard`, or to 0.0.0.0: a UDP socket the kernel bound at its first
+/// sendto) and marked by `owner` in socket storage `map`. A socket the
+/// host bound there (squatting a lock's loopback port) is not found: the
+/// lock's packets could reach it, its answers never come back. The found
+/// socket's peer address (0 if it is not connected) is left at
+/// [`PEER_SLOT`] on the stack. The lookup is from the context's socket
+/// (its address, else `from`, and its port): a connected UDP socket is
+/// found only by the peer it is connected to.
+#[allow(clippy::too_many_arguments)]
+fn emit_lookup(a: &mut Asm, helper: i32, from: u32, dst: Dst, map: i32, owner: Owner, wildcard: bool, found: Label) {
+    let (miss, addr_ok) = (a.label(), a.label());
     let load_dst = |a: &mut Asm, reg: u8| {
         match dst {
             Dst::Const(w) => a.mov32_imm(reg, w),
@@ -338,7 +370,14 @@ fn emit_lookup(a: &mut Asm, helper: i32, dst: Dst, tags: Option<i32>, found: Lab
         };
     };
     // struct bpf_sock_tuple.ipv4 at fp-48: saddr, daddr, sport, dport.
+    let bound = a.label();
     a.st_dw_zero(R10, -48).st_dw_zero(R10, -40);
+    a.ldx_dw(R2, R6, SA_SK);
+    a.ldx_w(R3, R2, SK_SRC_IP4).jne32(R3, 0, bound);
+    a.mov32_imm(R3, from);
+    a.bind(bound);
+    a.stx_w(R10, -48, R3);
+    a.ldx_w(R3, R2, SK_SRC_PORT).be16(R3).stx_h(R10, -40, R3);
     load_dst(a, R2);
     a.stx_w(R10, -44, R2);
     a.ldx_w(R2, R6, SA_USER_PORT).stx_h(R10, -38, R2);
@@ -352,32 +391,54 @@ fn emit_lookup(a: &mut Asm, helper: i32, dst: Dst, tags: Option<i32>, found: Lab
     a.jeq(R0, 0, miss);
     a.mov(R7, R0);
     a.ldx_w(R8, R7, SK_SRC_IP4);
-    if let Some(map) = tags {
-        let untagged = a.label();
-        a.mov_imm(R9, 0);
-        a.ld_map_fd(R1, map)
-            .mov(R2, R7)
-            .mov_imm(R3, 0)
-            .mov_imm(R4, 0)
-            .call(bpf::HELPER_SK_STORAGE_GET);
-        a.jeq(R0, 0, untagged);
-        a.ldx_dw(R9, R0, 0);
-        a.bind(untagged);
-    }
+    a.ldx_w(R3, R7, SK_DST_IP4).stx_w(R10, PEER_SLOT, R3);
+    let untagged = a.label();
+    a.mov_imm(R9, 0);
+    a.ld_map_fd(R1, map)
+        .mov(R2, R7)
+        .mov_imm(R3, 0)
+        .mov_imm(R4, 0)
+        .call(bpf::HELPER_SK_STORAGE_GET);
+    a.jeq(R0, 0, untagged);
+    a.ldx_dw(R9, R0, 0);
+    a.bind(untagged);
     a.mov(R1, R7).call(bpf::HELPER_SK_RELEASE);
     load_dst(a, R3);
-    if tags.is_some() {
-        let same = a.label();
-        a.jeq32_reg(R8, R3, same);
-        a.ja(miss);
-        a.bind(same);
-        a.jeq(R9, 0, miss);
-        a.ja(found);
-    } else {
-        a.jeq32_reg(R8, R3, found);
+    a.jeq32_reg(R8, R3, addr_ok);
+    if wildcard {
+        a.jeq32(R8, 0, addr_ok);
     }
+    a.ja(miss);
+    a.bind(addr_ok);
+    match owner {
+        Owner::Lock(lb) => a.jeq32(R9, lb, found),
+        Owner::AnyLock => a.rsh_imm(R9, 32).jne_imm(R9, 0, found),
+    };
     a.bind(miss);
 }
+
+/// A socket's mark in the socket storage (one u64): the word of the
+/// loopback address of the lock whose socket it is, and with this bit a
+/// service bound to one of the lock's own addresses, which other locks
+/// may reach on a loopback alias.
+const TAG_PUBLIC: u64 = 1 << 32;
+
+/// Marks the context's socket in socket storage `map` with `value`,
+/// creating its entry if need be.
+fn emit_tag(a: &mut Asm, map: i32, value: u64) {
+    let done = a.label();
+    a.ldx_dw(R2, R6, SA_SK);
+    a.ld_map_fd(R1, map)
+        .mov_imm(R3, 0)
+        .mov_imm(R4, SK_STORAGE_F_CREATE)
+        .call(bpf::HELPER_SK_STORAGE_GET);
+    a.jeq(R0, 0, done);
+    a.ld_imm64(R1, value).stx_dw(R0, 0, R1);
+    a.bind(done);
+}
+
+/// Where [`emit_lookup`] leaves the found socket's peer address.
+const PEER_SLOT: i16 = -52;
 
 /// Which hook a loopback program is for: connect (the source is the
 /// socket's address) or UDP sendmsg (the datagram's, msg_src_ip4).
@@ -387,17 +448,23 @@ enum Via {
     Send,
 }
 
-/// The source for a chosen destination: `addr`, unless the socket (or
+/// Refuses: a connect with ECONNREFUSED (nothing of the lock's own
+/// listens there, as on any machine: at once, never a SYN into the void)
+/// where the kernel has bpf_set_retval (`errno`), a datagram with EPERM.
+fn emit_refuse(a: &mut Asm, via: Via, errno: bool) {
+    if via == Via::Connect && errno {
+        a.mov_imm(R1, -ECONNREFUSED).call(bpf::HELPER_SET_RETVAL);
+    }
+    a.ret(0);
+}
+
+/// The source for another lock's service: `addr`, unless the socket (or
 /// datagram) has one of `ok` already; anything else is refused.
 fn emit_source(a: &mut Asm, via: Via, addr: u32, ok: &[[u32; 4]]) {
     let done = a.label();
     match via {
         Via::Connect => {
-            // bpf_bind() to addr (port 0: the kernel picks one at connect).
-            a.st_dw_zero(R10, -16).st_dw_zero(R10, -8);
-            a.st_h(R10, -16, AF_INET as u16);
-            a.st_w(R10, -12, addr);
-            a.mov(R1, R6).mov(R2, R10).add_imm(R2, -16).mov_imm(R3, 16).call(bpf::HELPER_BIND);
+            emit_bind_to(a, addr);
             a.jeq(R0, 0, done);
             a.ldx_dw(R2, R6, SA_SK);
             emit_member(a, R2, SK_SRC_IP4, ok, 1, done);
@@ -415,57 +482,118 @@ fn emit_source(a: &mut Asm, via: Via, addr: u32, ok: &[[u32; 4]]) {
     a.bind(done);
 }
 
+/// bpf_bind() the context's socket to `addr`, port 0 (the kernel picks
+/// one at connect); r0 is 0 on success.
+fn emit_bind_to(a: &mut Asm, addr: u32) {
+    a.st_dw_zero(R10, -16).st_dw_zero(R10, -8);
+    a.st_h(R10, -16, AF_INET as u16);
+    a.st_w(R10, -12, addr);
+    a.mov(R1, R6).mov(R2, R10).add_imm(R2, -16).mov_imm(R3, 16).call(bpf::HELPER_BIND);
+}
+
+/// The source for the lock's own loopback service: `lback`, so that the
+/// service sees (and answers) 127.0.0.1. A connecting socket bound
+/// already keeps its address if it is the lock's (`ok`). A datagram goes
+/// from `lback` whatever source it asked for — unless it answers a
+/// connected socket of the lock's (UDP, `tag`), which takes datagrams
+/// only from the address it is connected to: the lock's first address
+/// when it asked a service on all addresses. With `tag`, a socket bound
+/// here or by the kernel (0.0.0.0, at its first sendto) is marked as the
+/// lock's, so that the service's answer finds it.
+fn emit_own_source(a: &mut Asm, via: Via, lback: u32, ok: &[[u32; 4]], tag: Option<i32>) {
+    let done = a.label();
+    match via {
+        Via::Connect => {
+            let bound = a.label();
+            emit_bind_to(a, lback);
+            a.jne_imm(R0, 0, bound);
+            if let Some(map) = tag {
+                emit_tag(a, map, u64::from(lback));
+            }
+            a.ja(done);
+            a.bind(bound);
+            a.ldx_dw(R2, R6, SA_SK);
+            emit_member(a, R2, SK_SRC_IP4, ok, 1, done);
+            a.ret(0);
+        }
+        Via::Send => {
+            let (peer, set) = (a.label(), a.label());
+            if tag.is_some() {
+                emit_member(a, R10, PEER_SLOT, ok, 1, peer);
+            }
+            a.mov32_imm(R3, lback);
+            if tag.is_some() {
+                a.ja(set);
+                a.bind(peer);
+                a.ldx_w(R3, R10, PEER_SLOT);
+            }
+            a.bind(set);
+            a.stx_w(R6, SA_MSG_SRC_IP4, R3);
+            if let Some(map) = tag {
+                a.ldx_dw(R2, R6, SA_SK);
+                a.ldx_w(R3, R2, SK_SRC_IP4).jne32(R3, 0, done);
+                emit_tag(a, map, u64::from(lback));
+            }
+        }
+    }
+    a.bind(done);
+}
+
 /// The destination at `r6 + SA_USER_IP4` is in 127.0.0.0/8 and not
 /// locked. 127.0.0.1 and `lback` are the lock's own loopback: the lock's
-/// service on that port, bound to `lback`, else on the first locked
-/// address (a bind to all addresses), from `lback`. Another 127.x address
-/// may be another lock's own address (guests on loopback aliases): a
-/// service bound there by a lock (`tags`) is reached as it is, from the
-/// first locked address; failing that, the lock's own loopback again.
-/// With none of these, EPERM — never a host service. Other protocols
-/// (ping) just go to `lback`.
-fn emit_loopback(a: &mut Asm, via: Via, addrs: &[[u32; 4]], lback: u32, tags: Option<i32>) {
+/// service on that port, bound to `lback` (for UDP also a socket of the
+/// lock's the kernel bound to 0.0.0.0: a client awaiting an answer), else
+/// on the first locked address (a bind to all addresses), from `lback`.
+/// Another 127.x address may be another lock's own address (guests on
+/// loopback aliases): a service bound there by a lock is reached as it
+/// is, from the first locked address; failing that, the lock's own
+/// loopback again. Only sockets marked in `map` count (never one the host
+/// bound there); with none, ECONNREFUSED (connect) or EPERM (sendmsg) —
+/// never a host service. Other protocols (ping) just go to `lback`.
+fn emit_loopback(a: &mut Asm, via: Via, addrs: &[[u32; 4]], lback: u32, map: i32, errno: bool) {
     let first = addrs[0][0];
     let mut mine = addrs.to_vec();
     mine.push([lback, 0, 0, 0]);
-    let (to_lback, to_first, to_other, deny) = (a.label(), a.label(), a.label(), a.label());
-    let (tcp, udp) = (a.label(), a.label());
+    let (tcp, udp, other) = (a.label(), a.label(), a.label());
     a.ldx_w(R2, R6, SA_PROTOCOL);
     a.jeq32(R2, IPPROTO_TCP, tcp);
     a.jeq32(R2, IPPROTO_UDP, udp);
-    a.ja(to_lback);
-    for (label, helper) in [(tcp, bpf::HELPER_SK_LOOKUP_TCP), (udp, bpf::HELPER_SK_LOOKUP_UDP)] {
+    a.ja(other);
+    for (label, helper, is_udp) in [(tcp, bpf::HELPER_SK_LOOKUP_TCP, false), (udp, bpf::HELPER_SK_LOOKUP_UDP, true)] {
         a.bind(label);
-        if tags.is_some() {
-            let own = a.label();
-            a.ldx_w(R3, R6, SA_USER_IP4);
-            a.jeq32(R3, localhost4(), own);
-            a.jeq32(R3, lback, own);
-            emit_lookup(a, helper, Dst::Ctx, tags, to_other);
-            a.bind(own);
-        }
-        emit_lookup(a, helper, Dst::Const(lback), None, to_lback);
-        emit_lookup(a, helper, Dst::Const(first), None, to_first);
-        a.ja(deny);
-    }
-    a.bind(deny);
-    a.ret(0);
-    a.bind(to_other);
-    emit_source(a, via, first, addrs);
-    a.ret(1);
-    for (label, to) in [(to_first, first), (to_lback, lback)] {
-        a.bind(label);
-        emit_source(a, via, lback, &mine);
-        a.mov32_imm(R3, to).stx_w(R6, SA_USER_IP4, R3);
+        let (own, to_other, to_lback, to_first) = (a.label(), a.label(), a.label(), a.label());
+        a.st_w(R10, PEER_SLOT, 0);
+        a.ldx_w(R3, R6, SA_USER_IP4);
+        a.jeq32(R3, localhost4(), own);
+        a.jeq32(R3, lback, own);
+        emit_lookup(a, helper, first, Dst::Ctx, map, Owner::AnyLock, false, to_other);
+        a.bind(own);
+        emit_lookup(a, helper, lback, Dst::Const(lback), map, Owner::Lock(lback), is_udp, to_lback);
+        emit_lookup(a, helper, lback, Dst::Const(first), map, Owner::Lock(lback), false, to_first);
+        emit_refuse(a, via, errno);
+        a.bind(to_other);
+        emit_source(a, via, first, addrs);
         a.ret(1);
+        for (label, to) in [(to_first, first), (to_lback, lback)] {
+            a.bind(label);
+            emit_own_source(a, via, lback, &mine, is_udp.then_some(map));
+            a.mov32_imm(R3, to).stx_w(R6, SA_USER_IP4, R3);
+            a.ret(1);
+        }
     }
+    a.bind(other);
+    emit_own_source(a, via, lback, &mine, None);
+    a.mov32_imm(R3, lback).stx_w(R6, SA_USER_IP4, R3);
+    a.ret(1);
 }
 
 /// bind4: as [`rewrite_or_check`], and 127.0.0.0/8 becomes `lback`; a
-/// socket bound to a locked address is marked in `tags`, so that other
-/// locks may reach it on a loopback address.
-fn bind4_prog(addrs: &[[u32; 4]], lback: Option<u32>, tags: Option<i32>) -> Vec<bpf::Insn> {
-    let Some(lback) = lback else {
+/// socket bound to `lback` is marked as the lock's in socket storage
+/// `map`, one bound to a locked address also as public: the lock's own
+/// loopback clients reach the first, other locks (on a loopback alias)
+/// the second — and never a socket the host bound there.
+fn bind4_prog(addrs: &[[u32; 4]], lback: Option<(u32, i32)>) -> Vec<bpf::Insn> {
+    let Some((lback, map)) = lback else {
         return rewrite_or_check(SA_USER_IP4, addrs, 1);
     };
     let mut a = Asm::new();
@@ -477,21 +605,12 @@ fn bind4_prog(addrs: &[[u32; 4]], lback: Option<u32>, tags: Option<i32>) -> Vec<
     a.ret(0);
     a.bind(lo);
     a.mov32_imm(R3, lback).stx_w(R6, SA_USER_IP4, R3);
+    emit_tag(&mut a, map, u64::from(lback));
     a.ret(1);
     a.bind(any);
     emit_store_first(&mut a, SA_USER_IP4, &addrs[0], 1);
     a.bind(allow);
-    if let Some(map) = tags {
-        let done = a.label();
-        a.ldx_dw(R2, R6, SA_SK);
-        a.ld_map_fd(R1, map)
-            .mov_imm(R3, 0)
-            .mov_imm(R4, SK_STORAGE_F_CREATE)
-            .call(bpf::HELPER_SK_STORAGE_GET);
-        a.jeq(R0, 0, done);
-        a.mov_imm(R1, 1).stx_dw(R0, 0, R1);
-        a.bind(done);
-    }
+    emit_tag(&mut a, map, u64::from(lback) | TAG_PUBLIC);
     a.ret(1);
     a.finish()
 }
@@ -499,12 +618,12 @@ fn bind4_prog(addrs: &[[u32; 4]], lback: Option<u32>, tags: Option<i32>) -> Vec<
 /// connect4 and UDP sendmsg4: 127.0.0.0/8 (not locked) as
 /// [`emit_loopback`] says; otherwise [`connect_prog`] or
 /// [`rewrite_or_check`] on the source.
-fn loopback4_prog(via: Via, addrs: &[[u32; 4]], lback: Option<u32>, tags: Option<i32>) -> Vec<bpf::Insn> {
+fn loopback4_prog(via: Via, addrs: &[[u32; 4]], lback: Option<(u32, i32)>, errno: bool) -> Vec<bpf::Insn> {
     let rest = match via {
         Via::Connect => connect_prog(false, addrs),
         Via::Send => rewrite_or_check(SA_MSG_SRC_IP4, addrs, 1),
     };
-    let Some(lback) = lback else {
+    let Some((lback, map)) = lback else {
         return rest;
     };
     let mut a = Asm::new();
@@ -514,7 +633,7 @@ fn loopback4_prog(via: Via, addrs: &[[u32; 4]], lback: Option<u32>, tags: Option
     emit_is_loopback4(&mut a, R6, SA_USER_IP4, lo);
     a.ja(normal);
     a.bind(lo);
-    emit_loopback(&mut a, via, addrs, lback, tags);
+    emit_loopback(&mut a, via, addrs, lback, map, errno);
     a.bind(normal);
     let mut head = a.finish();
     head.extend(rest.into_iter().skip(1)); // its own `r6 = r1`
@@ -576,10 +695,15 @@ fn deny_loopback6(rest: Vec<bpf::Insn>) -> Vec<bpf::Insn> {
     head
 }
 
-/// socket(): no sockets of a family the lock has no address for.
+/// socket(): no sockets of a family the lock has no address for; raw
+/// sockets only for ICMP and ICMPv6 (ping, traceroute -I), as the
+/// original's RAW_ICMP: a raw socket of another protocol is bound and
+/// addressed past every hook (bind runs the raw protocol's own), so it
+/// could put TCP or UDP from the lock's loopback address into the host's
+/// loopback services. IPPROTO_RAW is refused with the rest.
 fn sock_create_prog(deny_v4: bool, deny_v6: bool) -> Vec<bpf::Insn> {
     let mut a = Asm::new();
-    let deny = a.label();
+    let (deny, allow, v6) = (a.label(), a.label(), a.label());
     a.ldx_w(R2, R1, SK_FAMILY);
     if deny_v4 {
         a.jeq32(R2, AF_INET, deny);
@@ -587,6 +711,33 @@ fn sock_create_prog(deny_v4: bool, deny_v6: bool) -> Vec<bpf::Insn> {
     if deny_v6 {
         a.jeq32(R2, AF_INET6, deny);
     }
+    a.ldx_w(R3, R1, SK_TYPE).jne32(R3, SOCK_RAW, allow);
+    a.ldx_w(R3, R1, SK_PROTOCOL);
+    a.jeq32(R2, AF_INET6, v6);
+    a.jeq32(R3, IPPROTO_ICMP, allow);
+    a.ja(deny);
+    a.bind(v6);
+    a.jeq32(R3, IPPROTO_ICMPV6, allow);
+    a.bind(deny);
+    a.ret(0);
+    a.bind(allow);
+    a.ret(1);
+    a.finish()
+}
+
+/// setsockopt(): no IP_HDRINCL or IPV6_HDRINCL, with which a raw ICMP
+/// socket would write its own IP header (any protocol, any source).
+fn sockopt_prog() -> Vec<bpf::Insn> {
+    let mut a = Asm::new();
+    let (deny, allow, v6) = (a.label(), a.label(), a.label());
+    a.ldx_w(R2, R1, SO_LEVEL).ldx_w(R3, R1, SO_OPTNAME);
+    a.jne32(R2, SOL_IP, v6);
+    a.jeq32(R3, IP_HDRINCL, deny);
+    a.ja(allow);
+    a.bind(v6);
+    a.jne32(R2, SOL_IPV6, allow);
+    a.jeq32(R3, IPV6_HDRINCL, deny);
+    a.bind(allow);
     a.ret(1);
     a.bind(deny);
     a.ret(0);
@@ -604,7 +755,7 @@ const SKB_DATA_END: i16 = 80;
 const SKB_PROTOCOL: i16 = 16;
 const ETH_P_IP_BE: u32 = 0x0008;
 const ETH_P_IPV6_BE: u32 = 0xDD86;
-const IP4_SRC: i32 = 12;
+const IP4_TTL: i32 = 8;
 const IP6_SRC: i32 = 8;
 const IP6_DST: i32 = 24;
 
@@ -613,8 +764,13 @@ const IP6_DST: i32 = 24;
 /// be locked; a family without locked addresses passes nothing. With a
 /// loopback of its own (`lback`): what goes out to or from it gets the
 /// lock's mark (the address's own word), and what comes in for it must
-/// carry that mark — only the lock's own sockets reach it.
-fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4]], lback: Option<u32>) -> Vec<bpf::Insn> {
+/// carry that mark — only the lock's own sockets reach it; what goes out
+/// from it goes to it or to a locked address only, and what goes to
+/// another 127.0.0.0/8 address is TCP or UDP (which the connect and
+/// sendmsg hooks let through only to another lock's service): no ICMP
+/// (ping sockets, raw ICMP) into the host's loopback. With `deny_lo6`,
+/// nothing goes to the host's ::1 either.
+fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4]], lback: Option<u32>, deny_lo6: bool) -> Vec<bpf::Insn> {
     let mut a = Asm::new();
     let (allow, drop, ip4, ip6) = (a.label(), a.label(), a.label(), a.label());
     a.mov(R6, R1);
@@ -624,8 +780,9 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
     a.ret(1);
     // The header is read in place when it is in the linear part (it
     // always is at this layer; a helper call per packet costs), else
-    // copied to fp-16 (`len` bytes from `off`) — or the packet dropped.
-    let header = |a: &mut Asm, need: i32, off: i32, len: i32, direct: Label, copied: Label| {
+    // `len` bytes from `off` are copied to the stack at `to` — or the
+    // packet dropped.
+    let header = |a: &mut Asm, need: i32, off: i32, len: i32, to: i32, direct: Label, copied: Label| {
         a.ldx_w(R7, R6, SKB_DATA).ldx_w(R8, R6, SKB_DATA_END);
         a.mov(R4, R7).add_imm(R4, need);
         let short = a.label();
@@ -635,13 +792,14 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
         a.mov(R1, R6)
             .mov_imm(R2, off)
             .mov(R3, R10)
-            .add_imm(R3, -16)
+            .add_imm(R3, to)
             .mov_imm(R4, len)
             .call(bpf::HELPER_SKB_LOAD_BYTES);
         a.jeq(R0, 0, copied);
         a.ja(drop);
     };
-    // The IPv4 decision, the source at `base + src`, the destination 4 on.
+    // The IPv4 decision: the source at `base + src`, the destination 4
+    // on, the protocol byte 3 before.
     let decide4 = |a: &mut Asm, base: u8, src: i16| {
         let dst = src + 4;
         if ingress {
@@ -660,40 +818,69 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
                     a.jeq32(R3, state, allow);
                 }
             }
+        } else if let Some(lb) = lback {
+            // The common case first: from a locked address.
+            let (from_lb, src_ok, to_lb) = (a.label(), a.label(), a.label());
+            emit_member(a, base, src, v4, 1, src_ok);
+            a.ldx_w(R3, base, src).jeq32(R3, lb, from_lb);
+            a.ja(drop);
+            a.bind(src_ok);
+            a.ldx_w(R3, base, dst).jeq32(R3, lb, to_lb);
+            a.and32_imm(R3, 0xff).jne32(R3, 127, allow);
+            emit_member(a, base, dst, v4, 1, allow);
+            a.ldx_b(R3, base, src - 3);
+            a.jeq32(R3, IPPROTO_TCP, allow).jeq32(R3, IPPROTO_UDP, allow);
+            a.ja(drop);
+            let mut mine = v4.to_vec();
+            mine.push([lb, 0, 0, 0]);
+            a.bind(from_lb);
+            a.mov32_imm(R3, lb).stx_w(R6, SKB_MARK, R3);
+            emit_member(a, base, dst, &mine, 1, allow);
+            a.ja(drop);
+            a.bind(to_lb);
+            a.mov32_imm(R3, lb).stx_w(R6, SKB_MARK, R3);
+            a.ja(allow);
+            return;
         } else {
-            let mark = a.label();
-            if let Some(lb) = lback {
-                a.ldx_w(R3, base, src).jeq32(R3, lb, mark);
-                a.ldx_w(R3, base, dst).jeq32(R3, lb, mark);
-            }
             emit_member(a, base, src, v4, 1, allow);
-            if let Some(lb) = lback {
-                a.ja(drop);
-                a.bind(mark);
-                a.mov32_imm(R3, lb).stx_w(R6, SKB_MARK, R3);
-                let mut mine = v4.to_vec();
-                mine.push([lb, 0, 0, 0]);
-                emit_member(a, base, src, &mine, 1, allow);
-            }
         }
         a.ja(drop);
     };
     a.bind(ip4);
     let (direct, copied) = (a.label(), a.label());
-    header(&mut a, 20, IP4_SRC, 8, direct, copied);
+    // Bytes 8-19: TTL, protocol, checksum, source, destination.
+    header(&mut a, 20, IP4_TTL, 12, -16, direct, copied);
     a.bind(copied);
-    decide4(&mut a, R10, -16);
+    decide4(&mut a, R10, -12);
     a.bind(direct);
-    decide4(&mut a, R7, IP4_SRC as i16);
+    decide4(&mut a, R7, (IP4_TTL + 4) as i16);
+    // IPv6: coming in, the destination (16 bytes at 24); going out, the
+    // source (at 8), and with `deny_lo6` the destination.
     a.bind(ip6);
     let (direct, copied) = (a.label(), a.label());
-    let off = if ingress { IP6_DST } else { IP6_SRC };
-    header(&mut a, 40, off, 16, direct, copied);
-    a.bind(copied);
-    emit_member(&mut a, R10, -16, v6, 4, allow);
-    a.ja(drop);
-    a.bind(direct);
-    emit_member(&mut a, R7, off as i16, v6, 4, allow);
+    if ingress || !deny_lo6 {
+        let off = if ingress { IP6_DST } else { IP6_SRC };
+        header(&mut a, 40, off, 16, -16, direct, copied);
+        a.bind(copied);
+        emit_member(&mut a, R10, -16, v6, 4, allow);
+        a.ja(drop);
+        a.bind(direct);
+        emit_member(&mut a, R7, off as i16, v6, 4, allow);
+        a.ja(drop);
+    } else {
+        // Source and destination, 32 bytes from 8.
+        header(&mut a, 40, IP6_SRC, 32, -32, direct, copied);
+        let one = words6(&Ipv6Addr::LOCALHOST);
+        for (label, base, src) in [(copied, R10, -32i16), (direct, R7, IP6_SRC as i16)] {
+            let src_ok = a.label();
+            a.bind(label);
+            emit_member(&mut a, base, src, v6, 4, src_ok);
+            a.ja(drop);
+            a.bind(src_ok);
+            emit_member(&mut a, base, src + 16, &[one], 4, drop);
+            a.ja(allow);
+        }
+    }
     a.bind(drop);
     a.ret(0);
     a.bind(allow);
@@ -703,52 +890,57 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
 
 /// The programs for a lock: (name, program type, attach type, code);
 /// `tags`: the descriptor of the socket storage that marks sockets bound
-/// by locks (see [`tag_map`]).
-pub fn programs(set: &AddrSet, tags: Option<i32>) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> {
+/// by locks (see [`tag_map`]); `errno`: refused connects to the lock's
+/// loopback get ECONNREFUSED (bpf_set_retval, Linux 5.18), else EPERM.
+pub fn programs(set: &AddrSet, tags: Option<i32>, errno: bool) -> Vec<(&'static str, u32, u32, Vec<bpf::Insn>)> {
     use bpf::*;
-    let mut out = Vec::new();
-    if set.v4.is_empty() || set.v6.is_empty() {
-        out.push((
+    let mut out = vec![
+        (
             "vsbox_sock",
             PROG_TYPE_CGROUP_SOCK,
             ATTACH_INET_SOCK_CREATE,
             sock_create_prog(set.v4.is_empty(), set.v6.is_empty()),
-        ));
-    }
+        ),
+        ("vsbox_sockopt", PROG_TYPE_CGROUP_SOCKOPT, ATTACH_CGROUP_SETSOCKOPT, sockopt_prog()),
+    ];
     let v4: Vec<[u32; 4]> = set.v4.iter().map(|a| [words4(a), 0, 0, 0]).collect();
     let v6: Vec<[u32; 4]> = set.v6.iter().map(words6).collect();
     let bcast: Vec<[u32; 4]> = set.bcast.iter().map(|a| [words4(a), 0, 0, 0]).collect();
     let lback = set.lback.filter(|_| set.wants_lback()).map(|a| words4(&a));
+    let deny_lo6 = !set.v6.is_empty() && !set.v6.contains(&Ipv6Addr::LOCALHOST);
+    // Without the socket storage (only in unit tests) the programs still
+    // build; the kernel refuses to load them (descriptor -1).
+    let lback_map = lback.map(|lb| (lb, tags.unwrap_or(-1)));
     out.push((
         "vsbox_in",
         PROG_TYPE_CGROUP_SKB,
         ATTACH_INET_INGRESS,
-        packet_prog(true, &v4, &v6, &bcast, lback),
+        packet_prog(true, &v4, &v6, &bcast, lback, false),
     ));
     out.push((
         "vsbox_out",
         PROG_TYPE_CGROUP_SKB,
         ATTACH_INET_EGRESS,
-        packet_prog(false, &v4, &v6, &bcast, lback),
+        packet_prog(false, &v4, &v6, &bcast, lback, deny_lo6),
     ));
     if !set.v4.is_empty() {
         out.push((
             "vsbox_bind4",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_INET4_BIND,
-            bind4_prog(&v4, lback, tags),
+            bind4_prog(&v4, lback_map),
         ));
         out.push((
             "vsbox_conn4",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_INET4_CONNECT,
-            loopback4_prog(Via::Connect, &v4, lback, tags),
+            loopback4_prog(Via::Connect, &v4, lback_map, errno),
         ));
         out.push((
             "vsbox_send4",
             PROG_TYPE_CGROUP_SOCK_ADDR,
             ATTACH_UDP4_SENDMSG,
-            loopback4_prog(Via::Send, &v4, lback, tags),
+            loopback4_prog(Via::Send, &v4, lback_map, false),
         ));
     }
     if let Some(lb) = lback {
@@ -799,8 +991,17 @@ pub fn lock_cgroup(layout: &Layout, dir: &Path, set: &AddrSet) -> Result<()> {
         Some(_) => Some(tag_map(layout)?),
         None => None,
     };
-    for (name, ptype, atype, code) in programs(set, tags.as_ref().map(|t| t.as_raw_fd())) {
-        let attached = bpf::load(name, ptype, atype, &code).and_then(|fd| bpf::attach(dir, &fd, atype));
+    let tags = tags.as_ref().map(|t| t.as_raw_fd());
+    for (name, ptype, atype, code) in programs(set, tags, true) {
+        let mut loaded = bpf::load(name, ptype, atype, &code);
+        if loaded.is_err() && name == "vsbox_conn4" {
+            // A kernel before 5.18 (no bpf_set_retval): EPERM instead.
+            let plain = programs(set, tags, false).into_iter().find(|p| p.0 == name);
+            if let Some((_, _, _, code)) = plain {
+                loaded = bpf::load(name, ptype, atype, &code);
+            }
+        }
+        let attached = loaded.and_then(|fd| bpf::attach(dir, &fd, atype));
         if let Err(mut e) = attached {
             if !LBACK_PROGRAMS.contains(&name) {
                 return Err(e);
@@ -915,13 +1116,21 @@ mod tests {
     fn program_set_follows_the_families() {
         let mut s = AddrSet::default();
         s.push("127.0.0.2".parse().unwrap()).unwrap();
-        let names: Vec<_> = programs(&s, None).iter().map(|p| p.0).collect();
+        let names: Vec<_> = programs(&s, None, true).iter().map(|p| p.0).collect();
         assert_eq!(
             names,
-            ["vsbox_sock", "vsbox_in", "vsbox_out", "vsbox_bind4", "vsbox_conn4", "vsbox_send4"]
+            [
+                "vsbox_sock",
+                "vsbox_sockopt",
+                "vsbox_in",
+                "vsbox_out",
+                "vsbox_bind4",
+                "vsbox_conn4",
+                "vsbox_send4"
+            ]
         );
         s.push("::1".parse().unwrap()).unwrap();
-        assert_eq!(programs(&s, None).len(), 8);
+        assert_eq!(programs(&s, None, true).len(), 10);
         for _ in 0..20 {
             let _ = s.push("127.0.0.9".parse().unwrap());
         }
@@ -934,13 +1143,13 @@ mod tests {
         s.push("10.0.0.5".parse().unwrap()).unwrap();
         s.lback = Some(lback_for_xid(49153));
         assert_eq!(s.lback, Some(Ipv4Addr::new(127, 250, 192, 1)));
-        let names: Vec<_> = programs(&s, None).iter().map(|p| p.0).collect();
+        let names: Vec<_> = programs(&s, None, true).iter().map(|p| p.0).collect();
         for n in ["vsbox_peer4", "vsbox_recv4", "vsbox_name4"] {
             assert!(names.contains(&n), "{names:?}");
         }
         s.push("127.0.0.1".parse().unwrap()).unwrap();
         assert!(!s.wants_lback());
-        assert!(!programs(&s, None).iter().any(|p| p.0 == "vsbox_peer4"));
+        assert!(!programs(&s, None, true).iter().any(|p| p.0 == "vsbox_peer4"));
         for bad in ["127.0.0.1", "127.0.0.0", "127.255.255.255", "10.0.0.1"] {
             assert!(!valid_lback(bad.parse().unwrap()), "{bad}");
         }

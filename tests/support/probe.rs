@@ -819,10 +819,208 @@ fn main() {
             }
             0
         }
+        // A UDP service on IP:PORT answering each datagram with "echo
+        // PEER" (the sender as the service sees it), until three seconds
+        // pass without one.
+        ["udp-echo", ip, port] => {
+            let s = match UdpSocket::bind(addr(ip, port)) {
+                Ok(s) => s,
+                Err(e) => std::process::exit(report::<()>(Err(e), |_| String::new())),
+            };
+            println!("READY {}", s.local_addr().unwrap());
+            std::io::stdout().flush().unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(3))).unwrap();
+            let mut buf = [0u8; 512];
+            while let Ok((_, from)) = s.recv_from(&mut buf) {
+                if let Err(e) = s.send_to(format!("echo {}", from.ip()).as_bytes(), from) {
+                    println!("ERR {} answering {from}: {e}", errno_name(e.raw_os_error().unwrap_or(0)));
+                }
+            }
+            0
+        }
+        // Asks a UDP service at IP:PORT from a socket no bind() touched:
+        // by sendto ("sendto": the kernel binds the wildcard) or after
+        // connect() ("connect"); or by sendto after bind(0.0.0.0:0)
+        // ("bind", as musl's resolver); prints where the answer came from.
+        ["udp-ask", ip, port, how] => {
+            // SAFETY: plain syscall; the descriptor is handed to UdpSocket.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+            if fd < 0 {
+                std::process::exit(report::<()>(last((), true), |_| String::new()));
+            }
+            // SAFETY: fd is a UDP socket nothing else owns.
+            let s = unsafe { <UdpSocket as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            let to = addr(ip, port);
+            report(
+                (|| {
+                    if *how == "connect" {
+                        s.connect(to)?;
+                        s.send(b"ask")?;
+                    } else if *how == "bind" {
+                        let any = libc::sockaddr_in {
+                            sin_family: libc::AF_INET as u16,
+                            sin_port: 0,
+                            sin_addr: libc::in_addr { s_addr: 0 },
+                            sin_zero: [0; 8],
+                        };
+                        // SAFETY: any is a valid sockaddr_in of the size given.
+                        let r = unsafe { libc::bind(fd, (&any as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&any) as u32) };
+                        last((), r != 0)?;
+                        s.send_to(b"ask", to)?;
+                    } else {
+                        s.send_to(b"ask", to)?;
+                    }
+                    s.set_read_timeout(Some(std::time::Duration::from_secs(3)))?;
+                    let mut buf = [0u8; 512];
+                    let (n, from) = s.recv_from(&mut buf)?;
+                    Ok(format!("from={from} answer={}", String::from_utf8_lossy(&buf[..n])))
+                })(),
+                |s| s,
+            )
+        }
+        // A DNS server on IP:PORT that answers every query NXDOMAIN, until
+        // five seconds pass without one.
+        ["dns-nx", ip, port] => {
+            let s = match UdpSocket::bind(addr(ip, port)) {
+                Ok(s) => s,
+                Err(e) => std::process::exit(report::<()>(Err(e), |_| String::new())),
+            };
+            println!("READY {}", s.local_addr().unwrap());
+            std::io::stdout().flush().unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = s.recv_from(&mut buf) {
+                if n < 12 {
+                    continue;
+                }
+                // The header and the question, no records: QR, RD as asked,
+                // RA, rcode 3.
+                let mut end = 12;
+                while end < n && buf[end] != 0 {
+                    end += 1 + usize::from(buf[end]);
+                }
+                let end = (end + 5).min(n);
+                let mut r = buf[..end].to_vec();
+                r[2] = 0x80 | (buf[2] & 1);
+                r[3] = 0x83;
+                r[6..12].fill(0);
+                let _ = s.send_to(&r, from);
+            }
+            0
+        }
+        // A raw socket of family 4 or 6 and protocol PROTO.
+        ["raw-open", family, proto] => {
+            let fam = if *family == "6" { libc::AF_INET6 } else { libc::AF_INET };
+            // SAFETY: plain syscall.
+            let fd = unsafe { libc::socket(fam, libc::SOCK_RAW, proto.parse().unwrap()) };
+            report(last(fd, fd < 0), |_| "raw socket".into())
+        }
+        // A raw ICMP socket that would write its own IP headers.
+        ["raw-hdrincl"] => {
+            // SAFETY: plain syscalls on a descriptor this process owns.
+            let r = unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP);
+                let one: libc::c_int = 1;
+                if fd < 0 {
+                    fd
+                } else {
+                    libc::setsockopt(
+                        fd,
+                        libc::IPPROTO_IP,
+                        libc::IP_HDRINCL,
+                        (&one as *const libc::c_int).cast(),
+                        std::mem::size_of::<libc::c_int>() as u32,
+                    )
+                }
+            };
+            report(last(r, r < 0), |_| "IP_HDRINCL set".into())
+        }
+        // A UDP datagram ("raw") from a raw UDP socket bound to SRC, to
+        // DST:PORT.
+        ["raw-udp", src, dst, port] => {
+            let port: u16 = port.parse().unwrap();
+            let mut dgram = Vec::new();
+            for w in [4444u16, port, 11, 0] {
+                dgram.extend_from_slice(&w.to_be_bytes());
+            }
+            dgram.extend_from_slice(b"raw");
+            report(raw_send(libc::IPPROTO_UDP, src, dst, &dgram), |_| "sent".into())
+        }
+        // An ICMP (ICMPv6 for IPv6 addresses) echo request from a raw
+        // socket (bound to SRC unless it is "-") to DST, and its reply
+        // within a second.
+        ["ping", src, dst] => {
+            let v6 = dst.contains(':');
+            let id = (std::process::id() as u16).to_be_bytes();
+            let mut req = vec![if v6 { 128 } else { 8 }, 0, 0, 0, id[0], id[1], 0, 1];
+            req.extend_from_slice(b"vsbox-probe");
+            let sum = req
+                .chunks(2)
+                .fold(0u32, |s, c| s + u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])));
+            let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+            if !v6 {
+                // (The kernel sums ICMPv6 itself: it covers the addresses.)
+                req[2..4].copy_from_slice(&sum.to_be_bytes());
+            }
+            let proto = if v6 { libc::IPPROTO_ICMPV6 } else { libc::IPPROTO_ICMP };
+            report(
+                raw_send(proto, src, dst, &req).and_then(|s| {
+                    s.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
+                    let mut buf = [0u8; 1500];
+                    loop {
+                        let (n, from) = s.recv_from(&mut buf)?;
+                        // IPv4 raw sockets get the IP header too.
+                        let (ihl, reply) = if v6 { (0, 129) } else { (usize::from(buf[0] & 15) * 4, 0) };
+                        if n >= ihl + 8 && buf[ihl] == reply && buf[ihl + 4..ihl + 6] == id {
+                            return Ok(from.ip());
+                        }
+                    }
+                }),
+                |ip| format!("reply from={ip}"),
+            )
+        }
         _ => {
             eprintln!("vsbox-probe: unknown probe {a:?}");
             2
         }
     };
     std::process::exit(code);
+}
+
+/// A raw socket of `proto`, bound to `src` unless it is "-", that has
+/// sent `payload` to `dst` (the kernel writes the IP header).
+fn raw_send(proto: i32, src: &str, dst: &str, payload: &[u8]) -> std::io::Result<UdpSocket> {
+    let to = addr(dst, "0");
+    let family = if to.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
+    // SAFETY: plain syscall; the descriptor is handed to UdpSocket, whose
+    // send_to/recv_from are sendto/recvfrom, as a raw socket takes them.
+    let fd = unsafe { libc::socket(family, libc::SOCK_RAW, proto) };
+    last((), fd < 0)?;
+    // SAFETY: fd is a socket nothing else owns.
+    let s = unsafe { <UdpSocket as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    if src != "-" && to.is_ipv6() {
+        let ip: std::net::Ipv6Addr = src.parse().expect("address");
+        // SAFETY: sockaddr_in6 is plain data; all zero is a valid value.
+        let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        sin6.sin6_family = libc::AF_INET6 as u16;
+        sin6.sin6_addr.s6_addr = ip.octets();
+        // SAFETY: sin6 is a valid sockaddr_in6 of the size given.
+        let r = unsafe { libc::bind(fd, (&sin6 as *const libc::sockaddr_in6).cast(), std::mem::size_of_val(&sin6) as u32) };
+        last((), r != 0)?;
+    } else if src != "-" {
+        let ip: std::net::Ipv4Addr = src.parse().expect("address");
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(ip.octets()),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: sin is a valid sockaddr_in of the size given.
+        let r = unsafe { libc::bind(fd, (&sin as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&sin) as u32) };
+        last((), r != 0)?;
+    }
+    s.send_to(payload, to)?;
+    Ok(s)
 }
