@@ -53,7 +53,10 @@ impl Error {
     /// This failure, as one of setting up or starting a command (125).
     pub fn cannot_run(self) -> Self {
         match self.kind {
-            Kind::Failure => Error { kind: Kind::CannotRun, ..self },
+            Kind::Failure => Error {
+                kind: Kind::CannotRun,
+                ..self
+            },
             _ => self,
         }
     }

@@ -1967,3 +1967,31 @@ fn a_name_a_running_guest_binds_is_its_own() {
     a.run(&["stop"]).ok();
     b.run(&["stop"]).ok();
 }
+
+/// A guest locked to its addresses sees no link-level traffic, even with
+/// CAP_NET_RAW (which gives it ping): a packet socket would read every
+/// packet of the host, its loopback's included. Unlocked, it may.
+#[test]
+fn a_locked_guest_has_no_packet_sockets_whatever_its_capabilities() {
+    require_root!();
+    let env = Env::new();
+    assert!(host_probe(&["packet-open", "all"]).stdout.starts_with("OK"));
+    let locked = TestGuest::busybox(&env, "pkt-lock");
+    locked.conf(&format!("IPROOT={}\nS_CAPS=CAP_NET_RAW\n", loopback()));
+    let open = TestGuest::busybox(&env, "pkt-open");
+    open.conf("S_CAPS=CAP_NET_RAW\n");
+    for running in [false, true] {
+        if running {
+            locked.run(&["start"]).ok();
+            open.run(&["start"]).ok();
+        }
+        for how in ["all", "sock-packet"] {
+            let out = locked.run(&["exec", "probe", "packet-open", how]);
+            assert!(out.stdout.starts_with("ERR EPERM"), "running={running} {how}: {out:?}");
+            let out = open.run(&["exec", "probe", "packet-open", how]);
+            assert!(out.stdout.starts_with("OK"), "running={running} {how}: {out:?}");
+        }
+    }
+    locked.run(&["stop"]).ok();
+    open.run(&["stop"]).ok();
+}

@@ -196,6 +196,7 @@ fn first_process(spec: &Spec, extra_ns: CloneFlags) -> Plan<'_> {
                 lock: spec.flags & abi::VXF_LOCK != 0,
                 spectator: false,
                 no_reboot: false,
+                net_lock: false,
             },
             ceiling: spec.caps.clone(),
             within: u64::MAX,
@@ -289,6 +290,8 @@ pub struct Target {
     /// Its v1 controller directories (its v2 one is `cgroup`).
     v1: Vec<PathBuf>,
     cgroup: std::fs::File,
+    /// Locked to its addresses (its cgroup holds a network lock).
+    pub net_lock: bool,
 }
 
 impl Target {
@@ -308,6 +311,7 @@ impl Target {
                     lock: self.flags & abi::VXF_LOCK != 0,
                     spectator: false,
                     no_reboot,
+                    net_lock: self.net_lock,
                 },
                 ceiling,
                 within: self.ceiling,
@@ -340,6 +344,7 @@ impl Target {
             handles,
             v1,
             cgroup: open_dir(dir)?,
+            net_lock: crate::sys::getxattr(dir, crate::kernel::netlock::XATTR_IP).ok().flatten().is_some(),
         })
     }
 
@@ -449,6 +454,7 @@ fn spectator(applet: &str, reg: &Registry, spec: &Spec, command: &[String]) -> R
                         lock: spec.flags & abi::VXF_LOCK != 0,
                         spectator: true,
                         no_reboot: false,
+                        net_lock: false,
                     },
                     ceiling: spec.caps.clone(),
                     within: !caps::bit(caps::SYS_PTRACE),

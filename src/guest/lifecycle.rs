@@ -176,6 +176,7 @@ fn new_context_plan<'a>(g: &'a Guest, cfg: &'a Config, v1_dirs: &[PathBuf], user
                 lock: cfg.flags & abi::VXF_LOCK != 0,
                 spectator: false,
                 no_reboot: false,
+                net_lock: !cfg.iproot.is_empty(),
             },
             ceiling: guest_ceiling(cfg),
             within: u64::MAX,

@@ -34,6 +34,7 @@ const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
 const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
 const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
+const AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
 
 /// CLONE_NEW{NS,CGROUP,UTS,IPC,USER,PID,NET}; CLONE_NEWTIME (0x80) only
 /// counts for unshare, where it does not collide with the exit signal.
@@ -49,6 +50,9 @@ enum When {
     ArgHasBits(u32, u32),
     /// Argument (low 32 bits) equals the value.
     ArgIs(u32, u32),
+    /// Argument i equals v, and argument j masked with m equals w:
+    /// (i, v, j, m, w).
+    ArgIsAndMasked(u32, u32, u32, u32, u32),
 }
 
 /// A refused system call: (x86_64 number, i386 number, condition, errno).
@@ -69,6 +73,19 @@ const LOCK: &[Rule] = &[
     (56, 120, When::ArgHasBits(0, CLONE_NS_FLAGS), EPERM),    // clone
     (435, 435, When::Always, ENOSYS),                         // clone3
 ];
+
+/// A context locked to its addresses (IPROOT, chbind) sees no link-level
+/// traffic, whatever CAP_NET_RAW lets it do: no packet sockets (AF_PACKET,
+/// and the obsolete AF_INET SOCK_PACKET the kernel turns into one), which
+/// would read every packet of the host, loopback included. Raw IP sockets
+/// are the network lock's (ICMP only).
+const NET_LOCK: &[Rule] = &[
+    (41, 359, When::ArgIs(0, libc::AF_PACKET as u32), EPERM), // socket
+    (41, 359, When::ArgIsAndMasked(0, libc::AF_INET as u32, 1, 0xF, SOCK_PACKET), EPERM),
+];
+
+/// linux/socket.h's obsolete SOCK_PACKET (libc deprecates the name).
+const SOCK_PACKET: u32 = 10;
 
 const SPECTATOR: &[Rule] = &[
     (62, 37, When::Always, EPERM),   // kill
@@ -123,6 +140,15 @@ fn emit_ret(out: &mut Vec<SockFilter>, nr: u32, when: When, ret: u32) {
             out.push(jump(JEQ_K, v, 0, 1));
             out.push(deny);
         }
+        When::ArgIsAndMasked(i, v, j, m, w) => {
+            out.push(jump(JEQ_K, nr, 0, 6));
+            out.push(stmt(LD_W_ABS, arg_low(i)));
+            out.push(jump(JEQ_K, v, 0, 4));
+            out.push(stmt(LD_W_ABS, arg_low(j)));
+            out.push(stmt(AND_K, m));
+            out.push(jump(JEQ_K, w, 0, 1));
+            out.push(deny);
+        }
     }
 }
 
@@ -134,6 +160,8 @@ pub struct Policy {
     /// reboot(2) fails with EPERM: for processes that joined a running
     /// guest from outside, which its init cannot answer for.
     pub no_reboot: bool,
+    /// Locked to its addresses: no packet sockets ([`NET_LOCK`]).
+    pub net_lock: bool,
 }
 
 pub fn build(policy: Policy) -> Vec<SockFilter> {
@@ -143,6 +171,9 @@ pub fn build(policy: Policy) -> Vec<SockFilter> {
     }
     if policy.spectator {
         rules.extend_from_slice(SPECTATOR);
+    }
+    if policy.net_lock {
+        rules.extend_from_slice(NET_LOCK);
     }
     if policy.no_reboot {
         rules.push((169, 88, When::Always, EPERM));
@@ -280,6 +311,7 @@ mod tests {
                 JGE_K => pc += if acc >= ins.k { ins.jt } else { ins.jf } as usize,
                 JSET_K => pc += if acc & ins.k != 0 { ins.jt } else { ins.jf } as usize,
                 JA => pc += ins.k as usize,
+                AND_K => acc &= ins.k,
                 RET_K => return ins.k,
                 c => panic!("unknown opcode {c:#x}"),
             }
@@ -287,6 +319,26 @@ mod tests {
     }
 
     const DENY: u32 = RET_ERRNO | EPERM;
+
+    #[test]
+    fn a_locked_network_has_no_packet_sockets() {
+        let p = build(Policy {
+            net_lock: true,
+            ..Policy::default()
+        });
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 41, [17, 3, 0x300, 0, 0, 0]), DENY); // AF_PACKET
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 359, [17, 2, 0, 0, 0, 0]), DENY);
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 41, [2, 10, 0, 0, 0, 0]), DENY); // SOCK_PACKET
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 41, [2, 10 | 0x80000, 0, 0, 0, 0]), DENY); // | SOCK_CLOEXEC
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 41, [2, 3, 1, 0, 0, 0]), RET_ALLOW); // raw ICMP: the lock's
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 41, [2, 1, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 41, [10, 2, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 41, [1, 1, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(
+            run(&build(Policy::default()), AUDIT_ARCH_X86_64, 41, [17, 3, 0, 0, 0, 0]),
+            RET_ALLOW
+        );
+    }
 
     #[test]
     fn a_supervised_guest_hands_over_its_unix_sockets_only() {

@@ -979,6 +979,23 @@ fn main() {
                 |ip| format!("reply from={ip}"),
             )
         }
+        // A packet socket: AF_PACKET (all protocols), or the obsolete
+        // AF_INET SOCK_PACKET; OK and closed, or the errno.
+        ["packet-open", how] => {
+            let (domain, ty) = if *how == "sock-packet" {
+                (libc::AF_INET, 10)
+            } else {
+                (libc::AF_PACKET, libc::SOCK_RAW)
+            };
+            // SAFETY: integers only; the descriptor is closed at once.
+            let fd = unsafe { libc::socket(domain, ty, i32::from(0x0003u16.to_be())) };
+            let r = if fd < 0 { Err(std::io::Error::last_os_error()) } else { Ok(fd) };
+            report(r, |fd| {
+                // SAFETY: the socket just made.
+                unsafe { libc::close(fd) };
+                "packet".into()
+            })
+        }
         _ => {
             eprintln!("vsbox-probe: unknown probe {a:?}");
             2
