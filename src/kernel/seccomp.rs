@@ -381,8 +381,7 @@ mod tests {
     fn lock_blocks_namespaces_on_both_abis() {
         let p = build(Policy {
             lock: true,
-            spectator: false,
-            no_reboot: false,
+            ..Policy::default()
         });
         assert_eq!(run(&p, AUDIT_ARCH_X86_64, 272, [0x2000_0000, 0, 0, 0, 0, 0]), DENY);
         assert_eq!(run(&p, AUDIT_ARCH_X86_64, 272, [0x400, 0, 0, 0, 0, 0]), RET_ALLOW); // CLONE_FILES
@@ -425,9 +424,8 @@ mod tests {
     #[test]
     fn spectator_signals_nothing() {
         let p = build(Policy {
-            lock: false,
             spectator: true,
-            no_reboot: false,
+            ..Policy::default()
         });
         for nr in [62, 200, 234, 129, 297, 424, 438, 101, 310, 311] {
             assert_eq!(run(&p, AUDIT_ARCH_X86_64, nr, [1, 9, 0, 0, 0, 0]), DENY, "x86_64 {nr}");
