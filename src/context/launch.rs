@@ -297,11 +297,9 @@ pub struct Target {
 impl Target {
     /// The plan of a process joining this context: its namespaces (user
     /// namespace included, last) and its ceiling, lowered further by
-    /// `ceiling`. Not scoped for abstract unix sockets: a Landlock domain
-    /// cannot be joined, and one of its own could not see the context's
-    /// processes (start-stop-daemon reads their /proc/PID/exe, so `service
-    /// X stop` would fail silently; vserver(8), BUGS). Its mount namespace
-    /// was sealed when the context was made.
+    /// `ceiling`. A guest's joiner adds its supervisor (vserver's exec and
+    /// enter: guest/supervisor.rs); chcontext --ctx does not. Its mount
+    /// namespace was sealed when the context was made.
     pub(crate) fn join_plan(&self, ceiling: caps::Request, no_reboot: bool) -> Plan<'_> {
         Plan {
             namespaces: Namespaces::Join(self),

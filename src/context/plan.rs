@@ -20,17 +20,16 @@
 //! 6. the working directory;
 //! 7. host and domain names;
 //! 8. resource limits and niceness (raising a hard limit needs the host's
-//!    CAP_SYS_RESOURCE, which step 11 gives up);
+//!    CAP_SYS_RESOURCE, which step 10 gives up);
 //! 9. the reboot listener (a seccomp filter installed while CAP_SYS_ADMIN
 //!    is there, without no_new_privs, so setuid programs keep working) —
 //!    or, for a running guest, the supervised filter, whose listener goes
 //!    to the guest's supervisor at once: it answers the unix socket calls
 //!    (and reboot) of every process below, this one's included;
-//! 10. the abstract unix socket scope (Landlock);
-//! 11. the cgroup seal (read-only cgroup mounts) and then the context's
+//! 10. the cgroup seal (read-only cgroup mounts) and then the context's
 //!     own user namespace — the last steps that need the host's privileges;
-//! 12. the seccomp policy and the capability ceiling, for good;
-//! 13. standard input, output and errors where asked, then the descriptors
+//! 11. the seccomp policy and the capability ceiling, for good;
+//! 12. standard input, output and errors where asked, then the descriptors
 //!     the command is to find at 3, 4, …; every other one is closed.
 
 use crate::context::launch::Target;
@@ -87,7 +86,6 @@ pub struct Plan<'a> {
     /// A connection to the running guest's supervisor (guest/supervisor.rs),
     /// which gets the listener of the supervised filter (step 9).
     pub supervisor: Option<OwnedFd>,
-    pub scope_abstract: bool,
     pub seal: Option<&'a cgroup::Layout>,
     pub userns: Option<&'a OwnedFd>,
     pub confinement: Option<Confinement>,
@@ -113,7 +111,6 @@ impl Default for Plan<'_> {
             nice: None,
             reboot_listener: false,
             supervisor: None,
-            scope_abstract: false,
             seal: None,
             userns: None,
             confinement: None,
@@ -178,9 +175,6 @@ impl Plan<'_> {
             unixscope::hand_over(&conn, seccomp::supervised_listener(self.reboot_listener)?)?;
         } else if self.reboot_listener {
             applied.reboot_listener = Some(seccomp::reboot_listener()?);
-        }
-        if self.scope_abstract {
-            unixscope::scope_abstract()?;
         }
         if let Some(c) = &self.confinement {
             restrict(c.policy, &c.ceiling, c.within, self.seal, self.userns)?;

@@ -81,12 +81,7 @@ fn nproc_limit(cfg: &Config) -> Option<u64> {
 enum Then<'a> {
     /// `start`: vsbox's init with the rc scripts (or /sbin/init with
     /// fakeinit); the status pipe tells the caller when start-up is done.
-    Boot {
-        output: OwnedFd,
-        status: OwnedFd,
-        /// A connection to the guest's supervisor (supervisor.rs).
-        supervisor: OwnedFd,
-    },
+    Boot { output: OwnedFd, status: OwnedFd },
     /// `exec` in a guest that is not running: just this.
     Run(Payload<'a>),
 }
@@ -103,22 +98,25 @@ pub enum Payload<'a> {
 }
 
 /// In the first process of a new guest context (PID 1). Never returns.
-fn first_process(applet: &str, g: &Guest, cfg: &Config, v1_dirs: &[PathBuf], userns: Option<OwnedFd>, then: Then) -> ! {
+/// `supervisor` is a connection to what answers its unix socket calls
+/// (supervisor.rs): the running guest's `vsbox-watch`, or a fresh
+/// context's own `vsbox-sockets`.
+fn first_process(
+    applet: &str,
+    g: &Guest,
+    cfg: &Config,
+    v1_dirs: &[PathBuf],
+    userns: Option<OwnedFd>,
+    supervisor: OwnedFd,
+    then: Then,
+) -> ! {
     let mut plan = new_context_plan(g, cfg, v1_dirs, userns.as_ref());
+    plan.supervisor = Some(supervisor);
     match then {
-        Then::Boot {
-            output,
-            status,
-            supervisor,
-        } => {
-            // Its supervisor answers the guest's unix socket calls, and
-            // reboot(2) for vsbox's init, which stands for the guest's.
+        Then::Boot { output, status } => {
+            // Its supervisor answers reboot(2) too, for vsbox's init, which
+            // stands for the guest's.
             plan.reboot_listener = cfg.flags & abi::VXF_FAKEINIT == 0;
-            plan.supervisor = Some(supervisor);
-            // Its own abstract socket namespace keeps its names; a
-            // Landlock domain would part its processes from those that
-            // enter it later.
-            plan.scope_abstract = false;
             // stdout and stderr go to the caller through the output pipe,
             // the status pipe becomes fd 3 (the listener 4), nothing else
             // stays open; the originals close with the rest, so they must
@@ -167,8 +165,6 @@ fn new_context_plan<'a>(g: &'a Guest, cfg: &'a Config, v1_dirs: &[PathBuf], user
         domainname: cfg.domainname.clone(),
         limits: &cfg.ulimits,
         nice: cfg.nice,
-        // Its processes may not reach abstract unix sockets outside it.
-        scope_abstract: true,
         // The cgroup mounts went with the host's tree: nothing to seal.
         userns,
         confinement: Some(Confinement {
@@ -519,7 +515,7 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     g.hook("pre-start")?;
     hide_from_guest()?;
     if let Some(why) = crate::kernel::unixscope::missing() {
-        eprintln!("{applet}: warning: {why}");
+        return Err(Error::failed(format!("start server {}", g.name), why));
     }
     let (xid, owned, userns) = new_context(&reg, g, &cfg, again)?;
     let dir = owned.dirs[0].clone();
@@ -551,10 +547,10 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
                 &cfg,
                 &v1,
                 userns,
+                conn,
                 Then::Boot {
                     output: out_w,
                     status: st_w,
-                    supervisor: conn,
                 },
             )
         }
@@ -562,7 +558,7 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
             drop((out_w, st_w, conn));
             if let Err(e) = sys::pidfd_open(child)
                 .ctx(|| "pidfd_open")
-                .and_then(|pidfd| supervisor::announce_init(&link, child, &pidfd, &st_r))
+                .and_then(|pidfd| supervisor::announce_init(&link, child, &pidfd, Some(&st_r)))
             {
                 eprintln!("{applet}: warning: {e}: nothing will clean up after {} if it halts itself", g.name);
             }
@@ -651,7 +647,11 @@ fn supervise(applet: &str, g: &Guest, dir: &Path, xid: u32) -> Result<(OwnedFd, 
         drop_ctl();
         // Every writer has ended with the guest: the byte is there, or EOF.
         let mut b = [0u8; 1];
-        let reboot = nix::unistd::read(init.status.as_raw_fd(), &mut b) == Ok(1) && b[0] == init::REBOOTING;
+        let reboot = init
+            .status
+            .as_ref()
+            .is_some_and(|s| nix::unistd::read(s.as_raw_fd(), &mut b) == Ok(1))
+            && b[0] == init::REBOOTING;
         if !same() {
             return; // `stop` removed it, or `start` failed
         }
@@ -800,6 +800,9 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     let cfg = g.config()?;
     g.check_tree()?;
     hide_from_guest()?;
+    if let Some(why) = crate::kernel::unixscope::missing() {
+        return Err(Error::failed(format!("enter server {}", g.name), why));
+    }
     let reg = Registry::open()?;
     if let Some(target) = joinable(g, &reg)? {
         let conn = supervisor::connect(g)?;
@@ -820,6 +823,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     cgroup::record_owner(&owned.dirs[0])?;
     let cgroup_dir = launch::open_dir(&owned.dirs[0])?;
     let lifeline = exec::Lifeline::of_this_process()?;
+    let (link, conn) = supervisor::fresh(g)?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| "start a process in the server")? {
         Forked::Child => {
             // PID 1 of the fresh context dies with the client, and the
@@ -830,9 +834,16 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
             std::mem::forget(lock);
             let v1 = owned.dirs[1..].to_vec();
             std::mem::forget(owned);
-            first_process(applet, g, &cfg, &v1, userns, Then::Run(payload))
+            drop(link);
+            first_process(applet, g, &cfg, &v1, userns, conn, Then::Run(payload))
         }
-        Forked::Parent(child) => Ok((child, Some(owned))),
+        Forked::Parent(child) => {
+            drop(conn);
+            sys::pidfd_open(child)
+                .ctx(|| "pidfd_open")
+                .and_then(|pidfd| supervisor::announce_init(&link, child, &pidfd, None))?;
+            Ok((child, Some(owned)))
+        }
     }
 }
 
@@ -993,7 +1004,7 @@ mod tests {
         assert!(matches!(plan.root, Root::Guest { name: "web", .. }));
         assert_eq!(plan.hostname.as_deref(), Some("www"));
         assert_eq!(plan.limits.len(), 1);
-        assert!(plan.scope_abstract && plan.seal.is_none());
+        assert!(plan.seal.is_none());
         // Without S_HOSTNAME the guest's name.
         let cfg = crate::guest::config::parse(Path::new("web.conf"), "S_CAPS=CAP_SYS_BOOT\n").unwrap();
         let plan = new_context_plan(&g, &cfg, &[], None);

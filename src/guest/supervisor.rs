@@ -72,11 +72,13 @@ pub fn connect(g: &Guest) -> Result<OwnedFd> {
 }
 
 /// `start`, once the guest's first process (its init) exists: names it to
-/// the supervisor over `link`.
-pub fn announce_init(link: &OwnedFd, pid: Pid, pidfd: &OwnedFd, status: &OwnedFd) -> Result<()> {
+/// the supervisor over `link`, with the read end of its status pipe (a
+/// fresh context has none).
+pub fn announce_init(link: &OwnedFd, pid: Pid, pidfd: &OwnedFd, status: Option<&OwnedFd>) -> Result<()> {
     let mut msg = [INIT, 0, 0, 0, 0];
     msg[1..].copy_from_slice(&pid.as_raw().to_le_bytes());
-    let fds = [pidfd.as_raw_fd(), status.as_raw_fd()];
+    let mut fds = vec![pidfd.as_raw_fd()];
+    fds.extend(status.map(|s| s.as_raw_fd()));
     sendmsg::<()>(
         link.as_raw_fd(),
         &[std::io::IoSlice::new(&msg)],
@@ -92,8 +94,37 @@ pub fn announce_init(link: &OwnedFd, pid: Pid, pidfd: &OwnedFd, status: &OwnedFd
 pub struct Init {
     pub pid: Pid,
     pub pidfd: OwnedFd,
-    /// The read end of the init's status pipe (its REBOOTING byte).
-    pub status: OwnedFd,
+    /// The read end of the init's status pipe (its REBOOTING byte); a
+    /// fresh context's PID 1 has none.
+    pub status: Option<OwnedFd>,
+}
+
+/// For a fresh context (`exec` or `enter` into a stopped guest): leaves
+/// `vsbox-sockets NAME` on the host, serving the context as `vsbox-watch`
+/// serves a running guest (at the same control socket, for what enters
+/// the fresh context meanwhile) until its PID 1 ends. Gives the link to
+/// name that PID 1 over, and the connection for it to hand its filter over.
+pub fn fresh(g: &Guest) -> Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    use std::os::unix::fs::MetadataExt;
+    let ctl = bind(g)?;
+    let path = socket_path(g);
+    let ctl_ino = std::fs::metadata(&path)
+        .map(|m| m.ino())
+        .ctx(|| format!("stat {}", path.display()))?;
+    let (link, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
+    crate::kernel::process::detached(&format!("vsbox-sockets {}", g.name), vec![ctl, theirs], |mut fds| {
+        let (Some(link), Some(ctl)) = (fds.pop(), fds.pop()) else { return };
+        // Without it the context's hand-over fails: it does not start.
+        if crate::kernel::unixscope::own_namespace().is_ok() {
+            serve(ctl, link);
+        }
+        if std::fs::metadata(&path).is_ok_and(|m| m.ino() == ctl_ino) {
+            let _ = std::fs::remove_file(&path);
+        }
+    })
+    .ctx(|| format!("start the socket supervisor of server {}", g.name))?;
+    Ok((link, connect(g)?))
 }
 
 /// One message with up to two descriptors; None at the end of the stream.
@@ -144,9 +175,10 @@ pub fn serve(ctl: OwnedFd, link: OwnedFd) -> Option<Init> {
         let (conn_ready, listener_ready) = ready[at..].split_at(conns.len());
         if link_ready {
             match link.as_ref().and_then(receive) {
-                Some((msg, mut got)) if msg.len() == 5 && msg[0] == INIT && got.len() == 2 && init.is_none() => {
+                Some((msg, mut got)) if msg.len() == 5 && msg[0] == INIT && !got.is_empty() && init.is_none() => {
                     let pid = Pid::from_raw(i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]));
-                    if let (Some(status), Some(pidfd)) = (got.pop(), got.pop()) {
+                    let status = (got.len() == 2).then(|| got.pop()).flatten();
+                    if let Some(pidfd) = got.pop() {
                         init = Some(Init { pid, pidfd, status });
                     }
                 }

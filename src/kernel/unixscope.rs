@@ -1,62 +1,30 @@
 //! A guest's abstract unix socket names (those starting with a NUL byte)
 //! belong to the network namespace, which guests share with the host.
-//! Two ways keep them apart:
-//! - a running guest's processes make every unix socket through their
-//!   supervisor ([`answer`], for the listener of
-//!   seccomp::supervised_listener), which makes it in a network namespace
-//!   of the guest's own that holds nothing else: the names they bind and
-//!   connect to are theirs alone, both ways — no host process reaches a
-//!   guest's listener by its name, and no guest reaches the host's;
-//! - elsewhere (a stopped guest's exec, chcontext), a Landlock domain
-//!   scoped for abstract sockets (LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET,
-//!   Landlock ABI 6, Linux 6.12) keeps the processes from connecting or
-//!   sending to any abstract socket made outside their domain; their own
-//!   keep working among the processes of one domain, and domains are
-//!   inherited and cannot be left. It does not stop a name they bind from
-//!   taking the host's clients.
+//! A guest's processes make every unix socket through their supervisor
+//! ([`answer`], for the listener of seccomp::supervised_listener), which
+//! makes it in a network namespace of the guest's own that holds nothing
+//! else: the names they bind and connect to are theirs alone, both ways —
+//! no host process reaches a guest's listener by its name, and no guest
+//! reaches the host's. (A Landlock domain scoped for abstract sockets,
+//! Linux 6.12, would stop connects only, not a name bound first taking
+//! the host's clients, and would part the guest's init from the processes
+//! that enter it later, which can join no domain.)
 
 use crate::error::{Context, Result};
 use crate::sys;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-/// The first Landlock ABI with abstract unix socket scoping.
-pub const ABI_ABSTRACT: i64 = 6;
-const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1;
-
-/// The kernel's Landlock ABI version (0: none, or Landlock not enabled).
-pub fn abi() -> i64 {
-    sys::landlock_abi().unwrap_or(0)
-}
-
-/// Whether this kernel can scope abstract unix sockets.
-pub fn available() -> bool {
-    abi() >= ABI_ABSTRACT
-}
-
-/// Why the guest's abstract sockets are not its own on this kernel, for
-/// `vserver start` to print; None when they are.
+/// Why this kernel cannot give a guest its own abstract socket names,
+/// for `start`, `exec` and `enter` to refuse with; None when it can. The
+/// supervisor hands sockets over with SECCOMP_IOCTL_NOTIF_ADDFD and its
+/// SEND flag (Linux 5.14).
 pub fn missing() -> Option<String> {
-    let v = abi();
-    (v < ABI_ABSTRACT).then(|| {
-        format!(
-            "this kernel's Landlock (ABI {v}) cannot scope abstract unix sockets (ABI {ABI_ABSTRACT}, Linux 6.12, \
-             with landlock in lsm=): the server's processes can reach the host's abstract sockets"
-        )
+    let release = nix::sys::utsname::uname().ok()?.release().to_string_lossy().into_owned();
+    let mut v = release.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok());
+    let (major, minor) = (v.next()?, v.next()?);
+    ((major, minor) < (5, 14)).then(|| {
+        format!("this kernel ({release}) cannot hand sockets to a process (seccomp ADDFD with SEND, Linux 5.14), which the server's unix sockets need")
     })
-}
-
-/// Puts the calling thread (and all it starts from now on) into a new
-/// Landlock domain that only scopes abstract unix sockets; Ok(false)
-/// when the kernel cannot. Needs CAP_SYS_ADMIN (or no_new_privs).
-pub fn scope_abstract() -> Result<bool> {
-    if !available() {
-        return Ok(false);
-    }
-    // struct landlock_ruleset_attr: handled_access_fs, handled_access_net, scoped.
-    let attr = [0u64, 0, SCOPE_ABSTRACT_UNIX_SOCKET];
-    let fd = sys::landlock_ruleset(&attr).ctx(|| "create a Landlock ruleset")?;
-    sys::landlock_restrict_self(&fd).ctx(|| "scope abstract unix sockets (Landlock)")?;
-    Ok(true)
 }
 
 /// What [`answer`] did with a supervised call.

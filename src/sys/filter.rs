@@ -1,5 +1,5 @@
 //! Filters the kernel runs for a process: seccomp programs and their
-//! user notifications, bpf(2), and Landlock rulesets.
+//! user notifications, and bpf(2).
 
 use super::check;
 use nix::errno::Errno;
@@ -169,25 +169,4 @@ pub fn bpf_fd(cmd: libc::c_int, attr: &mut [u8]) -> Result<OwnedFd, Errno> {
     let fd = bpf(cmd, attr)? as RawFd;
     // SAFETY: the kernel just returned this descriptor to us; we own it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// The Landlock ABI version (landlock_create_ruleset(2) with
-/// LANDLOCK_CREATE_RULESET_VERSION).
-pub fn landlock_abi() -> Result<libc::c_long, Errno> {
-    // SAFETY: no attribute, only the version flag.
-    check(unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u64>(), 0usize, 1u32) })
-}
-
-/// landlock_create_ruleset(2) with `attr` (struct landlock_ruleset_attr).
-pub fn landlock_ruleset(attr: &[u64]) -> Result<OwnedFd, Errno> {
-    // SAFETY: attr is valid for its length; the kernel only reads it.
-    let fd = check(unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, attr.as_ptr(), std::mem::size_of_val(attr), 0u32) })?;
-    // SAFETY: the kernel just returned this descriptor to us; we own it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// landlock_restrict_self(2): the calling thread enters the ruleset's domain.
-pub fn landlock_restrict_self(ruleset: &OwnedFd) -> Result<(), Errno> {
-    // SAFETY: plain syscall on a descriptor we own.
-    check(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0) }).map(drop)
 }

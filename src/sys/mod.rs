@@ -2,7 +2,7 @@
 //! block of the library lives here, each with its SAFETY argument; the
 //! rest of the crate calls these safe functions, as `sys::NAME` whatever
 //! file of this folder holds them: `caps` (capability sets), `filter`
-//! (seccomp, bpf(2), Landlock), `fs` (xattrs, mounts, openat2, statx,
+//! (seccomp and its notifications, bpf(2)), `fs` (xattrs, mounts, openat2, statx,
 //! FIEMAP, dedupe), `process` (forks, titles, limits, descriptors,
 //! terminals), `signal` (handlers and signal numbers).
 
