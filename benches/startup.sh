@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Launch cost of a new context, side by side with the peers, as ratios to
+# the floor (benches/floor.c: unshare pid/mount/uts/ipc, fork, a fresh
+# /proc, exec /bin/true — nothing else) and to
 # `unshare -p -m -u -i -f --mount-proc /bin/true`. Wall time and CPU time
 # over N runs each, interleaved in rounds so machine noise hits every tool
 # alike. With perf (Debian: linux-perf), CPU is perf's task-clock of the
@@ -15,15 +17,20 @@ ROUNDS=5
 VSBOX=${VSBOX:-target/x86_64-unknown-linux-musl/release/vsbox}
 [ -x "$VSBOX" ] || cargo build --release -q
 
+FLOOR=$(mktemp /tmp/vsbox-floor.XXXXXX)
+trap 'rm -f "$FLOOR"' EXIT
+cc -O2 -static -o "$FLOOR" benches/floor.c
+
 declare -A CMD=(
+	[floor]="$FLOOR"
 	[unshare]="unshare -p -m -u -i -f --mount-proc /bin/true"
 	[vsbox]="$VSBOX chcontext --silent /bin/true"
 	[fakeinit]="$VSBOX chcontext --silent --flag fakeinit /bin/true"
 	[secure]="$VSBOX chcontext --silent --secure /bin/true"
 	[bwrap]="bwrap --unshare-pid --unshare-ipc --unshare-uts --dev-bind / / --proc /proc /bin/true"
 )
-ORDER=(unshare vsbox fakeinit secure bwrap)
-command -v bwrap >/dev/null || { echo "bwrap not installed (apt-get install bubblewrap): skipped" >&2; ORDER=(unshare vsbox fakeinit secure); }
+ORDER=(floor unshare vsbox fakeinit secure bwrap)
+command -v bwrap >/dev/null || { echo "bwrap not installed (apt-get install bubblewrap): skipped" >&2; ORDER=(floor unshare vsbox fakeinit secure); }
 
 declare -A WALL CPU
 for t in "${ORDER[@]}"; do WALL[$t]=0; CPU[$t]=0; done
@@ -61,10 +68,10 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 
 runs=$((per * ROUNDS))
-printf '%-9s %12s %12s %10s %10s\n' tool "wall/run" "cpu/run" "wall×" "cpu×"
+printf '%-9s %12s %12s %12s %12s %12s %12s\n' tool "wall/run" "cpu/run" "wall×floor" "cpu×floor" "wall×unshare" "cpu×unshare"
 for t in "${ORDER[@]}"; do
-	awk -v w="${WALL[$t]}" -v c="${CPU[$t]}" -v bw="${WALL[unshare]}" -v bc="${CPU[unshare]}" -v n="$runs" -v t="$t" \
-		'BEGIN { printf "%-9s %10.3f ms %10.3f ms %9.2f× %9.2f×\n", t, w/n/1e6, c/n/1e6, w/bw, (bc ? c/bc : 0) }'
+	awk -v w="${WALL[$t]}" -v c="${CPU[$t]}" -v fw="${WALL[floor]}" -v fc="${CPU[floor]}" -v bw="${WALL[unshare]}" -v bc="${CPU[unshare]}" -v n="$runs" -v t="$t" \
+		'BEGIN { printf "%-9s %10.3f ms %10.3f ms %11.2f× %11.2f× %11.2f× %11.2f×\n", t, w/n/1e6, c/n/1e6, w/fw, (fc ? c/fc : 0), w/bw, (bc ? c/bc : 0) }'
 done
 size=$(stat -c %s "$VSBOX")
 awk -v s="$size" -v f="$VSBOX" 'BEGIN { printf "binary: %s, %d bytes (%.2f MiB)\n", f, s, s / 1048576 }'
