@@ -1287,6 +1287,8 @@ fn vreboot_and_vhalt_without_rebootmgr() {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     }
     assert!(eventually(5, || watchers(&g.name).is_empty()));
+    let st = g.run(&["status"]);
+    assert!(st.stdout.contains("unix sockets: NOT SUPERVISED"), "{st:?}");
     let out = g.run(&["exec", "true"]);
     assert_eq!(out.code, 125, "{out:?}");
     assert!(
@@ -1295,6 +1297,8 @@ fn vreboot_and_vhalt_without_rebootmgr() {
     );
     g.run(&["restart"]).ok();
     assert_eq!(starts(&g), "4");
+    let st = g.run(&["status"]);
+    assert!(st.stdout.contains("unix sockets: its own abstract names"), "{st:?}");
     g.run(&["exec", "true"]).ok();
     g.run(&["stop"]).ok();
     // On the host there is no server to restart: refused, host untouched.

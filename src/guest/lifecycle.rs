@@ -919,10 +919,15 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
                 Some(lb) => format!("loopback: {lb} (its 127.0.0.1)\n"),
                 None => String::new(),
             };
+            let sockets = if supervisor::connect(g).is_ok() {
+                "its own abstract names (made by its supervisor)"
+            } else {
+                "NOT SUPERVISED: its supervisor is gone; restart the server"
+            };
             (
                 true,
                 format!(
-                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\naddresses: {addrs}\n{lback}user namespace: {}\n",
+                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\naddresses: {addrs}\n{lback}user namespace: {}\nunix sockets: {sockets}\n",
                     g.name,
                     userns_text(&cfg, own.then_some(xid)),
                 ),
