@@ -149,6 +149,9 @@ fn receive(fd: &OwnedFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
 /// `ctl` is the bound control socket.
 pub fn serve(ctl: OwnedFd, link: OwnedFd) -> Option<Init> {
     use nix::sys::socket::{accept4, getsockopt, listen, sockopt::PeerCredentials, Backlog, SockFlag};
+    // Small, and the guest's unix sockets fail without it: never the OOM
+    // killer's choice (proc(5), oom_score_adj).
+    let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
     let _ = listen(&ctl, Backlog::new(64).unwrap_or(Backlog::MAXCONN));
     let mut link = Some(link);
     let mut init: Option<Init> = None;
