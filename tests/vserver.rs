@@ -1948,6 +1948,30 @@ fn a_name_a_running_guest_binds_is_its_own() {
     .ok();
     assert!(eventually(5, || std::fs::read_to_string(a.root().join("tmp/reached.out"))
         .is_ok_and(|s| s.starts_with("OK answer=exec"))));
+    // chcontext --ctx into the server's context joins its names too.
+    let xid = a
+        .run(&["status"])
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("context: ").map(str::to_owned))
+        .unwrap();
+    let host_name = format!("{x11}-host");
+    let mut host_srv = Bg(std::process::Command::new(PROBE)
+        .args(["abstract-serve", &host_name, "host"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap());
+    assert_eq!(read_line(&mut host_srv.0), format!("LISTEN @{host_name}"));
+    let joined = env.run(
+        "chcontext",
+        &["--ctx", &xid, "--silent", "--", "/bin/probe", "abstract-connect", &x11],
+    );
+    assert_eq!(joined.line(), "OK answer=guest-a", "{joined:?}");
+    let joined = env.run(
+        "chcontext",
+        &["--ctx", &xid, "--silent", "--", "/bin/probe", "abstract-connect", &host_name],
+    );
+    assert!(joined.stdout.starts_with("ERR ECONNREFUSED"), "{joined:?}");
     // The i386 entry point, arguments in memory (socketcall), likewise.
     let i386 = format!("{x11}-i386");
     a.run(&[

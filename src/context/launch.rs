@@ -292,14 +292,18 @@ pub struct Target {
     cgroup: std::fs::File,
     /// Locked to its addresses (its cgroup holds a network lock).
     pub net_lock: bool,
+    /// A guest's context: the path of its supervisor's control socket
+    /// (None for one started without, by an older vsbox).
+    supervisor: Option<Option<PathBuf>>,
+    xid: u32,
 }
 
 impl Target {
     /// The plan of a process joining this context: its namespaces (user
     /// namespace included, last) and its ceiling, lowered further by
-    /// `ceiling`. A guest's joiner adds its supervisor (vserver's exec and
-    /// enter: guest/supervisor.rs); chcontext --ctx does not. Its mount
-    /// namespace was sealed when the context was made.
+    /// `ceiling`. A guest's joiner adds the connection to its supervisor
+    /// ([`Target::connect_supervisor`]). Its mount namespace was sealed
+    /// when the context was made.
     pub(crate) fn join_plan(&self, ceiling: caps::Request, no_reboot: bool) -> Plan<'_> {
         Plan {
             namespaces: Namespaces::Join(self),
@@ -343,7 +347,36 @@ impl Target {
             v1,
             cgroup: open_dir(dir)?,
             net_lock: crate::sys::getxattr(dir, crate::kernel::netlock::XATTR_IP).ok().flatten().is_some(),
+            supervisor: crate::sys::getxattr(dir, context::XATTR_GUEST).ok().flatten().map(|_| {
+                crate::sys::getxattr(dir, context::XATTR_SUPERVISOR)
+                    .ok()
+                    .flatten()
+                    .map(|p| PathBuf::from(String::from_utf8_lossy(&p).into_owned()))
+            }),
+            xid,
         })
+    }
+
+    /// For a process about to join a guest's context, before it forks: a
+    /// connection to the guest's supervisor, which takes its filter (the
+    /// plan's `supervisor`); None for a plain context. A guest whose
+    /// supervisor is gone is not joined: its unix sockets would be the
+    /// host's.
+    pub(crate) fn connect_supervisor(&self) -> Result<Option<OwnedFd>> {
+        let refuse = |why: String| Err(Error::failed(format!("join context {}", self.xid), why));
+        match &self.supervisor {
+            None => Ok(None),
+            Some(None) => refuse("its server was started without a supervisor (by an older vsbox): restart the server".into()),
+            Some(Some(path)) => match std::os::unix::net::UnixStream::connect(path) {
+                Ok(s) => Ok(Some(OwnedFd::from(s))),
+                Err(e) => refuse(format!(
+                    "its supervisor ({}) is not running ({}) — it was killed: restart the server",
+                    path.display(),
+                    e.raw_os_error()
+                        .map_or_else(|| e.to_string(), |n| nix::errno::Errno::from_raw(n).desc().to_owned())
+                )),
+            },
+        }
     }
 
     /// A child born in the context's cgroup and PID namespace (the caller
@@ -372,6 +405,7 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command
     }
     announce(spec, &xid.to_string());
     let lifeline = exec::Lifeline::of_this_process()?;
+    let supervisor = target.connect_supervisor()?;
     match target.fork()? {
         Forked::Parent(child) => Ok(supervise(child)),
         Forked::Child => {
@@ -382,6 +416,7 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command
                 cwd,
                 hostname: spec.hostname.clone(),
                 domainname: domain_name(spec),
+                supervisor,
                 ..target.join_plan(spec.caps.clone(), false)
             };
             finish_child(applet, plan.apply().map(drop), || Ok(exec::exec(applet, command)))

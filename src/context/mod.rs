@@ -23,6 +23,11 @@ pub mod utmp;
 /// runs (the path of its NAME.conf); none for a plain context.
 pub const XATTR_GUEST: &str = "trusted.vsbox.guest";
 
+/// Extended attribute on a guest's context naming its supervisor's control
+/// socket (guest/supervisor.rs), which every process that joins the
+/// context hands its unix socket filter to.
+pub const XATTR_SUPERVISOR: &str = "trusted.vsbox.supervisor";
+
 use crate::abi;
 use crate::error::{Context, Error, Result};
 use crate::kernel::cgroup::{self, Layout};

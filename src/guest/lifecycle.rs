@@ -615,7 +615,7 @@ fn supervise(applet: &str, g: &Guest, dir: &Path, xid: u32) -> Result<(OwnedFd, 
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     use std::os::unix::fs::MetadataExt;
     let ino = std::fs::metadata(dir).map(|m| m.ino()).ctx(|| format!("stat {}", dir.display()))?;
-    let ctl = supervisor::bind(g)?;
+    let ctl = supervisor::bind(g, dir)?;
     let path = supervisor::socket_path(g);
     let ctl_ino = std::fs::metadata(&path)
         .map(|m| m.ino())
@@ -805,8 +805,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     }
     let reg = Registry::open()?;
     if let Some(target) = joinable(g, &reg)? {
-        let conn = supervisor::connect(g)?;
-        return Ok((join(applet, target, &cfg, payload, conn)?, None));
+        return Ok((join(applet, target, &cfg, payload)?, None));
     }
     // Not running: a start, stop or reboot may be under way; wait for it
     // and look again, and hold the lock until our process is in its
@@ -814,8 +813,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     let lock = g.lock_unless_held()?;
     if let Some(target) = joinable(g, &reg)? {
         drop(lock);
-        let conn = supervisor::connect(g)?;
-        return Ok((join(applet, target, &cfg, payload, conn)?, None));
+        return Ok((join(applet, target, &cfg, payload)?, None));
     }
     let (_, owned, userns) = new_context(&reg, g, &cfg, None)?;
     // This process removes the context when the payload ends; should it be
@@ -823,7 +821,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     cgroup::record_owner(&owned.dirs[0])?;
     let cgroup_dir = launch::open_dir(&owned.dirs[0])?;
     let lifeline = exec::Lifeline::of_this_process()?;
-    let (link, conn) = supervisor::fresh(g)?;
+    let (link, conn) = supervisor::fresh(g, &owned.dirs[0])?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| "start a process in the server")? {
         Forked::Child => {
             // PID 1 of the fresh context dies with the client, and the
@@ -860,10 +858,11 @@ fn joinable(g: &Guest, reg: &Registry) -> Result<Option<launch::Target>> {
     }
 }
 
-/// Forks a process into the running guest for `payload`; `conn` is a
-/// connection to the guest's supervisor, which takes the process's filter.
-fn join(applet: &str, target: launch::Target, cfg: &Config, payload: Payload, conn: OwnedFd) -> Result<nix::unistd::Pid> {
+/// Forks a process into the running guest for `payload`; the guest's
+/// supervisor takes the process's filter.
+fn join(applet: &str, target: launch::Target, cfg: &Config, payload: Payload) -> Result<nix::unistd::Pid> {
     let lifeline = exec::Lifeline::of_this_process()?;
+    let conn = target.connect_supervisor()?;
     match target.fork()? {
         Forked::Parent(child) => Ok(child),
         Forked::Child => {
@@ -884,7 +883,7 @@ fn join(applet: &str, target: launch::Target, cfg: &Config, payload: Payload, co
                 limits: &cfg.ulimits,
                 nice: cfg.nice,
                 reboot_listener: may_reboot,
-                supervisor: Some(conn),
+                supervisor: conn,
                 keep: Some(keep),
                 ..target.join_plan(caps::Request::default(), !may_reboot)
             };

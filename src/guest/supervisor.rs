@@ -37,12 +37,14 @@ pub fn socket_path(g: &Guest) -> PathBuf {
 }
 
 /// Binds the guest's control socket (replacing a stale one), for `start`
-/// to hand to the supervisor before the guest's first process exists.
-pub fn bind(g: &Guest) -> Result<OwnedFd> {
+/// to hand to the supervisor before the guest's first process exists, and
+/// names it on the context `dir` (context::XATTR_SUPERVISOR) for whatever
+/// joins the context later (vserver's exec and enter, chcontext --ctx).
+pub fn bind(g: &Guest, dir: &std::path::Path) -> Result<OwnedFd> {
     use std::os::unix::fs::PermissionsExt;
     let path = socket_path(g);
-    let dir = paths::rundir();
-    std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+    let rundir = paths::rundir();
+    std::fs::create_dir_all(&rundir).ctx(|| format!("create {}", rundir.display()))?;
     let _ = std::fs::remove_file(&path);
     // Root's alone from the start: no window with the umask's mode.
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
@@ -50,6 +52,10 @@ pub fn bind(g: &Guest) -> Result<OwnedFd> {
     nix::sys::stat::umask(old);
     let l = bound.ctx(|| format!("bind {}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).ctx(|| format!("chmod {}", path.display()))?;
+    // Absolute: a joiner may run with another working directory.
+    let path = std::path::absolute(&path).ctx(|| format!("resolve {}", path.display()))?;
+    sys::setxattr(dir, crate::context::XATTR_SUPERVISOR, path.as_os_str().as_encoded_bytes())
+        .ctx(|| format!("record the supervisor on {}", dir.display()))?;
     Ok(OwnedFd::from(l))
 }
 
@@ -104,10 +110,10 @@ pub struct Init {
 /// serves a running guest (at the same control socket, for what enters
 /// the fresh context meanwhile) until its PID 1 ends. Gives the link to
 /// name that PID 1 over, and the connection for it to hand its filter over.
-pub fn fresh(g: &Guest) -> Result<(OwnedFd, OwnedFd)> {
+pub fn fresh(g: &Guest, dir: &std::path::Path) -> Result<(OwnedFd, OwnedFd)> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     use std::os::unix::fs::MetadataExt;
-    let ctl = bind(g)?;
+    let ctl = bind(g, dir)?;
     let path = socket_path(g);
     let ctl_ino = std::fs::metadata(&path)
         .map(|m| m.ino())
