@@ -6,7 +6,7 @@
 //! only bind, and send from, the given addresses.
 
 use crate::applet::{self, Applet};
-use crate::context::plan::{Namespaces, Plan, Root};
+use crate::context::plan::{Confinement, Namespaces, Plan, Root};
 use crate::context::{exec, launch};
 use crate::error::{Context, Error, Result};
 use crate::kernel::cgroup::{self, Layout};
@@ -92,6 +92,16 @@ fn run(args: Args, name: &str) -> Result<i32> {
                     namespaces: Namespaces::Create(CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS),
                     root: Root::Private { proc: false },
                     seal: Some(&layout),
+                    // No packet sockets, which would read every packet of
+                    // the host; the capabilities stay as they are.
+                    confinement: Some(Confinement {
+                        policy: crate::kernel::seccomp::Policy {
+                            net_lock: true,
+                            ..Default::default()
+                        },
+                        ceiling: crate::kernel::caps::Request::default(),
+                        within: u64::MAX,
+                    }),
                     ..Plan::default()
                 };
                 launch::finish_child(name, plan.apply().map(drop), || Ok(exec::exec(name, &args.command)))

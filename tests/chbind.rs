@@ -759,3 +759,20 @@ fn no_icmpv6_goes_into_the_hosts_ipv6_loopback() {
         "{out:?}"
     );
 }
+
+/// A command locked to its addresses gets no packet socket (it would read
+/// every packet of the host), though host root keeps CAP_NET_RAW; the host
+/// itself can open one.
+#[test]
+fn chbind_refuses_packet_sockets() {
+    require_root!();
+    let env = Env::new();
+    assert!(host_probe(&["packet-open", "all"]).stdout.starts_with("OK"));
+    let ip = loopback();
+    for how in ["all", "sock-packet"] {
+        let out = env.run("chbind", &["--silent", "--ip", &ip, "--", PROBE, "packet-open", how]);
+        assert!(out.stdout.starts_with("ERR EPERM"), "{how}: {out:?}");
+    }
+    let out = env.run("chbind", &["--silent", "--ip", &ip, "--", PROBE, "ping", &ip, &ip]);
+    assert!(out.stdout.starts_with("OK"), "{out:?}");
+}
