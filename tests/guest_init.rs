@@ -338,10 +338,31 @@ fn the_vsbox_process_a_command_runs_under_survives_signals_from_inside_and_takes
     g.run(&["start"]).ok();
     // Its parent inside the guest is vsbox-exec: signals from inside,
     // early or late, neither end it nor reach the command.
-    for sig in ["ALRM", "VTALRM", "PROF", "USR1", "HUP", "TERM", "INT", "PIPE"] {
+    for sig in [
+        "ALRM", "VTALRM", "PROF", "USR1", "HUP", "TERM", "INT", "PIPE", "TSTP", "SEGV", "RTMIN",
+    ] {
         let out = g.run(&["exec", "sh", "-c", &format!("kill -{sig} $PPID; sleep 0.2; echo ran")]);
         assert_eq!((out.code, out.line()), (0, "ran"), "{sig}: {out:?}");
     }
+    // And the command starts as any program does: no signal blocked (a
+    // shell with SIGCHLD blocked waits for its jobs for ever).
+    // (What the caller ignores stays ignored, as with nohup or env(1) —
+    // but SIGPIPE, which the Rust runtime ignores for itself.)
+    let ours = std::fs::read_to_string("/proc/self/status").unwrap();
+    let ignored = ours.lines().find_map(|l| l.strip_prefix("SigIgn:")).unwrap().trim();
+    let ignored = u64::from_str_radix(ignored, 16).unwrap() & !(1 << (libc::SIGPIPE - 1));
+    let out = g.run(&["exec", "grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]);
+    assert_eq!(
+        out.stdout,
+        format!("SigBlk:\t0000000000000000\nSigIgn:\t{ignored:016x}\n"),
+        "{out:?}"
+    );
+    let out = g.run(&["exec", "sh", "-c", "sleep 0.1 & wait; echo waited"]);
+    assert_eq!(out.line(), "waited", "{out:?}");
+    let out = g
+        .env
+        .run("chcontext", &["--silent", "--", "/bin/grep", "^SigBlk", "/proc/self/status"]);
+    assert_eq!(out.line(), "SigBlk:\t0000000000000000", "{out:?}");
     // Killed itself (by guest root, say), it takes the command along.
     let mut client = Bg(g
         .env

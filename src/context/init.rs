@@ -21,17 +21,24 @@ const FORWARDED: [Signal; 4] = [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR1
 /// For a vsbox process that stays inside a context as the parent of what
 /// it runs (see [`relay`]), before it spawns that: the forwarded signals
 /// get their handlers (passing on nothing until [`forward_to`] names the
-/// child), and every other signal is blocked — sent from inside (a
-/// command's `kill -ALRM $PPID`), it would end the relay by its default
-/// action and orphan the command. The child starts with an empty mask and
-/// default handlers (std resets both when it spawns).
+/// child), and every other signal whose default would end or stop the
+/// relay — sent from inside (a command's `kill -ALRM $PPID`), it would
+/// orphan the command — is caught and dropped. Caught, not blocked: the
+/// command inherits the mask, which must be empty (a shell whose SIGCHLD
+/// is blocked waits for its jobs for ever), while execve resets caught
+/// signals to their defaults.
 pub fn relay_signals(outside_only: bool) {
     let _ = sys::forward_signals(Pid::from_raw(0), &FORWARDED, outside_only);
-    let mut others = nix::sys::signal::SigSet::all();
-    for s in FORWARDED {
-        others.remove(s);
+    let keep: Vec<i32> = FORWARDED.iter().map(|&s| s as i32).collect();
+    // SIGKILL and SIGSTOP cannot be caught; SIGCHLD, SIGURG and SIGWINCH
+    // are ignored by default; the C library keeps some real-time ones.
+    let uncaught = [libc::SIGKILL, libc::SIGSTOP, libc::SIGCHLD, libc::SIGURG, libc::SIGWINCH];
+    for signo in 1..=libc::SIGRTMAX() {
+        if !keep.contains(&signo) && !uncaught.contains(&signo) {
+            let _ = sys::swallow_signal(signo);
+        }
     }
-    let _ = others.thread_block();
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
 }
 
 /// Passes the forwarded signals on to `child` from now on.
