@@ -773,6 +773,12 @@ fn chbind_refuses_packet_sockets() {
         let out = env.run("chbind", &["--silent", "--ip", &ip, "--", PROBE, "packet-open", how]);
         assert!(out.stdout.starts_with("ERR EPERM"), "{how}: {out:?}");
     }
+    // Nor through i386 socketcall(2), whose family the filter cannot see.
+    let out = env.run(
+        "chbind",
+        &["--silent", "--ip", &ip, "--", PROBE, "socketcall-serve", "vsbox-chbind-sc", "x"],
+    );
+    assert!(out.stdout.starts_with("ERR ENOSYS"), "{out:?}");
     let out = env.run("chbind", &["--silent", "--ip", &ip, "--", PROBE, "ping", &ip, &ip]);
     assert!(out.stdout.starts_with("OK"), "{out:?}");
 }

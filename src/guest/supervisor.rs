@@ -198,10 +198,13 @@ pub fn serve(ctl: OwnedFd, link: OwnedFd) -> Option<Init> {
         // Then the calls waiting, one on each ready listener.
         for i in (0..listeners.len()).rev() {
             let r = listener_ready[i];
-            if r.contains(PollFlags::POLLIN) {
-                answer(&listeners[i], init.as_ref());
-            } else if !r.is_empty() {
-                // POLLHUP: no process uses its filter any more.
+            // POLLHUP: no process uses its filter any more.
+            let done = if r.contains(PollFlags::POLLIN) {
+                !answer(&listeners[i], init.as_ref())
+            } else {
+                !r.is_empty()
+            };
+            if done {
                 listeners.remove(i);
             }
         }
@@ -211,8 +214,8 @@ pub fn serve(ctl: OwnedFd, link: OwnedFd) -> Option<Init> {
             }
             let c = conns.remove(i);
             if let Some((msg, mut got)) = receive(&c) {
-                if msg == [unixscope::LISTENER] && got.len() == 1 {
-                    listeners.extend(got.pop());
+                if let Some(l) = got.pop().filter(|l| msg == [unixscope::LISTENER] && is_listener(l)) {
+                    listeners.push(l);
                 }
             }
         }
@@ -228,24 +231,36 @@ pub fn serve(ctl: OwnedFd, link: OwnedFd) -> Option<Init> {
     }
 }
 
+/// Whether `fd` is a seccomp listener (what a process entering the guest
+/// hands over; anything else would be polled for ever).
+fn is_listener(fd: &OwnedFd) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).is_ok_and(|l| l.as_os_str() == "anon_inode:seccomp notify")
+}
+
 /// Answers the call waiting on `listener`: a unix socket, or a reboot(2),
-/// which asks the init to restart or stop as vreboot and vhalt do.
-fn answer(listener: &OwnedFd, init: Option<&Init>) {
-    let Ok(Answered::Other(n)) = unixscope::answer(listener) else {
-        return;
+/// which asks the init to restart or stop as vreboot and vhalt do. False
+/// when the listener is of no more use.
+fn answer(listener: &OwnedFd, init: Option<&Init>) -> bool {
+    let n = match unixscope::answer(listener) {
+        Ok(Answered::Other(n)) => n,
+        Ok(Answered::Done) => return true,
+        // The caller went away meanwhile (ENOENT), or a signal.
+        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINTR) => return true,
+        Err(_) => return false,
     };
     let reboot = (n.arch == 0xC000_003E && n.nr == 169) || (n.arch == 0x4000_0003 && n.nr == 88);
     let Some(i) = init.filter(|_| reboot) else {
         // No init named yet: the guest is starting.
         let _ = sys::seccomp_answer(listener, n.id, if reboot { libc::EBUSY } else { libc::ENOSYS });
-        return;
+        return true;
     };
     let (errno, event) = init::reboot_request(&n, &PathBuf::from(format!("/proc/{}/ns/user", i.pid)));
     let _ = sys::seccomp_answer(listener, n.id, errno);
     let rt = match event {
         Some(init::Event::Restart) => init::RT_REBOOT,
         Some(init::Event::Stop) => init::RT_HALT,
-        _ => return,
+        _ => return true,
     };
     let _ = sys::kill_raw(i.pid, sys::sigrtmin() + rt);
+    true
 }

@@ -82,6 +82,9 @@ const LOCK: &[Rule] = &[
 const NET_LOCK: &[Rule] = &[
     (41, 359, When::ArgIs(0, libc::AF_PACKET as u32), EPERM), // socket
     (41, 359, When::ArgIsAndMasked(0, libc::AF_INET as u32, 1, 0xF, SOCK_PACKET), EPERM),
+    // i386 socketcall(SYS_SOCKET, args): the family is in memory, out of
+    // the filter's sight (see SUPERVISED).
+    (u32::MAX, 102, When::ArgIs(0, 1), ENOSYS),
 ];
 
 /// linux/socket.h's obsolete SOCK_PACKET (libc deprecates the name).
@@ -181,7 +184,9 @@ pub fn build(policy: Policy) -> Vec<SockFilter> {
     let mut x64 = vec![stmt(LD_W_ABS, 0), jump(JGE_K, X32_BIT, 0, 1), stmt(RET_K, RET_ERRNO | EPERM)];
     let mut x32 = Vec::new();
     for &(n64, n32, when, errno) in &rules {
-        emit_rule(&mut x64, n64, when, errno);
+        if n64 != u32::MAX {
+            emit_rule(&mut x64, n64, when, errno);
+        }
         emit_rule(&mut x32, n32, when, errno);
     }
     x64.push(stmt(RET_K, RET_ALLOW));
@@ -234,14 +239,22 @@ const AF_UNIX: u32 = libc::AF_UNIX as u32;
 const SUPERVISED: &[Rule] = &[
     (41, 359, When::ArgIs(0, AF_UNIX), RET_USER_NOTIF), // socket
     (53, 360, When::ArgIs(0, AF_UNIX), RET_USER_NOTIF), // socketpair
-    // i386 socketcall(SYS_SOCKET, args) and (SYS_SOCKETPAIR, args): the
-    // arguments are in memory, read by the supervisor; x86_64 has no such
-    // call (102 is getuid), so the rule never matches there.
-    (u32::MAX, 102, When::ArgIs(0, 1), RET_USER_NOTIF),
-    (u32::MAX, 102, When::ArgIs(0, 8), RET_USER_NOTIF),
+    // i386 socketcall(SYS_SOCKET or SYS_SOCKETPAIR, args) passes its family
+    // in memory, which a second thread can change after any check: refused
+    // (ENOSYS; 32-bit programs built on glibc's socketcall cannot make
+    // sockets in a guest, those that use the direct calls can). x86_64 has
+    // no such call (102 is getuid).
+    (u32::MAX, 102, When::ArgIs(0, 1), RET_ERRNO | ENOSYS),
+    (u32::MAX, 102, When::ArgIs(0, 8), RET_ERRNO | ENOSYS),
     // io_uring makes sockets where no filter sees it (IORING_OP_SOCKET).
     (425, 425, When::Always, RET_ERRNO | ENOSYS), // io_uring_setup
+    // A listener of its own, should the supervisor's die (the kernel then
+    // forgets it): its calls would go on in the host's namespace. EBUSY,
+    // as while the supervisor's lives (seccomp(2)).
+    (317, 354, When::ArgIsAndMasked(0, 1, 1, 8, 8), RET_ERRNO | EBUSY), // seccomp(SET_MODE_FILTER, NEW_LISTENER)
 ];
+
+const EBUSY: u32 = libc::EBUSY as u32;
 
 /// A guest's processes hand every unix socket they make to the returned
 /// listener, whose supervisor makes it in the guest's own abstract socket
@@ -334,6 +347,9 @@ mod tests {
         assert_eq!(run(&p, AUDIT_ARCH_X86_64, 41, [2, 1, 0, 0, 0, 0]), RET_ALLOW);
         assert_eq!(run(&p, AUDIT_ARCH_X86_64, 41, [10, 2, 0, 0, 0, 0]), RET_ALLOW);
         assert_eq!(run(&p, AUDIT_ARCH_X86_64, 41, [1, 1, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 102, [1, 0, 0, 0, 0, 0]), ENOSYS | RET_ERRNO); // socketcall SOCKET
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 102, [3, 0, 0, 0, 0, 0]), RET_ALLOW); // CONNECT
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 102, [1, 0, 0, 0, 0, 0]), RET_ALLOW); // getuid
         assert_eq!(
             run(&build(Policy::default()), AUDIT_ARCH_X86_64, 41, [17, 3, 0, 0, 0, 0]),
             RET_ALLOW
@@ -354,8 +370,12 @@ mod tests {
         assert_eq!(run(&p, AUDIT_ARCH_I386, 359, [1, 1, 0, 0, 0, 0]), n);
         assert_eq!(run(&p, AUDIT_ARCH_I386, 360, [1, 1, 0, 0, 0, 0]), n);
         assert_eq!(run(&p, AUDIT_ARCH_I386, 359, [2, 1, 0, 0, 0, 0]), RET_ALLOW);
-        assert_eq!(run(&p, AUDIT_ARCH_I386, 102, [1, 0, 0, 0, 0, 0]), n); // socketcall SOCKET
-        assert_eq!(run(&p, AUDIT_ARCH_I386, 102, [8, 0, 0, 0, 0, 0]), n); // SOCKETPAIR
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 102, [1, 0, 0, 0, 0, 0]), RET_ERRNO | ENOSYS); // socketcall SOCKET
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 102, [8, 0, 0, 0, 0, 0]), RET_ERRNO | ENOSYS); // SOCKETPAIR
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 317, [1, 8, 0, 0, 0, 0]), RET_ERRNO | EBUSY); // a listener
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 317, [1, 8 | 2, 0, 0, 0, 0]), RET_ERRNO | EBUSY);
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 317, [1, 0, 0, 0, 0, 0]), RET_ALLOW); // a plain filter
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 354, [1, 8, 0, 0, 0, 0]), RET_ERRNO | EBUSY);
         assert_eq!(run(&p, AUDIT_ARCH_I386, 102, [3, 0, 0, 0, 0, 0]), RET_ALLOW); // CONNECT
         assert_eq!(run(&p, AUDIT_ARCH_I386, 425, [0; 6]), RET_ERRNO | ENOSYS);
         assert_eq!(run(&p, 0xC000_00B7, 41, [1, 0, 0, 0, 0, 0]), RET_ALLOW); // aarch64: policy's job

@@ -43,11 +43,6 @@ const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
 /// type and protocol, and put into the caller's descriptor table (seccomp
 /// ADDFD); the kernel's own errors go back as they are. Err when no call
 /// was waiting (its process ended meanwhile).
-///
-/// i386 socketcall(2) passes its arguments in memory: read here, a unix
-/// socket is made as above; any other family goes on in the kernel
-/// (SECCOMP_USER_NOTIF_FLAG_CONTINUE), which reads them again — a
-/// second thread could change the family in between (vserver(8), BUGS).
 pub fn answer(listener: &OwnedFd) -> std::result::Result<Answered, nix::errno::Errno> {
     let n = sys::seccomp_recv(listener)?;
     let x64 = n.arch == AUDIT_ARCH_X86_64;
@@ -55,27 +50,6 @@ pub fn answer(listener: &OwnedFd) -> std::result::Result<Answered, nix::errno::E
     match (x64, n.nr) {
         (true, 41) | (false, 359) => make(listener, &n, [a(0), a(1), a(2)], None),
         (true, 53) | (false, 360) => make(listener, &n, [a(0), a(1), a(2)], Some(n.args[3])),
-        (false, 102) => {
-            // struct of u32 arguments at args[1]: domain, type, protocol[, sv].
-            let count = if n.args[0] == 8 { 4 } else { 3 };
-            let mut raw = [0u8; 16];
-            let read = read_memory(n.pid, n.args[1], &mut raw[..4 * count]);
-            if read.is_err() || !sys::seccomp_id_valid(listener, n.id) {
-                let _ = sys::seccomp_answer(listener, n.id, libc::EFAULT);
-                return Ok(Answered::Done);
-            }
-            let word = |i: usize| i32::from_le_bytes(raw[4 * i..4 * i + 4].try_into().unwrap_or_default());
-            if word(0) != libc::AF_UNIX {
-                let _ = sys::seccomp_continue(listener, n.id);
-                return Ok(Answered::Done);
-            }
-            make(
-                listener,
-                &n,
-                [word(0), word(1), word(2)],
-                (count == 4).then(|| word(3) as u32 as u64),
-            )
-        }
         _ => return Ok(Answered::Other(n)),
     }
     Ok(Answered::Done)
@@ -104,25 +78,6 @@ fn make(listener: &OwnedFd, n: &sys::SeccompNotif, [domain, ty, protocol]: [i32;
     };
     if let Err(e) = answered {
         let _ = sys::seccomp_answer(listener, n.id, e as i32);
-    }
-}
-
-fn read_memory(pid: u32, at: u64, buf: &mut [u8]) -> std::result::Result<(), nix::errno::Errno> {
-    use nix::sys::uio::{process_vm_readv, RemoteIoVec};
-    let remote = [RemoteIoVec {
-        base: at as usize,
-        len: buf.len(),
-    }];
-    let len = buf.len();
-    let n = process_vm_readv(
-        nix::unistd::Pid::from_raw(pid as i32),
-        &mut [std::io::IoSliceMut::new(buf)],
-        &remote,
-    )?;
-    if n == len {
-        Ok(())
-    } else {
-        Err(nix::errno::Errno::EFAULT)
     }
 }
 

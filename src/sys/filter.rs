@@ -91,22 +91,7 @@ pub fn seccomp_answer(listener: &OwnedFd, id: u64, errno: i32) -> Result<(), Err
 
 const SECCOMP_IOCTL_NOTIF_ID_VALID: libc::Ioctl = 0x4008_2102u32 as libc::Ioctl;
 const SECCOMP_IOCTL_NOTIF_ADDFD: libc::Ioctl = 0x4018_2103u32 as libc::Ioctl;
-const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
 const SECCOMP_ADDFD_FLAG_SEND: u32 = 2;
-
-/// Lets call `id` go on in the kernel as if no filter had stopped it.
-/// Only for calls whose outcome does not depend on memory the caller can
-/// still change (seccomp_unotify(2), "Design goals").
-pub fn seccomp_continue(listener: &OwnedFd, id: u64) -> Result<(), Errno> {
-    let r = SeccompNotifResp {
-        id,
-        val: 0,
-        error: 0,
-        flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
-    };
-    // SAFETY: r has struct seccomp_notif_resp's layout (24 bytes).
-    check(unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND, &r) } as libc::c_long).map(drop)
-}
 
 /// Whether call `id` still waits (its process has not gone, nor has a
 /// signal interrupted it): checked before acting on the caller's memory.

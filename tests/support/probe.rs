@@ -24,6 +24,7 @@ fn errno_name(e: i32) -> &'static str {
         libc::EMFILE => "EMFILE",
         libc::ECONNRESET => "ECONNRESET",
         libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EBUSY => "EBUSY",
         _ => "OTHER",
     }
 }
@@ -995,6 +996,27 @@ fn main() {
                 unsafe { libc::close(fd) };
                 "packet".into()
             })
+        }
+        // A seccomp filter with a user-notification listener of its own
+        // (no_new_privs first): OK, or the errno.
+        ["seccomp-listener"] => {
+            let allow = [libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: libc::SECCOMP_RET_ALLOW,
+            }];
+            let prog = libc::sock_fprog {
+                len: 1,
+                filter: allow.as_ptr() as *mut _,
+            };
+            // SAFETY: prctl with integers; seccomp reads `prog`, which lives
+            // across the call.
+            let r = unsafe {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                libc::syscall(libc::SYS_seccomp, 1, 8, &prog)
+            };
+            report(last(r, r < 0), |_| "listener".into())
         }
         _ => {
             eprintln!("vsbox-probe: unknown probe {a:?}");
