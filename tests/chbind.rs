@@ -782,3 +782,30 @@ fn chbind_refuses_packet_sockets() {
     let out = env.run("chbind", &["--silent", "--ip", &ip, "--", PROBE, "ping", &ip, &ip]);
     assert!(out.stdout.starts_with("OK"), "{out:?}");
 }
+
+/// The host's 127.0.0.1 is not the lock's localhost: a host process that
+/// binds 127.0.0.1 and connects to the lock's (non-loopback) address would
+/// look to the lock's services like one of their own localhost clients. Its
+/// packets are dropped; a client from the address itself gets through.
+#[test]
+fn a_host_client_from_127_0_0_1_does_not_pass_for_the_locks_localhost() {
+    require_root!();
+    let env = Env::new();
+    let out = in_new_netns(
+        &env,
+        "ip addr add 10.11.14.2/32 dev lo
+        chbind --silent --ip 10.11.14.2 -- $PROBE serve 0.0.0.0 4200 guest >/dev/null &
+        sleep 0.3
+        $PROBE connect-from 127.0.0.1 10.11.14.2 4200
+        $PROBE connect-from 10.11.14.2 10.11.14.2 4200
+        kill %1",
+    );
+    let got: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(got.len(), 2, "{out:?}");
+    assert!(got[0].starts_with("ERR"), "{out:?}");
+    assert_eq!(got[1], "OK answer=guest", "{out:?}");
+}

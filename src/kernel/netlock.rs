@@ -803,6 +803,20 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
     let decide4 = |a: &mut Asm, base: u8, src: i16| {
         let dst = src + 4;
         if ingress {
+            // To a locked address that is not a loopback one, nothing from
+            // 127.0.0.0/8 but the lock's own: a host process that binds
+            // 127.0.0.1 and connects to the lock's address would look to
+            // its services like one of their own localhost clients (whose
+            // loopback shows as 127.0.0.1).
+            let not_lo = a.label();
+            a.ldx_w(R3, base, src).and32_imm(R3, 0xff).jne32(R3, 127, not_lo);
+            a.ldx_w(R3, base, dst).and32_imm(R3, 0xff).jeq32(R3, 127, not_lo);
+            emit_member(a, base, src, v4, 1, not_lo);
+            if let Some(lb) = lback {
+                a.ldx_w(R3, base, src).jeq32(R3, lb, not_lo);
+            }
+            a.ja(drop);
+            a.bind(not_lo);
             emit_member(a, base, dst, v4, 1, allow);
             emit_member(a, base, dst, bcast, 1, allow);
             if let Some(lb) = lback {

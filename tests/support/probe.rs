@@ -1018,6 +1018,54 @@ fn main() {
             };
             report(last(r, r < 0), |_| "listener".into())
         }
+        // A TCP connection from SRC (bound first) to DST:PORT, 2 s at most;
+        // the answer.
+        ["connect-from", src, dst, port] => {
+            let to: std::net::SocketAddrV4 = format!("{dst}:{port}").parse().unwrap();
+            let from: std::net::Ipv4Addr = src.parse().unwrap();
+            let sin = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+                sin_family: libc::AF_INET as u16,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(ip).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            let (a, b) = (sin(from, 0), sin(*to.ip(), to.port()));
+            let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            // SAFETY: a socket, a 2 s send timeout (which bounds connect),
+            // bind and connect with valid sockaddr_in; the descriptor goes
+            // to a TcpStream that owns it.
+            let r = unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                let tv = libc::timeval { tv_sec: 2, tv_usec: 0 };
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDTIMEO,
+                    &tv as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::timeval>() as u32,
+                );
+                if libc::bind(fd, &a as *const _ as *const libc::sockaddr, len) < 0
+                    || libc::connect(fd, &b as *const _ as *const libc::sockaddr, len) < 0
+                {
+                    let e = std::io::Error::last_os_error();
+                    libc::close(fd);
+                    Err(e)
+                } else {
+                    use std::os::fd::FromRawFd;
+                    Ok(TcpStream::from_raw_fd(fd))
+                }
+            };
+            report(
+                r.and_then(|mut s| {
+                    let mut answer = String::new();
+                    s.read_to_string(&mut answer)?;
+                    Ok(answer.trim().to_owned())
+                }),
+                |s| format!("answer={s}"),
+            )
+        }
         _ => {
             eprintln!("vsbox-probe: unknown probe {a:?}");
             2
