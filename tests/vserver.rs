@@ -1979,6 +1979,10 @@ fn a_name_a_running_guest_binds_is_its_own() {
     // check, makes no sockets at all (the direct i386 calls do).
     let out = a.run(&["exec", "probe", "socketcall-serve", &format!("{x11}-i386"), "i386"]);
     assert!(out.stdout.starts_with("ERR ENOSYS"), "{out:?}");
+    // A socketpair whose numbers cannot be written back fails as the
+    // kernel's would, leaving nothing open.
+    assert_eq!(host_probe(&["socketpair-bad"]).line(), "EFAULT left-open=0");
+    assert_eq!(a.run(&["exec", "probe", "socketpair-bad"]).line(), "EFAULT left-open=0");
     // A listener of its own (which, were the supervisor's gone, would let
     // its calls go on in the host's namespace) is refused.
     let out = a.run(&["exec", "probe", "seccomp-listener"]);

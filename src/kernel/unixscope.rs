@@ -63,22 +63,42 @@ fn make(listener: &OwnedFd, n: &sys::SeccompNotif, [domain, ty, protocol]: [i32;
         None => sys::socket_as_asked(domain, ty, protocol)
             .and_then(|s| sys::seccomp_addfd(listener, n.id, s.as_raw_fd(), cloexec, true))
             .map(drop),
-        Some(at) => sys::socketpair_as_asked(domain, ty, protocol).and_then(|(a, b)| {
-            let x = sys::seccomp_addfd(listener, n.id, a.as_raw_fd(), cloexec, false)?;
-            let y = sys::seccomp_addfd(listener, n.id, b.as_raw_fd(), cloexec, false)?;
-            let mut sv = [0u8; 8];
-            sv[..4].copy_from_slice(&x.to_le_bytes());
-            sv[4..].copy_from_slice(&y.to_le_bytes());
-            if !sys::seccomp_id_valid(listener, n.id) {
-                return Err(nix::errno::Errno::ESRCH);
-            }
-            write_memory(n.pid, at, &sv)?;
-            sys::seccomp_answer(listener, n.id, 0)
-        }),
+        // Where the numbers go must be writable before any descriptor is
+        // put into the caller (it cannot be taken back): its 8 bytes are
+        // read and written back as they were.
+        Some(at) => writable(n.pid, at)
+            .and_then(|()| sys::socketpair_as_asked(domain, ty, protocol))
+            .and_then(|(a, b)| {
+                let x = sys::seccomp_addfd(listener, n.id, a.as_raw_fd(), cloexec, false)?;
+                let y = sys::seccomp_addfd(listener, n.id, b.as_raw_fd(), cloexec, false)?;
+                let mut sv = [0u8; 8];
+                sv[..4].copy_from_slice(&x.to_le_bytes());
+                sv[4..].copy_from_slice(&y.to_le_bytes());
+                if !sys::seccomp_id_valid(listener, n.id) {
+                    return Err(nix::errno::Errno::ESRCH);
+                }
+                write_memory(n.pid, at, &sv)?;
+                sys::seccomp_answer(listener, n.id, 0)
+            }),
     };
     if let Err(e) = answered {
         let _ = sys::seccomp_answer(listener, n.id, e as i32);
     }
+}
+
+fn writable(pid: u32, at: u64) -> std::result::Result<(), nix::errno::Errno> {
+    use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+    let mut buf = [0u8; 8];
+    let remote = [RemoteIoVec { base: at as usize, len: 8 }];
+    let n = process_vm_readv(
+        nix::unistd::Pid::from_raw(pid as i32),
+        &mut [std::io::IoSliceMut::new(&mut buf)],
+        &remote,
+    )?;
+    if n != 8 {
+        return Err(nix::errno::Errno::EFAULT);
+    }
+    write_memory(pid, at, &buf)
 }
 
 fn write_memory(pid: u32, at: u64, buf: &[u8]) -> std::result::Result<(), nix::errno::Errno> {

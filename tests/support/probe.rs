@@ -25,6 +25,7 @@ fn errno_name(e: i32) -> &'static str {
         libc::ECONNRESET => "ECONNRESET",
         libc::ETIMEDOUT => "ETIMEDOUT",
         libc::EBUSY => "EBUSY",
+        libc::EFAULT => "EFAULT",
         _ => "OTHER",
     }
 }
@@ -1065,6 +1066,18 @@ fn main() {
                 }),
                 |s| format!("answer={s}"),
             )
+        }
+        // socketpair(2) with a pointer that cannot be written: the errno,
+        // and how many descriptors are open afterwards.
+        ["socketpair-bad"] => {
+            let open = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+            let before = open();
+            // SAFETY: the kernel (or the supervisor) finds address 8 unmapped.
+            let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, 8 as *mut libc::c_int) };
+            let e = std::io::Error::last_os_error();
+            let name = if r < 0 { errno_name(e.raw_os_error().unwrap_or(0)) } else { "OK" };
+            println!("{name} left-open={}", open() - before);
+            0
         }
         _ => {
             eprintln!("vsbox-probe: unknown probe {a:?}");
