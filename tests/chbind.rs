@@ -791,21 +791,28 @@ fn chbind_refuses_packet_sockets() {
 fn a_host_client_from_127_0_0_1_does_not_pass_for_the_locks_localhost() {
     require_root!();
     let env = Env::new();
+    // The lock's own loopback address is no secret (chbind and status
+    // print it): from it, only the lock's own (marked) packets pass.
     let out = in_new_netns(
         &env,
-        "ip addr add 10.11.14.2/32 dev lo
-        chbind --silent --ip 10.11.14.2 -- $PROBE serve 0.0.0.0 4200 guest >/dev/null &
-        sleep 0.3
-        $PROBE connect-from 127.0.0.1 10.11.14.2 4200
-        $PROBE connect-from 10.11.14.2 10.11.14.2 4200
-        kill %1",
+        r#"ip addr add 10.11.14.2/32 dev lo
+        chbind --ip 10.11.14.2 -- sh -c "while [ ! -e stop.$$ ]; do $PROBE serve 0.0.0.0 4277 guest >/dev/null; done & sleep 0.3; $PROBE connect 127.0.0.1 4277 > own.$$" 2> lb.$$ &
+        sleep 0.5
+        LB=$(sed -n 's/^lback is now \([0-9.]*\).*/\1/p' lb.$$); rm -f lb.$$
+        $PROBE connect-from 127.0.0.1 10.11.14.2 4277
+        $PROBE connect-from $LB 10.11.14.2 4277
+        $PROBE connect-from 10.11.14.2 10.11.14.2 4277
+        cat own.$$; touch stop.$$; $PROBE connect 10.11.14.2 4277 >/dev/null; rm -f own.$$ stop.$$"#,
     );
     let got: Vec<String> = out
         .stdout
         .lines()
         .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
         .collect();
-    assert_eq!(got.len(), 2, "{out:?}");
-    assert!(got[0].starts_with("ERR"), "{out:?}");
-    assert_eq!(got[1], "OK answer=guest", "{out:?}");
+    assert_eq!(got.len(), 4, "{out:?}");
+    assert!(got[0].starts_with("ERR"), "from the host's 127.0.0.1: {out:?}");
+    assert!(got[1].starts_with("ERR"), "from the lock's loopback, unmarked: {out:?}");
+    assert_eq!(got[2], "OK answer=guest", "from the address itself: {out:?}");
+    assert_eq!(got[3], "OK local=127.0.0.1", "the lock's own localhost client: {out:?}");
+    assert!(out.stdout.lines().nth(3).is_some_and(|l| l.contains("answer=guest")), "{out:?}");
 }

@@ -2007,19 +2007,36 @@ fn a_name_a_running_guest_binds_is_its_own() {
     let out = a.run(&["exec", "probe", "io-uring"]);
     assert!(out.stdout.starts_with("ERR ENOSYS"), "{out:?}");
     assert!(host_probe(&["io-uring"]).stdout.starts_with("OK"));
+    // What root hands to its control socket that is no listener (one
+    // descriptor or many) is dropped, and nothing of it is kept.
+    let sock = a.env.dir.path().join(format!("run/{}.sock", a.name));
+    let fds_of = |pid: i32| std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let watcher_pid = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .find(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.trim_end_matches('\0') == format!("vsbox-watch {}", a.name))
+            })
+            .expect("the supervisor")
+    };
+    let before = fds_of(watcher_pid());
+    for n in ["1", "3", "40"] {
+        assert_eq!(host_probe(&["send-fds", sock.to_str().unwrap(), n, "20"]).line(), "OK sent=20");
+    }
+    assert!(
+        eventually(3, || fds_of(watcher_pid()) <= before),
+        "{} descriptors, {before} before",
+        fds_of(watcher_pid())
+    );
+    assert_eq!(a.run(&["exec", "probe", "abstract-connect", &x11]).line(), "OK answer=guest-a");
     // Should its supervisor be killed, its unix socket calls fail, and
     // its processes cannot put a listener of their own in its place (the
     // kernel forgets a dead one, which would let their calls go on in the
     // host's namespace): a service tries, from inside.
-    let watcher = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .find(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                .is_ok_and(|c| c.trim_end_matches('\0') == format!("vsbox-watch {}", a.name))
-        })
-        .expect("the supervisor");
+    let watcher = watcher_pid();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(watcher), nix::sys::signal::Signal::SIGKILL).unwrap();
     std::fs::write(
         a.root().join("tmp/try"),

@@ -133,10 +133,12 @@ pub fn fresh(g: &Guest, dir: &std::path::Path) -> Result<(OwnedFd, OwnedFd)> {
     Ok((link, connect(g)?))
 }
 
-/// One message with up to two descriptors; None at the end of the stream.
+/// One message and its descriptors; None at the end of the stream. Room
+/// for as many as one message can carry (SCM_MAX_FD, 253), so none is
+/// ever installed here and then lost to a cut-off control message.
 fn receive(fd: &OwnedFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
     let mut buf = [0u8; 16];
-    let mut space = nix::cmsg_space!([RawFd; 2]);
+    let mut space = nix::cmsg_space!([RawFd; 253]);
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let msg = recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
     let mut fds = Vec::new();

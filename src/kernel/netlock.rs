@@ -808,12 +808,22 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
             // 127.0.0.1 and connects to the lock's address would look to
             // its services like one of their own localhost clients (whose
             // loopback shows as 127.0.0.1).
+            // Its own loopback counts only on packets its sockets marked:
+            // anybody may bind that address (it is no secret), and the
+            // kernel's TIME_WAIT sockets send unmarked what ends a
+            // connection made with marked packets.
             let not_lo = a.label();
             a.ldx_w(R3, base, src).and32_imm(R3, 0xff).jne32(R3, 127, not_lo);
             a.ldx_w(R3, base, dst).and32_imm(R3, 0xff).jeq32(R3, 127, not_lo);
             emit_member(a, base, src, v4, 1, not_lo);
             if let Some(lb) = lback {
-                a.ldx_w(R3, base, src).jeq32(R3, lb, not_lo);
+                a.ldx_w(R3, base, src).jne32(R3, lb, drop);
+                a.ldx_w(R3, R6, SKB_MARK).jeq32(R3, lb, not_lo);
+                a.ldx_dw(R2, R6, SKB_SK).jeq(R2, 0, drop);
+                a.ldx_w(R3, R2, SK_STATE);
+                for state in TCP_CLOSING_STATES {
+                    a.jeq32(R3, state, not_lo);
+                }
             }
             a.ja(drop);
             a.bind(not_lo);

@@ -13,6 +13,7 @@
 use crate::error::{Context, Result};
 use crate::sys;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 
 /// Why this kernel cannot give a guest its own abstract socket names,
 /// for `start`, `exec` and `enter` to refuse with; None when it can. The
@@ -63,56 +64,43 @@ fn make(listener: &OwnedFd, n: &sys::SeccompNotif, [domain, ty, protocol]: [i32;
         None => sys::socket_as_asked(domain, ty, protocol)
             .and_then(|s| sys::seccomp_addfd(listener, n.id, s.as_raw_fd(), cloexec, true))
             .map(drop),
-        // Where the numbers go must be writable before any descriptor is
-        // put into the caller (it cannot be taken back): its 8 bytes are
-        // read and written back as they were.
-        Some(at) => writable(n.pid, at)
-            .and_then(|()| sys::socketpair_as_asked(domain, ty, protocol))
-            .and_then(|(a, b)| {
-                let x = sys::seccomp_addfd(listener, n.id, a.as_raw_fd(), cloexec, false)?;
-                let y = sys::seccomp_addfd(listener, n.id, b.as_raw_fd(), cloexec, false)?;
-                let mut sv = [0u8; 8];
-                sv[..4].copy_from_slice(&x.to_le_bytes());
-                sv[4..].copy_from_slice(&y.to_le_bytes());
-                if !sys::seccomp_id_valid(listener, n.id) {
-                    return Err(nix::errno::Errno::ESRCH);
-                }
-                write_memory(n.pid, at, &sv)?;
-                sys::seccomp_answer(listener, n.id, 0)
-            }),
+        // The caller's memory through /proc/PID/mem, opened before the
+        // call is checked to be still waiting: the descriptor holds that
+        // process's memory even should the pid be reused. Where the numbers
+        // go must be writable before any descriptor is put into the caller
+        // (it cannot be taken back): its 8 bytes are read and written back.
+        Some(at) => caller_memory(listener, n).and_then(|mem| {
+            let mut sv = [0u8; 8];
+            mem.read_exact_at(&mut sv, at)
+                .and_then(|()| mem.write_all_at(&sv, at))
+                .map_err(|_| nix::errno::Errno::EFAULT)?;
+            let (a, b) = sys::socketpair_as_asked(domain, ty, protocol)?;
+            let x = sys::seccomp_addfd(listener, n.id, a.as_raw_fd(), cloexec, false)?;
+            let y = sys::seccomp_addfd(listener, n.id, b.as_raw_fd(), cloexec, false)?;
+            sv[..4].copy_from_slice(&x.to_le_bytes());
+            sv[4..].copy_from_slice(&y.to_le_bytes());
+            mem.write_all_at(&sv, at).map_err(|_| nix::errno::Errno::EFAULT)?;
+            sys::seccomp_answer(listener, n.id, 0)
+        }),
     };
     if let Err(e) = answered {
         let _ = sys::seccomp_answer(listener, n.id, e as i32);
     }
 }
 
-fn writable(pid: u32, at: u64) -> std::result::Result<(), nix::errno::Errno> {
-    use nix::sys::uio::{process_vm_readv, RemoteIoVec};
-    let mut buf = [0u8; 8];
-    let remote = [RemoteIoVec { base: at as usize, len: 8 }];
-    let n = process_vm_readv(
-        nix::unistd::Pid::from_raw(pid as i32),
-        &mut [std::io::IoSliceMut::new(&mut buf)],
-        &remote,
-    )?;
-    if n != 8 {
-        return Err(nix::errno::Errno::EFAULT);
+/// The memory of the process waiting on call `n`, opened and then checked
+/// to be that process's (seccomp_unotify(2): the pid may be reused once it
+/// has gone).
+fn caller_memory(listener: &OwnedFd, n: &sys::SeccompNotif) -> std::result::Result<std::fs::File, nix::errno::Errno> {
+    let mem = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/{}/mem", n.pid))
+        .map_err(|e| e.raw_os_error().map_or(nix::errno::Errno::ESRCH, nix::errno::Errno::from_raw))?;
+    if !sys::seccomp_id_valid(listener, n.id) {
+        return Err(nix::errno::Errno::ESRCH);
     }
-    write_memory(pid, at, &buf)
-}
-
-fn write_memory(pid: u32, at: u64, buf: &[u8]) -> std::result::Result<(), nix::errno::Errno> {
-    use nix::sys::uio::{process_vm_writev, RemoteIoVec};
-    let remote = [RemoteIoVec {
-        base: at as usize,
-        len: buf.len(),
-    }];
-    let n = process_vm_writev(nix::unistd::Pid::from_raw(pid as i32), &[std::io::IoSlice::new(buf)], &remote)?;
-    if n == buf.len() {
-        Ok(())
-    } else {
-        Err(nix::errno::Errno::EFAULT)
-    }
+    Ok(mem)
 }
 
 /// Moves this process into a new network namespace — a guest's own

@@ -1079,6 +1079,47 @@ fn main() {
             println!("{name} left-open={}", open() - before);
             0
         }
+        // COUNT connections to the unix socket at PATH, each sending "L"
+        // with N descriptors (of /dev/null) attached.
+        ["send-fds", path, n, count] => {
+            use std::os::fd::AsRawFd;
+            let null = std::fs::File::open("/dev/null").unwrap();
+            let fds = vec![null.as_raw_fd(); n.parse().unwrap()];
+            let mut sent = 0;
+            for _ in 0..count.parse::<u32>().unwrap() {
+                let Ok(c) = std::os::unix::net::UnixStream::connect(path) else {
+                    break;
+                };
+                // SAFETY: CMSG_SPACE only computes a size.
+                let space = unsafe { libc::CMSG_SPACE((4 * fds.len()) as u32) } as usize;
+                let mut control = vec![0u8; space];
+                let mut byte = *b"L";
+                let mut iov = libc::iovec {
+                    iov_base: byte.as_mut_ptr().cast(),
+                    iov_len: 1,
+                };
+                // SAFETY: msghdr with one iovec and a control buffer of the
+                // size CMSG_SPACE gave, holding one SCM_RIGHTS message.
+                let r = unsafe {
+                    let mut msg: libc::msghdr = std::mem::zeroed();
+                    msg.msg_iov = &mut iov;
+                    msg.msg_iovlen = 1;
+                    msg.msg_control = control.as_mut_ptr().cast();
+                    msg.msg_controllen = space as _;
+                    let cm = libc::CMSG_FIRSTHDR(&msg);
+                    (*cm).cmsg_level = libc::SOL_SOCKET;
+                    (*cm).cmsg_type = libc::SCM_RIGHTS;
+                    (*cm).cmsg_len = libc::CMSG_LEN((4 * fds.len()) as u32) as _;
+                    std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cm).cast(), fds.len());
+                    libc::sendmsg(c.as_raw_fd(), &msg, 0)
+                };
+                if r == 1 {
+                    sent += 1;
+                }
+            }
+            println!("OK sent={sent}");
+            0
+        }
         _ => {
             eprintln!("vsbox-probe: unknown probe {a:?}");
             2
