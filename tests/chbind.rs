@@ -796,13 +796,18 @@ fn a_host_client_from_127_0_0_1_does_not_pass_for_the_locks_localhost() {
     let out = in_new_netns(
         &env,
         r#"ip addr add 10.11.14.2/32 dev lo
-        chbind --ip 10.11.14.2 -- sh -c "while [ ! -e stop.$$ ]; do $PROBE serve 0.0.0.0 4277 guest >/dev/null; done & sleep 0.3; $PROBE connect 127.0.0.1 4277 > own.$$" 2> lb.$$ &
+        d=$(mktemp -d); cd "$d"
+        chbind --ip 10.11.14.2 -- sh -c "timeout 20 $PROBE serve 0.0.0.0 4277 guest >/dev/null &
+            timeout 20 $PROBE serve 0.0.0.0 4278 guest >/dev/null &
+            for i in 1 2 3 4 5 6 7 8 9 10; do $PROBE connect 127.0.0.1 4278 > own && grep -q ^OK own && break; sleep 0.2; done
+            wait" 2> lb &
+        for i in 1 2 3 4 5 6 7 8 9 10; do [ -s lb ] && break; sleep 0.1; done
         sleep 0.5
-        LB=$(sed -n 's/^lback is now \([0-9.]*\).*/\1/p' lb.$$); rm -f lb.$$
+        LB=$(sed -n 's/^lback is now \([0-9.]*\).*/\1/p' lb)
         $PROBE connect-from 127.0.0.1 10.11.14.2 4277
         $PROBE connect-from $LB 10.11.14.2 4277
         $PROBE connect-from 10.11.14.2 10.11.14.2 4277
-        cat own.$$; touch stop.$$; $PROBE connect 10.11.14.2 4277 >/dev/null; rm -f own.$$ stop.$$"#,
+        wait; cat own; cd /; rm -rf "$d""#,
     );
     let got: Vec<String> = out
         .stdout
