@@ -3,7 +3,8 @@
 //!   kernel/include/uapi/linux/vserver.h so Rust never repeats a number;
 //! - `applets.rs`: the applet table, one module per `applets/*.rs`.
 //!
-//! It fails the build when an applet lacks its man page or its fixed shape.
+//! It fails the build when an applet lacks its man page or its fixed shape,
+//! and links SPEC §1's `target/release/vsbox` to the musl-linked binary.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -22,6 +23,35 @@ fn main() {
     let header = fs::read_to_string(root.join(UAPI_HEADER)).unwrap_or_else(|e| panic!("{UAPI_HEADER}: {e}"));
     write_if_changed(&Path::new(&out).join("abi.rs"), &abi_constants(&header));
     write_if_changed(&Path::new(&out).join("applets.rs"), &applet_table(root));
+    spec_path_links(Path::new(&out));
+}
+
+/// SPEC §1 names `target/release/vsbox`; linked against musl
+/// (.cargo/config.toml's build target) cargo puts the binary in
+/// `target/x86_64-unknown-linux-musl/release/`. The SPEC's path becomes a
+/// symbolic link to it (and to the probe), made here since cargo has no
+/// step after linking; it resolves once the link is done.
+fn spec_path_links(out: &Path) {
+    let (Ok(target), Ok(profile)) = (std::env::var("TARGET"), std::env::var("PROFILE")) else {
+        return;
+    };
+    // OUT_DIR is <target dir>/<triple>/<profile>/build/<package>-<hash>/out.
+    let Some(triple_dir) = out.ancestors().nth(4) else { return };
+    if triple_dir.file_name().and_then(|n| n.to_str()) != Some(target.as_str()) {
+        return; // a build for the host: the binary is at the SPEC's path already
+    }
+    let Some(top) = triple_dir.parent() else { return };
+    let dir = top.join(&profile);
+    if fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    for bin in ["vsbox", "vsbox-probe"] {
+        let link = dir.join(bin);
+        if fs::symlink_metadata(&link).is_ok() {
+            let _ = fs::remove_file(&link);
+        }
+        let _ = std::os::unix::fs::symlink(Path::new("..").join(&target).join(&profile).join(bin), &link);
+    }
 }
 
 /// Every `#define NAME VALUE` whose value is a number (or `((__u32)-1)`)

@@ -23,7 +23,7 @@ pub struct Args {
     /// primary address is used; repeatable
     #[argh(option)]
     pub ip: Vec<String>,
-    /// broadcast address (kept for compatibility; the lock does not use it)
+    /// broadcast address whose datagrams the command's sockets may receive
     #[argh(option)]
     pub bcast: Option<String>,
     /// do not print the lock

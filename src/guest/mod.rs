@@ -56,7 +56,7 @@ pub fn check_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::usage(format!(
-            "bad server name '{name}': use letters, digits, '.', '_' and '-'"
+            "bad server name '{name}': up to 64 letters, digits, '.', '_' and '-', not starting with '.' or '-'"
         )))
     }
 }
