@@ -160,6 +160,9 @@ pub fn serve(ctl: OwnedFd, link: OwnedFd) -> Option<Init> {
     // Small, and the guest's unix sockets fail without it: never the OOM
     // killer's choice (proc(5), oom_score_adj).
     let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
+    // It only waits from now on: give back what starting it used.
+    sys::release_own_text();
+    sys::release_unused_stack();
     let _ = listen(&ctl, Backlog::new(64).unwrap_or(Backlog::MAXCONN));
     let mut link = Some(link);
     let mut init: Option<Init> = None;

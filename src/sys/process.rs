@@ -221,6 +221,44 @@ pub fn release_own_text() {
     }
 }
 
+/// Gives back the pages of this (single-threaded) process's stack below
+/// the caller's frame, less a margin: set-up ran deep once, and a process
+/// that then only waits would keep them resident for nothing. They are
+/// unused now (the stack grows down; signal handlers run only on return
+/// from a system call; the margin holds the madvise(2) call itself) and
+/// fault back in as zeroes.
+#[inline(never)]
+pub fn release_unused_stack() {
+    const MARGIN: usize = 4096;
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize;
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    let Some(range) = maps
+        .lines()
+        .find(|l| l.ends_with("[stack]"))
+        .and_then(|l| l.split_whitespace().next())
+    else {
+        return;
+    };
+    let Some((low, high)) = range.split_once('-') else { return };
+    let (Ok(low), Ok(high)) = (usize::from_str_radix(low, 16), usize::from_str_radix(high, 16)) else {
+        return;
+    };
+    let page = 4096;
+    let top = sp.saturating_sub(MARGIN) & !(page - 1);
+    if !(low < top && sp < high) {
+        return;
+    }
+    // SAFETY: [low, top) is this process's own stack mapping below the
+    // current frame by MARGIN, which nothing uses now (see above);
+    // MADV_DONTNEED only drops those pages, which fault back in zeroed.
+    unsafe {
+        libc::madvise(low as *mut libc::c_void, top - low, libc::MADV_DONTNEED);
+    }
+}
+
 extern "C" fn unshare_user_as(arg: *mut libc::c_void) -> libc::c_int {
     let id = arg as usize as libc::c_long;
     // Raw system calls only: this child shares the parent's memory (the
