@@ -104,7 +104,7 @@ fn run(args: Args, name: &str) -> Result<i32> {
                     }),
                     ..Plan::default()
                 };
-                launch::finish_child(name, plan.apply().map(drop), || Ok(exec::exec(name, &args.command)))
+                launch::finish_child(name, plan.apply(), || Ok(exec::exec(name, &args.command)))
             }
         }
     })();

@@ -2011,17 +2011,7 @@ fn a_name_a_running_guest_binds_is_its_own() {
     // descriptor or many) is dropped, and nothing of it is kept.
     let sock = a.env.dir.path().join(format!("run/{}.sock", a.name));
     let fds_of = |pid: i32| std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
-    let watcher_pid = || {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .find(|p| {
-                std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                    .is_ok_and(|c| c.trim_end_matches('\0') == format!("vsbox-watch {}", a.name))
-            })
-            .expect("the supervisor")
-    };
+    let watcher_pid = || *watchers(&a.name).first().expect("the supervisor") as i32;
     let before = fds_of(watcher_pid());
     for n in ["1", "3", "40"] {
         assert_eq!(host_probe(&["send-fds", sock.to_str().unwrap(), n, "20"]).line(), "OK sent=20");

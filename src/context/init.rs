@@ -128,21 +128,14 @@ fn spawn_in_guest(command: &[String], quiet: bool) -> Option<Pid> {
 /// The vsbox process that stays inside a context as the parent of what
 /// it runs there (`vserver exec`, `enter` …): waits for `child` and gives
 /// its status, reaping orphans meanwhile (it is their subreaper). With
-/// `reboot`, it answers the reboot(2) calls of its descendants (which it
-/// alone can see) by asking the guest's init, PID 1 here, to restart or
-/// stop. With `client` (a pidfd of the vsbox outside that waits for it),
+/// `client` (a pidfd of the vsbox outside that waits for it),
 /// it ends `child` and every descendant of it when the client ends, however
 /// it ends — a killed `vserver exec` leaves nothing running.
 ///
 /// With `initctl` (PID 1 of a fresh context of a sysvinit guest) it
 /// reads and drops the requests on the guest's control channel: package
 /// scripts' `init u` then returns at once, and no service is started.
-pub fn relay(
-    child: Pid,
-    reboot: Option<std::os::fd::OwnedFd>,
-    client: Option<std::os::fd::OwnedFd>,
-    initctl: Option<std::os::fd::OwnedFd>,
-) -> i32 {
+pub fn relay(child: Pid, client: Option<std::os::fd::OwnedFd>, initctl: Option<std::os::fd::OwnedFd>) -> i32 {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::signal::SigSet;
     use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -164,7 +157,6 @@ pub fn relay(
             }
         }
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        fds.extend(reboot.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)));
         fds.extend(initctl.iter().map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)));
         fds.extend(client.iter().map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)));
         if poll(&mut fds, PollTimeout::NONE).is_err() {
@@ -176,19 +168,8 @@ pub fn relay(
             end_descendants(child);
             return 128 + libc::SIGKILL;
         }
-        if let Some(ctl) = initctl.as_ref().filter(|_| ready[1 + usize::from(reboot.is_some())]) {
+        if let Some(ctl) = initctl.as_ref().filter(|_| ready[1]) {
             crate::context::initctl::drain(ctl);
-            continue;
-        }
-        if reboot.is_some() && ready[1] {
-            let sig = match reboot.as_ref().and_then(answer_reboot) {
-                Some(Event::Restart) => Some(RT_REBOOT),
-                Some(Event::Stop) => Some(RT_HALT),
-                _ => None,
-            };
-            if let Some(n) = sig {
-                let _ = sys::kill_raw(Pid::from_raw(1), sys::sigrtmin() + n);
-            }
             continue;
         }
         let _ = signals.read_signal();
@@ -260,12 +241,7 @@ pub const REBOOTING: u8 = b'R';
 /// [`REBOOTING`] on `host` first, for the host's `vsbox-watch` to start the
 /// guest afresh once it has ended; with nobody reading there any more, it
 /// restarts the services in place.
-pub fn guest(
-    startup: Option<Vec<String>>,
-    shutdown: Option<Vec<String>>,
-    host: std::os::fd::OwnedFd,
-    reboot: Option<std::os::fd::OwnedFd>,
-) -> ! {
+pub fn guest(startup: Option<Vec<String>>, shutdown: Option<Vec<String>>, host: std::os::fd::OwnedFd) -> ! {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     use nix::sys::wait::WaitPidFlag;
@@ -294,13 +270,11 @@ pub fn guest(
     let initctl = (convention == Convention::SysV).then(crate::context::initctl::open).flatten();
     // A gone reader on `host` must give EPIPE, not end PID 1.
     let _ = sys::set_ignored(Signal::SIGPIPE, true);
-    // Neither descriptor is for the guest's processes.
-    for fd in std::iter::once(&host).chain(reboot.as_ref()) {
-        let _ = nix::fcntl::fcntl(
-            std::os::fd::AsRawFd::as_raw_fd(fd),
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        );
-    }
+    // Not for the guest's processes.
+    let _ = nix::fcntl::fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&host),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
     let Ok(signals) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) else {
         eprintln!("vsbox init: cannot create a signalfd");
         std::process::exit(1)
@@ -339,19 +313,15 @@ pub fn guest(
         .is_some_and(|b| b & crate::kernel::caps::bit(crate::kernel::caps::SYS_BOOT) != 0);
     loop {
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        fds.extend(reboot.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)));
         fds.extend(initctl.iter().map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)));
         if poll(&mut fds, PollTimeout::NONE).is_err() {
             continue;
         }
         let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
         drop(fds);
-        let rebooting = reboot.is_some() && ready[1];
-        let requested = initctl.is_some() && ready[ready.len() - 1];
+        let requested = initctl.is_some() && ready[1];
         let mut event = None;
-        if rebooting {
-            event = reboot.as_ref().and_then(answer_reboot);
-        } else if let Some(ctl) = initctl.as_ref().filter(|_| requested) {
+        if let Some(ctl) = initctl.as_ref().filter(|_| requested) {
             let levels = crate::context::initctl::drain(ctl);
             event = levels.iter().rev().find_map(|&l| run_level_meaning(l, may_boot));
             if !may_boot && levels.iter().any(|l| matches!(l, b'0' | b'6')) {
@@ -498,20 +468,12 @@ pub(crate) fn meaning(convention: Convention, signo: i32, sender: Sender, may_bo
     }
 }
 
-/// Answers a reboot(2) made in the guest. It acts on the guest only, and
-/// only for a caller holding CAP_SYS_BOOT in the guest's own user
-/// namespace (not in one it made itself); others get EPERM, as the kernel
-/// would have answered them.
-pub(crate) fn answer_reboot(listener: &std::os::fd::OwnedFd) -> Option<Event> {
-    let n = sys::seccomp_recv(listener).ok()?;
-    let (errno, event) = reboot_request(&n, std::path::Path::new("/proc/self/ns/user"));
-    let _ = sys::seccomp_answer(listener, n.id, errno);
-    event
-}
-
 /// What the reboot(2) call `n` asks of the guest, and the errno it gets
-/// (0, EPERM, EINVAL): see [`answer_reboot`]. `guest_userns` is the
-/// guest's user namespace (a /proc/PID/ns/user).
+/// (0, EPERM, EINVAL), for the guest's supervisor to answer it with. It
+/// acts on the guest only, and only for a caller holding CAP_SYS_BOOT in
+/// the guest's own user namespace `guest_userns` (a /proc/PID/ns/user; not
+/// in one it made itself); others get EPERM, as the kernel would have
+/// answered them.
 pub(crate) fn reboot_request(n: &sys::SeccompNotif, guest_userns: &std::path::Path) -> (i32, Option<Event>) {
     const RESTART: u32 = 0x0123_4567;
     const RESTART2: u32 = 0xA1B2_C3D4;

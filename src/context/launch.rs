@@ -176,7 +176,7 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
                 ..first_process(spec, CloneFlags::CLONE_NEWCGROUP)
             };
             std::mem::forget(owned);
-            let setup = tied.and_then(|_| plan.apply().map(drop));
+            let setup = tied.and_then(|_| plan.apply());
             finish_child(applet, setup, || Ok(run_as_first(spec, applet, command)))
         }
     }
@@ -419,7 +419,7 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command
                 supervisor,
                 ..target.join_plan(spec.caps.clone(), false)
             };
-            finish_child(applet, plan.apply().map(drop), || Ok(exec::exec(applet, command)))
+            finish_child(applet, plan.apply(), || Ok(exec::exec(applet, command)))
         }
     }
 }
@@ -494,7 +494,7 @@ fn spectator(applet: &str, reg: &Registry, spec: &Spec, command: &[String]) -> R
                 }),
                 ..Plan::default()
             };
-            finish_child(applet, plan.apply().map(drop), || Ok(exec::exec(applet, command)))
+            finish_child(applet, plan.apply(), || Ok(exec::exec(applet, command)))
         }
     };
     let code = supervise(child);
@@ -520,7 +520,7 @@ fn unprivileged(applet: &str, spec: &Spec, command: &[String]) -> Result<i32> {
             // Its user cannot write the cgroup mounts: nothing to seal.
             let setup = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
                 .ctx(|| "set the parent-death signal")
-                .and_then(|_| first_process(spec, CloneFlags::empty()).apply().map(drop));
+                .and_then(|_| first_process(spec, CloneFlags::empty()).apply());
             finish_child(applet, setup, || Ok(run_as_first(spec, applet, command)))
         }
     }

@@ -21,11 +21,10 @@
 //! 7. host and domain names;
 //! 8. resource limits and niceness (raising a hard limit needs the host's
 //!    CAP_SYS_RESOURCE, which step 10 gives up);
-//! 9. the reboot listener (a seccomp filter installed while CAP_SYS_ADMIN
-//!    is there, without no_new_privs, so setuid programs keep working) —
-//!    or, for a running guest, the supervised filter, whose listener goes
-//!    to the guest's supervisor at once: it answers the unix socket calls
-//!    (and reboot) of every process below, this one's included;
+//! 9. for a guest, the supervised filter (installed while CAP_SYS_ADMIN is
+//!    there, without no_new_privs, so setuid programs keep working), whose
+//!    listener goes to the guest's supervisor at once: it answers the unix
+//!    socket calls (and reboot) of every process below, this one's included;
 //! 10. the cgroup seal (read-only cgroup mounts) and then the context's
 //!     own user namespace — the last steps that need the host's privileges;
 //! 11. the seccomp policy and the capability ceiling, for good;
@@ -82,10 +81,11 @@ pub struct Plan<'a> {
     pub domainname: Option<String>,
     pub limits: &'a [limits::Limit],
     pub nice: Option<i32>,
-    pub reboot_listener: bool,
-    /// A connection to the running guest's supervisor (guest/supervisor.rs),
-    /// which gets the listener of the supervised filter (step 9).
+    /// A connection to the guest's supervisor (guest/supervisor.rs), which
+    /// gets the listener of the supervised filter (step 9).
     pub supervisor: Option<OwnedFd>,
+    /// With a supervisor: it answers reboot(2) too.
+    pub supervised_reboot: bool,
     pub seal: Option<&'a cgroup::Layout>,
     pub userns: Option<&'a OwnedFd>,
     pub confinement: Option<Confinement>,
@@ -109,7 +109,7 @@ impl Default for Plan<'_> {
             domainname: None,
             limits: &[],
             nice: None,
-            reboot_listener: false,
+            supervised_reboot: false,
             supervisor: None,
             seal: None,
             userns: None,
@@ -120,19 +120,11 @@ impl Default for Plan<'_> {
     }
 }
 
-/// What applying a plan made that the process goes on with.
-#[derive(Default)]
-pub struct Applied {
-    /// The reboot listener (a seccomp notification descriptor), placed
-    /// after the kept descriptors.
-    pub reboot_listener: Option<OwnedFd>,
-}
-
 impl Plan<'_> {
     /// Carries the plan out in this process, in the order of the module's
     /// documentation. Errors name the step that failed; the caller exits
     /// with 125 (SPEC §1) through the entry point's error path.
-    pub fn apply(self) -> Result<Applied> {
+    pub fn apply(self) -> Result<()> {
         for d in &self.cgroups {
             cgroup::enter(d)?;
         }
@@ -170,11 +162,8 @@ impl Plan<'_> {
             crate::sys::setdomainname(d).ctx(|| format!("set the NIS domain name to '{d}'"))?;
         }
         limits::apply(self.limits, self.nice)?;
-        let mut applied = Applied::default();
         if let Some(conn) = self.supervisor {
-            unixscope::hand_over(&conn, seccomp::supervised_listener(self.reboot_listener)?)?;
-        } else if self.reboot_listener {
-            applied.reboot_listener = Some(seccomp::reboot_listener()?);
+            unixscope::hand_over(&conn, seccomp::supervised_listener(self.supervised_reboot)?)?;
         }
         if let Some(c) = &self.confinement {
             restrict(c.policy, &c.ceiling, c.within, self.seal, self.userns)?;
@@ -187,17 +176,10 @@ impl Plan<'_> {
             nix::unistd::dup2(out, 1).ctx(|| "redirect stdout")?;
             nix::unistd::dup2(out, 2).ctx(|| "redirect stderr")?;
         }
-        if let Some(mut keep) = self.keep {
-            let listener = applied.reboot_listener.take();
-            keep.extend(listener.as_ref().map(|l| l.as_raw_fd()));
+        if let Some(keep) = self.keep {
             place_fds(&keep)?;
-            if listener.is_some() {
-                // Its original was closed with the rest; it is the last kept.
-                std::mem::forget(listener);
-                applied.reboot_listener = Some(crate::sys::adopt_fd(2 + keep.len() as RawFd));
-            }
         }
-        Ok(applied)
+        Ok(())
     }
 }
 

@@ -116,7 +116,7 @@ fn first_process(
         Then::Boot { output, status } => {
             // Its supervisor answers reboot(2) too, for vsbox's init, which
             // stands for the guest's.
-            plan.reboot_listener = cfg.flags & abi::VXF_FAKEINIT == 0;
+            plan.supervised_reboot = cfg.flags & abi::VXF_FAKEINIT == 0;
             // stdout and stderr go to the caller through the output pipe,
             // the status pipe becomes fd 3 (the listener 4), nothing else
             // stays open; the originals close with the rest, so they must
@@ -126,14 +126,14 @@ fn first_process(
             plan.keep = Some(vec![status.as_raw_fd()]);
             match plan.apply() {
                 Err(e) => launch::finish_child(applet, Err(e), || Ok(0)),
-                Ok(applied) => launch::finish_child(applet, Ok(()), || {
+                Ok(()) => launch::finish_child(applet, Ok(()), || {
                     let status = sys::adopt_fd(3); // made the status pipe above
                     if cfg.flags & abi::VXF_FAKEINIT != 0 {
                         drop(status); // closed by exec anyway; its end tells `start` we are up
                         Ok(exec::exec_env(applet, &["/sbin/init".to_owned()], &init::guest_env("/root", None)))
                     } else {
                         let (up, down) = rc_commands();
-                        init::guest(up, down, status, applied.reboot_listener)
+                        init::guest(up, down, status)
                     }
                 }),
             }
@@ -143,8 +143,7 @@ fn first_process(
                 Payload::Shell(sock) => vec![sock.as_raw_fd()],
                 Payload::Command { .. } => Vec::new(),
             });
-            let setup = plan.apply().map(drop);
-            launch::finish_child(applet, setup, || run_payload(applet, payload, true, None, false))
+            launch::finish_child(applet, plan.apply(), || run_payload(applet, payload, true, false))
         }
     }
 }
@@ -182,9 +181,8 @@ fn new_context_plan<'a>(g: &'a Guest, cfg: &'a Config, v1_dirs: &[PathBuf], user
 }
 
 /// Runs the payload (its descriptors already placed by its plan: the
-/// terminal socket first, then the client's lifeline when `client`, then
-/// the reboot listener when `reboot`).
-fn run_payload(applet: &str, payload: Payload, as_init: bool, listener: Option<OwnedFd>, client: bool) -> Result<i32> {
+/// terminal socket first, then the client's lifeline when `client`).
+fn run_payload(applet: &str, payload: Payload, as_init: bool, client: bool) -> Result<i32> {
     let mut next = 3;
     // None of them is for the command: close-on-exec again (dup2 cleared it).
     let mut take = |wanted: bool| {
@@ -194,19 +192,16 @@ fn run_payload(applet: &str, payload: Payload, as_init: bool, listener: Option<O
             sys::adopt_fd(next - 1)
         })
     };
-    if let Some(l) = &listener {
-        let _ = nix::fcntl::fcntl(l.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
-    }
     match payload {
         Payload::Command { command, user } => {
             let client = take(client);
-            run_as(applet, command, user, as_init, listener, client)
+            run_as(applet, command, user, as_init, client)
         }
         Payload::Shell(sock) => {
             // The socket is descriptor 3 now; its original is closed already.
             std::mem::forget(sock);
             let (sock, client) = (take(true), take(client));
-            shell_on_new_tty(applet, sock.expect("placed at 3"), listener, client)
+            shell_on_new_tty(applet, sock.expect("placed at 3"), client)
         }
     }
 }
@@ -214,7 +209,7 @@ fn run_payload(applet: &str, payload: Payload, as_init: bool, listener: Option<O
 /// Inside the guest: a new pseudo-terminal of its own devpts, its master
 /// sent to vsbox outside, root's login shell on its slave. A shell that
 /// cannot be run gives 127 (not found) or 126, as exec's command does.
-fn shell_on_new_tty(applet: &str, sock: OwnedFd, reboot: Option<OwnedFd>, client: Option<OwnedFd>) -> Result<i32> {
+fn shell_on_new_tty(applet: &str, sock: OwnedFd, client: Option<OwnedFd>) -> Result<i32> {
     use nix::fcntl::OFlag;
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open the server's /dev/ptmx")?;
@@ -269,32 +264,24 @@ fn shell_on_new_tty(applet: &str, sock: OwnedFd, reboot: Option<OwnedFd>, client
         Err(e) => return Ok(exec::report_failure(applet, &shell, &e)),
     };
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    Ok(init::relay(pid, reboot, client, None))
+    Ok(init::relay(pid, client, None))
 }
 
 /// Runs `command` inside the guest (already entered), as `user` if given;
 /// under vsbox's init when `as_init` (PID 1 of a fresh context), or as the
 /// child of this process, which stays its relay (see [`init::relay`]),
-/// when a `reboot` listener or a `client` lifeline is given.
-fn run_as(
-    applet: &str,
-    command: &[String],
-    user: Option<&str>,
-    as_init: bool,
-    reboot: Option<OwnedFd>,
-    client: Option<OwnedFd>,
-) -> Result<i32> {
+/// when a `client` lifeline is given.
+fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, client: Option<OwnedFd>) -> Result<i32> {
     let who = user.map(users::lookup_here).transpose()?;
     let env = init::guest_env(
         who.as_ref().map_or("/root", |u| u.home.as_str()),
         who.as_ref().map(|u| u.name.as_str()),
     );
     let _ = std::env::set_current_dir(who.as_ref().map_or("/", |u| u.home.as_str())).or_else(|_| std::env::set_current_dir("/"));
-    if as_init || reboot.is_some() || client.is_some() {
+    if as_init || client.is_some() {
         // A fresh context: vsbox's init stays PID 1 and runs the command as
         // its child, which becomes the user. Or a joined process: it stays
-        // the parent, to answer its descendants' reboot(2) calls and to
-        // end them all should its client end.
+        // the parent, to end them all should its client end.
         // Named for what it is, not with the host's binary path and
         // command line: PID 1 of a fresh context as the running guest's
         // init is, the relay of a joined command as vsbox-exec.
@@ -325,7 +312,7 @@ fn run_as(
             Ok(child) => {
                 let pid = nix::unistd::Pid::from_raw(child.id() as i32);
                 init::forward_to(pid);
-                init::relay(pid, reboot, client, initctl)
+                init::relay(pid, client, initctl)
             }
             Err(e) => exec::report_failure(applet, &command[0], &e),
         });
@@ -612,39 +599,17 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
 /// the init) and a connection for the first process to hand its filter
 /// over.
 fn supervise(applet: &str, g: &Guest, dir: &Path, xid: u32) -> Result<(OwnedFd, OwnedFd)> {
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     use std::os::unix::fs::MetadataExt;
     let ino = std::fs::metadata(dir).map(|m| m.ino()).ctx(|| format!("stat {}", dir.display()))?;
-    let ctl = supervisor::bind(g, dir)?;
-    let path = supervisor::socket_path(g);
-    let ctl_ino = std::fs::metadata(&path)
-        .map(|m| m.ino())
-        .ctx(|| format!("stat {}", path.display()))?;
-    let (link, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
     let applet = applet.to_owned();
-    crate::kernel::process::detached(&format!("vsbox-watch {}", g.name), vec![ctl, theirs], |mut fds| {
+    supervisor::spawn(g, dir, &format!("vsbox-watch {}", g.name), |init| {
         use crate::syslog::{log, Level};
         let tag = "vsbox-watch";
-        let (Some(link), Some(ctl)) = (fds.pop(), fds.pop()) else { return };
-        let host = match crate::kernel::unixscope::own_namespace() {
-            Ok(h) => h,
-            // Then nothing takes the guest's filter: its start fails.
-            Err(e) => return log(Level::Err, tag, &format!("server {}: {e}", g.name)),
-        };
-        let served = supervisor::serve(ctl, link);
-        let _ = crate::kernel::unixscope::leave_namespace(&host);
-        let drop_ctl = || {
-            if std::fs::metadata(&path).is_ok_and(|m| m.ino() == ctl_ino) {
-                let _ = std::fs::remove_file(&path);
-            }
-        };
-        let Some(init) = served else { return drop_ctl() };
         let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
         // The init's end is certain to be seen (a cgroup's last
         // notification may be lost when it is removed at once); the
         // kernel has ended the rest of its PID namespace by then.
         cgroup::wait_empty(dir, None);
-        drop_ctl();
         // Every writer has ended with the guest: the byte is there, or EOF.
         let mut b = [0u8; 1];
         let reboot = init
@@ -675,8 +640,6 @@ fn supervise(applet: &str, g: &Guest, dir: &Path, xid: u32) -> Result<(OwnedFd, 
             Err(e) => log(Level::Err, tag, &format!("server {} stopped to restart, but: {e}", g.name)),
         }
     })
-    .ctx(|| format!("start the supervisor of server {}", g.name))?;
-    Ok((link, supervisor::connect(g)?))
 }
 
 /// Copies the guest's start-up output to our stdout until the status pipe
@@ -882,16 +845,14 @@ fn join(applet: &str, target: launch::Target, cfg: &Config, payload: Payload) ->
                 cwd: Some(PathBuf::from("/")),
                 limits: &cfg.ulimits,
                 nice: cfg.nice,
-                reboot_listener: may_reboot,
+                supervised_reboot: may_reboot,
                 supervisor: conn,
                 keep: Some(keep),
                 ..target.join_plan(caps::Request::default(), !may_reboot)
             };
             match plan.apply() {
                 Err(e) => launch::finish_child(applet, Err(e), || Ok(0)),
-                Ok(applied) => launch::finish_child(applet, Ok(()), || {
-                    run_payload(applet, payload, false, applied.reboot_listener, true)
-                }),
+                Ok(()) => launch::finish_child(applet, Ok(()), || run_payload(applet, payload, false, true)),
             }
         }
     }

@@ -24,7 +24,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `start`'s message on its link: this byte, the init's pid (4 bytes,
 /// little-endian, the host's numbering), and its pidfd and the read end
@@ -40,7 +40,7 @@ pub fn socket_path(g: &Guest) -> PathBuf {
 /// to hand to the supervisor before the guest's first process exists, and
 /// names it on the context `dir` (context::XATTR_SUPERVISOR) for whatever
 /// joins the context later (vserver's exec and enter, chcontext --ctx).
-pub fn bind(g: &Guest, dir: &std::path::Path) -> Result<OwnedFd> {
+pub fn bind(g: &Guest, dir: &Path) -> Result<OwnedFd> {
     use std::os::unix::fs::PermissionsExt;
     let path = socket_path(g);
     let rundir = paths::rundir();
@@ -105,12 +105,14 @@ pub struct Init {
     pub status: Option<OwnedFd>,
 }
 
-/// For a fresh context (`exec` or `enter` into a stopped guest): leaves
-/// `vsbox-sockets NAME` on the host, serving the context as `vsbox-watch`
-/// serves a running guest (at the same control socket, for what enters
-/// the fresh context meanwhile) until its PID 1 ends. Gives the link to
-/// name that PID 1 over, and the connection for it to hand its filter over.
-pub fn fresh(g: &Guest, dir: &std::path::Path) -> Result<(OwnedFd, OwnedFd)> {
+/// Leaves a supervisor on the host for the guest's context `dir`, named
+/// `title`, in a network namespace of the guest's own: it serves the
+/// context's processes ([`serve`]) until the init `start` names over the
+/// returned link ends, then removes the control socket it was bound to
+/// (unless something bound another there meanwhile) and runs `then` with
+/// the init, back in the host's network namespace. Gives that link and a connection
+/// for the context's first process to hand its filter over.
+pub fn spawn(g: &Guest, dir: &Path, title: &str, then: impl FnOnce(Init)) -> Result<(OwnedFd, OwnedFd)> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     use std::os::unix::fs::MetadataExt;
     let ctl = bind(g, dir)?;
@@ -119,18 +121,39 @@ pub fn fresh(g: &Guest, dir: &std::path::Path) -> Result<(OwnedFd, OwnedFd)> {
         .map(|m| m.ino())
         .ctx(|| format!("stat {}", path.display()))?;
     let (link, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
-    crate::kernel::process::detached(&format!("vsbox-sockets {}", g.name), vec![ctl, theirs], |mut fds| {
+    crate::kernel::process::detached(title, vec![ctl, theirs], |mut fds| {
         let (Some(link), Some(ctl)) = (fds.pop(), fds.pop()) else { return };
-        // Without it the context's hand-over fails: it does not start.
-        if crate::kernel::unixscope::own_namespace().is_ok() {
-            serve(ctl, link);
-        }
+        let served = match unixscope::own_namespace() {
+            Ok(host) => {
+                let init = serve(ctl, link);
+                let _ = unixscope::leave_namespace(&host);
+                init
+            }
+            // Then nothing takes the first process's filter: it does not start.
+            Err(e) => {
+                crate::syslog::log(crate::syslog::Level::Err, title, &format!("server {}: {e}", g.name));
+                None
+            }
+        };
+        // Before `then`, which may start the guest again and bind a new
+        // socket there (whose inode could be this one's number again).
         if std::fs::metadata(&path).is_ok_and(|m| m.ino() == ctl_ino) {
             let _ = std::fs::remove_file(&path);
         }
+        if let Some(init) = served {
+            then(init);
+        }
     })
-    .ctx(|| format!("start the socket supervisor of server {}", g.name))?;
+    .ctx(|| format!("start the supervisor of server {}", g.name))?;
     Ok((link, connect(g)?))
+}
+
+/// For a fresh context (`exec` or `enter` into a stopped guest):
+/// `vsbox-sockets NAME`, serving it as `vsbox-watch` serves a running
+/// guest (at the same control socket, for what enters the fresh context
+/// meanwhile) until its PID 1 ends.
+pub fn fresh(g: &Guest, dir: &Path) -> Result<(OwnedFd, OwnedFd)> {
+    spawn(g, dir, &format!("vsbox-sockets {}", g.name), drop)
 }
 
 /// One message and its descriptors; None at the end of the stream. Room
@@ -253,7 +276,7 @@ fn answer(listener: &OwnedFd, init: Option<&Init>) -> bool {
         Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINTR) => return true,
         Err(_) => return false,
     };
-    let reboot = (n.arch == 0xC000_003E && n.nr == 169) || (n.arch == 0x4000_0003 && n.nr == 88);
+    let reboot = crate::kernel::seccomp::supervised_call(&n) == crate::kernel::seccomp::Supervised::Reboot;
     let Some(i) = init.filter(|_| reboot) else {
         // No init named yet: the guest is starting.
         let _ = sys::seccomp_answer(listener, n.id, if reboot { libc::EBUSY } else { libc::ENOSYS });

@@ -770,6 +770,21 @@ const IP6_DST: i32 = 24;
 /// sendmsg hooks let through only to another lock's service): no ICMP
 /// (ping sockets, raw ICMP) into the host's loopback. With `deny_lo6`,
 /// nothing goes to the host's ::1 either.
+/// Coming in to or from the lock's loopback `lb`: on to `ours` when the
+/// packet is the lock's own — marked by its sockets, or unmarked but for a
+/// closing connection (what the kernel sends for a TIME_WAIT socket, its
+/// last ACK or an RST, comes from a socket of its own outside the cgroup;
+/// the connection was made with marked packets, so these may end it);
+/// else falls through (no socket: `drop`).
+fn emit_lock_own(a: &mut Asm, lb: u32, ours: Label, drop: Label) {
+    a.ldx_w(R3, R6, SKB_MARK).jeq32(R3, lb, ours);
+    a.ldx_dw(R2, R6, SKB_SK).jeq(R2, 0, drop);
+    a.ldx_w(R3, R2, SK_STATE);
+    for state in TCP_CLOSING_STATES {
+        a.jeq32(R3, state, ours);
+    }
+}
+
 fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4]], lback: Option<u32>, deny_lo6: bool) -> Vec<bpf::Insn> {
     let mut a = Asm::new();
     let (allow, drop, ip4, ip6) = (a.label(), a.label(), a.label(), a.label());
@@ -804,26 +819,18 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
         let dst = src + 4;
         if ingress {
             // To a locked address that is not a loopback one, nothing from
-            // 127.0.0.0/8 but the lock's own: a host process that binds
-            // 127.0.0.1 and connects to the lock's address would look to
-            // its services like one of their own localhost clients (whose
-            // loopback shows as 127.0.0.1).
-            // Its own loopback counts only on packets its sockets marked:
-            // anybody may bind that address (it is no secret), and the
-            // kernel's TIME_WAIT sockets send unmarked what ends a
-            // connection made with marked packets.
+            // 127.0.0.0/8 but the lock's own loopback, and that only as the
+            // lock's own (anybody may bind the address; it is no secret):
+            // a host process that binds 127.0.0.1 and connects to the
+            // lock's address would look to its services like one of their
+            // own localhost clients (whose loopback shows as 127.0.0.1).
             let not_lo = a.label();
             a.ldx_w(R3, base, src).and32_imm(R3, 0xff).jne32(R3, 127, not_lo);
             a.ldx_w(R3, base, dst).and32_imm(R3, 0xff).jeq32(R3, 127, not_lo);
             emit_member(a, base, src, v4, 1, not_lo);
             if let Some(lb) = lback {
                 a.ldx_w(R3, base, src).jne32(R3, lb, drop);
-                a.ldx_w(R3, R6, SKB_MARK).jeq32(R3, lb, not_lo);
-                a.ldx_dw(R2, R6, SKB_SK).jeq(R2, 0, drop);
-                a.ldx_w(R3, R2, SK_STATE);
-                for state in TCP_CLOSING_STATES {
-                    a.jeq32(R3, state, not_lo);
-                }
+                emit_lock_own(a, lb, not_lo, drop);
             }
             a.ja(drop);
             a.bind(not_lo);
@@ -831,16 +838,7 @@ fn packet_prog(ingress: bool, v4: &[[u32; 4]], v6: &[[u32; 4]], bcast: &[[u32; 4
             emit_member(a, base, dst, bcast, 1, allow);
             if let Some(lb) = lback {
                 a.ldx_w(R3, base, dst).jne32(R3, lb, drop);
-                a.ldx_w(R3, R6, SKB_MARK).jeq32(R3, lb, allow);
-                // Unmarked, yet ours: what the kernel sends for a TIME_WAIT
-                // socket (its last ACK, an RST) comes from a socket of its
-                // own, outside the cgroup. A connection that is closing was
-                // made with marked packets, so these may end it.
-                a.ldx_dw(R2, R6, SKB_SK).jeq(R2, 0, drop);
-                a.ldx_w(R3, R2, SK_STATE);
-                for state in TCP_CLOSING_STATES {
-                    a.jeq32(R3, state, allow);
-                }
+                emit_lock_own(a, lb, allow, drop);
             }
         } else if let Some(lb) = lback {
             // The common case first: from a locked address.

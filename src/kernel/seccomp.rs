@@ -55,7 +55,10 @@ enum When {
     ArgIsAndMasked(u32, u32, u32, u32, u32),
 }
 
-/// A refused system call: (x86_64 number, i386 number, condition, errno).
+/// A system call rule: (x86_64 number, or u32::MAX where that entry point
+/// has none; i386 number; condition; errno in the refusal tables, which
+/// `build` turns into SECCOMP_RET_ERRNO, or the whole return value in
+/// [`SUPERVISED`] and for [`assemble`]).
 type Rule = (u32, u32, When, u32);
 
 const BASE: &[Rule] = &[
@@ -118,12 +121,7 @@ fn arg_low(i: u32) -> u32 {
 
 /// One self-contained block per rule: it falls through when the rule does
 /// not match, so blocks can simply be concatenated.
-fn emit_rule(out: &mut Vec<SockFilter>, nr: u32, when: When, errno: u32) {
-    emit_ret(out, nr, when, RET_ERRNO | errno)
-}
-
-/// As [`emit_rule`], with any seccomp return value.
-fn emit_ret(out: &mut Vec<SockFilter>, nr: u32, when: When, ret: u32) {
+fn emit_rule(out: &mut Vec<SockFilter>, nr: u32, when: When, ret: u32) {
     let deny = stmt(RET_K, ret);
     out.push(stmt(LD_W_ABS, 0));
     match when {
@@ -181,25 +179,39 @@ pub fn build(policy: Policy) -> Vec<SockFilter> {
     if policy.no_reboot {
         rules.push((169, 88, When::Always, EPERM));
     }
-    let mut x64 = vec![stmt(LD_W_ABS, 0), jump(JGE_K, X32_BIT, 0, 1), stmt(RET_K, RET_ERRNO | EPERM)];
+    let rules: Vec<Rule> = rules
+        .into_iter()
+        .map(|(n64, n32, when, errno)| (n64, n32, when, RET_ERRNO | errno))
+        .collect();
+    // Other architectures are refused; so are x32 calls.
+    assemble(&rules, true, RET_ERRNO | ENOSYS)
+}
+
+/// One block of `rules` — (x86_64 number or u32::MAX for none, i386
+/// number, condition, seccomp return value) — for each entry point, the
+/// rest allowed; dispatched on the call's architecture, any other one
+/// getting `other_arch`:
+/// [ld arch] [x86_64? → X64] [i386? → I386] [other_arch] [ja I386] X64… I386…
+fn assemble(rules: &[Rule], refuse_x32: bool, other_arch: u32) -> Vec<SockFilter> {
+    let mut x64 = if refuse_x32 {
+        vec![stmt(LD_W_ABS, 0), jump(JGE_K, X32_BIT, 0, 1), stmt(RET_K, RET_ERRNO | EPERM)]
+    } else {
+        Vec::new()
+    };
     let mut x32 = Vec::new();
-    for &(n64, n32, when, errno) in &rules {
+    for &(n64, n32, when, ret) in rules {
         if n64 != u32::MAX {
-            emit_rule(&mut x64, n64, when, errno);
+            emit_rule(&mut x64, n64, when, ret);
         }
-        emit_rule(&mut x32, n32, when, errno);
+        emit_rule(&mut x32, n32, when, ret);
     }
     x64.push(stmt(RET_K, RET_ALLOW));
     x32.push(stmt(RET_K, RET_ALLOW));
-
-    // Dispatch on the architecture of the call; anything else is refused:
-    // [ld arch] [x86_64? → ja X64] [i386? → ja I386] [ENOSYS] [ja X64] [ja I386] X64… I386…
     let mut prog = vec![
         stmt(LD_W_ABS, 4),
-        jump(JEQ_K, AUDIT_ARCH_X86_64, 2, 0),
-        jump(JEQ_K, AUDIT_ARCH_I386, 2, 0),
-        stmt(RET_K, RET_ERRNO | ENOSYS),
-        stmt(JA, 1),
+        jump(JEQ_K, AUDIT_ARCH_X86_64, 3, 0),
+        jump(JEQ_K, AUDIT_ARCH_I386, 1, 0),
+        stmt(RET_K, other_arch),
         stmt(JA, x64.len() as u32),
     ];
     prog.extend(x64);
@@ -208,27 +220,6 @@ pub fn build(policy: Policy) -> Vec<SockFilter> {
 }
 
 const RET_USER_NOTIF: u32 = libc::SECCOMP_RET_USER_NOTIF;
-
-/// reboot(2), on both entry points, goes to the returned listener: vsbox's
-/// init answers it for the guest (restart or halt the guest, never the
-/// host). Everything else is allowed.
-pub fn reboot_listener() -> Result<std::os::fd::OwnedFd> {
-    sys::seccomp_listener(&reboot_program()).ctx(|| "install the reboot filter")
-}
-
-fn reboot_program() -> Vec<SockFilter> {
-    vec![
-        stmt(LD_W_ABS, 4),
-        jump(JEQ_K, AUDIT_ARCH_X86_64, 0, 2),
-        stmt(LD_W_ABS, 0),
-        jump(JEQ_K, 169, 3, 4), // x86_64 reboot → notify, else allow
-        jump(JEQ_K, AUDIT_ARCH_I386, 0, 3),
-        stmt(LD_W_ABS, 0),
-        jump(JEQ_K, 88, 0, 1), // i386 reboot
-        stmt(RET_K, RET_USER_NOTIF),
-        stmt(RET_K, RET_ALLOW),
-    ]
-}
 
 /// AF_UNIX, the first argument of socket(2) and socketpair(2).
 const AF_UNIX: u32 = libc::AF_UNIX as u32;
@@ -270,27 +261,28 @@ fn supervised_program(reboot: bool) -> Vec<SockFilter> {
     if reboot {
         rules.push((169, 88, When::Always, RET_USER_NOTIF));
     }
-    let (mut x64, mut x32) = (Vec::new(), Vec::new());
-    for &(n64, n32, when, ret) in &rules {
-        if n64 != u32::MAX {
-            emit_ret(&mut x64, n64, when, ret);
-        }
-        emit_ret(&mut x32, n32, when, ret);
+    // Other architectures: the context's policy refuses them.
+    assemble(&rules, false, RET_ALLOW)
+}
+
+/// What a call notified through [`supervised_listener`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Supervised {
+    Socket,
+    SocketPair,
+    Reboot,
+    Other,
+}
+
+/// Tells a notified call by its entry point and number (those of
+/// [`SUPERVISED`] and reboot(2)).
+pub fn supervised_call(n: &sys::SeccompNotif) -> Supervised {
+    match (n.arch, n.nr) {
+        (AUDIT_ARCH_X86_64, 41) | (AUDIT_ARCH_I386, 359) => Supervised::Socket,
+        (AUDIT_ARCH_X86_64, 53) | (AUDIT_ARCH_I386, 360) => Supervised::SocketPair,
+        (AUDIT_ARCH_X86_64, 169) | (AUDIT_ARCH_I386, 88) => Supervised::Reboot,
+        _ => Supervised::Other,
     }
-    x64.push(stmt(RET_K, RET_ALLOW));
-    x32.push(stmt(RET_K, RET_ALLOW));
-    // [ld arch] [x86_64? → X64] [i386? → I386] [allow: the context's policy
-    // refuses other architectures] [ja I386] X64… I386…
-    let mut prog = vec![
-        stmt(LD_W_ABS, 4),
-        jump(JEQ_K, AUDIT_ARCH_X86_64, 3, 0),
-        jump(JEQ_K, AUDIT_ARCH_I386, 1, 0),
-        stmt(RET_K, RET_ALLOW),
-        stmt(JA, x64.len() as u32),
-    ];
-    prog.extend(x64);
-    prog.extend(x32);
-    prog
 }
 
 /// Installs the filter for `policy` on this process, for good.
@@ -426,8 +418,8 @@ mod tests {
     }
 
     #[test]
-    fn only_reboot_goes_to_the_listener() {
-        let p = reboot_program();
+    fn reboot_goes_to_the_supervisor_on_both_entry_points_only() {
+        let p = supervised_program(true);
         assert_eq!(run(&p, AUDIT_ARCH_X86_64, 169, [0; 6]), RET_USER_NOTIF);
         assert_eq!(run(&p, AUDIT_ARCH_I386, 88, [0; 6]), RET_USER_NOTIF);
         for (arch, nr) in [

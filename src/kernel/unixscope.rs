@@ -36,8 +36,6 @@ pub enum Answered {
     Other(sys::SeccompNotif),
 }
 
-const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
-
 /// Receives the next call waiting on a supervised listener and answers it
 /// if it makes a unix socket: the socket (or pair) is made here, in this
 /// process's network namespace — the guest's own — with the caller's
@@ -45,12 +43,12 @@ const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
 /// ADDFD); the kernel's own errors go back as they are. Err when no call
 /// was waiting (its process ended meanwhile).
 pub fn answer(listener: &OwnedFd) -> std::result::Result<Answered, nix::errno::Errno> {
+    use crate::kernel::seccomp::{supervised_call, Supervised};
     let n = sys::seccomp_recv(listener)?;
-    let x64 = n.arch == AUDIT_ARCH_X86_64;
     let a = |i: usize| n.args[i] as i32;
-    match (x64, n.nr) {
-        (true, 41) | (false, 359) => make(listener, &n, [a(0), a(1), a(2)], None),
-        (true, 53) | (false, 360) => make(listener, &n, [a(0), a(1), a(2)], Some(n.args[3])),
+    match supervised_call(&n) {
+        Supervised::Socket => make(listener, &n, [a(0), a(1), a(2)], None),
+        Supervised::SocketPair => make(listener, &n, [a(0), a(1), a(2)], Some(n.args[3])),
         _ => return Ok(Answered::Other(n)),
     }
     Ok(Answered::Done)
