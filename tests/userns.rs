@@ -21,10 +21,16 @@ fn host_inotify() -> bool {
 
 /// Starts `probe inotify-hold` in the guest and waits for its count.
 fn hog(g: &TestGuest) -> (Bg, String) {
+    hold(g, "inotify-hold")
+}
+
+/// Starts `probe WHAT 30` in the guest (a "-hold" subcommand) and waits
+/// for its first line.
+fn hold(g: &TestGuest, what: &str) -> (Bg, String) {
     let mut c = g
         .env
         .cmd("vserver")
-        .args([g.name.as_str(), "exec", "probe", "inotify-hold", "30"])
+        .args([g.name.as_str(), "exec", "probe", what, "30"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -79,10 +85,65 @@ fn inside_root_is_root_on_disk_setuid_works_and_low_ports_bind() {
     let ip = loopback();
     g.conf(&format!("IPROOT={ip}\n"));
     g.run(&["start"]).ok();
+    // Its root is a host uid of its own; the reserved range is nobody's.
+    let root = owner_of(&g);
     let out = g.run(&["exec", "cat", "/proc/self/uid_map"]);
     assert_eq!(
         out.stdout.split_whitespace().collect::<Vec<_>>(),
-        ["0", "0", "4294967295"],
+        [
+            "0",
+            &root.to_string(),
+            "1",
+            "1",
+            "1",
+            "2146435071",
+            "2146500608",
+            "2146500608",
+            "2148466687"
+        ],
+        "{out:?}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(format!("/proc/{}", guest_init(&g))).unwrap().uid(), root);
+    // What vsbox made for it is its root's: /dev, /run and their files.
+    let out = g.run(&[
+        "exec",
+        "stat",
+        "-c",
+        "%u:%g %n",
+        "/dev",
+        "/dev/null",
+        "/dev/shm",
+        "/run",
+        "/run/lock",
+        "/proc/1",
+    ]);
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        [
+            "0:0 /dev",
+            "0:0 /dev/null",
+            "0:0 /dev/shm",
+            "0:0 /run",
+            "0:0 /run/lock",
+            "0:0 /proc/1"
+        ],
+        "{out:?}"
+    );
+    let out = g.run(&[
+        "exec",
+        "sh",
+        "-c",
+        "echo x > /run/x && mkdir /dev/shm/d && chown 1:1 /dev/null && echo ok",
+    ]);
+    assert_eq!(out.line(), "ok", "{out:?}");
+    // vps tells the host's admin it is root.
+    let init = guest_init(&g).to_string();
+    let out = g.env.run("vps", &["--xid", &g.name, "-e", "-o", "pid,user"]);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == [init.as_str(), "root"]),
         "{out:?}"
     );
     // Files made inside have the same numeric owners seen from the host.
@@ -93,7 +154,6 @@ fn inside_root_is_root_on_disk_setuid_works_and_low_ports_bind() {
         "touch /root/mine; mkdir -p /tmp/n; chown 65534:65534 /tmp/n; touch /tmp/n/x",
     ])
     .ok();
-    use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(g.root().join("root/mine")).unwrap();
     assert_eq!((m.uid(), m.gid()), (0, 0));
     let m = std::fs::metadata(g.root().join("tmp/n")).unwrap();
@@ -169,10 +229,12 @@ fn chcontext_secure_contexts_get_their_own_user_namespace() {
     let env = Env::new();
     let out = env.run("chcontext", &["--secure", "--silent", "--", PROBE, "inotify-hold", "0"]);
     assert!(out.stdout.starts_with("OK held"), "{out:?}");
+    // Over the host's tree, its root is the host's (the identity map), but
+    // for the range vsbox reserves for guests' roots.
     let out = env.run("chcontext", &["--secure", "--silent", "--", "cat", "/proc/self/uid_map"]);
     assert_eq!(
         out.stdout.split_whitespace().collect::<Vec<_>>(),
-        ["0", "0", "4294967295"],
+        ["0", "0", "2146435072", "2146500608", "2146500608", "2148466687"],
         "{out:?}"
     );
     let mine = std::fs::read_link("/proc/self/ns/user").unwrap();
@@ -181,6 +243,111 @@ fn chcontext_secure_contexts_get_their_own_user_namespace() {
     // Without --secure the context keeps host capabilities, so the host's namespace.
     let out = env.run("chcontext", &["--silent", "--", "readlink", "/proc/self/ns/user"]);
     assert_eq!(out.line(), mine.to_str().unwrap(), "{out:?}");
+}
+
+#[test]
+fn per_user_counters_of_the_host_uid_pipes_descriptors_in_flight_and_signals_are_each_guests_own() {
+    require_root!();
+    let env = Env::new();
+    let a = TestGuest::busybox(&env, "uidhog");
+    let b = TestGuest::busybox(&env, "uidother");
+    a.conf("");
+    b.conf("");
+    a.run(&["start"]).ok();
+    b.run(&["start"]).ok();
+    // Pipe buffer pages (struct user_struct, per host uid; neither guest
+    // root has the host's CAP_SYS_RESOURCE to pass the soft limit).
+    let (_pipes, line) = hold(&a, "pipe-hold");
+    assert!(line.starts_with("OK held") && !line.ends_with("one of 65536"), "{line}");
+    let out = a.run(&["exec", "probe", "pipe-size"]);
+    assert!(
+        out.stdout.starts_with("OK pipe") && out.line() != "OK pipe 65536",
+        "its own counter: {out:?}"
+    );
+    let out = b.run(&["exec", "probe", "pipe-size"]);
+    assert_eq!(out.line(), "OK pipe 65536", "{out:?}");
+    // Descriptors in flight on unix sockets (likewise per host uid).
+    let (_fds, line) = hold(&a, "inflight-hold");
+    assert!(line.ends_with("(ETOOMANYREFS)"), "{line}");
+    let out = a.run(&["exec", "probe", "sendfd", "256"]);
+    assert!(out.stdout.starts_with("ERR ETOOMANYREFS"), "its own counter: {out:?}");
+    let out = b.run(&["exec", "probe", "sendfd", "256"]);
+    assert_eq!(out.line(), "OK sent", "{out:?}");
+    assert_eq!(host_probe(&["sendfd", "256"]).line(), "OK sent");
+    // Pending signals (ucounts, charged to the receiver).
+    let (_sigs, line) = hold(&a, "sigqueue-hold");
+    assert!(line.ends_with("(EAGAIN)"), "{line}");
+    let out = b.run(&["exec", "probe", "sigqueue"]);
+    assert_eq!(out.line(), "OK queued", "{out:?}");
+    assert_eq!(host_probe(&["sigqueue"]).line(), "OK queued");
+    assert_ne!(owner_of(&a), owner_of(&b));
+    let st = a.run(&["status"]);
+    assert!(
+        st.stdout
+            .contains(&format!("user namespace: own (its root is host uid {}", owner_of(&a))),
+        "{st:?}"
+    );
+}
+
+/// Unmounts (lazily) what a test mounted, when it ends however it ends.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn a_tree_whose_file_system_takes_no_idmapped_mounts_gets_the_identity_map() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "usernsram");
+    g.conf("");
+    // The guest's tree on ramfs, which takes no idmapped mounts.
+    let root = g.root();
+    let built = root.with_extension("built");
+    std::fs::rename(&root, &built).unwrap();
+    std::fs::create_dir(&root).unwrap();
+    use nix::mount::{mount, MsFlags};
+    mount(Some("none"), &root, Some("ramfs"), MsFlags::empty(), None::<&str>).unwrap();
+    let _mounted = Unmount(root.clone());
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(built.join("."))
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    g.run(&["start"]).ok();
+    let st = g.run(&["status"]);
+    assert!(
+        st.stdout
+            .contains("its root is host uid 0: its tree's file system takes no idmapped mounts"),
+        "{st:?}"
+    );
+    // Its namespace's counters are still its own, and its files root's.
+    let out = g.run(&["exec", "cat", "/proc/self/uid_map"]);
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "2146435072", "2146500608", "2146500608", "2148466687"],
+        "{out:?}"
+    );
+    let (_held, line) = hog(&g);
+    assert!(line.ends_with("(EMFILE)"), "{line}");
+    assert!(host_inotify(), "host root got no inotify instance");
+    g.run(&["exec", "touch", "/root/mine"]).ok();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(root.join("root/mine")).unwrap().uid(), 0);
+    g.run(&["stop"]).ok();
+}
+
+/// The host uid of the guest's root: its user namespace's owner.
+fn owner_of(g: &TestGuest) -> u32 {
+    let map = std::fs::read_to_string(format!("/proc/{}/uid_map", guest_init(g))).unwrap();
+    let root: u32 = map.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!((0x7FF0_0000..0x7FF1_0000).contains(&root), "{map}");
+    root
 }
 
 /// The guest's init, as a host pid.

@@ -168,7 +168,8 @@ impl Scan<'_> {
             }
             if want.uid {
                 if let Ok(st) = nix::sys::stat::fstatat(Some(proc_fd.as_raw_fd()), pid.to_string().as_str(), nix::fcntl::AtFlags::empty()) {
-                    p.uid = st.st_uid;
+                    // A guest's root is a host uid of its own: root, as before.
+                    p.uid = crate::kernel::userns::guest_uid(st.st_uid);
                 }
             }
             let known = pid_ns(proc_fd, pid).and_then(|ns| by_ns.get(&ns).copied());

@@ -144,6 +144,18 @@ pub fn tie_again(sig: nix::sys::signal::Signal) {
     }
 }
 
+/// Runs `change`, a change of credentials (fsuid, a user namespace), and
+/// arms the parent-death signal again if there was one ([`tie_again`]):
+/// commit_creds clears it (kernel/cred.c).
+pub fn keeping_tie(change: impl FnOnce() -> crate::error::Result<()>) -> crate::error::Result<()> {
+    let pdeath = nix::sys::prctl::get_pdeathsig().ok().flatten();
+    change()?;
+    if let Some(sig) = pdeath {
+        tie_again(sig);
+    }
+    Ok(())
+}
+
 /// Whether the process behind pidfd `fd` has ended.
 fn client_gone(fd: std::os::fd::RawFd) -> bool {
     let mut p = [nix::poll::PollFd::new(crate::sys::borrow_fd(fd), nix::poll::PollFlags::POLLIN)];

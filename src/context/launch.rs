@@ -16,6 +16,7 @@ use crate::abi;
 use crate::context::exec;
 use crate::context::init;
 use crate::context::plan::{Confinement, Namespaces, Plan, Root};
+use crate::context::rootfs;
 use crate::context::{self, Registry};
 use crate::error::{Context, Error, Result};
 use crate::kernel::caps;
@@ -162,7 +163,9 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
     cgroup::record_owner(&dir)?;
     // What the request leaves of a full set bounds the ceiling; no need to
     // read the bounding set (forty prctl calls) on every launch for it.
-    let userns = own_user_namespace(&dir, xid, spec.caps.apply_to(u64::MAX), &Default::default())?;
+    // No guest tree: the context sees the host's, whose files its root
+    // must own as the host's root does (the identity map).
+    let userns = own_user_namespace(&dir, xid, spec.caps.apply_to(u64::MAX), &Default::default(), None)?;
     announce(spec, &xid.to_string());
     let cgroup_dir = open_dir(&dir)?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| format!("start a process in {}", dir.display()))? {
@@ -172,7 +175,7 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
             let plan = Plan {
                 cgroups: owned.dirs[1..].to_vec(),
                 seal: Some(&reg.layout),
-                userns: userns.as_ref(),
+                userns: userns.as_ref().map(|o| &o.ns.fd),
                 ..first_process(spec, CloneFlags::CLONE_NEWCGROUP)
             };
             std::mem::forget(owned);
@@ -212,20 +215,53 @@ fn domain_name(spec: &Spec) -> Option<String> {
         .map(|d| if d == "none" { String::new() } else { d.to_owned() })
 }
 
+/// A new context's own user namespace, and for a guest its tree mapped
+/// through it.
+pub(crate) struct OwnUserns {
+    pub ns: userns::Namespace,
+    pub tree: Option<rootfs::MappedTree>,
+}
+
 /// The user namespace of new context `xid` (cgroup `dir`), when its
 /// capability ceiling `ceiling` lets it have one ([`userns::wanted`]):
 /// owned by the context's own host uid, so that its root's per-user
 /// kernel counters are its own; its root may bind ports below 1024.
-pub(crate) fn own_user_namespace(dir: &Path, xid: u32, ceiling: u64, limits: &userns::Limits) -> Result<Option<OwnedFd>> {
+/// With a guest's `tree`, its root is that host uid too
+/// ([`userns::Map::OwnRoot`]) and the tree comes idmapped through the
+/// namespace — unless a file system of the tree takes no idmapped mounts,
+/// when the map is the identity, as for chcontext's contexts over the
+/// host's tree.
+pub(crate) fn own_user_namespace(
+    dir: &Path,
+    xid: u32,
+    ceiling: u64,
+    limits: &userns::Limits,
+    tree: Option<&Path>,
+) -> Result<Option<OwnUserns>> {
     if !userns::wanted(ceiling) {
         return Ok(None);
     }
+    let owner = userns::owner_uid(xid);
+    let mapped = match tree {
+        Some(path) => {
+            let ns = userns::create(owner, userns::Map::OwnRoot, limits)?;
+            rootfs::map_tree(path, &ns)?.map(|t| OwnUserns { ns, tree: Some(t) })
+        }
+        None => None,
+    };
+    let own = match mapped {
+        Some(own) => own,
+        None => OwnUserns {
+            ns: userns::create(owner, userns::Map::Identity, limits)?,
+            tree: None,
+        },
+    };
     // What CAP_NET_BIND_SERVICE gave its root on the host's stack, and only
     // when its ceiling keeps that capability.
     if ceiling & caps::bit(caps::NET_BIND_SERVICE) != 0 {
-        userns::attach_low_ports(dir)?;
+        userns::attach_low_ports(dir, own.ns.root_uid)?;
     }
-    userns::create(userns::owner_uid(xid), limits).map(Some)
+    Ok(Some(own))
 }
 
 /// PID 1 runs the command: as vsbox's init, or itself with `fakeinit`.

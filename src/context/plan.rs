@@ -58,8 +58,14 @@ pub enum Root<'a> {
     /// `proc` (a new PID namespace's).
     Private { proc: bool },
     /// A guest's tree as `/`, by pivot_root, with /proc, /sys, /dev and a
-    /// fresh /run (rootfs.rs), and its context record naming it `name`.
-    Guest { tree: &'a Path, name: &'a str },
+    /// fresh /run (rootfs.rs), and its context record naming it `name`;
+    /// `mapped` is the tree idmapped through the context's user namespace,
+    /// whose root then owns what vsbox makes there.
+    Guest {
+        tree: &'a Path,
+        name: &'a str,
+        mapped: Option<&'a rootfs::MappedTree>,
+    },
 }
 
 /// What is locked for good (step 12).
@@ -145,8 +151,8 @@ impl Plan<'_> {
                     ns::mount_proc("/proc")?;
                 }
             }
-            Root::Guest { tree, name } => {
-                rootfs::pivot_into(tree)?;
+            Root::Guest { tree, name, mapped } => {
+                rootfs::pivot_into(tree, mapped)?;
                 rootfs::populate()?;
                 record::expose_context(xid.unwrap_or(crate::context::HOST), name)?;
             }
@@ -206,13 +212,7 @@ fn restrict(
     // Last of what needs the host's privileges; it gives a full set of
     // capabilities in the namespace, which the ceiling then lowers.
     if let Some(ns) = userns {
-        // Joining clears the parent-death signal (a change of
-        // credentials: kernel/cred.c commit_creds); it must stay.
-        let pdeath = nix::sys::prctl::get_pdeathsig().ok().flatten();
-        crate::kernel::userns::enter(ns)?;
-        if let Some(sig) = pdeath {
-            exec::tie_again(sig);
-        }
+        exec::keeping_tie(|| crate::kernel::userns::enter(ns))?;
     }
     let current = caps::bounding()?;
     let target = req.apply_to(current & within);

@@ -7,10 +7,12 @@
 //! /etc/mtab.
 
 use crate::error::{Context, Error, Result};
+use crate::kernel::userns::Namespace;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{lstat, makedev, mknod, Mode, SFlag};
 use std::fs;
 use std::os::fd::AsRawFd;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
@@ -31,34 +33,92 @@ fn flags() -> MsFlags {
     MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
 }
 
-/// Makes `root` the root of this (new, private) mount namespace and
-/// detaches everything else.
-pub fn pivot_into(root: &Path) -> Result<()> {
-    // Nothing mounted here may propagate back to the host, or in from it.
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).ctx(|| "make / private")?;
-    let dir = nix::fcntl::open(
+/// A guest's tree mounted idmapped through its user namespace, detached
+/// until [`pivot_into`] attaches it: a file of uid 0 on disk is its
+/// root's, which is a host uid of its own ([`Namespace::root_uid`]).
+#[derive(Debug)]
+pub struct MappedTree {
+    tree: OwnedFd,
+    root_uid: u32,
+}
+
+/// The tree at `root` (with every mount below it) idmapped through `ns`,
+/// made before the context's first process so that a file system that
+/// takes no idmapped mounts is known in time (None) for the identity map.
+pub fn map_tree(root: &Path, ns: &Namespace) -> Result<Option<MappedTree>> {
+    let dir = open_tree_dir(root)?;
+    match crate::sys::idmapped_clone(&dir, &ns.fd) {
+        Ok(tree) => Ok(Some(MappedTree {
+            tree,
+            root_uid: ns.root_uid,
+        })),
+        Err(nix::errno::Errno::EINVAL) => Ok(None),
+        Err(e) => Err(Error::sys(format!("mount the guest tree {} idmapped", root.display()), e)),
+    }
+}
+
+fn open_tree_dir(root: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(
         root,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .ctx(|| format!("open the guest tree {}", root.display()))?;
+    .map(crate::sys::adopt_fd)
+    .ctx(|| format!("open the guest tree {}", root.display()))
+}
+
+/// Makes `root` the root of this (new, private) mount namespace and
+/// detaches everything else. With `mapped`, it is that idmapped copy of
+/// the tree that becomes the root, and what vsbox makes in it from then on
+/// (/dev, /run and their files, directories it lacks, /etc/mtab) is made
+/// as the guest's root: see [`make_as`].
+pub fn pivot_into(root: &Path, mapped: Option<&MappedTree>) -> Result<()> {
+    // Nothing mounted here may propagate back to the host, or in from it.
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).ctx(|| "make / private")?;
+    let dir = open_tree_dir(root)?;
     let via = format!("/proc/self/fd/{}", dir.as_raw_fd());
     // A bind mount onto itself makes the tree a mount point pivot_root accepts.
-    mount(
-        Some(via.as_str()),
-        via.as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .ctx(|| format!("bind-mount {}", root.display()))?;
-    let _ = nix::unistd::close(dir);
+    match mapped {
+        None => mount(
+            Some(via.as_str()),
+            via.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind-mount {}", root.display()))?,
+        Some(m) => crate::sys::move_mount_onto(&m.tree, &dir).ctx(|| format!("mount the idmapped {}", root.display()))?,
+    }
+    drop(dir);
     std::env::set_current_dir(root).ctx(|| format!("enter {}", root.display()))?;
     // pivot_root(".", "."): the old root ends up stacked on the new one,
     // from where it is detached at once.
     nix::unistd::pivot_root(".", ".").ctx(|| format!("pivot_root into {}", root.display()))?;
     umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach the host's tree")?;
-    std::env::set_current_dir("/").ctx(|| "chdir /")
+    std::env::set_current_dir("/").ctx(|| "chdir /")?;
+    match mapped {
+        Some(m) => make_as(m.root_uid),
+        None => Ok(()),
+    }
+}
+
+/// From now on this process makes files as host uid and gid `id` (the
+/// guest's root), keeping its capabilities: files it makes through the
+/// idmapped tree are uid 0's on disk, and the tmpfs mounts, device nodes
+/// and directories it makes belong to the guest's root — host uid 0 is
+/// not mapped in the guest's namespace, so what it made would be
+/// nobody's there, and guest root could not write /run. The kernel takes
+/// the file-system capabilities out of the effective set when fsuid
+/// leaves 0 (capabilities(7), "Effect of user ID changes on
+/// capabilities"); they come back from the permitted set.
+fn make_as(id: u32) -> Result<()> {
+    crate::context::exec::keeping_tie(|| {
+        nix::unistd::setfsgid(nix::unistd::Gid::from_raw(id));
+        nix::unistd::setfsuid(nix::unistd::Uid::from_raw(id));
+        let mut sets = crate::sys::capget().ctx(|| "read this process's capabilities")?;
+        sets.effective = sets.permitted;
+        crate::sys::capset(sets).ctx(|| "keep the capabilities to set up the guest's tree")
+    })
 }
 
 /// `path` must be a real directory of the guest (made if missing): a

@@ -26,6 +26,7 @@ use crate::kernel::cgroup;
 use crate::kernel::netlock;
 use crate::kernel::rtnetlink::{self, Alias};
 use crate::kernel::seccomp::Policy;
+use crate::kernel::userns;
 use crate::paths;
 use crate::sys::{self, Forked};
 use crate::{abi, context::exec, context::init, context::users};
@@ -106,7 +107,7 @@ fn first_process(
     g: &Guest,
     cfg: &Config,
     v1_dirs: &[PathBuf],
-    userns: Option<OwnedFd>,
+    userns: Option<launch::OwnUserns>,
     supervisor: OwnedFd,
     then: Then,
 ) -> ! {
@@ -150,7 +151,7 @@ fn first_process(
 
 /// The plan of a guest's new context (start, or exec and enter when it
 /// is not running), in its first process: PID 1 of its PID namespace.
-fn new_context_plan<'a>(g: &'a Guest, cfg: &'a Config, v1_dirs: &[PathBuf], userns: Option<&'a OwnedFd>) -> Plan<'a> {
+fn new_context_plan<'a>(g: &'a Guest, cfg: &'a Config, v1_dirs: &[PathBuf], userns: Option<&'a launch::OwnUserns>) -> Plan<'a> {
     Plan {
         cgroups: v1_dirs.to_vec(),
         namespaces: Namespaces::Create(
@@ -159,13 +160,15 @@ fn new_context_plan<'a>(g: &'a Guest, cfg: &'a Config, v1_dirs: &[PathBuf], user
         root: Root::Guest {
             tree: &g.root,
             name: &g.name,
+            // Its root owns uid 0's files through an idmapped tree.
+            mapped: userns.and_then(|o| o.tree.as_ref()),
         },
         hostname: Some(cfg.hostname.clone().unwrap_or_else(|| g.name.clone())),
         domainname: cfg.domainname.clone(),
         limits: &cfg.ulimits,
         nice: cfg.nice,
         // The cgroup mounts went with the host's tree: nothing to seal.
-        userns,
+        userns: userns.map(|o| &o.ns.fd),
         confinement: Some(Confinement {
             policy: Policy {
                 lock: cfg.flags & abi::VXF_LOCK != 0,
@@ -412,7 +415,7 @@ pub fn init_pid(dir: &Path) -> Option<u32> {
 /// controllers, the address lock and its own user namespace (when its
 /// ceiling allows: see userns.rs). The directories are removed when the
 /// returned value is dropped, unless it is forgotten.
-fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> Result<(u32, Owned, Option<OwnedFd>)> {
+fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> Result<(u32, Owned, Option<launch::OwnUserns>)> {
     let base = reg.layout.base();
     // A restarted guest keeps its dynamic id while nobody has taken it.
     let (xid, dir) = match (cfg.context, again) {
@@ -456,7 +459,7 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
         }
         netlock::lock_cgroup(&reg.layout, &dir, &addrs)?;
     }
-    let userns = launch::own_user_namespace(&dir, xid, caps::SECURE_KEEP | cfg.caps, &cfg.userns_limits)?;
+    let userns = launch::own_user_namespace(&dir, xid, caps::SECURE_KEEP | cfg.caps, &cfg.userns_limits, Some(&g.root))?;
     Ok((xid, owned, userns))
 }
 
@@ -872,9 +875,9 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
         Some((xid, dir)) => {
             let procs = count_procs(&dir);
             let own = launch::leader(&dir)
-                .and_then(|l| crate::kernel::userns::of_process(l.pid).ok())
+                .and_then(|l| userns::root_uid_of(l.pid).ok())
                 .flatten()
-                .is_some();
+                .map(|root| (xid, root));
             let lback = match netlock::lback_of(&dir) {
                 Some(lb) => format!("loopback: {lb} (its 127.0.0.1)\n"),
                 None => String::new(),
@@ -889,7 +892,7 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
                 format!(
                     "Server {} is running\ncontext: {xid}\nprocesses: {procs}\naddresses: {addrs}\n{lback}user namespace: {}\nunix sockets: {sockets}\n",
                     g.name,
-                    userns_text(&cfg, own.then_some(xid)),
+                    userns_text(&cfg, own),
                 ),
             )
         }
@@ -916,14 +919,19 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
 /// Whether the guest has (or, not running, will have) its own user
 /// namespace, for `status`; `own` is the running guest's context id when
 /// it has one.
-fn userns_text(cfg: &Config, own: Option<u32>) -> String {
-    if let Some(xid) = own {
-        return format!(
-            "own (per-user kernel limits charged to host uid {})",
-            crate::kernel::userns::owner_uid(xid)
-        );
+fn userns_text(cfg: &Config, own: Option<(u32, u32)>) -> String {
+    if let Some((xid, root)) = own {
+        let owner = userns::owner_uid(xid);
+        return if root == owner {
+            format!("own (its root is host uid {owner}, which every per-user kernel limit is charged to)")
+        } else {
+            format!(
+                "own (per-user kernel limits charged to host uid {owner}; its root is host uid {root}: \
+                 its tree's file system takes no idmapped mounts)"
+            )
+        };
     }
-    let host_only = cfg.caps & crate::kernel::userns::HOST_ONLY;
+    let host_only = cfg.caps & userns::HOST_ONLY;
     if host_only == 0 {
         return "own, when running".to_owned();
     }

@@ -72,6 +72,7 @@ pub fn listen_in(init: u32) -> Result<std::os::unix::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     let host = std::fs::File::open("/proc/self/ns/mnt").ctx(|| "open /proc/self/ns/mnt")?;
     let guest = std::fs::File::open(format!("/proc/{init}/ns/mnt")).ctx(|| format!("open /proc/{init}/ns/mnt"))?;
+    let root = crate::kernel::userns::root_uid_of(init)?;
     setns(&guest, CloneFlags::CLONE_NEWNS).ctx(|| "enter the server's mount namespace")?;
     let made = (|| {
         match std::fs::symlink_metadata(SOCKET) {
@@ -81,6 +82,11 @@ pub fn listen_in(init: u32) -> Result<std::os::unix::net::UnixListener> {
         }
         let l = std::os::unix::net::UnixListener::bind(SOCKET).ctx(|| format!("create the server's {SOCKET}"))?;
         std::fs::set_permissions(SOCKET, std::fs::Permissions::from_mode(0o600)).ctx(|| format!("chmod the server's {SOCKET}"))?;
+        // The guest's root may be a host uid of its own (userns.rs), to
+        // whom a socket of host root's would be nobody's.
+        if let Some(root) = root.filter(|r| *r != 0) {
+            std::os::unix::fs::lchown(SOCKET, Some(root), Some(root)).ctx(|| format!("chown the server's {SOCKET}"))?;
+        }
         l.set_nonblocking(true).ctx(|| "make the socket non-blocking")?;
         Ok(l)
     })();

@@ -2,18 +2,31 @@
 //! accounting is the guest's and not host root's.
 //!
 //! Without one, guest root *is* the host's uid 0, and the kernel keeps
-//! several limits per user (kernel/ucount.c: inotify instances and
-//! watches, fanotify groups and marks, POSIX message-queue bytes, pending
-//! signals, the namespace counts): a guest holding all 128 inotify
-//! instances of uid 0 left host root, and every other guest's root,
-//! without one. A user namespace alone is not enough either: the kernel
-//! charges a namespace's counters to its creator's uid in the parent too
-//! (inc_ucount walks up to `ns->ucounts`). So the namespace is created by
-//! a process whose uid is the context's own host uid ([`owner_uid`], from
-//! a range reserved for vsbox), and vsbox, as root, writes an *identity*
-//! map: inside, root is uid 0 on disk exactly as before (ownership, `ls
-//! -l` on the host, setuid programs), while every per-user counter is
-//! charged to that context's uid on the host.
+//! two kinds of per-user limits:
+//! - counters per user namespace and uid (kernel/ucount.c: inotify
+//!   instances and watches, fanotify groups and marks, POSIX message-queue
+//!   bytes, pending signals, locked shared memory, the namespace counts),
+//!   which the kernel also charges to a namespace's *creator's* uid in the
+//!   parent (inc_ucount walks up to `ns->ucounts`);
+//! - counters per host uid (`struct user_struct`: epoll watches, pipe
+//!   buffer pages, descriptors in flight on unix sockets), whatever the
+//!   namespace.
+//!
+//! A guest holding all 128 inotify instances of uid 0 left host root, and
+//! every other guest's root, without one. So the namespace is created by a
+//! process whose uid is the context's own host uid ([`owner_uid`], from a
+//! range reserved for vsbox), which takes the first kind; and a guest's
+//! root *is* that uid on the host ([`Map::OwnRoot`]), which takes the
+//! second. Its files still belong to uid 0 on disk, as before (ownership,
+//! `ls -l` on the host, setuid programs, file capabilities): the guest's
+//! tree is an idmapped mount through the same namespace (rootfs.rs), and
+//! the file systems vsbox mounts for it (/dev, /run) belong to its root.
+//! Where the tree's file system cannot be idmapped, and for chcontext's
+//! contexts (which see the host's tree), the map is the identity
+//! ([`Map::Identity`]): the first kind is still the context's own.
+//!
+//! The reserved range is mapped in no context's namespace, so no guest can
+//! become another's root.
 //!
 //! The namespace is joined last, after everything that needs the host's
 //! privileges (mounts, device nodes, the cgroup seal), and before the
@@ -40,9 +53,54 @@ use std::path::Path;
 /// 65536). No file is ever owned by these ids; they only carry counters.
 pub const UID_BASE: u32 = 0x7FF0_0000;
 
+/// One past the last id of the reserved range.
+const UID_END: u32 = UID_BASE + 0x1_0000;
+
 /// The host uid that owns context `xid`'s user namespace.
 pub fn owner_uid(xid: u32) -> u32 {
     UID_BASE + (xid & 0xFFFF)
+}
+
+/// The uid a host uid stands for inside its context: a context's root
+/// ([`Map::OwnRoot`]) is 0 there; any other uid is itself.
+pub fn guest_uid(host_uid: u32) -> u32 {
+    if (UID_BASE..UID_END).contains(&host_uid) {
+        0
+    } else {
+        host_uid
+    }
+}
+
+/// How a context's user namespace maps its ids to the host's (uid_map and
+/// gid_map alike; user_namespaces(7)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Map {
+    /// Every id is itself but the reserved range, which is not mapped.
+    Identity,
+    /// Id 0 is the owner's id on the host; the rest as [`Map::Identity`].
+    OwnRoot,
+}
+
+impl Map {
+    /// The text to write to /proc/PID/uid_map (and gid_map) for a
+    /// namespace owned by `owner`: at most three lines of "inside outside
+    /// count" (the kernel takes up to 340).
+    pub fn text(self, owner: u32) -> String {
+        let rest = format!("{UID_END} {UID_END} {}\n", u32::MAX - UID_END);
+        match self {
+            Map::Identity => format!("0 0 {UID_BASE}\n{rest}"),
+            Map::OwnRoot => format!("0 {owner} 1\n1 1 {}\n{rest}", UID_BASE - 1),
+        }
+    }
+}
+
+/// A context's own user namespace, made by [`create`].
+#[derive(Debug)]
+pub struct Namespace {
+    /// A descriptor of it, to join ([`enter`]) or to idmap a mount with.
+    pub fd: OwnedFd,
+    /// The host uid (and gid) of its root: 0 with [`Map::Identity`].
+    pub root_uid: u32,
 }
 
 /// Capabilities whose checks the kernel makes in the initial user
@@ -94,34 +152,38 @@ pub struct Limits {
     pub inotify_watches: Option<u32>,
 }
 
-/// Creates a user namespace owned by host uid `owner` with an identity map
-/// of every uid and gid, and `limits` set in it; returns a descriptor of
-/// it to join. A short-lived child does the unshare as `owner` (the
-/// kernel records the creator's euid as the owner) while this process,
-/// root in the parent namespace, writes the maps.
-pub fn create(owner: u32, limits: &Limits) -> Result<OwnedFd> {
-    if *limits == Limits::default() {
-        return create_plain(owner);
-    }
-    create_with_limits(owner, limits)
+/// Creates a user namespace owned by host uid `owner` with `map` for its
+/// uids and gids, and `limits` set in it. A short-lived child does the
+/// unshare as `owner` (the kernel records the creator's euid as the
+/// owner) while this process, root in the parent namespace, writes the
+/// maps.
+pub fn create(owner: u32, map: Map, limits: &Limits) -> Result<Namespace> {
+    let text = map.text(owner);
+    let fd = if *limits == Limits::default() {
+        create_plain(owner, &text)
+    } else {
+        create_with_limits(owner, &text, limits)
+    }?;
+    let root_uid = if map == Map::OwnRoot { owner } else { 0 };
+    Ok(Namespace { fd, root_uid })
 }
 
 /// [`create`] without limits to set: the child need not live on, so it
 /// costs a vfork (the launch path).
-fn create_plain(owner: u32) -> Result<OwnedFd> {
+fn create_plain(owner: u32, map: &str) -> Result<OwnedFd> {
     let what = || format!("create a user namespace owned by host uid {owner}");
     let pid = sys::vfork_unshare_user(owner).ctx(what)?;
-    let outcome = map_and_open(pid);
+    let outcome = map_and_open(pid, map);
     let _ = nix::sys::wait::waitpid(pid, None);
     outcome
 }
 
-/// Writes the identity map of every uid and gid for the user namespace of
-/// `pid` (which made it and has not been reaped), and opens that namespace.
-fn map_and_open(pid: nix::unistd::Pid) -> Result<OwnedFd> {
-    for map in ["uid_map", "gid_map"] {
-        let path = format!("/proc/{pid}/{map}");
-        std::fs::write(&path, "0 0 4294967295\n").ctx(|| format!("write {path}"))?;
+/// Writes `map` as the uid and gid map of the user namespace of `pid`
+/// (which made it and has not been reaped), and opens that namespace.
+fn map_and_open(pid: nix::unistd::Pid, map: &str) -> Result<OwnedFd> {
+    for file in ["uid_map", "gid_map"] {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, map).ctx(|| format!("write {path}"))?;
     }
     let path = format!("/proc/{pid}/ns/user");
     std::fs::File::open(&path).map(OwnedFd::from).ctx(|| format!("open {path}"))
@@ -129,7 +191,7 @@ fn map_and_open(pid: nix::unistd::Pid) -> Result<OwnedFd> {
 
 /// [`create`] with limits: a forked child stays until, as root of the new
 /// namespace, it has written them.
-fn create_with_limits(owner: u32, limits: &Limits) -> Result<OwnedFd> {
+fn create_with_limits(owner: u32, map: &str, limits: &Limits) -> Result<OwnedFd> {
     use nix::unistd::{pipe2, read, write};
     let what = || format!("create a user namespace owned by host uid {owner}");
     let (up_r, up_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
@@ -147,7 +209,7 @@ fn create_with_limits(owner: u32, limits: &Limits) -> Result<OwnedFd> {
                 if read(up_r.as_raw_fd(), &mut b) != Ok(1) {
                     return Err(Error::failed(what(), "the child could not unshare its user namespace"));
                 }
-                let ns = map_and_open(pid)?;
+                let ns = map_and_open(pid, map)?;
                 write(&go_w, b"g").ctx(what)?;
                 if read(up_r.as_raw_fd(), &mut b) != Ok(1) {
                     return Err(Error::failed(what(), "the child could not set the namespace's limits"));
@@ -195,10 +257,18 @@ fn child(owner: u32, limits: &Limits, up: &OwnedFd, go: &OwnedFd) -> bool {
 }
 
 /// Joins user namespace `ns`: the caller, root of the host, becomes root
-/// of the namespace (uid 0, mapped to 0) with every capability there and
-/// none in the host's — the last namespace a context's process joins.
+/// of the namespace (uid and gid 0 there, no supplementary groups) with
+/// every capability there and none in the host's — the last namespace a
+/// context's process joins. Host uid 0 is not mapped in a namespace of
+/// [`Map::OwnRoot`], so the ids are set anew, which the namespace's
+/// CAP_SETUID and CAP_SETGID allow.
 pub fn enter(ns: &OwnedFd) -> Result<()> {
-    nix::sched::setns(ns, CloneFlags::CLONE_NEWUSER).ctx(|| "join the context's user namespace")
+    use nix::unistd::{setgroups, setresgid, setresuid};
+    nix::sched::setns(ns, CloneFlags::CLONE_NEWUSER).ctx(|| "join the context's user namespace")?;
+    let (root, rootg) = (Uid::from_raw(0), Gid::from_raw(0));
+    setgroups(&[]).ctx(|| "clear the groups in the context's user namespace")?;
+    setresgid(rootg, rootg, rootg).ctx(|| "become gid 0 of the context's user namespace")?;
+    setresuid(root, root, root).ctx(|| "become root of the context's user namespace")
 }
 
 /// A descriptor of `pid`'s user namespace when it differs from ours.
@@ -211,6 +281,20 @@ pub fn of_process(pid: u32) -> Result<Option<OwnedFd>> {
     Ok(((st.ino(), st.dev()) != (ours.ino(), ours.dev())).then(|| OwnedFd::from(theirs)))
 }
 
+/// For `pid` in a user namespace other than ours: the host uid its root
+/// is (from /proc/PID/uid_map, "0 HOST COUNT"); None when it shares ours.
+pub fn root_uid_of(pid: u32) -> Result<Option<u32>> {
+    if of_process(pid)?.is_none() {
+        return Ok(None);
+    }
+    let path = format!("/proc/{pid}/uid_map");
+    let map = std::fs::read_to_string(&path).ctx(|| format!("read {path}"))?;
+    Ok(map.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        (f.next() == Some("0")).then(|| f.next()?.parse().ok()).flatten()
+    }))
+}
+
 /// bpf_get_current_uid_gid(): the caller's real uid (low word) and gid,
 /// as the initial user namespace sees them.
 const HELPER_GET_CURRENT_UID_GID: i32 = 15;
@@ -221,13 +305,14 @@ const ALLOW_LOW_PORT: i32 = 3;
 /// Lets the root of a context in its own user namespace bind ports below
 /// 1024 on the host's network stack (whose owner is the host's namespace,
 /// where guest root holds no capability): a cgroup bind program that
-/// tells the kernel to skip that check for uid 0. Other users keep the
-/// usual rule; address locks (chbind, IPROOT) still apply.
-pub fn attach_low_ports(dir: &Path) -> Result<()> {
+/// tells the kernel to skip that check for host uid `root_uid` (the
+/// namespace's root, [`Namespace::root_uid`]). Other users keep the usual
+/// rule; address locks (chbind, IPROOT) still apply.
+pub fn attach_low_ports(dir: &Path, root_uid: u32) -> Result<()> {
     let mut a = bpf::Asm::new();
     let plain = a.label();
     a.call(HELPER_GET_CURRENT_UID_GID)
-        .jne32(bpf::R0, 0, plain)
+        .jne32(bpf::R0, root_uid, plain)
         .ret(ALLOW_LOW_PORT)
         .bind(plain)
         .ret(1);
@@ -251,6 +336,21 @@ mod tests {
         assert_eq!(owner_uid(0), UID_BASE);
         assert_eq!(owner_uid(65535), UID_BASE + 65535);
         assert!(owner_uid(65535) < i32::MAX as u32);
+    }
+
+    #[test]
+    fn maps_leave_out_the_reserved_range_and_give_root_its_own_uid() {
+        let k = owner_uid(7);
+        assert_eq!(Map::Identity.text(k), "0 0 2146435072\n2146500608 2146500608 2148466687\n");
+        assert_eq!(
+            Map::OwnRoot.text(k),
+            format!("0 {k} 1\n1 1 2146435071\n2146500608 2146500608 2148466687\n")
+        );
+        // The last id mapped is 4294967294 ((uid_t)-1 never is).
+        assert_eq!(2146500608u64 + 2148466687 - 1, 4294967294);
+        assert_eq!(guest_uid(k), 0);
+        assert_eq!(guest_uid(UID_BASE - 1), UID_BASE - 1);
+        assert_eq!(guest_uid(65534), 65534);
     }
 
     #[test]

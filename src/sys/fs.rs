@@ -1,5 +1,5 @@
-//! Files and mounts: extended attributes, mount_setattr, openat2 with
-//! its resolution limits, the mount id (statx), FIEMAP and
+//! Files and mounts: extended attributes, mount_setattr, idmapped mounts
+//! (open_tree, move_mount), openat2 with its resolution limits, the mount id (statx), FIEMAP and
 //! FIDEDUPERANGE.
 
 use super::{check, cstr};
@@ -62,6 +62,72 @@ pub fn mount_setattr(path: &Path, recursive: bool, set: u64, clear: u64) -> Resu
             flags,
             &attr,
             std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// mount_setattr's "idmap this mount through attr.userns_fd".
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+/// open_tree(2): a detached copy of the mount (and with AT_RECURSIVE, of
+/// every mount below), rather than the mount itself.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// move_mount(2): the source, then the target, is the descriptor itself.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// A detached copy of the mounts directory `dir` shows (recursively, as
+/// `mount --rbind` copies them), idmapped through user namespace `userns`
+/// (mount_setattr(2), "ID-mapped mounts"): a file of uid N on disk is
+/// owned by the namespace's id N. Attach it with [`move_mount_onto`];
+/// dropped unattached, it is unmounted. EINVAL when a file system of the
+/// tree takes no idmapped mounts.
+pub fn idmapped_clone(dir: &impl AsRawFd, userns: &impl AsRawFd) -> Result<OwnedFd, Errno> {
+    let empty = c"";
+    // SAFETY: `empty` is NUL-terminated; dir is a descriptor of ours.
+    let tree = check(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            dir.as_raw_fd(),
+            empty.as_ptr(),
+            OPEN_TREE_CLONE | libc::AT_RECURSIVE as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint | libc::O_CLOEXEC as libc::c_uint,
+        )
+    })?;
+    // SAFETY: open_tree returned a new descriptor, which is ours alone.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: `empty` is NUL-terminated; attr is a valid mount_attr of the size passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(tree)
+}
+
+/// Attaches the detached mount `tree` ([`idmapped_clone`]) on the
+/// directory `dir`, in this process's mount namespace (move_mount(2)).
+pub fn move_mount_onto(tree: &impl AsRawFd, dir: &impl AsRawFd) -> Result<(), Errno> {
+    let empty = c"";
+    // SAFETY: `empty` is NUL-terminated; both descriptors are ours.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            dir.as_raw_fd(),
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
         )
     })
     .map(drop)

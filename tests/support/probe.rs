@@ -26,6 +26,8 @@ fn errno_name(e: i32) -> &'static str {
         libc::ETIMEDOUT => "ETIMEDOUT",
         libc::EBUSY => "EBUSY",
         libc::EFAULT => "EFAULT",
+        libc::ETOOMANYREFS => "ETOOMANYREFS",
+        libc::EAGAIN => "EAGAIN",
         _ => "OTHER",
     }
 }
@@ -82,6 +84,85 @@ fn nix_uname() -> (String, String) {
     (field(&u.nodename), field(&u.domainname))
 }
 
+/// The soft RLIMIT_NOFILE as high as the hard one.
+fn raise_nofile() {
+    // SAFETY: rlimit is plain data, filled in and read back by the kernel.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur = r.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+    }
+}
+
+/// The soft RLIMIT_NOFILE set to `n`.
+fn nofile(n: u64) {
+    // SAFETY: rlimit is plain data, filled in and read back by the kernel.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur = n;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+    }
+}
+
+/// A new pipe's capacity in bytes (F_GETPIPE_SZ); the pipe stays open.
+fn new_pipe_size() -> std::io::Result<i32> {
+    let mut p = [0; 2];
+    // SAFETY: p has room for the two descriptors; fcntl with an integer op.
+    if unsafe { libc::pipe(p.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let s = unsafe { libc::fcntl(p[0], libc::F_GETPIPE_SZ) };
+    last(s, s < 0)
+}
+
+/// Sends `fds` in one SCM_RIGHTS message on `sock`, with a byte of data.
+fn send_fds(sock: i32, fds: &[i32]) -> std::io::Result<()> {
+    let bytes = std::mem::size_of_val(fds);
+    // SAFETY: CMSG_SPACE/CMSG_LEN are arithmetic; the control buffer is
+    // sized by CMSG_SPACE and the header written through CMSG_FIRSTHDR
+    // lies inside it; iov points at a live byte.
+    unsafe {
+        let mut control = vec![0u8; libc::CMSG_SPACE(bytes as u32) as usize];
+        let mut byte = [b'x'];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = control.len() as _;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(bytes as u32) as _;
+        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(c), bytes);
+        let r = libc::sendmsg(sock, &msg, libc::MSG_DONTWAIT);
+        last((), r < 0)
+    }
+}
+
+/// Signal 40 (a real-time one) blocked, so that queued ones stay pending.
+fn block_rt() {
+    // SAFETY: the set is plain data, filled by sigemptyset/sigaddset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, 40);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// sigqueue(2) of signal 40 to this process.
+fn queue_self() -> std::io::Result<()> {
+    // SAFETY: plain syscall with integer arguments and a zeroed sigval.
+    let r = unsafe { libc::sigqueue(libc::getpid(), 40, std::mem::zeroed()) };
+    last((), r != 0)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -105,6 +186,78 @@ fn main() {
             std::io::stdout().flush().unwrap();
             std::thread::sleep(std::time::Duration::from_secs(secs.parse().expect("seconds")));
             0
+        }
+        ["pipe-hold", secs] => {
+            // Pipes until a new one gets less than the default 16 pages: this
+            // user's pipe-user-pages-soft is used up (fs/pipe.c). The size
+            // of the last is printed; all are held a while.
+            raise_nofile();
+            let mut n = 0;
+            let size = loop {
+                match new_pipe_size() {
+                    Ok(s) if s >= 65536 && n < 100_000 => n += 1,
+                    Ok(s) => break s.to_string(),
+                    Err(e) => break errno_name(e.raw_os_error().unwrap_or(0)).to_owned(),
+                }
+            };
+            println!("OK held {n} pipes, then one of {size}");
+            std::io::stdout().flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(secs.parse().expect("seconds")));
+            0
+        }
+        ["pipe-size"] => report(new_pipe_size(), |s| format!("pipe {s}")),
+        ["inflight-hold", secs] => {
+            nofile(256);
+            // Unix sockets sent on a unix socket and never received, until the
+            // kernel refuses more in flight for this user (net/core/scm.c:
+            // too_many_unix_fds, over RLIMIT_NOFILE; only unix sockets count
+            // since Linux 6.10), held a while. RLIMIT_NOFILE is 256 first:
+            // the limit is the sender's, and a socket's buffer holds less than
+            // the usual 1024 or more.
+            let mut sv = [0; 2];
+            // SAFETY: sv has room for the two descriptors.
+            assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, sv.as_mut_ptr()) }, 0);
+            let mut n = 0;
+            let e = loop {
+                match send_fds(sv[0], &[sv[1]; 32]) {
+                    Ok(()) if n < 1_000_000 => n += 32,
+                    Ok(()) => break "none".to_owned(),
+                    Err(e) => break errno_name(e.raw_os_error().unwrap_or(0)).to_owned(),
+                }
+            };
+            println!("OK {n} in flight ({e})");
+            std::io::stdout().flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(secs.parse().expect("seconds")));
+            0
+        }
+        ["sendfd", limit] => {
+            nofile(limit.parse().expect("limit"));
+            let mut sv = [0; 2];
+            // SAFETY: sv has room for the two descriptors.
+            assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, sv.as_mut_ptr()) }, 0);
+            report(send_fds(sv[0], &[0]), |()| "sent".to_owned())
+        }
+        ["sigqueue-hold", secs] => {
+            // Real-time signals queued to itself (blocked) until the kernel
+            // refuses more pending ones for this user (RLIMIT_SIGPENDING,
+            // charged to the receiver's ucounts: kernel/signal.c).
+            block_rt();
+            let mut n = 0u64;
+            let e = loop {
+                match queue_self() {
+                    Ok(()) if n < 10_000_000 => n += 1,
+                    Ok(()) => break "none".to_owned(),
+                    Err(e) => break errno_name(e.raw_os_error().unwrap_or(0)).to_owned(),
+                }
+            };
+            println!("OK {n} pending ({e})");
+            std::io::stdout().flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(secs.parse().expect("seconds")));
+            0
+        }
+        ["sigqueue"] => {
+            block_rt();
+            report(queue_self(), |()| "queued".to_owned())
         }
         ["runlevel"] => {
             // As runlevel(8) reads it: the last RUN_LVL record of utmp, in
