@@ -323,7 +323,7 @@ fn a_tree_whose_file_system_takes_no_idmapped_mounts_gets_the_identity_map() {
     let st = g.run(&["status"]);
     assert!(
         st.stdout
-            .contains("its root is host uid 0: its tree's file system takes no idmapped mounts"),
+            .contains("own, but its root is host uid 0: a file system in its tree takes no idmapped mounts"),
         "{st:?}"
     );
     // Its namespace's counters are still its own, and its files root's.
@@ -339,6 +339,29 @@ fn a_tree_whose_file_system_takes_no_idmapped_mounts_gets_the_identity_map() {
     g.run(&["exec", "touch", "/root/mine"]).ok();
     use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata(root.join("root/mine")).unwrap().uid(), 0);
+    g.run(&["stop"]).ok();
+}
+
+#[test]
+fn a_guest_tree_on_a_shared_mount_starts_with_its_own_root() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "usernsshared");
+    g.conf("");
+    // As systemd mounts /: shared, so that a copy of it is in the host's
+    // peer group, which pivot_root refuses.
+    use nix::mount::{mount, MsFlags};
+    let dir = env.dir.path().join("vservers");
+    mount(Some(&dir), &dir, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+    let _mounted = Unmount(dir.clone());
+    mount(None::<&str>, &dir, None::<&str>, MsFlags::MS_SHARED, None::<&str>).unwrap();
+    let out = g.run(&["start"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let st = g.run(&["status"]);
+    assert!(st.stdout.contains("user namespace: own (its root is host uid"), "{st:?}");
+    // Nothing the guest's setup mounted reached the host's side of the peer group.
+    let here = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!here.contains(&format!("{}/proc", g.root().display())), "{here}");
     g.run(&["stop"]).ok();
 }
 

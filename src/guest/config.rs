@@ -95,6 +95,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         };
         apply(&mut cfg, &key, &value).map_err(at)?;
     }
+    // The inotify limits are those of the server's own user namespace,
+    // which a capability that counts only in the host's rules out.
+    let host_only = cfg.caps & crate::kernel::userns::HOST_ONLY;
+    if cfg.userns_limits != Default::default() && host_only != 0 {
+        let names: Vec<String> = (0..64)
+            .filter(|c| host_only & crate::kernel::caps::bit(*c) != 0)
+            .map(crate::kernel::caps::name)
+            .collect();
+        return Err(Error::failed(
+            path.display(),
+            format!(
+                "INOTIFY_INSTANCES and INOTIFY_WATCHES need the server's own user namespace, which S_CAPS rules out ({} counts only in the host's)",
+                names.join(" ")
+            ),
+        ));
+    }
     Ok(cfg)
 }
 
@@ -439,6 +455,17 @@ mod tests {
 
     fn p(text: &str) -> Result<Config> {
         parse(Path::new("/etc/vservers/t.conf"), text)
+    }
+
+    #[test]
+    fn inotify_limits_with_a_host_only_capability_are_refused() {
+        let e = parse(Path::new("g.conf"), "INOTIFY_INSTANCES=5\nS_CAPS=CAP_NET_RAW\n").unwrap_err();
+        assert!(
+            e.msg.contains("S_CAPS rules out (CAP_NET_RAW counts only in the host's)"),
+            "{}",
+            e.msg
+        );
+        assert!(parse(Path::new("g.conf"), "INOTIFY_INSTANCES=5\nS_CAPS=CAP_SYS_BOOT\n").is_ok());
     }
 
     #[test]

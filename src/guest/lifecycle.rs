@@ -926,8 +926,9 @@ fn userns_text(cfg: &Config, own: Option<(u32, u32)>) -> String {
             format!("own (its root is host uid {owner}, which every per-user kernel limit is charged to)")
         } else {
             format!(
-                "own (per-user kernel limits charged to host uid {owner}; its root is host uid {root}: \
-                 its tree's file system takes no idmapped mounts)"
+                "own, but its root is host uid {root}: a file system in its tree takes no idmapped mounts; \
+                 the per-namespace limits (inotify, message queues, pending signals) are charged to host uid {owner}, \
+                 the per-uid ones (epoll watches, pipe pages, descriptors in flight) are shared with host root"
             )
         };
     }

@@ -95,10 +95,12 @@ pub fn idmapped_clone(dir: &impl AsRawFd, userns: &impl AsRawFd) -> Result<Owned
     })?;
     // SAFETY: open_tree returned a new descriptor, which is ours alone.
     let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
+    // Private too: a copy of a shared mount (systemd makes / shared) stays
+    // in the host's peer group, and pivot_root refuses a shared root.
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP,
         attr_clr: 0,
-        propagation: 0,
+        propagation: libc::MS_PRIVATE,
         userns_fd: userns.as_raw_fd() as u64,
     };
     // SAFETY: `empty` is NUL-terminated; attr is a valid mount_attr of the size passed.
