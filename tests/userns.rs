@@ -177,21 +177,52 @@ fn inside_root_is_root_on_disk_setuid_works_and_low_ports_bind() {
 }
 
 #[test]
-fn a_guest_granted_a_host_capability_keeps_it_and_says_it_shares_the_hosts_namespace() {
+fn ping_with_cap_net_raw_in_a_guest_whose_root_is_its_own_and_the_lock_still_holds() {
     require_root!();
     let env = Env::new();
     let g = TestGuest::busybox(&env, "usernsraw");
-    g.conf("S_CAPS=CAP_NET_RAW\n");
+    let ip = loopback();
+    g.conf(&format!("IPROOT={ip}\nS_CAPS=CAP_NET_RAW\n"));
     g.run(&["start"]).ok();
-    let out = g.run(&["exec", "probe", "raw-socket"]);
-    assert!(out.stdout.starts_with("OK"), "ping's raw socket with CAP_NET_RAW: {out:?}");
     let st = g.run(&["status"]);
-    assert!(
-        st.stdout.contains("user namespace: the host's (S_CAPS grants CAP_NET_RAW"),
-        "{st:?}"
-    );
-    let out = g.run(&["exec", "cat", "/proc/self/uid_map"]);
-    assert_eq!(out.stdout.split_whitespace().collect::<Vec<_>>(), ["0", "0", "4294967295"]);
+    assert!(st.stdout.contains("user namespace: own (its root is host uid"), "{st:?}");
+    // Its supervisor makes the raw socket, in the host's network
+    // namespace, from inside the guest's cgroup: ping of its own address
+    // works, and the lock's refusals apply to that socket as to any other.
+    let out = g.run(&["exec", "probe", "ping", &ip, &ip]);
+    assert!(out.stdout.starts_with(&format!("OK reply from={ip}")), "{out:?}");
+    let out = g.run(&["exec", "probe", "raw-hdrincl"]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+    let out = g.run(&["exec", "probe", "raw-open", "4", "17"]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "raw UDP under the lock: {out:?}");
+    let out = g.run(&["exec", "probe", "raw-open", "4", "1"]);
+    assert!(out.stdout.starts_with("OK"), "raw ICMP: {out:?}");
+    let out = g.run(&["exec", "probe", "packet-open", "packet"]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+    // Only for a caller holding CAP_NET_RAW.
+    let out = g.run(&["suexec", "nobody", "probe", "raw-socket"]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+    // A guest not granted it makes none.
+    let plain = TestGuest::busybox(&env, "usernsnoraw");
+    plain.conf("");
+    plain.run(&["start"]).ok();
+    let out = plain.run(&["exec", "probe", "raw-socket"]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+    let out = plain.run(&["exec", "probe", "packet-open", "packet"]);
+    assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+}
+
+#[test]
+fn a_guest_granted_a_host_capability_keeps_it_and_says_it_shares_the_hosts_namespace() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "usernsmknod");
+    g.conf("S_CAPS=CAP_MKNOD\n");
+    g.run(&["start"]).ok();
+    let out = g.run(&["exec", "probe", "mknod-open", "c", "1", "3", "/tmp/null"]);
+    assert!(out.stdout.starts_with("OK"), "mknod with CAP_MKNOD: {out:?}");
+    let st = g.run(&["status"]);
+    assert!(st.stdout.contains("user namespace: the host's (S_CAPS grants CAP_MKNOD"), "{st:?}");
     assert_eq!(
         std::fs::read_link("/proc/self/ns/user").unwrap(),
         std::fs::read_link(format!("/proc/{}/ns/user", guest_init(&g))).unwrap()

@@ -121,11 +121,19 @@ pub fn spawn(g: &Guest, dir: &Path, title: &str, then: impl FnOnce(Init)) -> Res
         .map(|m| m.ino())
         .ctx(|| format!("stat {}", path.display()))?;
     let (link, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
+    let cgroup = dir.to_path_buf();
     crate::kernel::process::detached(title, vec![ctl, theirs], |mut fds| {
         let (Some(link), Some(ctl)) = (fds.pop(), fds.pop()) else { return };
         let served = match unixscope::own_namespace() {
             Ok(host) => {
-                let init = serve(ctl, link);
+                let init = serve(
+                    ctl,
+                    link,
+                    &Host {
+                        net: &host,
+                        cgroup: &cgroup,
+                    },
+                );
                 let _ = unixscope::leave_namespace(&host);
                 init
             }
@@ -174,11 +182,19 @@ fn receive(fd: &OwnedFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
     (n > 0).then(|| (buf[..n].to_vec(), fds))
 }
 
+/// Where the supervisor makes the raw and packet sockets of the guest's
+/// processes (unixscope::answer_raw): the host's network namespace, from
+/// inside the guest's cgroup.
+pub struct Host<'a> {
+    pub net: &'a std::fs::File,
+    pub cgroup: &'a Path,
+}
+
 /// Serves the guest in this process (already in the guest's own network
 /// namespace: unixscope::own_namespace) until its init ends, and gives
 /// it; None when `start` gave up (closed `link`) before naming an init.
 /// `ctl` is the bound control socket.
-pub fn serve(ctl: OwnedFd, link: OwnedFd) -> Option<Init> {
+pub fn serve(ctl: OwnedFd, link: OwnedFd, host: &Host) -> Option<Init> {
     use nix::sys::socket::{accept4, getsockopt, listen, sockopt::PeerCredentials, Backlog, SockFlag};
     // Small, and the guest's unix sockets fail without it: never the OOM
     // killer's choice (proc(5), oom_score_adj).
@@ -228,7 +244,7 @@ pub fn serve(ctl: OwnedFd, link: OwnedFd) -> Option<Init> {
             let r = listener_ready[i];
             // POLLHUP: no process uses its filter any more.
             let done = if r.contains(PollFlags::POLLIN) {
-                !answer(&listeners[i], init.as_ref())
+                !answer(&listeners[i], init.as_ref(), host)
             } else {
                 !r.is_empty()
             };
@@ -265,18 +281,23 @@ fn is_listener(fd: &OwnedFd) -> bool {
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).is_ok_and(|l| l.as_os_str() == "anon_inode:seccomp notify")
 }
 
-/// Answers the call waiting on `listener`: a unix socket, or a reboot(2),
-/// which asks the init to restart or stop as vreboot and vhalt do. False
-/// when the listener is of no more use.
-fn answer(listener: &OwnedFd, init: Option<&Init>) -> bool {
+/// Answers the call waiting on `listener`: a unix socket, a raw or packet
+/// socket, or a reboot(2), which asks the init to restart or stop as
+/// vreboot and vhalt do. False when the listener is of no more use.
+fn answer(listener: &OwnedFd, init: Option<&Init>, host: &Host) -> bool {
+    use crate::kernel::seccomp::{supervised_call, Supervised};
     let n = match unixscope::answer(listener) {
+        Ok(Answered::Other(n)) if supervised_call(&n) == Supervised::RawSocket => {
+            unixscope::answer_raw(listener, &n, host.net, host.cgroup);
+            return true;
+        }
         Ok(Answered::Other(n)) => n,
         Ok(Answered::Done) => return true,
         // The caller went away meanwhile (ENOENT), or a signal.
         Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINTR) => return true,
         Err(_) => return false,
     };
-    let reboot = crate::kernel::seccomp::supervised_call(&n) == crate::kernel::seccomp::Supervised::Reboot;
+    let reboot = supervised_call(&n) == Supervised::Reboot;
     let Some(i) = init.filter(|_| reboot) else {
         // No init named yet: the guest is starting.
         let _ = sys::seccomp_answer(listener, n.id, if reboot { libc::EBUSY } else { libc::ENOSYS });

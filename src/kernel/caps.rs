@@ -57,6 +57,7 @@ pub const DAC_READ_SEARCH: u32 = 2;
 pub const KILL: u32 = 5;
 pub const SETPCAP: u32 = 8;
 pub const NET_BIND_SERVICE: u32 = 10;
+pub const NET_RAW: u32 = 13;
 pub const SYS_CHROOT: u32 = 18;
 pub const SYS_PTRACE: u32 = 19;
 pub const SYS_ADMIN: u32 = 21;

@@ -223,6 +223,11 @@ const RET_USER_NOTIF: u32 = libc::SECCOMP_RET_USER_NOTIF;
 
 /// AF_UNIX, the first argument of socket(2) and socketpair(2).
 const AF_UNIX: u32 = libc::AF_UNIX as u32;
+/// The families and type of the sockets that need CAP_NET_RAW.
+const AF_INET: u32 = libc::AF_INET as u32;
+const AF_INET6: u32 = libc::AF_INET6 as u32;
+const AF_PACKET: u32 = libc::AF_PACKET as u32;
+const SOCK_RAW: u32 = libc::SOCK_RAW as u32;
 
 /// A call of a guest's processes that its supervisor answers, the others
 /// being allowed (see guest/supervisor.rs): (x86_64 number, i386 number,
@@ -230,6 +235,14 @@ const AF_UNIX: u32 = libc::AF_UNIX as u32;
 const SUPERVISED: &[Rule] = &[
     (41, 359, When::ArgIs(0, AF_UNIX), RET_USER_NOTIF), // socket
     (53, 360, When::ArgIs(0, AF_UNIX), RET_USER_NOTIF), // socketpair
+    // Raw and packet sockets: CAP_NET_RAW counts in the network
+    // namespace's owner, the host's, where a guest in a user namespace of
+    // its own holds none; its supervisor makes them for a caller that
+    // holds it in its own (userns.rs).
+    (41, 359, When::ArgIsAndMasked(0, AF_INET, 1, 0xf, SOCK_RAW), RET_USER_NOTIF),
+    (41, 359, When::ArgIsAndMasked(0, AF_INET6, 1, 0xf, SOCK_RAW), RET_USER_NOTIF),
+    (41, 359, When::ArgIs(0, AF_PACKET), RET_USER_NOTIF),
+    (41, 359, When::ArgIsAndMasked(0, AF_INET, 1, 0xf, SOCK_PACKET), RET_USER_NOTIF),
     // i386 socketcall(SYS_SOCKET or SYS_SOCKETPAIR, args) passes its family
     // in memory, which a second thread can change after any check: refused
     // (ENOSYS; 32-bit programs built on glibc's socketcall cannot make
@@ -268,7 +281,10 @@ fn supervised_program(reboot: bool) -> Vec<SockFilter> {
 /// What a call notified through [`supervised_listener`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Supervised {
+    /// socket(AF_UNIX, …)
     Socket,
+    /// socket(2) of a raw (AF_INET, AF_INET6) or packet socket
+    RawSocket,
     SocketPair,
     Reboot,
     Other,
@@ -278,7 +294,8 @@ pub enum Supervised {
 /// [`SUPERVISED`] and reboot(2)).
 pub fn supervised_call(n: &sys::SeccompNotif) -> Supervised {
     match (n.arch, n.nr) {
-        (AUDIT_ARCH_X86_64, 41) | (AUDIT_ARCH_I386, 359) => Supervised::Socket,
+        (AUDIT_ARCH_X86_64, 41) | (AUDIT_ARCH_I386, 359) if n.args[0] as u32 == AF_UNIX => Supervised::Socket,
+        (AUDIT_ARCH_X86_64, 41) | (AUDIT_ARCH_I386, 359) => Supervised::RawSocket,
         (AUDIT_ARCH_X86_64, 53) | (AUDIT_ARCH_I386, 360) => Supervised::SocketPair,
         (AUDIT_ARCH_X86_64, 169) | (AUDIT_ARCH_I386, 88) => Supervised::Reboot,
         _ => Supervised::Other,

@@ -86,6 +86,46 @@ fn make(listener: &OwnedFd, n: &sys::SeccompNotif, [domain, ty, protocol]: [i32;
     }
 }
 
+/// Answers a notified socket(2) of a raw or packet socket
+/// ([`Supervised::RawSocket`](crate::kernel::seccomp::Supervised)): for a
+/// caller that holds CAP_NET_RAW in its own user namespace (the guest's:
+/// its effective set, /proc/PID/status), a child of this process makes it
+/// in the host's network namespace `host_net` from inside the guest's
+/// cgroup `cgroup` — whose programs (the address lock) apply to it as to
+/// any socket the guest makes — and puts it into the caller; EPERM for a
+/// caller without the capability, as the kernel would answer it.
+pub fn answer_raw(listener: &OwnedFd, n: &sys::SeccompNotif, host_net: &std::fs::File, cgroup: &std::path::Path) {
+    let held = std::fs::read_to_string(format!("/proc/{}/status", n.pid))
+        .ok()
+        .and_then(|s| crate::kernel::caps::from_status(&s, "CapEff:"))
+        .is_some_and(|eff| eff & crate::kernel::caps::bit(crate::kernel::caps::NET_RAW) != 0);
+    // The status read must have been the caller's (seccomp_unotify(2)).
+    if !held || !sys::seccomp_id_valid(listener, n.id) {
+        let _ = sys::seccomp_answer(listener, n.id, libc::EPERM);
+        return;
+    }
+    let (domain, ty, protocol) = (n.args[0] as i32, n.args[1] as i32, n.args[2] as i32);
+    let procs = cgroup.join("cgroup.procs");
+    match sys::fork() {
+        Ok(sys::Forked::Child) => {
+            let made = nix::sched::setns(host_net, nix::sched::CloneFlags::CLONE_NEWNET)
+                .and_then(|()| std::fs::write(&procs, "0").map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
+                .and_then(|()| sys::socket_as_asked(domain, ty, protocol))
+                .and_then(|s| sys::seccomp_addfd(listener, n.id, s.as_raw_fd(), ty & libc::SOCK_CLOEXEC != 0, true));
+            if let Err(e) = made {
+                let _ = sys::seccomp_answer(listener, n.id, e as i32);
+            }
+            std::process::exit(0)
+        }
+        Ok(sys::Forked::Parent(pid)) => {
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        Err(e) => {
+            let _ = sys::seccomp_answer(listener, n.id, e as i32);
+        }
+    }
+}
+
 /// The memory of the process waiting on call `n`, opened and then checked
 /// to be that process's (seccomp_unotify(2): the pid may be reused once it
 /// has gone).

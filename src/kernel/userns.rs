@@ -34,7 +34,9 @@
 //! namespace: those that act on its own files and processes (chown, DAC,
 //! setuid, kill, chroot, setfcap) work as before; binding ports below 1024
 //! on the shared network stack is granted to the guest's root by a cgroup
-//! bind program ([`attach_low_ports`]); capabilities that count only in the
+//! bind program ([`attach_low_ports`]); raw and packet sockets (ping) are
+//! made by the guest's supervisor for a caller holding CAP_NET_RAW
+//! (unixscope.rs, `answer_raw`); capabilities that count only in the
 //! initial namespace ([`HOST_ONLY`]) would be lost, so a context granted
 //! one of them keeps sharing the host's namespace (SPEC §6 keeps what
 //! S_CAPS grants; vserver.conf(5) says so).
@@ -104,15 +106,14 @@ pub struct Namespace {
 }
 
 /// Capabilities whose checks the kernel makes in the initial user
-/// namespace for what a guest would use them for: raw sockets and network
-/// administration (the network namespace is the host's), device nodes,
+/// namespace for what a guest would use them for: network administration
+/// (the network namespace is the host's), device nodes,
 /// mounts and namespaces, modules, raw I/O, the clock, scheduling and
 /// resource overrides, the immutable bit, locked memory, IPC ownership,
 /// audit, syslog, BPF, perf, alarms, suspend.
 pub const HOST_ONLY: u64 = bit(9) // LINUX_IMMUTABLE
     | bit(11) // NET_BROADCAST
     | bit(12) // NET_ADMIN
-    | bit(13) // NET_RAW
     | bit(14) // IPC_LOCK
     | bit(15) // IPC_OWNER
     | bit(16) // SYS_MODULE
@@ -357,7 +358,7 @@ mod tests {
     fn the_default_ceiling_gets_a_namespace_and_host_capabilities_do_not() {
         let default = crate::kernel::caps::SECURE_KEEP | bit(crate::kernel::caps::SYS_BOOT);
         assert!(wanted(default));
-        for host_only in [13, 12, 27, 21] {
+        for host_only in [12, 27, 21] {
             assert!(!wanted(default | bit(host_only)), "{host_only}");
         }
     }
