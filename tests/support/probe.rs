@@ -95,6 +95,61 @@ fn raise_nofile() {
     }
 }
 
+/// One vserver(2) call (x86_64 number 236) as `vs OP ARGS` names it;
+/// Ok(what to print after "OK").
+fn vserver_op(op: &[&str]) -> std::io::Result<String> {
+    const NR: libc::c_long = 236;
+    let id = |s: &str| -> u32 {
+        if s == "dyn" {
+            u32::MAX
+        } else {
+            s.parse().expect("context id")
+        }
+    };
+    let call = |cmd: u32, id: u32, data: *mut libc::c_void| -> std::io::Result<i64> {
+        // SAFETY: vserver(2) reads or writes at most the structure its
+        // command names, which `data` points at (or a deliberately bad
+        // pointer, which the kernel must refuse with EFAULT).
+        let r = unsafe { libc::syscall(NR, cmd as libc::c_long, id as libc::c_long, data) };
+        last(r, r < 0)
+    };
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex");
+    match op {
+        ["version"] => call(0, 0, std::ptr::null_mut()).map(|v| format!("version {v:#x}")),
+        ["create", x] => call(0x0101, id(x), std::ptr::null_mut()).map(|v| format!("context {v}")),
+        ["migrate", x] => call(0x0102, id(x), std::ptr::null_mut()).map(|_| "migrated".into()),
+        ["info", x] => {
+            let mut b = [0u32; 6];
+            call(0x0103, id(x), b.as_mut_ptr().cast()).map(|_| {
+                let bcaps = u64::from(b[2]) | (u64::from(b[3]) << 32);
+                format!("xid={} flags={:#x} bcaps={bcaps:#x} init={} tasks={}", b[0], b[1], b[4], b[5])
+            })
+        }
+        ["flags", set, mask] => {
+            let mut b = [hex(set), hex(mask)];
+            call(0x0201, 0, b.as_mut_ptr().cast()).map(|_| "flags set".into())
+        }
+        ["getflags"] => {
+            let mut b = [0u64; 2];
+            call(0x0202, 0, b.as_mut_ptr().cast()).map(|_| format!("flags {:#x}", b[0]))
+        }
+        ["bcaps", v] => {
+            let mut b = hex(v);
+            call(0x0203, 0, (&mut b as *mut u64).cast()).map(|_| "bcaps set".into())
+        }
+        ["ipv4root", addrs @ ..] => {
+            let mut b = [0u32; 17];
+            b[0] = addrs.len() as u32;
+            for (i, a) in addrs.iter().take(16).enumerate() {
+                b[i + 1] = u32::from_ne_bytes(a.parse::<std::net::Ipv4Addr>().expect("address").octets());
+            }
+            call(0x0301, 0, b.as_mut_ptr().cast()).map(|_| "ipv4root set".into())
+        }
+        ["raw", cmd, x, ptr] => call(hex(cmd) as u32, id(x), hex(ptr) as usize as *mut libc::c_void).map(|v| format!("returned {v}")),
+        _ => panic!("vs: unknown operation {op:?}"),
+    }
+}
+
 /// The soft RLIMIT_NOFILE set to `n`.
 fn nofile(n: u64) {
     // SAFETY: rlimit is plain data, filled in and read back by the kernel.
@@ -456,6 +511,22 @@ fn main() {
                 id
             };
             report(last(r, r < 0), |_| "removed".into())
+        }
+        // vserver(2) of the kernel patch (kernel/include/uapi/linux/vserver.h):
+        // `vs OP ARGS… [-- COMMAND…]` runs COMMAND in the result on success.
+        ["vs", rest @ ..] => {
+            let (op, then) = match rest.iter().position(|a| *a == "--") {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, &[][..]),
+            };
+            let outcome = vserver_op(op);
+            match (outcome, then) {
+                (Ok(_), [cmd, args @ ..]) => {
+                    let err = std::os::unix::process::CommandExt::exec(std::process::Command::new(cmd).args(args));
+                    report::<()>(Err(err), |_| String::new())
+                }
+                (r, _) => report(r, |s| s),
+            }
         }
         ["as-user", uid, rest @ ..] => {
             let uid: u32 = uid.parse().unwrap();

@@ -1,0 +1,31 @@
+#!/bin/sh
+# /init of the test initramfs (kernel/test.sh): mounts the basics, runs
+# every /tests/*.sh and then /extra/*.sh as root, each with a timeout, and
+# reports `VSTEST PASS NAME` or `VSTEST FAIL NAME: why` on the console,
+# then `VSTEST DONE`, and powers off.
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm /sys/fs/cgroup
+mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+ip link set lo up
+echo "VSTEST kernel $(uname -r) $(cat /proc/version)"
+for t in /tests/[0-9]*.sh /extra/*.sh; do
+	[ -f "$t" ] || continue
+	name=${t#/}
+	name=${name%.sh}
+	out=/tmp/$(basename "$t").out
+	if timeout 120 sh "$t" >"$out" 2>&1; then
+		echo "VSTEST PASS $name"
+	else
+		echo "VSTEST FAIL $name: $(tail -n 3 "$out" | tr '\n' ' ')"
+		sed 's/^/  | /' "$out"
+	fi
+done
+echo "VSTEST DONE"
+sync
+poweroff -f
