@@ -199,9 +199,20 @@ fn ping_with_cap_net_raw_in_a_guest_whose_root_is_its_own_and_the_lock_still_hol
     assert!(out.stdout.starts_with("OK"), "raw ICMP: {out:?}");
     let out = g.run(&["exec", "probe", "packet-open", "packet"]);
     assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
-    // Only for a caller holding CAP_NET_RAW.
+    // busybox ping, whose raw socket is unbound: its supervisor binds it
+    // to the guest's address, whence the lock lets it leave.
+    let out = g.run(&["exec", "ping", "-c", "1", "-W", "2", &ip]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // Only for a caller holding CAP_NET_RAW in the guest's own namespace,
+    // not in one it made itself, where it holds every capability.
     let out = g.run(&["suexec", "nobody", "probe", "raw-socket"]);
     assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+    for who in [&["exec"][..], &["suexec", "nobody"]] {
+        let mut args = who.to_vec();
+        args.extend(["probe", "userns-socket", "raw"]);
+        let out = g.run(&args);
+        assert!(out.stdout.starts_with("ERR EPERM"), "{who:?}: {out:?}");
+    }
     // A guest not granted it makes none.
     let plain = TestGuest::busybox(&env, "usernsnoraw");
     plain.conf("");
@@ -210,6 +221,14 @@ fn ping_with_cap_net_raw_in_a_guest_whose_root_is_its_own_and_the_lock_still_hol
     assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
     let out = plain.run(&["exec", "probe", "packet-open", "packet"]);
     assert!(out.stdout.starts_with("ERR EPERM"), "{out:?}");
+    // Not even through a user namespace of its own: it would read every
+    // packet of the host.
+    for who in [&["exec"][..], &["suexec", "nobody"]] {
+        let mut args = who.to_vec();
+        args.extend(["probe", "userns-socket", "packet"]);
+        let out = plain.run(&args);
+        assert!(out.stdout.starts_with("ERR EPERM"), "{who:?}: {out:?}");
+    }
 }
 
 #[test]

@@ -517,7 +517,7 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     let (st_r, st_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
     // The supervisor first: from its filter on, the guest's first process
     // needs it for every unix socket (supervisor.rs).
-    let (link, conn) = match supervise(applet, g, &dir, xid) {
+    let (link, conn) = match supervise(applet, g, &dir, xid, userns.as_ref().map(|o| &o.ns.fd)) {
         Ok(l) => l,
         Err(e) => {
             remove_aliases(&dir);
@@ -601,11 +601,11 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
 /// later start is never disturbed. Gives `start`'s link to it (to name
 /// the init) and a connection for the first process to hand its filter
 /// over.
-fn supervise(applet: &str, g: &Guest, dir: &Path, xid: u32) -> Result<(OwnedFd, OwnedFd)> {
+fn supervise(applet: &str, g: &Guest, dir: &Path, xid: u32, userns: Option<&OwnedFd>) -> Result<(OwnedFd, OwnedFd)> {
     use std::os::unix::fs::MetadataExt;
     let ino = std::fs::metadata(dir).map(|m| m.ino()).ctx(|| format!("stat {}", dir.display()))?;
     let applet = applet.to_owned();
-    supervisor::spawn(g, dir, &format!("vsbox-watch {}", g.name), |init| {
+    supervisor::spawn(g, dir, userns, &format!("vsbox-watch {}", g.name), |init| {
         use crate::syslog::{log, Level};
         let tag = "vsbox-watch";
         let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
@@ -787,7 +787,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     cgroup::record_owner(&owned.dirs[0])?;
     let cgroup_dir = launch::open_dir(&owned.dirs[0])?;
     let lifeline = exec::Lifeline::of_this_process()?;
-    let (link, conn) = supervisor::fresh(g, &owned.dirs[0])?;
+    let (link, conn) = supervisor::fresh(g, &owned.dirs[0], userns.as_ref().map(|o| &o.ns.fd))?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| "start a process in the server")? {
         Forked::Child => {
             // PID 1 of the fresh context dies with the client, and the

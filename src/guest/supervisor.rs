@@ -112,7 +112,7 @@ pub struct Init {
 /// (unless something bound another there meanwhile) and runs `then` with
 /// the init, back in the host's network namespace. Gives that link and a connection
 /// for the context's first process to hand its filter over.
-pub fn spawn(g: &Guest, dir: &Path, title: &str, then: impl FnOnce(Init)) -> Result<(OwnedFd, OwnedFd)> {
+pub fn spawn(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, title: &str, then: impl FnOnce(Init)) -> Result<(OwnedFd, OwnedFd)> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     use std::os::unix::fs::MetadataExt;
     let ctl = bind(g, dir)?;
@@ -122,18 +122,24 @@ pub fn spawn(g: &Guest, dir: &Path, title: &str, then: impl FnOnce(Init)) -> Res
         .ctx(|| format!("stat {}", path.display()))?;
     let (link, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
     let cgroup = dir.to_path_buf();
+    // The user namespace the guest's capabilities count in: its own, or
+    // the host's (this process's).
+    let userns = match userns {
+        Some(fd) => nix::sys::stat::fstat(fd.as_raw_fd())
+            .map(|st| (st.st_dev, st.st_ino))
+            .ctx(|| "stat the server's user namespace")?,
+        None => unixscope::ns_id("/proc/self/ns/user").ok_or_else(|| Error::failed("stat /proc/self/ns/user", "it is missing"))?,
+    };
     crate::kernel::process::detached(title, vec![ctl, theirs], |mut fds| {
         let (Some(link), Some(ctl)) = (fds.pop(), fds.pop()) else { return };
         let served = match unixscope::own_namespace() {
             Ok(host) => {
-                let init = serve(
-                    ctl,
-                    link,
-                    &Host {
-                        net: &host,
-                        cgroup: &cgroup,
-                    },
-                );
+                let raw = unixscope::RawScope {
+                    net: &host,
+                    cgroup: &cgroup,
+                    userns,
+                };
+                let init = serve(ctl, link, &raw);
                 let _ = unixscope::leave_namespace(&host);
                 init
             }
@@ -160,8 +166,8 @@ pub fn spawn(g: &Guest, dir: &Path, title: &str, then: impl FnOnce(Init)) -> Res
 /// `vsbox-sockets NAME`, serving it as `vsbox-watch` serves a running
 /// guest (at the same control socket, for what enters the fresh context
 /// meanwhile) until its PID 1 ends.
-pub fn fresh(g: &Guest, dir: &Path) -> Result<(OwnedFd, OwnedFd)> {
-    spawn(g, dir, &format!("vsbox-sockets {}", g.name), drop)
+pub fn fresh(g: &Guest, dir: &Path, userns: Option<&OwnedFd>) -> Result<(OwnedFd, OwnedFd)> {
+    spawn(g, dir, userns, &format!("vsbox-sockets {}", g.name), drop)
 }
 
 /// One message and its descriptors; None at the end of the stream. Room
@@ -182,19 +188,11 @@ fn receive(fd: &OwnedFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
     (n > 0).then(|| (buf[..n].to_vec(), fds))
 }
 
-/// Where the supervisor makes the raw and packet sockets of the guest's
-/// processes (unixscope::answer_raw): the host's network namespace, from
-/// inside the guest's cgroup.
-pub struct Host<'a> {
-    pub net: &'a std::fs::File,
-    pub cgroup: &'a Path,
-}
-
 /// Serves the guest in this process (already in the guest's own network
 /// namespace: unixscope::own_namespace) until its init ends, and gives
 /// it; None when `start` gave up (closed `link`) before naming an init.
 /// `ctl` is the bound control socket.
-pub fn serve(ctl: OwnedFd, link: OwnedFd, host: &Host) -> Option<Init> {
+pub fn serve(ctl: OwnedFd, link: OwnedFd, raw: &unixscope::RawScope) -> Option<Init> {
     use nix::sys::socket::{accept4, getsockopt, listen, sockopt::PeerCredentials, Backlog, SockFlag};
     // Small, and the guest's unix sockets fail without it: never the OOM
     // killer's choice (proc(5), oom_score_adj).
@@ -244,7 +242,7 @@ pub fn serve(ctl: OwnedFd, link: OwnedFd, host: &Host) -> Option<Init> {
             let r = listener_ready[i];
             // POLLHUP: no process uses its filter any more.
             let done = if r.contains(PollFlags::POLLIN) {
-                !answer(&listeners[i], init.as_ref(), host)
+                !answer(&listeners[i], init.as_ref(), raw)
             } else {
                 !r.is_empty()
             };
@@ -284,11 +282,11 @@ fn is_listener(fd: &OwnedFd) -> bool {
 /// Answers the call waiting on `listener`: a unix socket, a raw or packet
 /// socket, or a reboot(2), which asks the init to restart or stop as
 /// vreboot and vhalt do. False when the listener is of no more use.
-fn answer(listener: &OwnedFd, init: Option<&Init>, host: &Host) -> bool {
+fn answer(listener: &OwnedFd, init: Option<&Init>, raw: &unixscope::RawScope) -> bool {
     use crate::kernel::seccomp::{supervised_call, Supervised};
     let n = match unixscope::answer(listener) {
         Ok(Answered::Other(n)) if supervised_call(&n) == Supervised::RawSocket => {
-            unixscope::answer_raw(listener, &n, host.net, host.cgroup);
+            unixscope::answer_raw(listener, &n, raw);
             return true;
         }
         Ok(Answered::Other(n)) => n,

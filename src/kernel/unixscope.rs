@@ -86,31 +86,59 @@ fn make(listener: &OwnedFd, n: &sys::SeccompNotif, [domain, ty, protocol]: [i32;
     }
 }
 
+/// Where a guest's raw and packet sockets are made (see [`answer_raw`]).
+pub struct RawScope<'a> {
+    /// The host's network namespace.
+    pub net: &'a std::fs::File,
+    /// The guest's cgroup (v2), whose programs (the address lock) apply
+    /// to what is made from inside it.
+    pub cgroup: &'a std::path::Path,
+    /// (st_dev, st_ino) of the guest's user namespace: the one its
+    /// processes' capabilities count in. A caller in any other (one it
+    /// made itself, where it holds every capability) gets nothing.
+    pub userns: (u64, u64),
+}
+
+/// The (st_dev, st_ino) of a namespace file such as /proc/PID/ns/user.
+pub fn ns_id(path: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// Answers a notified socket(2) of a raw or packet socket
 /// ([`Supervised::RawSocket`](crate::kernel::seccomp::Supervised)): for a
-/// caller that holds CAP_NET_RAW in its own user namespace (the guest's:
-/// its effective set, /proc/PID/status), a child of this process makes it
-/// in the host's network namespace `host_net` from inside the guest's
-/// cgroup `cgroup` — whose programs (the address lock) apply to it as to
-/// any socket the guest makes — and puts it into the caller; EPERM for a
-/// caller without the capability, as the kernel would answer it.
-pub fn answer_raw(listener: &OwnedFd, n: &sys::SeccompNotif, host_net: &std::fs::File, cgroup: &std::path::Path) {
+/// caller in the guest's own user namespace that holds CAP_NET_RAW there
+/// (its effective set, /proc/PID/status), a child of this process makes
+/// it in the host's network namespace from inside the guest's cgroup, so
+/// that the guest's address lock applies to it as to any socket the guest
+/// makes, binds a raw IPv4 or IPv6 socket of a locked guest to its first
+/// address of that family (its source, as the lock wants it), and puts it
+/// into the caller. Otherwise EPERM, as the kernel would answer.
+pub fn answer_raw(listener: &OwnedFd, n: &sys::SeccompNotif, scope: &RawScope) {
+    let own_ns = ns_id(&format!("/proc/{}/ns/user", n.pid)) == Some(scope.userns);
     let held = std::fs::read_to_string(format!("/proc/{}/status", n.pid))
         .ok()
         .and_then(|s| crate::kernel::caps::from_status(&s, "CapEff:"))
         .is_some_and(|eff| eff & crate::kernel::caps::bit(crate::kernel::caps::NET_RAW) != 0);
-    // The status read must have been the caller's (seccomp_unotify(2)).
-    if !held || !sys::seccomp_id_valid(listener, n.id) {
+    // What was read must have been the caller's (seccomp_unotify(2)); a
+    // caller waiting in socket(2) changes neither namespace nor set.
+    if !own_ns || !held || !sys::seccomp_id_valid(listener, n.id) {
         let _ = sys::seccomp_answer(listener, n.id, libc::EPERM);
         return;
     }
     let (domain, ty, protocol) = (n.args[0] as i32, n.args[1] as i32, n.args[2] as i32);
-    let procs = cgroup.join("cgroup.procs");
+    let procs = scope.cgroup.join("cgroup.procs");
+    let source = locked_source(scope.cgroup, domain, ty);
+    let errno = |e: std::io::Error| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
     match sys::fork() {
         Ok(sys::Forked::Child) => {
-            let made = nix::sched::setns(host_net, nix::sched::CloneFlags::CLONE_NEWNET)
-                .and_then(|()| std::fs::write(&procs, "0").map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
+            let made = nix::sched::setns(scope.net, nix::sched::CloneFlags::CLONE_NEWNET)
+                .and_then(|()| std::fs::write(&procs, "0").map_err(errno))
                 .and_then(|()| sys::socket_as_asked(domain, ty, protocol))
+                .and_then(|s| match source {
+                    Some(a) => nix::sys::socket::bind(s.as_raw_fd(), &a).map(|()| s),
+                    None => Ok(s),
+                })
                 .and_then(|s| sys::seccomp_addfd(listener, n.id, s.as_raw_fd(), ty & libc::SOCK_CLOEXEC != 0, true));
             if let Err(e) = made {
                 let _ = sys::seccomp_answer(listener, n.id, e as i32);
@@ -118,11 +146,38 @@ pub fn answer_raw(listener: &OwnedFd, n: &sys::SeccompNotif, host_net: &std::fs:
             std::process::exit(0)
         }
         Ok(sys::Forked::Parent(pid)) => {
-            let _ = nix::sys::wait::waitpid(pid, None);
+            // A child killed before it answered leaves the caller waiting.
+            if !matches!(nix::sys::wait::waitpid(pid, None), Ok(nix::sys::wait::WaitStatus::Exited(_, 0))) {
+                let _ = sys::seccomp_answer(listener, n.id, libc::EPERM);
+            }
         }
         Err(e) => {
             let _ = sys::seccomp_answer(listener, n.id, e as i32);
         }
+    }
+}
+
+/// For a raw socket of `domain` made for a guest locked to addresses
+/// (netlock.rs, its cgroup's record): its first address of that family,
+/// to bind to, as chbind's lock binds what connects or sends unbound.
+fn locked_source(cgroup: &std::path::Path, domain: i32, ty: i32) -> Option<nix::sys::socket::SockaddrStorage> {
+    use nix::sys::socket::SockaddrStorage;
+    if ty & 0xf != libc::SOCK_RAW {
+        return None;
+    }
+    let v = sys::getxattr(cgroup, crate::kernel::netlock::XATTR_IP).ok().flatten()?;
+    let text = String::from_utf8_lossy(&v).into_owned();
+    let mut addrs = text.split_whitespace().filter_map(|a| a.parse::<std::net::IpAddr>().ok());
+    match domain {
+        libc::AF_INET => addrs.find_map(|a| match a {
+            std::net::IpAddr::V4(v4) => Some(SockaddrStorage::from(std::net::SocketAddrV4::new(v4, 0))),
+            _ => None,
+        }),
+        libc::AF_INET6 => addrs.find_map(|a| match a {
+            std::net::IpAddr::V6(v6) => Some(SockaddrStorage::from(std::net::SocketAddrV6::new(v6, 0, 0, 0))),
+            _ => None,
+        }),
+        _ => None,
     }
 }
 

@@ -698,6 +698,43 @@ fn main() {
             let r = unsafe { libc::mknod(c(path).as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(253, 0)) };
             report(last(r, r < 0), |_| "created".into())
         }
+        // A user namespace of its own, where it holds every capability,
+        // then a raw or packet socket.
+        ["userns-socket", kind] => {
+            // SAFETY: plain syscalls with integer arguments.
+            let fd = unsafe {
+                if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+                    std::process::exit(report::<()>(last((), true), |_| String::new()));
+                }
+                match *kind {
+                    "packet" => libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(0x0003u16.to_be())),
+                    _ => libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP),
+                }
+            };
+            report(last(fd, fd < 0), |_| format!("{kind} socket"))
+        }
+        ["xattr-set", path, name, value] => {
+            // SAFETY: NUL-terminated path and name, a value of the length given.
+            let r = unsafe { libc::lsetxattr(c(path).as_ptr(), c(name).as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+            report(last(r, r < 0), |_| "set".into())
+        }
+        ["xattr-remove", path, name] => {
+            // SAFETY: NUL-terminated path and name.
+            let r = unsafe { libc::lremovexattr(c(path).as_ptr(), c(name).as_ptr()) };
+            report(last(r, r < 0), |_| "removed".into())
+        }
+        ["clear-immutable", path] => {
+            let f = std::fs::File::open(path).unwrap();
+            use std::os::fd::AsRawFd;
+            let mut flags: libc::c_int = 0;
+            // SAFETY: FS_IOC_[GS]ETFLAGS with an int.
+            let r = unsafe {
+                libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags);
+                flags &= !0x10; // FS_IMMUTABLE_FL
+                libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags)
+            };
+            report(last(r, r < 0), |_| "mutable".into())
+        }
         ["set-immutable", path] => {
             let f = std::fs::File::open(path).unwrap();
             use std::os::fd::AsRawFd;
