@@ -19,7 +19,7 @@ for t in /tests/[0-9]*.sh /extra/*.sh; do
 	name=${t#/}
 	name=${name%.sh}
 	out=/tmp/$(basename "$t").out
-	if timeout 120 sh "$t" >"$out" 2>&1; then
+	if timeout 120 sh "$t" </dev/null >"$out" 2>&1; then
 		echo "VSTEST PASS $name"
 	else
 		echo "VSTEST FAIL $name: $(tail -n 3 "$out" | tr '\n' ' ')"

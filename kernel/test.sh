@@ -36,7 +36,7 @@ die() { say "$*"; exit 1; }
 install_packages() {
 	local need=()
 	local p
-	for p in linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev cpio busybox-static; do
+	for p in linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev cpio busybox-static e2fsprogs; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
 	done
 	command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86/bookworm-backports
@@ -157,12 +157,18 @@ build_initramfs() {
 	done
 	local rel=$top/target/x86_64-unknown-linux-musl/release
 	cp "$rel/vsbox" "$root/bin/vsbox"
-	"$root/bin/vsbox" --install "$root/bin" -f >/dev/null
+	# Relative links: the tree is / inside.
+	for a in $("$rel/vsbox" --list | awk '{print $1}'); do
+		ln -sf vsbox "$root/bin/$a"
+	done
 	cp "$rel/vsbox-probe" "$root/bin/probe"
 	cp "$here"/tests/*.sh "$root/tests/"
 	if [ -n "${VSBOX_KTEST_EXTRA:-}" ]; then
 		cp "$VSBOX_KTEST_EXTRA"/*.sh "$root/extra/" 2>/dev/null || true
 	fi
+	# An ext4 file system for the tests that need one (iunlink).
+	truncate -s 64M "$root/ext4.img"
+	mkfs.ext4 -q -F "$root/ext4.img"
 	cp "$here/init.sh" "$root/init"
 	chmod 755 "$root/init"
 	echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
@@ -175,12 +181,13 @@ boot() {
 	local log=$KBUILD/serial.log
 	say "booting under qemu (TCG)"
 	local t0=$SECONDS
+	rm -f "$log" "$log.txt"
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
 		-kernel "$BZIMAGE" -initrd "$KBUILD/initramfs.cpio.gz" \
 		-append "console=ttyS0 panic=-1 loglevel=5" -serial "file:$log" -monitor none -display none \
 		>/dev/null 2>&1 || say "qemu ended with status $?"
 	say "booted, tested and powered off in $((SECONDS - t0)) s"
-	tr -d '\r' <"$log" >"$log.txt"
+	tr -d '\r\000' <"$log" >"$log.txt"
 	judge "$log.txt"
 }
 
@@ -192,8 +199,9 @@ judge() {
 		"VSTEST FAIL "*) echo "FAIL ${line#VSTEST FAIL }"; failed=$((failed + 1)) ;;
 		esac
 	done <"$log"
-	if grep -qE 'BUG:|WARNING:|Oops|Kernel panic' "$log"; then
-		echo "FAIL kernel: $(grep -m1 -E 'BUG:|WARNING:|Oops|Kernel panic' "$log")"
+	local bad='BUG:|WARNING:|Oops|Kernel panic|rcu: INFO|soft lockup|hung_task|blocked for more than'
+	if grep -aqE "$bad" "$log"; then
+		echo "FAIL kernel: $(grep -a -m1 -oE "($bad).*" "$log")"
 		failed=$((failed + 1))
 	fi
 	if ! grep -q '^VSTEST DONE' "$log"; then

@@ -12,7 +12,8 @@ trap cleanup EXIT
 ls /proc | grep -qx "$g" && fail "the host lists guest process $g"
 ps | grep -q "[s]leep 60" && fail "the host's ps shows the guests' sleep"
 kill -0 $g 2>/dev/null && fail "the host signalled guest process $g"
-expect "ERR EPERM" probe ptrace $g
+expect "ERR ESRCH" probe ptrace $g
+expect "ERR ESRCH" probe prlimit $g
 # The spectator: every process, no signal, no trace.
 expect "s_context: 300" probe vs migrate 1 -- cat /proc/$g/status
 expect "sleep 60" probe vs migrate 1 -- ps
@@ -28,6 +29,22 @@ expect "ERR EPERM" probe vs migrate 300 -- probe kill 1 0
 expect "ERR EPERM" probe vs migrate 300 -- probe kill $h 0
 expect "OK" probe vs migrate 300 -- probe kill $g 0
 probe vs migrate 300 -- renice -n 5 -p $h 2>/dev/null && fail "guest 300 reniced guest 301"
+# Nothing of the host through its init: not its root, its files, its
+# namespaces, its limits; no SIGIO or SIGURG to it or to a host process.
+probe vs migrate 300 -- ls /proc/1/root/ >/dev/null 2>&1 && fail "guest 300 reads the host's root through /proc/1/root"
+probe vs migrate 300 -- cat /proc/1/environ >/dev/null 2>&1 && fail "guest 300 reads the host init's environment"
+probe vs migrate 300 -- readlink /proc/1/ns/mnt >/dev/null 2>&1 && fail "guest 300 reads the host init's namespaces"
+expect "ERR EPERM" probe vs migrate 300 -- probe prlimit 1
+sh -c 'trap "echo got >/tmp/sigio" USR1; sleep 10 & wait' &
+w=$!
+sleep 0.5
+probe vs create 302 -- probe sigio $w 10 >/dev/null
+probe vs create 303 -- probe sigio -$w 10 >/dev/null
+sleep 0.5
+[ -e /tmp/sigio ] && fail "a guest's SIGIO reached the host's $w"
+probe sigio $w 10 >/dev/null
+sleep 0.5
+[ -e /tmp/sigio ] || fail "the host's own SIGIO did not reach $w"
 # The host still signals its own init's children and itself.
 kill -0 $$ || fail "the host cannot signal itself"
 echo ok

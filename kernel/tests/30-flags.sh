@@ -15,4 +15,11 @@ probe vs migrate 1 -- true
 # nproc: with RLIMIT_NPROC 5 the context holds 5 tasks, whoever runs them.
 out=$(probe vs create 405 -- probe vs flags 4 4 -- sh -c 'ulimit -u 5; n=0; for i in 1 2 3 4 5 6 7 8; do sleep 5 & [ $? = 0 ] && n=$((n+1)); done; probe count-procs' 2>&1)
 echo "$out" | grep -q "fork" || echo "$out" | grep -qi "resource\|again" || fail "no fork was refused: $out"
+# Flags and the capability ceiling need CAP_SYS_ADMIN: a user's context
+# cannot hide from the host's root, nor a guest's user lock its root out.
+expect "ERR EPERM" probe as-user 65534 probe vs create dyn -- probe vs flags 8 8
+expect "ERR EPERM" probe as-user 65534 probe vs create dyn -- probe vs bcaps 0
+# A context made from a guest keeps its flags and its addresses.
+expect "ctxflags: 00000004" probe vs create 406 -- probe vs flags 4 4 -- probe vs create dyn -- cat /proc/self/status
+expect "ipv4root: 0200007f" probe vs create 407 -- probe vs ipv4root 127.0.0.2 -- probe vs create dyn -- cat /proc/self/status
 echo ok

@@ -22,6 +22,15 @@ sleep 0.5
 expect "OK sent 5" $L1 probe udp-send 127.0.0.1 8091
 wait
 grep -q "from=127.0.0.2" /tmp/udp.out || fail "datagram came from $(cat /tmp/udp.out)"
+# No way around it: AF_UNSPEC, listen without bind, IP_PKTINFO, other
+# protocols; no 0.0.0.0 as an address of the lock.
+expect "OK 127.0.0.2" $L1 probe bind-unspec 8086
+expect "OK 127.0.0.2" $L1 probe listen-unbound
+expect "ERR EADDRNOTAVAIL" $L1 probe pktinfo-send 127.0.0.1 127.0.0.1 8092
+expect "ERR EPERM" $L1 probe raw-socket
+expect "ERR EPERM" $L1 probe raw-open 4 132
+expect "ERR EPERM" $L1 probe packet-open all
+expect "ERR EINVAL" probe vs create dyn -- probe vs ipv4root 0.0.0.0
 # Without a lock, nothing changes.
 expect "OK 0.0.0.0:8085" probe vs create dyn -- probe bind 0.0.0.0 8085 tcp
 echo ok

@@ -11,6 +11,16 @@
 //! server can change another's files, and nothing breaks updates. It needs
 //! a file system that shares blocks (btrfs; xfs with reflink).
 //!
+//! On a file system that shares no blocks (ext4) and the kernel patch
+//! (kernel/), vsbox unifies as the original did: the server's file
+//! becomes a hard link to the reference's, made immutable and given the
+//! patch's iunlink attribute (`trusted.vserver.iunlink`), so no server can
+//! write, truncate, chmod, chown, link or rename over it, yet a package
+//! update inside a server can unlink or rename away its own link and put
+//! its own file there. Files are linked only with the same owner, group
+//! and mode, and only between stopped servers (a process holding a file
+//! open for writing would otherwise write to every server's copy).
+//!
 //! Only the directories packages install programs and libraries into are
 //! unified, never configuration or data (/etc, /var, /home, …).
 
@@ -22,6 +32,49 @@ use nix::errno::Errno;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Component, Path};
+
+/// The patch's iunlink attribute (kernel/patches, iunlink.c).
+pub const IUNLINK_XATTR: &str = "trusted.vserver.iunlink";
+
+/// How the files of a server come to share the reference's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    /// FIDEDUPERANGE: the same blocks, each file its own inode.
+    Extents,
+    /// Hard links, immutable and iunlink (the kernel patch).
+    Links,
+}
+
+/// Replaces the file `f` of a server by a link to the reference's `src`
+/// (an identical file of the same owner and mode), which ends immutable
+/// and iunlink: see the module's documentation.
+fn link_one(src: &File, f: &crate::guest::walk::Found) -> std::result::Result<(), Errno> {
+    let name = f.rel.file_name().ok_or(Errno::EINVAL)?;
+    let flags = sys::inode_flags(src)?;
+    // A reference linked before is immutable, which forbids new links: it
+    // is mutable a moment, with every server stopped.
+    if flags & sys::FS_IMMUTABLE_FL != 0 {
+        sys::set_inode_flags(src, flags & !sys::FS_IMMUTABLE_FL)?;
+    }
+    let tmp = std::ffi::OsString::from(format!(".vunify-{}.tmp", std::process::id()));
+    let dir = Some(std::os::fd::AsRawFd::as_raw_fd(f.dir));
+    let linked = sys::link_fd(src, f.dir, &tmp).and_then(|()| {
+        let moved = match nix::fcntl::renameat(dir, tmp.as_os_str(), dir, name) {
+            // The server's file is itself an iunlink file of an earlier run
+            // (never renamed over): it goes first.
+            Err(Errno::EPERM) => nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
+                .and_then(|()| nix::fcntl::renameat(dir, tmp.as_os_str(), dir, name)),
+            r => r,
+        };
+        // Only the link made here goes; a name the server had is its own.
+        if moved.is_err() {
+            let _ = nix::unistd::unlinkat(dir, tmp.as_os_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+        }
+        moved
+    });
+    let marked = sys::fsetxattr(src, IUNLINK_XATTR, b"1").and_then(|()| sys::set_inode_flags(src, flags | sys::FS_IMMUTABLE_FL));
+    linked.and(marked)
+}
 
 /// Top-level directories whose files are unified.
 pub const DIRS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "opt"];
@@ -114,6 +167,7 @@ pub fn unify(
     g.check_tree()?;
     let ref_root = File::open(&reference.root).ctx(|| format!("open {}", reference.root.display()))?;
     let mut out = Outcome::default();
+    let mut method = Method::Extents;
     crate::guest::walk::files(&g.root, &|rel| unified(rel, exclude), &mut |f| {
         let size = f.stat.st_size as u64;
         if size == 0 || f.stat.st_blocks == 0 {
@@ -128,13 +182,21 @@ pub fn unify(
             return Ok(());
         }
         // Already sharing everything (an earlier run): nothing to compare.
-        if extents::unshared_bytes(f.file, f.stat.st_blocks as u64 * 512) == 0 {
+        if method == Method::Extents && extents::unshared_bytes(f.file, f.stat.st_blocks as u64 * 512) == 0 {
             return Ok(());
         }
         let shared = if dry_run {
             same_contents(&src, f.file)
                 .ctx(|| format!("compare {}", f.rel.display()))?
                 .then_some(size)
+        } else if method == Method::Links {
+            match by_link(&src, &src_stat, &f)? {
+                Some(linked) => linked,
+                None => {
+                    out.skipped += 1;
+                    return Ok(());
+                }
+            }
         } else {
             match extents::share(&src, f.file, size) {
                 Ok(s) => s,
@@ -143,10 +205,24 @@ pub fn unify(
                     return Ok(());
                 }
                 Err(e @ (Errno::EOPNOTSUPP | Errno::EXDEV | Errno::ENOTTY)) if out.files == 0 => {
-                    return Err(Error::failed(
-                        format!("share blocks between servers {} and {}", reference.name, g.name),
-                        format!("{} (their file system must share blocks: btrfs, or xfs with reflink)", e.desc()),
-                    ));
+                    if crate::kernel::patch_version().is_none() {
+                        return Err(Error::failed(
+                            format!("share blocks between servers {} and {}", reference.name, g.name),
+                            format!(
+                                "{} (their file system must share blocks: btrfs, or xfs with reflink; or run vsbox's kernel patch, which unifies with hard links)",
+                                e.desc()
+                            ),
+                        ));
+                    }
+                    stopped(reference, g)?;
+                    method = Method::Links;
+                    match by_link(&src, &src_stat, &f)? {
+                        Some(linked) => linked,
+                        None => {
+                            out.skipped += 1;
+                            return Ok(());
+                        }
+                    }
                 }
                 // EINVAL and the like: this file's extents cannot be shared
                 // (e.g. data inline in its metadata); others may.
@@ -158,7 +234,7 @@ pub fn unify(
         };
         // Data kept inline in the file system's metadata (small files on
         // btrfs) compares equal, yet has no blocks to share.
-        if shared.is_some() && !dry_run && !extents::any_shared(f.file) {
+        if method == Method::Extents && shared.is_some() && !dry_run && !extents::any_shared(f.file) {
             out.skipped += 1;
             return Ok(());
         }
@@ -173,6 +249,35 @@ pub fn unify(
         Ok(())
     })?;
     Ok(out)
+}
+
+/// Hard-link unification of the server's file `f` with the reference's
+/// `src`: Some(Some(size)) linked, Some(None) when the contents differ,
+/// None when it is left alone (another owner or mode, or the link failed:
+/// an immutable file of the admin's, say).
+fn by_link(src: &File, src_stat: &nix::sys::stat::FileStat, f: &crate::guest::walk::Found) -> Result<Option<Option<u64>>> {
+    if !same_contents(src, f.file).ctx(|| format!("compare {}", f.rel.display()))? {
+        return Ok(Some(None));
+    }
+    let same_meta = (src_stat.st_mode, src_stat.st_uid, src_stat.st_gid) == (f.stat.st_mode, f.stat.st_uid, f.stat.st_gid);
+    Ok((same_meta && link_one(src, f).is_ok()).then_some(Some(f.stat.st_size as u64)))
+}
+
+/// Hard-link unification only between stopped servers.
+fn stopped(reference: &Guest, g: &Guest) -> Result<()> {
+    let reg = crate::context::Registry::open()?;
+    for s in [reference, g] {
+        if s.running(&reg).is_some() {
+            return Err(Error::failed(
+                format!("unify server {} with {}", g.name, reference.name),
+                format!(
+                    "server {} is running: hard-link unification (no shared blocks here) needs the servers stopped",
+                    s.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 /// A regular file met on the walk: its path relative to the root, its
-/// status, and an open read-only descriptor.
+/// status, an open read-only descriptor, and its directory's.
 pub struct Found<'a> {
     pub rel: &'a Path,
     pub stat: &'a FileStat,
     pub file: &'a File,
+    pub dir: &'a OwnedFd,
 }
 
 fn kind(st: &FileStat) -> SFlag {
@@ -82,6 +83,7 @@ pub fn files(root: &Path, enter: &dyn Fn(&Path) -> bool, visit: &mut dyn FnMut(F
                             rel: &child,
                             stat: &now,
                             file: &file,
+                            dir: &dir,
                         })?,
                         _ => continue,
                     }

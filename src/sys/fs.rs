@@ -286,3 +286,40 @@ pub fn dedupe_range(src: &impl AsRawFd, dst: &impl AsRawFd, offset: u64, len: u6
         _ => Err(Errno::EINVAL),
     }
 }
+
+/// The inode flag that makes a file immutable (ioctl_iflags(2)).
+pub const FS_IMMUTABLE_FL: libc::c_int = 0x10;
+
+/// The inode's flags (FS_IOC_GETFLAGS; ioctl_iflags(2): the kernel
+/// passes an int whatever the ioctl's name says).
+pub fn inode_flags(fd: &impl AsRawFd) -> Result<libc::c_int, Errno> {
+    let mut flags: libc::c_int = 0;
+    // SAFETY: the kernel writes one int at the pointer.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } as libc::c_long)?;
+    Ok(flags)
+}
+
+/// Sets the inode's flags (FS_IOC_SETFLAGS; CAP_LINUX_IMMUTABLE for the
+/// immutable one).
+pub fn set_inode_flags(fd: &impl AsRawFd, flags: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: the kernel reads one int at the pointer.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) } as libc::c_long).map(drop)
+}
+
+/// fsetxattr(2) of `name` to `value` on the open file `fd`.
+pub fn fsetxattr(fd: &impl AsRawFd, name: &str, value: &[u8]) -> Result<(), Errno> {
+    let n = cstr(name.as_bytes())?;
+    // SAFETY: n is NUL-terminated; value is valid for its length.
+    check(unsafe { libc::fsetxattr(fd.as_raw_fd(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) } as libc::c_long).map(drop)
+}
+
+/// Makes a new link `name` in directory `dir` to the open file `fd`
+/// (linkat(2) with AT_EMPTY_PATH: CAP_DAC_READ_SEARCH).
+pub fn link_fd(fd: &impl AsRawFd, dir: &impl AsRawFd, name: &std::ffi::OsStr) -> Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let n = cstr(name.as_bytes())?;
+    let empty = c"";
+    // SAFETY: both names are NUL-terminated; the descriptors are ours.
+    check(unsafe { libc::linkat(fd.as_raw_fd(), empty.as_ptr(), dir.as_raw_fd(), n.as_ptr(), libc::AT_EMPTY_PATH) } as libc::c_long)
+        .map(drop)
+}

@@ -713,6 +713,119 @@ fn main() {
             };
             report(last(fd, fd < 0), |_| format!("{kind} socket"))
         }
+        // SIGIO with signal SIG to PID (F_SETOWN, F_SETSIG, O_ASYNC on a pipe).
+        ["sigio", pid, sig] => {
+            let mut p = [0; 2];
+            // SAFETY: p has room for two descriptors; fcntl and write with
+            // integers and a one-byte buffer.
+            let r = unsafe {
+                libc::pipe(p.as_mut_ptr());
+                libc::fcntl(p[0], libc::F_SETOWN, pid.parse::<i32>().unwrap());
+                libc::fcntl(p[0], 10 /* F_SETSIG */, sig.parse::<i32>().unwrap());
+                libc::fcntl(p[0], libc::F_SETFL, libc::O_ASYNC);
+                libc::write(p[1], b"x".as_ptr().cast(), 1)
+            };
+            report(last(r, r < 0), |_| "written".into())
+        }
+        // prlimit(2) of RLIMIT_CORE to 0 on another process.
+        ["prlimit", pid] => {
+            let lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: a valid rlimit to read, no old one asked for.
+            let r = unsafe { libc::prlimit(pid.parse().unwrap(), libc::RLIMIT_CORE, &lim, std::ptr::null_mut()) };
+            report(last(r, r < 0), |_| "set".into())
+        }
+        // bind(2) with AF_UNSPEC and 0.0.0.0, then the address it got.
+        ["bind-unspec", port] => {
+            // SAFETY: a socket, a sockaddr_in of the right size, getsockname into one.
+            let r = unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                let mut a: libc::sockaddr_in = std::mem::zeroed();
+                a.sin_family = libc::AF_UNSPEC as u16;
+                a.sin_port = port.parse::<u16>().unwrap().to_be();
+                let mut len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                if libc::bind(fd, (&a as *const libc::sockaddr_in).cast(), len) != 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    libc::getsockname(fd, (&mut a as *mut libc::sockaddr_in).cast(), &mut len);
+                    Ok(std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))
+                }
+            };
+            report(r, |a| a.to_string())
+        }
+        // listen(2) without bind(2), then the address it got.
+        ["listen-unbound"] => {
+            // SAFETY: a socket, listen, getsockname into a sockaddr_in.
+            let r = unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                if libc::listen(fd, 1) != 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    let mut a: libc::sockaddr_in = std::mem::zeroed();
+                    let mut len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                    libc::getsockname(fd, (&mut a as *mut libc::sockaddr_in).cast(), &mut len);
+                    Ok(std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))
+                }
+            };
+            report(r, |a| a.to_string())
+        }
+        // A UDP datagram to DST:PORT with IP_PKTINFO asking for source SRC.
+        ["pktinfo-send", src, dst, port] => {
+            let to: std::net::SocketAddrV4 = format!("{dst}:{port}").parse().unwrap();
+            let from: std::net::Ipv4Addr = src.parse().unwrap();
+            // SAFETY: a UDP socket; sendmsg with a sockaddr_in, a one-byte
+            // iovec and a control buffer sized by CMSG_SPACE holding one
+            // in_pktinfo.
+            let r = unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+                let mut sa: libc::sockaddr_in = std::mem::zeroed();
+                sa.sin_family = libc::AF_INET as u16;
+                sa.sin_port = to.port().to_be();
+                sa.sin_addr.s_addr = u32::from(*to.ip()).to_be();
+                let mut byte = [b'p'];
+                let mut iov = libc::iovec {
+                    iov_base: byte.as_mut_ptr().cast(),
+                    iov_len: 1,
+                };
+                let space = libc::CMSG_SPACE(std::mem::size_of::<libc::in_pktinfo>() as u32) as usize;
+                let mut control = vec![0u8; space];
+                let mut msg: libc::msghdr = std::mem::zeroed();
+                msg.msg_name = (&mut sa as *mut libc::sockaddr_in).cast();
+                msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                msg.msg_iov = &mut iov;
+                msg.msg_iovlen = 1;
+                msg.msg_control = control.as_mut_ptr().cast();
+                msg.msg_controllen = space as _;
+                let c = libc::CMSG_FIRSTHDR(&msg);
+                (*c).cmsg_level = libc::IPPROTO_IP;
+                (*c).cmsg_type = libc::IP_PKTINFO;
+                (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::in_pktinfo>() as u32) as _;
+                let mut info: libc::in_pktinfo = std::mem::zeroed();
+                info.ipi_spec_dst.s_addr = u32::from(from).to_be();
+                std::ptr::copy_nonoverlapping(
+                    (&info as *const libc::in_pktinfo).cast::<u8>(),
+                    libc::CMSG_DATA(c),
+                    std::mem::size_of::<libc::in_pktinfo>(),
+                );
+                libc::sendmsg(fd, &msg, 0)
+            };
+            report(last(r, r < 0), |n| format!("sent {n}"))
+        }
+        // The inode flags (FS_IOC_GETFLAGS), as lsattr shows them: i for
+        // immutable, a for append-only.
+        ["iflags", path] => {
+            let f = std::fs::File::open(path).unwrap();
+            use std::os::fd::AsRawFd;
+            let mut flags: libc::c_int = 0;
+            // SAFETY: FS_IOC_GETFLAGS writes an int.
+            let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+            report(last(r, r < 0), |_| {
+                format!(
+                    "{}{}",
+                    if flags & 0x10 != 0 { "i" } else { "-" },
+                    if flags & 0x20 != 0 { "a" } else { "-" }
+                )
+            })
+        }
         ["xattr-set", path, name, value] => {
             // SAFETY: NUL-terminated path and name, a value of the length given.
             let r = unsafe { libc::lsetxattr(c(path).as_ptr(), c(name).as_ptr(), value.as_ptr().cast(), value.len(), 0) };
