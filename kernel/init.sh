@@ -4,6 +4,19 @@
 # reports `VSTEST PASS NAME` or `VSTEST FAIL NAME: why` on the console,
 # then `VSTEST DONE`, and powers off.
 export PATH=/bin:/sbin
+# The initramfs is the rootfs, which pivot_root(2) cannot leave (EINVAL),
+# and vsbox's guests pivot into their trees: first move everything to a
+# tmpfs and make that the root, as an installed system's initramfs does.
+if [ -z "$VSTEST_SWITCHED" ]; then
+	mkdir -p /newroot
+	mount -t tmpfs -o size=80% tmpfs /newroot
+	for d in bin sbin etc root tests extra init ext4.img; do
+		[ -e "/$d" ] && cp -a "/$d" /newroot/
+	done
+	mkdir -p /newroot/proc /newroot/sys /newroot/dev /newroot/tmp /newroot/run
+	export VSTEST_SWITCHED=1
+	exec switch_root /newroot /init
+fi
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs dev /dev 2>/dev/null

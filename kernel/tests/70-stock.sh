@@ -1,0 +1,16 @@
+# vsbox's stock path works on the patched kernel as on any other: a
+# chcontext context, and a busybox guest started, entered and stopped.
+. /tests/lib.sh
+expect "s_context: 0" chcontext --silent -- cat /proc/self/status
+expect "uid=0(root)" chcontext --secure --silent -- id
+export VSBOX_CONFDIR=/tmp/e VSBOX_ROOTDIR=/tmp/v VSBOX_RUNDIR=/tmp/r
+mkdir -p /tmp/e /tmp/v /tmp/r
+vserver g build -m busybox >/dev/null || fail "build"
+: >/tmp/e/g.conf
+vserver g start || fail "start"
+expect "vsbox-init" vserver g exec ps
+expect "Server g is running" vserver g status
+expect " g " vps ax
+vserver g stop || fail "stop"
+expect "is not running" vserver g status
+echo ok
