@@ -16,7 +16,10 @@ expect "ERR ESRCH" probe vs create 506 -- probe vs info 505
 expect "xid=505" probe vs info 505
 expect "xid=505" probe vs migrate 1 -- probe vs info 505
 probe vs migrate 505 -- kill $p
-# The capability ceiling of a context: lowered, never raised.
+# The capability ceiling of a context: lowered, never raised, and the
+# caller's own sets with it (commoncap checks some on them directly).
+expect "CapBnd:	0000000000000000" probe vs create dyn -- probe vs bcaps 0 -- cat /proc/self/status
+expect "CapEff:	0000000000000000" probe vs create dyn -- probe vs bcaps 0 -- cat /proc/self/status
 expect "ERR EPERM" probe vs create 507 -- probe vs bcaps 0 -- probe set-clock
 expect "ERR EPERM" probe vs create 508 -- probe vs bcaps 0 -- probe vs bcaps ffffffffff -- probe mknod-block /tmp/vs-blk
 echo ok

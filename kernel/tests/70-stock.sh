@@ -1,5 +1,6 @@
 # vsbox's stock path works on the patched kernel as on any other: a
-# chcontext context, and a busybox guest started, entered and stopped.
+# chcontext context, and a busybox guest started, exec'd, listed and
+# stopped.
 . /tests/lib.sh
 expect "s_context: 0" chcontext --silent -- cat /proc/self/status
 expect "uid=0(root)" chcontext --secure --silent -- id
