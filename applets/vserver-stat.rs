@@ -30,6 +30,7 @@ fn main(name: &str, argv: &[&str]) -> i32 {
 
 fn run(args: Args, _name: &str) -> Result<i32> {
     let names = Names::load();
+    proctable::see_every_context();
     let stats = report::by_context(&proctable::scan(Want::default()));
     let hz = proctable::ticks();
     let now_ticks = proctable::uptime_ms() * hz / 1000;

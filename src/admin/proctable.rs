@@ -141,6 +141,26 @@ pub fn parse_vpid(status: &[u8]) -> Option<u32> {
     std::str::from_utf8(line).ok()?.split_whitespace().last()?.parse().ok()
 }
 
+/// The context of a `s_context: N` line of /proc/PID/status (the kernel
+/// patch's; vserver-reference.md §2.2).
+pub fn parse_s_context(status: &[u8]) -> Option<u32> {
+    let at = memchr::memmem::find(status, b"\ns_context: ")?;
+    let line = &status[at + 12..];
+    let line = &line[..memchr::memchr(b'\n', line).unwrap_or(line.len())];
+    std::str::from_utf8(line).ok()?.trim().parse().ok()
+}
+
+/// For the viewers (vps, vpstree, vtop, vserver-stat), before they scan:
+/// on the patched kernel, where the host is blind to its guests, this
+/// process becomes the spectator (context 1), which sees every context's
+/// processes and may signal none (kernel/README.md). Irreversible; nothing
+/// on a stock kernel, or without the privilege, or inside a guest.
+pub fn see_every_context() {
+    if crate::kernel::patch_version().is_some() && crate::context::record::own_context().is_none() {
+        let _ = crate::sys::vserver(crate::abi::VCMD_ctx_migrate, crate::abi::VX_ID_SPECTATOR, 0);
+    }
+}
+
 /// What every scanning thread shares.
 struct Scan<'a> {
     proc_fd: &'a OwnedFd,
@@ -150,11 +170,14 @@ struct Scan<'a> {
     /// a guest the guest's own.
     own: u32,
     want: Want,
+    /// The kernel patch is there: a process it keeps in a context of its
+    /// own says so in its status.
+    native: bool,
 }
 
 impl Scan<'_> {
     fn read(&self, pids: &[u32]) -> Vec<Proc> {
-        let (proc_fd, by_ns, spectators, want, own) = (self.proc_fd, self.by_ns, self.spectators, self.want, self.own);
+        let (proc_fd, by_ns, spectators, want, own, native) = (self.proc_fd, self.by_ns, self.spectators, self.want, self.own, self.native);
         let mut out = Vec::with_capacity(pids.len());
         let mut buf = Vec::with_capacity(4096);
         for &pid in pids {
@@ -185,8 +208,15 @@ impl Scan<'_> {
                     x => x,
                 };
             }
-            if want.vpid && read_at(proc_fd, &format!("{pid}/status"), &mut buf) {
-                p.vpid = parse_vpid(&buf).unwrap_or(pid);
+            let with_native = native && p.xid == own;
+            if (want.vpid || with_native) && read_at(proc_fd, &format!("{pid}/status"), &mut buf) {
+                if want.vpid {
+                    p.vpid = parse_vpid(&buf).unwrap_or(pid);
+                }
+                // The patch's own contexts (made by vserver(2) itself).
+                if let Some(x) = parse_s_context(&buf).filter(|&x| with_native && x > context::SPECTATOR) {
+                    p.xid = x;
+                }
             }
             if want.args {
                 p.args = if read_at(proc_fd, &format!("{pid}/cmdline"), &mut buf) && !buf.is_empty() {
@@ -233,6 +263,7 @@ pub fn scan(want: Want) -> Vec<Proc> {
         spectators,
         own,
         want,
+        native: crate::kernel::patch_version().is_some(),
     };
     std::thread::scope(|s| {
         let handles: Vec<_> = pids.chunks(chunk).map(|part| s.spawn(|| ctx.read(part))).collect();
@@ -340,6 +371,13 @@ pub fn user_names() -> HashMap<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_patchs_context_line() {
+        assert_eq!(parse_s_context(b"Name:\tsh\ns_context: 900\nctxflags: none\n"), Some(900));
+        assert_eq!(parse_s_context(b"Name:\tsh\nVxID: 900\n"), None);
+        assert_eq!(parse_s_context(b"Name:\tsh\ns_context: x\n"), None);
+    }
 
     #[test]
     fn parses_stat_with_awkward_names() {

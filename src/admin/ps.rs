@@ -271,6 +271,7 @@ impl Host {
 /// a server's name; an unknown one is a usage error).
 pub fn processes(want: Want, xid: Option<&str>, names: &Names) -> Result<Vec<Proc>> {
     let only = xid.map(|x| kill::parse_context(x, names)).transpose()?;
+    proctable::see_every_context();
     let mut procs = proctable::scan(want);
     if let Some(x) = only {
         procs.retain(|p| p.xid == x);

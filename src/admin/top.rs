@@ -50,6 +50,7 @@ impl Top {
     /// Reads the process table and returns the next screen, with at most
     /// `lines` processes.
     pub fn next_screen(&mut self, lines: usize) -> String {
+        proctable::see_every_context();
         let procs = proctable::scan(Want::default());
         let names = Names::load();
         let elapsed = match self.last {
