@@ -25,8 +25,8 @@
 //! contexts (which see the host's tree), the map is the identity
 //! ([`Map::Identity`]): the first kind is still the context's own.
 //!
-//! The reserved range is mapped in no context's namespace, so no guest can
-//! become another's root.
+//! Of the reserved range, a context's namespace maps only its own root's
+//! uid (as its 0), so no guest can become another's root or host uid 0.
 //!
 //! The namespace is joined last, after everything that needs the host's
 //! privileges (mounts, device nodes, the cgroup seal), and before the
