@@ -339,15 +339,6 @@ fn per_user_counters_of_the_host_uid_pipes_descriptors_in_flight_and_signals_are
     );
 }
 
-/// Unmounts (lazily) what a test mounted, when it ends however it ends.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
 #[test]
 fn a_tree_whose_file_system_takes_no_idmapped_mounts_gets_the_identity_map() {
     require_root!();

@@ -682,15 +682,6 @@ fn delete_removes_the_guest_and_nothing_outside_it() {
     assert!(out.stderr.contains("unknown server"), "{out:?}");
 }
 
-/// Unmounts a directory on drop.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 /// `delete` changes nothing while the guest runs, while anything is
 /// mounted in its tree (a bind mount of the same file system too), without
 /// a terminal to ask on and no --force, or when the answer is no.

@@ -41,6 +41,7 @@ impl Default for Top {
 
 impl Top {
     pub fn new() -> Top {
+        proctable::see_every_context();
         Top {
             prev: HashMap::new(),
             last: None,
@@ -50,7 +51,6 @@ impl Top {
     /// Reads the process table and returns the next screen, with at most
     /// `lines` processes.
     pub fn next_screen(&mut self, lines: usize) -> String {
-        proctable::see_every_context();
         let procs = proctable::scan(Want::default());
         let names = Names::load();
         let elapsed = match self.last {

@@ -185,21 +185,15 @@ pub fn unify(
         if method == Method::Extents && extents::unshared_bytes(f.file, f.stat.st_blocks as u64 * 512) == 0 {
             return Ok(());
         }
-        let shared = if dry_run {
-            same_contents(&src, f.file)
+        let mut link = method == Method::Links;
+        let mut shared = None;
+        if dry_run {
+            shared = same_contents(&src, f.file)
                 .ctx(|| format!("compare {}", f.rel.display()))?
-                .then_some(size)
-        } else if method == Method::Links {
-            match by_link(&src, &src_stat, &f)? {
-                Some(linked) => linked,
-                None => {
-                    out.skipped += 1;
-                    return Ok(());
-                }
-            }
-        } else {
+                .then_some(size);
+        } else if !link {
             match extents::share(&src, f.file, size) {
-                Ok(s) => s,
+                Ok(s) => shared = s,
                 Err(Errno::EPERM | Errno::ETXTBSY | Errno::EBUSY) => {
                     out.skipped += 1;
                     return Ok(());
@@ -215,14 +209,7 @@ pub fn unify(
                         ));
                     }
                     stopped(reference, g)?;
-                    method = Method::Links;
-                    match by_link(&src, &src_stat, &f)? {
-                        Some(linked) => linked,
-                        None => {
-                            out.skipped += 1;
-                            return Ok(());
-                        }
-                    }
+                    (method, link) = (Method::Links, true);
                 }
                 // EINVAL and the like: this file's extents cannot be shared
                 // (e.g. data inline in its metadata); others may.
@@ -231,7 +218,16 @@ pub fn unify(
                     return Ok(());
                 }
             }
-        };
+        }
+        if link {
+            match by_link(&src, &src_stat, &f)? {
+                Some(linked) => shared = linked,
+                None => {
+                    out.skipped += 1;
+                    return Ok(());
+                }
+            }
+        }
         // Data kept inline in the file system's metadata (small files on
         // btrfs) compares equal, yet has no blocks to share.
         if method == Method::Extents && shared.is_some() && !dry_run && !extents::any_shared(f.file) {

@@ -362,6 +362,16 @@ pub fn watchers(name: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Unmounts a directory (lazily) on drop: whatever a test mounted, however
+/// the test ends.
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 /// A file system mounted on a test's directory: btrfs on a loop device of
 /// its own, or tmpfs. Dropping it unmounts it and frees the loop device.
 pub struct Mounted {
