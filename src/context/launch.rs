@@ -332,6 +332,7 @@ pub struct Target {
     /// (None for one started without, by an older vsbox).
     supervisor: Option<Option<PathBuf>>,
     xid: u32,
+    dir: PathBuf,
 }
 
 impl Target {
@@ -390,6 +391,7 @@ impl Target {
                     .map(|p| PathBuf::from(String::from_utf8_lossy(&p).into_owned()))
             }),
             xid,
+            dir: dir.to_owned(),
         })
     }
 
@@ -416,11 +418,31 @@ impl Target {
     }
 
     /// A child born in the context's cgroup and PID namespace (the caller
-    /// only points its next child's PID namespace there).
-    pub(crate) fn fork(&self) -> Result<Forked> {
+    /// only points its next child's PID namespace there). None when the
+    /// context is ending: its init has died, and a PID namespace without
+    /// its init takes no new process (alloc_pid() fails with ENOMEM,
+    /// kernel/pid.c); then our own PID namespace is the next child's again,
+    /// and the context has been given a moment to empty.
+    pub(crate) fn fork(&self) -> Result<Option<Forked>> {
         self.handles
             .join(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWCGROUP | CloneFlags::CLONE_NEWNS)?;
-        sys::fork_into(&self.cgroup, CloneFlags::empty()).ctx(|| "start a process in the context")
+        match sys::fork_into(&self.cgroup, CloneFlags::empty()) {
+            Ok(f) => Ok(Some(f)),
+            Err(nix::errno::Errno::ENOMEM) => {
+                let own = std::fs::File::open("/proc/self/ns/pid").ctx(|| "open /proc/self/ns/pid")?;
+                nix::sched::setns(own, CloneFlags::CLONE_NEWPID).ctx(|| "rejoin our own PID namespace")?;
+                self.ending();
+                Ok(None)
+            }
+            Err(e) => Err(Error::sys("start a process in the context", e)),
+        }
+    }
+
+    /// Whether the context is ending: it empties within a moment (a
+    /// killed `exec`'s fresh context dies with its init, which may leave
+    /// its supervisor or its namespaces gone before its last process).
+    pub(crate) fn ending(&self) -> bool {
+        cgroup::wait_empty(&self.dir, Some(Duration::from_secs(2)))
     }
 
     /// In that child: the context's other cgroups and namespaces (the
@@ -442,7 +464,10 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command
     announce(spec, &xid.to_string());
     let lifeline = exec::Lifeline::of_this_process()?;
     let supervisor = target.connect_supervisor()?;
-    match target.fork()? {
+    let forked = target
+        .fork()?
+        .ok_or_else(|| Error::failed(format!("join context {xid}"), "it is ending (its init has ended)"))?;
+    match forked {
         Forked::Parent(child) => Ok(supervise(child)),
         Forked::Child => {
             // The command dies with us, however we end (its descriptor

@@ -770,16 +770,27 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
         return Err(Error::failed(format!("enter server {}", g.name), why));
     }
     let reg = Registry::open()?;
-    if let Some(target) = joinable(g, &reg)? {
-        return Ok((join(applet, target, &cfg, payload)?, None));
-    }
-    // Not running: a start, stop or reboot may be under way; wait for it
-    // and look again, and hold the lock until our process is in its
-    // context, so a start meanwhile sees the server in use.
+    let payload = match joinable(g, &reg)? {
+        Some(target) => match join(applet, target, &cfg, payload)? {
+            Ok(child) => return Ok((child, None)),
+            Err(payload) => payload,
+        },
+        None => payload,
+    };
+    // Not running (or its context ending): a start, stop or reboot may be
+    // under way; wait for it and look again, and hold the lock until our
+    // process is in its context, so a start meanwhile sees the server in
+    // use.
     let lock = g.lock_unless_held()?;
     if let Some(target) = joinable(g, &reg)? {
         drop(lock);
-        return Ok((join(applet, target, &cfg, payload)?, None));
+        return match join(applet, target, &cfg, payload)? {
+            Ok(child) => Ok((child, None)),
+            Err(_) => Err(Error::failed(
+                format!("enter server {}", g.name),
+                "its context is ending; try again",
+            )),
+        };
     }
     let (_, owned, userns) = new_context(&reg, g, &cfg, None)?;
     // This process removes the context when the payload ends; should it be
@@ -825,12 +836,25 @@ fn joinable(g: &Guest, reg: &Registry) -> Result<Option<launch::Target>> {
 }
 
 /// Forks a process into the running guest for `payload`; the guest's
-/// supervisor takes the process's filter.
-fn join(applet: &str, target: launch::Target, cfg: &Config, payload: Payload) -> Result<nix::unistd::Pid> {
+/// supervisor takes the process's filter. Gives the payload back when the
+/// context turned out to be ending (a killed `exec`'s fresh one).
+fn join<'a>(
+    applet: &str,
+    target: launch::Target,
+    cfg: &Config,
+    payload: Payload<'a>,
+) -> Result<std::result::Result<nix::unistd::Pid, Payload<'a>>> {
     let lifeline = exec::Lifeline::of_this_process()?;
-    let conn = target.connect_supervisor()?;
-    match target.fork()? {
-        Forked::Parent(child) => Ok(child),
+    let conn = match target.connect_supervisor() {
+        Ok(conn) => conn,
+        Err(_) if target.ending() => return Ok(Err(payload)),
+        Err(e) => return Err(e),
+    };
+    let Some(forked) = target.fork()? else {
+        return Ok(Err(payload));
+    };
+    match forked {
+        Forked::Parent(child) => Ok(Ok(child)),
         Forked::Child => {
             // A guest that may reboot itself: the supervisor answers the
             // reboot(2) of what runs below (its filter, unlike the init's,
