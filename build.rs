@@ -1,6 +1,7 @@
 //! Generates two files into OUT_DIR:
-//! - `abi.rs`: the kernel patch's ABI constants, read from
-//!   kernel/include/uapi/linux/vserver.h so Rust never repeats a number;
+//! - `abi.rs`: the kernel patch's ABI constants and structures, read from
+//!   kernel/include/uapi/linux/vserver.h so Rust never repeats a number
+//!   or a layout;
 //! - `applets.rs`: the applet table, one module per `applets/*.rs`.
 //!
 //! It fails the build when an applet lacks its man page or its fixed shape,
@@ -21,7 +22,8 @@ fn main() {
     println!("cargo:rerun-if-changed=man");
 
     let header = fs::read_to_string(root.join(UAPI_HEADER)).unwrap_or_else(|e| panic!("{UAPI_HEADER}: {e}"));
-    write_if_changed(&Path::new(&out).join("abi.rs"), &abi_constants(&header));
+    let abi = abi_constants(&header) + &abi_structs(&header);
+    write_if_changed(&Path::new(&out).join("abi.rs"), &abi);
     write_if_changed(&Path::new(&out).join("applets.rs"), &applet_table(root));
     spec_path_links(Path::new(&out));
 }
@@ -79,6 +81,59 @@ fn abi_constants(header: &str) -> String {
             panic!("{UAPI_HEADER}: {name}: value {value} is not a number build.rs understands");
         };
         let _ = writeln!(rs, "pub const {name}: u32 = {value:#x};");
+    }
+    rs
+}
+
+/// Every `struct NAME { … };` of the header becomes a `#[repr(C)]` Rust
+/// structure of the same name and fields. The header's fields are `__u32`
+/// or `__u64`, alone or as an array sized by a number or a constant; any
+/// other line inside a structure fails the build rather than be skipped.
+fn abi_structs(header: &str) -> String {
+    let mut rs = String::new();
+    let mut lines = header.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line.strip_prefix("struct ").and_then(|l| l.strip_suffix(" {")) else {
+            continue;
+        };
+        let _ = writeln!(
+            rs,
+            "\n#[repr(C)]\n#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]\n#[allow(non_camel_case_types)]\npub struct {name} {{"
+        );
+        for line in lines.by_ref() {
+            let code = line.split("/*").next().unwrap_or("").trim();
+            if code == "};" {
+                break;
+            }
+            if code.is_empty() {
+                continue;
+            }
+            let decl = code
+                .strip_suffix(';')
+                .unwrap_or_else(|| panic!("{UAPI_HEADER}: struct {name}: '{line}'"));
+            let mut words = decl.split_whitespace();
+            let ty = match words.next() {
+                Some("__u32") => "u32",
+                Some("__u64") => "u64",
+                _ => panic!("{UAPI_HEADER}: struct {name}: type build.rs does not know in '{line}'"),
+            };
+            let field = words.next().unwrap_or_else(|| panic!("{UAPI_HEADER}: struct {name}: '{line}'"));
+            match field.split_once('[') {
+                Some((f, n)) => {
+                    let n = n.trim_end_matches(']');
+                    let n = if n.parse::<u32>().is_ok() {
+                        n.to_owned()
+                    } else {
+                        format!("{n} as usize")
+                    };
+                    let _ = writeln!(rs, "    pub {f}: [{ty}; {n}],");
+                }
+                None => {
+                    let _ = writeln!(rs, "    pub {field}: {ty},");
+                }
+            }
+        }
+        rs.push_str("}\n");
     }
     rs
 }

@@ -7,7 +7,7 @@
 use crate::admin::kill;
 use crate::admin::proctable::Names;
 use crate::applet::{self, Applet};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use argh::FromArgs;
 
 /// Signal processes in their own security context.
@@ -42,14 +42,6 @@ fn run(args: Args, _name: &str) -> Result<i32> {
     let sig = kill::parse_signal(args.signal.as_deref().unwrap_or("TERM"))?;
     let names = Names::load();
     let xid = args.xid.as_deref().map(|x| kill::parse_context(x, &names)).transpose()?;
-    let targets = kill::targets(xid, &args.pids)?;
-    let mut failed = None;
-    for (pid, _) in targets {
-        if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig) {
-            if e != nix::errno::Errno::ESRCH || xid.is_none() {
-                failed = Some(Error::sys(format!("signal process {pid}"), e));
-            }
-        }
-    }
-    failed.map_or(Ok(0), Err)
+    kill::send(xid, &args.pids, sig)?;
+    Ok(0)
 }

@@ -27,18 +27,25 @@ mount -t tmpfs tmpfs /run
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
 echo "VSTEST kernel $(uname -r) $(cat /proc/version)"
-for t in /tests/[0-9]*.sh /extra/*.sh; do
-	[ -f "$t" ] || continue
-	name=${t#/}
-	name=${name%.sh}
-	out=/tmp/$(basename "$t").out
-	if timeout 120 sh "$t" </dev/null >"$out" 2>&1; then
-		echo "VSTEST PASS $name"
-	else
-		echo "VSTEST FAIL $name: $(tail -n 3 "$out" | tr '\n' ' ')"
-		sed 's/^/  | /' "$out"
-	fi
-done
+run_tests() {
+	for t in /tests/[0-9]*.sh /extra/*.sh; do
+		[ -f "$t" ] || continue
+		name=${t#/}
+		name=${name%.sh}
+		out=/tmp/$(basename "$t").out
+		if timeout 120 sh "$t" </dev/null >"$out" 2>&1; then
+			echo "VSTEST PASS $name"
+		else
+			echo "VSTEST FAIL $name: $(tail -n 3 "$out" | tr '\n' ' ')"
+			sed 's/^/  | /' "$out"
+		fi
+	done
+}
+# PID 1 reaps what is orphaned to it at once, as an installed system's
+# init does (a guest's init outlives the `vserver start` that forked it):
+# the shell's wait takes any child that ends, not only its job.
+run_tests &
+wait
 echo "VSTEST DONE"
 sync
 poweroff -f

@@ -3,6 +3,7 @@
 
 use crate::admin::proctable::{self, Names, Want};
 use crate::error::{Error, Result};
+use crate::kernel::native;
 use nix::sys::signal::Signal;
 use std::str::FromStr;
 
@@ -54,7 +55,9 @@ pub fn targets(xid: Option<u32>, pids: &[String]) -> Result<Vec<(u32, u32)>> {
             })
             .collect(),
         Some(x) => {
-            let mine: Vec<_> = table.iter().filter(|p| p.xid == x).collect();
+            // Not vkill itself, which joined the context to see it.
+            let me = std::process::id();
+            let mine: Vec<_> = table.iter().filter(|p| p.xid == x && p.pid != me).collect();
             if mine.is_empty() {
                 return Err(Error::usage(format!("context {x} has no processes")));
             }
@@ -71,6 +74,63 @@ pub fn targets(xid: Option<u32>, pids: &[String]) -> Result<Vec<(u32, u32)>> {
                 .collect()
         }
     }
+}
+
+/// vkill's whole work: resolves the targets as [`targets`] does, then
+/// signals each. On the patched kernel the host is blind to its guests:
+/// with `xid` this process joins that context of the kernel's first; with
+/// host PIDs alone, a spectator child learns each one's context, and a
+/// child that joined it signals it. A PID gone by the time it is signalled
+/// is no error with `xid` (a context's processes come and go).
+pub fn send(xid: Option<u32>, pids: &[String], sig: Signal) -> Result<()> {
+    if let Some(x) = xid {
+        native::join(x)?;
+        return signal_each(&targets(Some(x), pids)?, sig, true);
+    }
+    if !native::available() || native::current() != crate::context::HOST {
+        return signal_each(&targets(None, pids)?, sig, false);
+    }
+    // Resolved as the spectator (who sees every context), in a child.
+    let text = native::spectate(|| match targets(None, pids) {
+        Ok(t) => t.iter().map(|(pid, x)| format!("{pid} {x}\n")).collect(),
+        Err(e) => format!("! {e}\n"),
+    })?;
+    let mut by_xid: std::collections::BTreeMap<u32, Vec<(u32, u32)>> = Default::default();
+    for line in text.lines() {
+        if let Some(why) = line.strip_prefix("! ") {
+            return Err(Error::usage(why.to_owned()));
+        }
+        let mut w = line.split(' ').map(|n| n.parse::<u32>());
+        if let (Some(Ok(pid)), Some(Ok(x))) = (w.next(), w.next()) {
+            by_xid.entry(x).or_default().push((pid, x));
+        }
+    }
+    let mut failed = None;
+    for (x, group) in by_xid {
+        let code = native::within(x, || match signal_each(&group, sig, false) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("vkill: {e}");
+                1
+            }
+        })?;
+        if code != 0 {
+            failed = Some(Error::failed(format!("signal the processes of context {x}"), "see above"));
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+fn signal_each(targets: &[(u32, u32)], sig: Signal, gone_is_fine: bool) -> Result<()> {
+    let mut failed = None;
+    for &(pid, _) in targets {
+        if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig) {
+            if e != nix::errno::Errno::ESRCH || !gone_is_fine {
+                failed = Some(Error::sys(format!("signal process {pid}"), e));
+            }
+        }
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 use crate::applet::{EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND};
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::wait::WaitStatus;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -77,25 +76,7 @@ pub fn exec_env(applet: &str, command: &[String], env: &[(String, String)]) -> i
     exec(applet, command)
 }
 
-/// The shell's convention: the exit status, or 128 + the killing signal.
-pub fn status_code(ws: WaitStatus) -> i32 {
-    match ws {
-        WaitStatus::Exited(_, code) => code,
-        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
-        _ => 1,
-    }
-}
-
-/// Waits for `pid` to end (retrying on EINTR) and returns its exit code.
-pub fn wait_for(pid: nix::unistd::Pid) -> i32 {
-    loop {
-        match nix::sys::wait::waitpid(pid, None) {
-            Ok(ws @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return status_code(ws),
-            Ok(_) | Err(Errno::EINTR) => continue,
-            Err(_) => return 1,
-        }
-    }
-}
+pub use crate::sys::{status_code, wait_for};
 
 /// A pidfd on the client (`vserver exec`, `enter`, `chcontext --ctx`…)
 /// that what it starts inside a context holds: the command must not

@@ -21,6 +21,7 @@ use crate::context::{self, Registry};
 use crate::error::{Context, Error, Result};
 use crate::kernel::caps;
 use crate::kernel::cgroup;
+use crate::kernel::native;
 use crate::kernel::ns;
 use crate::kernel::seccomp::Policy;
 use crate::kernel::userns;
@@ -149,11 +150,18 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
     if current.is_some() {
         reg.layout.unseal()?;
     }
+    let nested = current.is_some();
     let parent = current.map(|c| c.1).unwrap_or_else(|| reg.layout.base());
     let (xid, dir) = reg.create(&parent, spec.xid, &paths::rundir())?;
     let mut owned = Owned { dirs: vec![dir.clone()] };
     if spec.flags != 0 {
         context::record_flags(&dir, spec.flags)?;
+    }
+    // The kernel's context of the same id, entered by this process too, so
+    // it still sees, waits for and signals its child. A context inside a
+    // guest's stays in the guest's: the kernel numbers nested ones itself.
+    if !nested {
+        native::enter(xid, spec.flags)?;
     }
     owned.dirs.extend(resource_dirs(reg, &dir, spec.flags, None)?);
     if detach(spec)? {
@@ -367,6 +375,8 @@ impl Target {
                 "it is private (flag 'private'): nobody may join it",
             ));
         }
+        // The host cannot see into the kernel's context: join it first.
+        native::join(xid)?;
         let leader = leader(dir).ok_or_else(|| Error::failed(format!("join context {xid}"), "it has no processes left"))?;
         let handles = ns::Handles::open(leader.pid)?;
         let ceiling = caps::from_status(&leader.status, "CapBnd:")
@@ -535,6 +545,9 @@ fn spectator(applet: &str, reg: &Registry, spec: &Spec, command: &[String]) -> R
         return Ok(0);
     }
     announce(spec, "1");
+    // The kernel's spectator too (this process with it, so it can still
+    // signal its child).
+    native::join(context::SPECTATOR)?;
     let cgroup_dir = open_dir(&dir)?;
     let child = match sys::fork_into(&cgroup_dir, CloneFlags::empty()).ctx(|| format!("start a process in {}", dir.display()))? {
         Forked::Parent(child) => child,
@@ -571,9 +584,13 @@ fn unprivileged(applet: &str, spec: &Spec, command: &[String]) -> Result<i32> {
     if detach(spec)? {
         return Ok(0);
     }
+    // On the patched kernel any user gets a context of the kernel's.
+    match native::create_dynamic()? {
+        Some(xid) => announce(spec, &xid.to_string()),
+        None => announce(spec, &format!("unnumbered (unprivileged, uid {uid})")),
+    }
     ns::create(CloneFlags::CLONE_NEWUSER)?;
     ns::map_own_ids(uid, gid)?;
-    announce(spec, &format!("unnumbered (unprivileged, uid {uid})"));
     ns::create(CloneFlags::CLONE_NEWPID)?;
     match sys::fork().ctx(|| "fork")? {
         Forked::Parent(child) => Ok(supervise(child)),

@@ -10,7 +10,9 @@
 //!
 //! 1. the v1 controller cgroups (the v2 one was given at clone time);
 //! 2. for a guest, its context id, read from /proc/self/cgroup before
-//!    the cgroup namespace hides the path;
+//!    the cgroup namespace hides the path, and on the patched kernel the
+//!    kernel's context of that id (kernel/native.rs), entered while this
+//!    process still holds the host's CAP_SYS_ADMIN;
 //! 3. namespaces, created or joined — the mount namespace last of the
 //!    joined ones, since it changes the root;
 //! 4. the root: kept, a private copy of the mounts (with a /proc of the
@@ -35,7 +37,7 @@ use crate::context::launch::Target;
 use crate::context::{exec, limits, record, rootfs};
 use crate::error::{Context, Result};
 use crate::kernel::seccomp::{self, Policy};
-use crate::kernel::{caps, cgroup, ns, unixscope};
+use crate::kernel::{caps, cgroup, native, ns, unixscope};
 use nix::sched::CloneFlags;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -93,6 +95,9 @@ pub struct Plan<'a> {
     /// With a supervisor: it answers reboot(2) too.
     pub supervised_reboot: bool,
     pub seal: Option<&'a cgroup::Layout>,
+    /// For a guest's new context: enter the kernel's context of its id with
+    /// these flags (VXF_*; nothing on a stock kernel).
+    pub native: Option<u32>,
     pub userns: Option<&'a OwnedFd>,
     pub confinement: Option<Confinement>,
     /// Standard input from /dev/null, and output and errors to this
@@ -118,6 +123,7 @@ impl Default for Plan<'_> {
             supervised_reboot: false,
             supervisor: None,
             seal: None,
+            native: None,
             userns: None,
             confinement: None,
             output: None,
@@ -138,6 +144,9 @@ impl Plan<'_> {
             Root::Guest { .. } => Some(record::own_xid()?),
             _ => None,
         };
+        if let (Some(flags), Some(xid)) = (self.native, xid) {
+            native::enter(xid, flags)?;
+        }
         match self.namespaces {
             Namespaces::Keep => {}
             Namespaces::Create(flags) => ns::create(flags)?,

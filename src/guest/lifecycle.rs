@@ -23,6 +23,7 @@ use crate::guest::config::Config;
 use crate::guest::{self, supervisor, Guest};
 use crate::kernel::caps;
 use crate::kernel::cgroup;
+use crate::kernel::native;
 use crate::kernel::netlock;
 use crate::kernel::rtnetlink::{self, Alias};
 use crate::kernel::seccomp::Policy;
@@ -69,6 +70,13 @@ pub fn guest_ceiling(cfg: &Config) -> caps::Request {
         keep: 0,
         drop: !keep,
     }
+}
+
+/// The flags of the kernel's context of a guest (kernel/native.rs): its
+/// own but `private`, which vsbox keeps to itself — `stop` and the
+/// supervisor must reach in, and its own joins refuse it already.
+fn native_flags(cfg: &Config) -> u32 {
+    cfg.flags & !abi::VXF_PRIVATE
 }
 
 fn nproc_limit(cfg: &Config) -> Option<u64> {
@@ -169,6 +177,7 @@ fn new_context_plan<'a>(g: &'a Guest, cfg: &'a Config, v1_dirs: &[PathBuf], user
         nice: cfg.nice,
         // The cgroup mounts went with the host's tree: nothing to seal.
         userns: userns.map(|o| &o.ns.fd),
+        native: Some(native_flags(cfg)),
         confinement: Some(Confinement {
             policy: Policy {
                 lock: cfg.flags & abi::VXF_LOCK != 0,
@@ -517,7 +526,7 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     let (st_r, st_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
     // The supervisor first: from its filter on, the guest's first process
     // needs it for every unix socket (supervisor.rs).
-    let (link, conn) = match supervise(applet, g, &dir, xid, userns.as_ref().map(|o| &o.ns.fd)) {
+    let (link, conn) = match supervise(applet, g, &cfg, &dir, xid, userns.as_ref().map(|o| &o.ns.fd)) {
         Ok(l) => l,
         Err(e) => {
             remove_aliases(&dir);
@@ -557,7 +566,16 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
             if started == Some(0) && cfg.flags & abi::VXF_FAKEINIT != 0 {
                 // The guest's own init is running; its start-up is not done
                 // before its rc scripts are.
-                if !crate::guest::fakeinit::wait_started(&dir, child.as_raw() as u32, FAKEINIT_START_LIMIT) {
+                // It reads the guest's processes: from inside its context
+                // on the patched kernel.
+                let up = native::within(xid, || {
+                    i32::from(!crate::guest::fakeinit::wait_started(
+                        &dir,
+                        child.as_raw() as u32,
+                        FAKEINIT_START_LIMIT,
+                    ))
+                });
+                if !matches!(up, Ok(0)) {
                     if cgroup::procs(&dir).is_ok_and(|p| p.contains(&(child.as_raw() as u32))) {
                         eprintln!(
                             "{applet}: warning: the start-up of {} has not finished after {} s; not waiting longer",
@@ -601,48 +619,44 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
 /// later start is never disturbed. Gives `start`'s link to it (to name
 /// the init) and a connection for the first process to hand its filter
 /// over.
-fn supervise(applet: &str, g: &Guest, dir: &Path, xid: u32, userns: Option<&OwnedFd>) -> Result<(OwnedFd, OwnedFd)> {
+fn supervise(applet: &str, g: &Guest, cfg: &Config, dir: &Path, xid: u32, userns: Option<&OwnedFd>) -> Result<(OwnedFd, OwnedFd)> {
     use std::os::unix::fs::MetadataExt;
     let ino = std::fs::metadata(dir).map(|m| m.ino()).ctx(|| format!("stat {}", dir.display()))?;
     let applet = applet.to_owned();
-    supervisor::spawn(g, dir, userns, &format!("vsbox-watch {}", g.name), |init| {
-        use crate::syslog::{log, Level};
-        let tag = "vsbox-watch";
-        let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
-        // The init's end is certain to be seen (a cgroup's last
-        // notification may be lost when it is removed at once); the
-        // kernel has ended the rest of its PID namespace by then.
-        cgroup::wait_empty(dir, None);
-        // Every writer has ended with the guest: the byte is there, or EOF.
-        let mut b = [0u8; 1];
-        let reboot = init
-            .status
-            .as_ref()
-            .is_some_and(|s| nix::unistd::read(s.as_raw_fd(), &mut b) == Ok(1))
-            && b[0] == init::REBOOTING;
-        if !same() {
-            return; // `stop` removed it, or `start` failed
-        }
-        // Held until the guest is up again: a `stop` meanwhile waits
-        // and then stops the restarted guest.
-        let Ok(_lock) = g.lock() else { return };
-        if !same() || cgroup::populated(dir) {
-            return;
-        }
-        if let Err(e) = Registry::open().and_then(|reg| clean_up(&reg, dir)) {
-            return log(Level::Err, tag, &format!("clean up after server {}: {e}", g.name));
-        }
-        if let Err(e) = g.hook("post-stop") {
-            log(Level::Err, tag, &e.to_string());
-        }
-        if !reboot {
-            return log(Level::Notice, tag, &format!("server {} has stopped; cleaned up", g.name));
-        }
-        match start_locked(&applet, g, Some(xid)) {
-            Ok(()) => log(Level::Notice, tag, &format!("server {} restarted", g.name)),
-            Err(e) => log(Level::Err, tag, &format!("server {} stopped to restart, but: {e}", g.name)),
-        }
-    })
+    supervisor::spawn(
+        g,
+        dir,
+        userns,
+        (xid, native_flags(cfg)),
+        &format!("vsbox-watch {}", g.name),
+        |reboot| {
+            use crate::syslog::{log, Level};
+            let tag = "vsbox-watch";
+            let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
+            if !same() {
+                return; // `stop` removed it, or `start` failed
+            }
+            // Held until the guest is up again: a `stop` meanwhile waits
+            // and then stops the restarted guest.
+            let Ok(_lock) = g.lock() else { return };
+            if !same() || cgroup::populated(dir) {
+                return;
+            }
+            if let Err(e) = Registry::open().and_then(|reg| clean_up(&reg, dir)) {
+                return log(Level::Err, tag, &format!("clean up after server {}: {e}", g.name));
+            }
+            if let Err(e) = g.hook("post-stop") {
+                log(Level::Err, tag, &e.to_string());
+            }
+            if !reboot {
+                return log(Level::Notice, tag, &format!("server {} has stopped; cleaned up", g.name));
+            }
+            match start_locked(&applet, g, Some(xid)) {
+                Ok(()) => log(Level::Notice, tag, &format!("server {} restarted", g.name)),
+                Err(e) => log(Level::Err, tag, &format!("server {} stopped to restart, but: {e}", g.name)),
+            }
+        },
+    )
 }
 
 /// Copies the guest's start-up output to our stdout until the status pipe
@@ -711,8 +725,28 @@ pub fn stop(g: &Guest) -> Result<u32> {
         return Err(Error::failed(format!("stop server {}", g.name), "it is not running"));
     };
     let was_running = cgroup::populated(&dir);
+    let xid = dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()).unwrap_or(0);
     if was_running {
         g.hook("pre-stop")?;
+        // The host is blind to its guests on the patched kernel: what
+        // signals and reads the guest's processes joins its context.
+        native::within(xid, || {
+            stop_processes(&dir);
+            0
+        })?;
+    }
+    clean_up(&reg, &dir)?;
+    if was_running {
+        g.hook("post-stop")?;
+    }
+    Ok(xid)
+}
+
+/// Asks the guest's init to stop, as it understands, and ends what is
+/// left after the grace period.
+fn stop_processes(dir: &Path) {
+    let dir = dir.to_path_buf();
+    {
         let fakeinit = context::flags_of(&dir) & abi::VXF_FAKEINIT != 0;
         let stopped = match init_pid(&dir) {
             // The guest's own init, asked the way it understands.
@@ -732,11 +766,6 @@ pub fn stop(g: &Guest) -> Result<u32> {
             cgroup::wait_empty(&dir, Some(Duration::from_secs(5)));
         }
     }
-    clean_up(&reg, &dir)?;
-    if was_running {
-        g.hook("post-stop")?;
-    }
-    Ok(dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()).unwrap_or(0))
 }
 
 /// `vserver NAME exec|suexec|service …`: in the running guest, or in a
@@ -770,6 +799,8 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
         return Err(Error::failed(format!("enter server {}", g.name), why));
     }
     let reg = Registry::open()?;
+    let home = native::current();
+    let ending = || Error::failed(format!("enter server {}", g.name), "its context is ending; try again");
     let payload = match joinable(g, &reg)? {
         Some(target) => match join(applet, target, &cfg, payload)? {
             Ok(child) => return Ok((child, None)),
@@ -777,6 +808,11 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
         },
         None => payload,
     };
+    // Joined the kernel's context of one that then ended: for good, so
+    // not into a fresh one.
+    if native::current() != home {
+        return Err(ending());
+    }
     // Not running (or its context ending): a start, stop or reboot may be
     // under way; wait for it and look again, and hold the lock until our
     // process is in its context, so a start meanwhile sees the server in
@@ -786,19 +822,22 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
         drop(lock);
         return match join(applet, target, &cfg, payload)? {
             Ok(child) => Ok((child, None)),
-            Err(_) => Err(Error::failed(
-                format!("enter server {}", g.name),
-                "its context is ending; try again",
-            )),
+            Err(_) => Err(ending()),
         };
     }
-    let (_, owned, userns) = new_context(&reg, g, &cfg, None)?;
+    if native::current() != home {
+        return Err(ending());
+    }
+    let (xid, owned, userns) = new_context(&reg, g, &cfg, None)?;
+    // This process waits for PID 1 and passes signals on to it: it is in
+    // the kernel's context too (its supervisor and PID 1 with it).
+    native::enter(xid, native_flags(&cfg))?;
     // This process removes the context when the payload ends; should it be
     // killed first, the next launch's sweep does (cgroup::sweep).
     cgroup::record_owner(&owned.dirs[0])?;
     let cgroup_dir = launch::open_dir(&owned.dirs[0])?;
     let lifeline = exec::Lifeline::of_this_process()?;
-    let (link, conn) = supervisor::fresh(g, &owned.dirs[0], userns.as_ref().map(|o| &o.ns.fd))?;
+    let (link, conn) = supervisor::fresh(g, &owned.dirs[0], userns.as_ref().map(|o| &o.ns.fd), (xid, native_flags(&cfg)))?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| "start a process in the server")? {
         Forked::Child => {
             // PID 1 of the fresh context dies with the client, and the
@@ -898,10 +937,17 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
     Ok(match g.running(&reg) {
         Some((xid, dir)) => {
             let procs = count_procs(&dir);
-            let own = launch::leader(&dir)
-                .and_then(|l| userns::root_uid_of(l.pid).ok())
-                .flatten()
-                .map(|root| (xid, root));
+            // Read from its leader's /proc files: as the spectator on the
+            // patched kernel, whose host is blind to its guests.
+            let own = native::spectate(|| {
+                launch::leader(&dir)
+                    .and_then(|l| userns::root_uid_of(l.pid).ok())
+                    .flatten()
+                    .map_or_else(String::new, |root| root.to_string())
+            })
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .map(|root| (xid, root));
             let lback = match netlock::lback_of(&dir) {
                 Some(lb) => format!("loopback: {lb} (its 127.0.0.1)\n"),
                 None => String::new(),

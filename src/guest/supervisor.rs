@@ -17,6 +17,7 @@
 use crate::context::init;
 use crate::error::{Context, Error, Result};
 use crate::guest::Guest;
+use crate::kernel::native;
 use crate::kernel::unixscope::{self, Answered};
 use crate::paths;
 use crate::sys;
@@ -108,11 +109,24 @@ pub struct Init {
 /// Leaves a supervisor on the host for the guest's context `dir`, named
 /// `title`, in a network namespace of the guest's own: it serves the
 /// context's processes ([`serve`]) until the init `start` names over the
-/// returned link ends, then removes the control socket it was bound to
-/// (unless something bound another there meanwhile) and runs `then` with
-/// the init, back in the host's network namespace. Gives that link and a connection
-/// for the context's first process to hand its filter over.
-pub fn spawn(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, title: &str, then: impl FnOnce(Init)) -> Result<(OwnedFd, OwnedFd)> {
+/// returned link ends — and, when that init has a status pipe, until the
+/// context is empty — then removes the control socket it was bound to
+/// (unless something bound another there meanwhile) and runs `then`,
+/// back in the host's network namespace, with whether the init asked to
+/// be restarted (its REBOOTING byte). Gives that link and a connection for
+/// the context's first process to hand its filter over.
+///
+/// On the patched kernel, whose host is blind to its guests, the serving
+/// half is a child that enters the kernel's context `xid` (with `flags`)
+/// and tells how it ended by its exit code; `then` runs in the host's.
+pub fn spawn(
+    g: &Guest,
+    dir: &Path,
+    userns: Option<&OwnedFd>,
+    native: (u32, u32),
+    title: &str,
+    then: impl FnOnce(bool),
+) -> Result<(OwnedFd, OwnedFd)> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     use std::os::unix::fs::MetadataExt;
     let ctl = bind(g, dir)?;
@@ -121,7 +135,6 @@ pub fn spawn(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, title: &str, then:
         .map(|m| m.ino())
         .ctx(|| format!("stat {}", path.display()))?;
     let (link, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
-    let cgroup = dir.to_path_buf();
     // The user namespace the guest's capabilities count in: its own, or
     // the host's (this process's).
     let userns = match userns {
@@ -132,42 +145,95 @@ pub fn spawn(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, title: &str, then:
     };
     crate::kernel::process::detached(title, vec![ctl, theirs], |mut fds| {
         let (Some(link), Some(ctl)) = (fds.pop(), fds.pop()) else { return };
-        let served = match unixscope::own_namespace() {
-            Ok(host) => {
-                let raw = unixscope::RawScope {
-                    net: &host,
-                    cgroup: &cgroup,
-                    userns,
-                };
-                let init = serve(ctl, link, &raw);
-                let _ = unixscope::leave_namespace(&host);
-                init
+        let ended = if native::available() {
+            match sys::fork() {
+                Ok(sys::Forked::Child) => {
+                    let ended = serve_until_ended(ctl, link, dir, userns, Some(native));
+                    std::process::exit(match ended {
+                        Ok(Some(false)) => SERVED,
+                        Ok(Some(true)) => SERVED_REBOOT,
+                        Ok(None) => NOT_SERVED,
+                        Err(e) => {
+                            crate::syslog::log(crate::syslog::Level::Err, title, &format!("server {}: {e}", g.name));
+                            NOT_SERVED
+                        }
+                    })
+                }
+                Ok(sys::Forked::Parent(child)) => {
+                    drop((ctl, link));
+                    sys::release_own_text();
+                    sys::release_unused_stack();
+                    match sys::wait_for(child) {
+                        SERVED => Some(false),
+                        SERVED_REBOOT => Some(true),
+                        _ => None,
+                    }
+                }
+                Err(_) => None,
             }
-            // Then nothing takes the first process's filter: it does not start.
-            Err(e) => {
+        } else {
+            serve_until_ended(ctl, link, dir, userns, None).unwrap_or_else(|e| {
                 crate::syslog::log(crate::syslog::Level::Err, title, &format!("server {}: {e}", g.name));
                 None
-            }
+            })
         };
         // Before `then`, which may start the guest again and bind a new
         // socket there (whose inode could be this one's number again).
         if std::fs::metadata(&path).is_ok_and(|m| m.ino() == ctl_ino) {
             let _ = std::fs::remove_file(&path);
         }
-        if let Some(init) = served {
-            then(init);
+        if let Some(reboot) = ended {
+            then(reboot);
         }
     })
     .ctx(|| format!("start the supervisor of server {}", g.name))?;
     Ok((link, connect(g)?))
 }
 
+/// The serving half's exit codes.
+const SERVED: i32 = 0;
+const SERVED_REBOOT: i32 = 1;
+const NOT_SERVED: i32 = 2;
+
+/// Serves in the guest's own network namespace until the init ends; with
+/// its status pipe, waits for the context to empty and gives whether it
+/// asked to be restarted. None when `start` gave up before naming an
+/// init; Err without a namespace (then nothing takes the first process's
+/// filter, and it does not start).
+fn serve_until_ended(
+    ctl: OwnedFd,
+    link: OwnedFd,
+    dir: &Path,
+    userns: (u64, u64),
+    native: Option<(u32, u32)>,
+) -> std::result::Result<Option<bool>, String> {
+    let host = unixscope::own_namespace().map_err(|e| e.to_string())?;
+    let raw = unixscope::RawScope {
+        net: &host,
+        cgroup: dir,
+        userns,
+    };
+    let init = serve(ctl, link, &raw, native);
+    let _ = unixscope::leave_namespace(&host);
+    let Some(init) = init else { return Ok(None) };
+    let Some(status) = init.status else { return Ok(Some(false)) };
+    // The init's end is certain to be seen (a cgroup's last notification
+    // may be lost when it is removed at once); the kernel has ended the
+    // rest of its PID namespace by then, so every writer has ended: the
+    // byte is there, or EOF.
+    crate::kernel::cgroup::wait_empty(dir, None);
+    let mut b = [0u8; 1];
+    Ok(Some(
+        nix::unistd::read(status.as_raw_fd(), &mut b) == Ok(1) && b[0] == init::REBOOTING,
+    ))
+}
+
 /// For a fresh context (`exec` or `enter` into a stopped guest):
 /// `vsbox-sockets NAME`, serving it as `vsbox-watch` serves a running
 /// guest (at the same control socket, for what enters the fresh context
 /// meanwhile) until its PID 1 ends.
-pub fn fresh(g: &Guest, dir: &Path, userns: Option<&OwnedFd>) -> Result<(OwnedFd, OwnedFd)> {
-    spawn(g, dir, userns, &format!("vsbox-sockets {}", g.name), drop)
+pub fn fresh(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, native: (u32, u32)) -> Result<(OwnedFd, OwnedFd)> {
+    spawn(g, dir, userns, native, &format!("vsbox-sockets {}", g.name), drop)
 }
 
 /// One message and its descriptors; None at the end of the stream. Room
@@ -191,8 +257,11 @@ fn receive(fd: &OwnedFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
 /// Serves the guest in this process (already in the guest's own network
 /// namespace: unixscope::own_namespace) until its init ends, and gives
 /// it; None when `start` gave up (closed `link`) before naming an init.
-/// `ctl` is the bound control socket.
-pub fn serve(ctl: OwnedFd, link: OwnedFd, raw: &unixscope::RawScope) -> Option<Init> {
+/// `ctl` is the bound control socket. With `native` (the context's id and
+/// flags), it enters the kernel's context as the first listener comes:
+/// the guest's first process has made it by then, so that process, the
+/// guest's init, is the one the kernel names (`initpid:`).
+pub fn serve(ctl: OwnedFd, link: OwnedFd, raw: &unixscope::RawScope, mut native: Option<(u32, u32)>) -> Option<Init> {
     use nix::sys::socket::{accept4, getsockopt, listen, sockopt::PeerCredentials, Backlog, SockFlag};
     // Small, and the guest's unix sockets fail without it: never the OOM
     // killer's choice (proc(5), oom_score_adj).
@@ -257,6 +326,12 @@ pub fn serve(ctl: OwnedFd, link: OwnedFd, raw: &unixscope::RawScope) -> Option<I
             let c = conns.remove(i);
             if let Some((msg, mut got)) = receive(&c) {
                 if let Some(l) = got.pop().filter(|l| msg == [unixscope::LISTENER] && is_listener(l)) {
+                    // Its callers cannot be seen from the host's context.
+                    if let Some((xid, flags)) = native.take() {
+                        if let Err(e) = native::enter(xid, flags) {
+                            crate::syslog::log(crate::syslog::Level::Err, "vsbox-watch", &e.to_string());
+                        }
+                    }
                     listeners.push(l);
                 }
             }

@@ -6,6 +6,7 @@ pub mod bpf;
 pub mod caps;
 pub mod cgroup;
 pub mod devices;
+pub mod native;
 pub mod netlock;
 pub mod ns;
 pub mod process;
@@ -24,7 +25,7 @@ pub fn patch_version() -> Option<u32> {
 
 pub fn describe() -> String {
     match patch_version() {
-        Some(v) => format!("kernel patch present, ABI {v:#010x}"),
+        Some(v) => format!("kernel patch present, ABI {v:#010x}: contexts are the kernel's own (vserver(2))"),
         None => "stock kernel: namespaces, cgroups, capabilities, cgroup-BPF".to_owned(),
     }
 }

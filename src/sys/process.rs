@@ -62,6 +62,28 @@ pub fn vserver(cmd: u32, id: u32, data: usize) -> Result<libc::c_long, Errno> {
     check(unsafe { libc::syscall(libc::c_long::from(crate::abi::__NR_vserver_x86_64 as i32), cmd, id, data) })
 }
 
+/// The shell's convention: the exit status, or 128 + the killing signal.
+pub fn status_code(ws: nix::sys::wait::WaitStatus) -> i32 {
+    use nix::sys::wait::WaitStatus;
+    match ws {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+        _ => 1,
+    }
+}
+
+/// Waits for `pid` to end (retrying on EINTR) and returns its exit code.
+pub fn wait_for(pid: Pid) -> i32 {
+    use nix::sys::wait::WaitStatus;
+    loop {
+        match nix::sys::wait::waitpid(pid, None) {
+            Ok(ws @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return status_code(ws),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(_) => return 1,
+        }
+    }
+}
+
 pub enum Forked {
     Parent(Pid),
     Child,

@@ -1,0 +1,183 @@
+//! The kernel patch's own security contexts (kernel/patches/0001): the
+//! seam between the two kernels. On the patched kernel every context vsbox
+//! makes is also a context of the kernel's with the same id, so the kernel
+//! itself hides its processes from the host and from other guests, tags
+//! them in /proc/PID/status (`s_context:`) and enforces the `lock`,
+//! `private` and `nproc` flags; on a stock kernel each call here is
+//! nothing, and the namespaces, cgroups and filters alone make the context.
+//!
+//! The host (context 0) is blind to its guests there, so a vsbox process
+//! that is to wait for, signal or read the processes of a context enters
+//! it first ([`enter`]), or does that part in a child that does
+//! ([`within`]). Entering is for good: a process leaves a context only by
+//! ending (vserver-reference.md §2.1).
+
+use crate::abi;
+use crate::error::{Context, Error, Result};
+use crate::sys::{self, Forked};
+use nix::errno::Errno;
+use std::sync::OnceLock;
+
+/// The flags the kernel enforces or records (a subset of vsbox's).
+const KERNEL_FLAGS: u32 =
+    abi::VXF_LOCK | abi::VXF_SCHED | abi::VXF_NPROC | abi::VXF_PRIVATE | abi::VXF_FAKEINIT | abi::VXF_HIDEINFO | abi::VXF_ULIMIT;
+
+/// Whether vserver(2) answers: the patch is there and its LSM is on. Asked
+/// once per process.
+pub fn available() -> bool {
+    static PATCHED: OnceLock<bool> = OnceLock::new();
+    *PATCHED.get_or_init(|| super::patch_version().is_some())
+}
+
+/// The context the caller is in as the kernel sees it: 0 for the host (and
+/// always 0 on a stock kernel).
+pub fn current() -> u32 {
+    if !available() {
+        return abi::VX_ID_HOST;
+    }
+    let mut info = abi::vcmd_ctx_info::default();
+    match vserver_with(abi::VCMD_ctx_info, abi::VX_DYNAMIC_ID, &mut info) {
+        Ok(_) => info.xid,
+        Err(_) => abi::VX_ID_HOST,
+    }
+}
+
+/// Puts the caller, for good, into the kernel's context `xid` (2…65535,
+/// vsbox's own id of the context), with `flags` (VXF_*) added: it is made
+/// when it does not exist, joined when it does (a process of an earlier
+/// run of the context, such as its supervisor, may hold it). Nothing on a
+/// stock kernel, or when the caller is in that context already.
+///
+/// Errors: EPERM when the caller is in another context of the kernel's
+/// (a guest's, or the spectator) or lacks the host's CAP_SYS_ADMIN, or the
+/// context is `private`; EINVAL with other threads.
+pub fn enter(xid: u32, flags: u32) -> Result<()> {
+    if !available() {
+        return Ok(());
+    }
+    let cur = current();
+    if cur != xid {
+        if cur != abi::VX_ID_HOST {
+            return Err(Error::failed(
+                format!("enter the kernel's context {xid}"),
+                format!("this process is in context {cur} of the kernel's already"),
+            ));
+        }
+        match sys::vserver(abi::VCMD_ctx_create, xid, 0) {
+            Ok(_) => {}
+            Err(Errno::EEXIST) => drop(join(xid)?),
+            Err(e) => return Err(Error::sys(format!("create the kernel's context {xid}"), e)),
+        }
+    }
+    let flags = flags & KERNEL_FLAGS;
+    if flags != 0 {
+        let mut req = abi::vcmd_ctx_flags {
+            flags: u64::from(flags),
+            mask: u64::from(flags),
+        };
+        vserver_with(abi::VCMD_set_cflags, 0, &mut req).ctx(|| format!("set the flags of the kernel's context {xid}"))?;
+    }
+    Ok(())
+}
+
+/// Puts the caller, for good, into a new context of the kernel's with an
+/// id the kernel picks (49152…65535): any user may (the seed's "New
+/// system calls"). Some(its id), or None on a stock kernel.
+pub fn create_dynamic() -> Result<Option<u32>> {
+    if !available() {
+        return Ok(None);
+    }
+    let xid = sys::vserver(abi::VCMD_ctx_create, abi::VX_DYNAMIC_ID, 0).ctx(|| "create a context of the kernel's")?;
+    Ok(Some(xid as u32))
+}
+
+/// Joins the kernel's context `xid` for good (host root only). Ok(false)
+/// when the kernel has no such context (one made on a stock path, or
+/// ended) and on a stock kernel: the caller stays where it was.
+pub fn join(xid: u32) -> Result<bool> {
+    if !available() || current() == xid {
+        return Ok(available());
+    }
+    match sys::vserver(abi::VCMD_ctx_migrate, xid, 0) {
+        Ok(_) => Ok(true),
+        Err(Errno::ESRCH) => Ok(false),
+        Err(Errno::EPERM) if flags_of(xid) & abi::VXF_PRIVATE != 0 => Err(Error::failed(
+            format!("join context {xid}"),
+            "it is private (flag 'private'): nobody may join it",
+        )),
+        Err(e) => Err(Error::sys(format!("join the kernel's context {xid}"), e)),
+    }
+}
+
+/// The flags of the kernel's context `xid` (0 when it has none or there is
+/// no such context).
+fn flags_of(xid: u32) -> u32 {
+    let mut info = abi::vcmd_ctx_info::default();
+    vserver_with(abi::VCMD_ctx_info, xid, &mut info).map_or(0, |_| info.flags)
+}
+
+/// Runs `f` in a child that has joined the kernel's context `xid` — to
+/// signal or read its processes without this process leaving the host —
+/// and gives the child's exit code. On a stock kernel, or when there is no
+/// such context, `f` runs in this process.
+pub fn within(xid: u32, f: impl FnOnce() -> i32) -> Result<i32> {
+    if !available() || current() == xid {
+        return Ok(f());
+    }
+    let mut info = abi::vcmd_ctx_info::default();
+    if vserver_with(abi::VCMD_ctx_info, xid, &mut info).is_err() {
+        return Ok(f());
+    }
+    match sys::fork().ctx(|| "fork")? {
+        Forked::Child => {
+            let code = match join(xid) {
+                Ok(_) => f(),
+                Err(e) => {
+                    eprintln!("vsbox: {e}");
+                    crate::applet::EXIT_CANNOT_RUN
+                }
+            };
+            std::process::exit(code)
+        }
+        Forked::Parent(child) => Ok(sys::wait_for(child)),
+    }
+}
+
+/// Runs `f` in a child that has become the spectator (context 1, which
+/// sees every context's processes and may signal none) and gives what it
+/// returned: how the host learns about processes it cannot see. On a
+/// stock kernel `f` runs in this process.
+pub fn spectate(f: impl FnOnce() -> String) -> Result<String> {
+    use std::io::{Read, Write};
+    if !available() || current() != abi::VX_ID_HOST {
+        return Ok(f());
+    }
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+    match sys::fork().ctx(|| "fork")? {
+        Forked::Child => {
+            drop(rd);
+            let text = match sys::vserver(abi::VCMD_ctx_migrate, abi::VX_ID_SPECTATOR, 0) {
+                Ok(_) => f(),
+                Err(e) => format!("! become the spectator: {}\n", e.desc()),
+            };
+            let code = i32::from(std::fs::File::from(wr).write_all(text.as_bytes()).is_err());
+            std::process::exit(code)
+        }
+        Forked::Parent(child) => {
+            drop(wr);
+            let mut text = String::new();
+            let read = std::fs::File::from(rd).read_to_string(&mut text);
+            let code = sys::wait_for(child);
+            read.ctx(|| "read what the spectator saw")?;
+            if code != 0 {
+                return Err(Error::failed("look as the spectator", format!("its child ended with {code}")));
+            }
+            Ok(text)
+        }
+    }
+}
+
+/// vserver(2) with a structure the command reads or fills in.
+fn vserver_with<T: Copy>(cmd: u32, id: u32, data: &mut T) -> std::result::Result<libc::c_long, Errno> {
+    sys::vserver(cmd, id, data as *mut T as usize)
+}
