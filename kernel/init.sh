@@ -10,7 +10,7 @@ export PATH=/bin:/sbin
 if [ -z "$VSTEST_SWITCHED" ]; then
 	mkdir -p /newroot
 	mount -t tmpfs -o size=80% tmpfs /newroot
-	for d in bin sbin etc root tests extra init ext4.img; do
+	for d in bin sbin etc root tests extra kits init ext4.img; do
 		[ -e "/$d" ] && cp -a "/$d" /newroot/
 	done
 	mkdir -p /newroot/proc /newroot/sys /newroot/dev /newroot/tmp /newroot/run

@@ -169,11 +169,42 @@ build_initramfs() {
 	# An ext4 file system for the tests that need one (iunlink).
 	truncate -s 64M "$root/ext4.img"
 	mkfs.ext4 -q -F "$root/ext4.img"
+	dpkg_kit "$root/kits"
 	cp "$here/init.sh" "$root/init"
 	chmod 755 "$root/init"
 	echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 	echo "root:x:0:" >"$root/etc/group"
 	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$KBUILD/initramfs.cpio.gz"
+}
+
+# For 65-vrpm.sh: Debian's dpkg, dpkg-deb, dpkg-split and GNU tar with the libraries they load
+# (in kit/dpkg, laid out as in a server's tree), a stand-in ldconfig (dpkg
+# wants one in PATH), and two versions of a small package.
+dpkg_kit() {
+	local kits=$1 tree=$1/dpkg b lib v d
+	mkdir -p "$tree/sbin" "$tree/var/lib/dpkg/info" "$tree/var/lib/dpkg/updates" "$tree/var/lib/dpkg/triggers"
+	: >"$tree/var/lib/dpkg/status"
+	: >"$tree/var/lib/dpkg/available"
+	for b in /usr/bin/dpkg /usr/bin/dpkg-deb /usr/bin/dpkg-split /usr/bin/tar; do
+		cp -L --parents "$b" "$tree"
+		for lib in $(ldd "$b" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+			cp -L --parents "$lib" "$tree"
+		done
+	done
+	# dpkg-deb runs GNU tar: in /bin too, wherever PATH looks first.
+	mkdir -p "$tree/bin"
+	cp -L /usr/bin/tar "$tree/bin/tar"
+	printf '#!/bin/sh\nexit 0\n' >"$tree/sbin/ldconfig"
+	chmod 755 "$tree/sbin/ldconfig"
+	for v in 1.0 2.0; do
+		d=$(mktemp -d)
+		mkdir -p "$d/DEBIAN" "$d/usr/share/vsbox-test"
+		printf 'Package: vsbox-test\nVersion: %s\nArchitecture: all\nMaintainer: vsbox <vsbox@localhost>\nDescription: a package to update in a unified server\n' "$v" >"$d/DEBIAN/control"
+		seq 1 20000 | sed "s/^/v$v /" >"$d/usr/share/vsbox-test/data"
+		seq 1 20000 >"$d/usr/share/vsbox-test/same"
+		dpkg-deb --root-owner-group -Zgzip --build "$d" "$kits/vsbox-test_$v.deb" >/dev/null || die "dpkg-deb --build failed"
+		rm -rf "$d"
+	done
 }
 
 # --- 4. Boot and judge.

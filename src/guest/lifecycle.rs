@@ -526,7 +526,7 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     let (st_r, st_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
     // The supervisor first: from its filter on, the guest's first process
     // needs it for every unix socket (supervisor.rs).
-    let (link, conn) = match supervise(applet, g, &cfg, &dir, xid, userns.as_ref().map(|o| &o.ns.fd)) {
+    let (link, conn) = match supervise(applet, g, &dir, xid, userns.as_ref().map(|o| &o.ns.fd)) {
         Ok(l) => l,
         Err(e) => {
             remove_aliases(&dir);
@@ -619,44 +619,37 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
 /// later start is never disturbed. Gives `start`'s link to it (to name
 /// the init) and a connection for the first process to hand its filter
 /// over.
-fn supervise(applet: &str, g: &Guest, cfg: &Config, dir: &Path, xid: u32, userns: Option<&OwnedFd>) -> Result<(OwnedFd, OwnedFd)> {
+fn supervise(applet: &str, g: &Guest, dir: &Path, xid: u32, userns: Option<&OwnedFd>) -> Result<(OwnedFd, OwnedFd)> {
     use std::os::unix::fs::MetadataExt;
     let ino = std::fs::metadata(dir).map(|m| m.ino()).ctx(|| format!("stat {}", dir.display()))?;
     let applet = applet.to_owned();
-    supervisor::spawn(
-        g,
-        dir,
-        userns,
-        (xid, native_flags(cfg)),
-        &format!("vsbox-watch {}", g.name),
-        |reboot| {
-            use crate::syslog::{log, Level};
-            let tag = "vsbox-watch";
-            let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
-            if !same() {
-                return; // `stop` removed it, or `start` failed
-            }
-            // Held until the guest is up again: a `stop` meanwhile waits
-            // and then stops the restarted guest.
-            let Ok(_lock) = g.lock() else { return };
-            if !same() || cgroup::populated(dir) {
-                return;
-            }
-            if let Err(e) = Registry::open().and_then(|reg| clean_up(&reg, dir)) {
-                return log(Level::Err, tag, &format!("clean up after server {}: {e}", g.name));
-            }
-            if let Err(e) = g.hook("post-stop") {
-                log(Level::Err, tag, &e.to_string());
-            }
-            if !reboot {
-                return log(Level::Notice, tag, &format!("server {} has stopped; cleaned up", g.name));
-            }
-            match start_locked(&applet, g, Some(xid)) {
-                Ok(()) => log(Level::Notice, tag, &format!("server {} restarted", g.name)),
-                Err(e) => log(Level::Err, tag, &format!("server {} stopped to restart, but: {e}", g.name)),
-            }
-        },
-    )
+    supervisor::spawn(g, dir, userns, xid, &format!("vsbox-watch {}", g.name), |reboot| {
+        use crate::syslog::{log, Level};
+        let tag = "vsbox-watch";
+        let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
+        if !same() {
+            return; // `stop` removed it, or `start` failed
+        }
+        // Held until the guest is up again: a `stop` meanwhile waits
+        // and then stops the restarted guest.
+        let Ok(_lock) = g.lock() else { return };
+        if !same() || cgroup::populated(dir) {
+            return;
+        }
+        if let Err(e) = Registry::open().and_then(|reg| clean_up(&reg, dir)) {
+            return log(Level::Err, tag, &format!("clean up after server {}: {e}", g.name));
+        }
+        if let Err(e) = g.hook("post-stop") {
+            log(Level::Err, tag, &e.to_string());
+        }
+        if !reboot {
+            return log(Level::Notice, tag, &format!("server {} has stopped; cleaned up", g.name));
+        }
+        match start_locked(&applet, g, Some(xid)) {
+            Ok(()) => log(Level::Notice, tag, &format!("server {} restarted", g.name)),
+            Err(e) => log(Level::Err, tag, &format!("server {} stopped to restart, but: {e}", g.name)),
+        }
+    })
 }
 
 /// Copies the guest's start-up output to our stdout until the status pipe
@@ -775,6 +768,20 @@ pub fn exec(applet: &str, g: &Guest, command: &[String], user: Option<&str>) -> 
     Ok(launch::supervise(child))
 }
 
+/// [`exec`] from a child process, for a caller that goes on with other
+/// servers (vrpm): on the patched kernel the process that runs `exec`
+/// joins the server's context for good (kernel/native.rs). The child
+/// prints its own error; its exit code (125 for one) comes back.
+pub fn exec_apart(applet: &str, g: &Guest, command: &[String], user: Option<&str>) -> Result<i32> {
+    native::apart(|| match exec(applet, g, command, user) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{applet}: {e}");
+            crate::applet::EXIT_CANNOT_RUN
+        }
+    })
+}
+
 /// `vserver NAME enter`: root's login shell on a new terminal of the
 /// guest. The caller's terminal never enters the guest: the guest side
 /// hands vsbox the master of its new terminal, and vsbox relays.
@@ -837,7 +844,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     cgroup::record_owner(&owned.dirs[0])?;
     let cgroup_dir = launch::open_dir(&owned.dirs[0])?;
     let lifeline = exec::Lifeline::of_this_process()?;
-    let (link, conn) = supervisor::fresh(g, &owned.dirs[0], userns.as_ref().map(|o| &o.ns.fd), (xid, native_flags(&cfg)))?;
+    let (link, conn) = supervisor::fresh(g, &owned.dirs[0], userns.as_ref().map(|o| &o.ns.fd), xid)?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| "start a process in the server")? {
         Forked::Child => {
             // PID 1 of the fresh context dies with the client, and the

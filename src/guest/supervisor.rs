@@ -117,13 +117,13 @@ pub struct Init {
 /// the context's first process to hand its filter over.
 ///
 /// On the patched kernel, whose host is blind to its guests, the serving
-/// half is a child that enters the kernel's context `xid` (with `flags`)
+/// half is a child that joins the kernel's context `xid` (see [`serve`])
 /// and tells how it ended by its exit code; `then` runs in the host's.
 pub fn spawn(
     g: &Guest,
     dir: &Path,
     userns: Option<&OwnedFd>,
-    native: (u32, u32),
+    xid: u32,
     title: &str,
     then: impl FnOnce(bool),
 ) -> Result<(OwnedFd, OwnedFd)> {
@@ -148,7 +148,7 @@ pub fn spawn(
         let ended = if native::available() {
             match sys::fork() {
                 Ok(sys::Forked::Child) => {
-                    let ended = serve_until_ended(ctl, link, dir, userns, Some(native));
+                    let ended = serve_until_ended(ctl, link, dir, userns, Some(xid));
                     std::process::exit(match ended {
                         Ok(Some(false)) => SERVED,
                         Ok(Some(true)) => SERVED_REBOOT,
@@ -205,7 +205,7 @@ fn serve_until_ended(
     link: OwnedFd,
     dir: &Path,
     userns: (u64, u64),
-    native: Option<(u32, u32)>,
+    native: Option<u32>,
 ) -> std::result::Result<Option<bool>, String> {
     let host = unixscope::own_namespace().map_err(|e| e.to_string())?;
     let raw = unixscope::RawScope {
@@ -232,8 +232,8 @@ fn serve_until_ended(
 /// `vsbox-sockets NAME`, serving it as `vsbox-watch` serves a running
 /// guest (at the same control socket, for what enters the fresh context
 /// meanwhile) until its PID 1 ends.
-pub fn fresh(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, native: (u32, u32)) -> Result<(OwnedFd, OwnedFd)> {
-    spawn(g, dir, userns, native, &format!("vsbox-sockets {}", g.name), drop)
+pub fn fresh(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, xid: u32) -> Result<(OwnedFd, OwnedFd)> {
+    spawn(g, dir, userns, xid, &format!("vsbox-sockets {}", g.name), drop)
 }
 
 /// One message and its descriptors; None at the end of the stream. Room
@@ -257,11 +257,11 @@ fn receive(fd: &OwnedFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
 /// Serves the guest in this process (already in the guest's own network
 /// namespace: unixscope::own_namespace) until its init ends, and gives
 /// it; None when `start` gave up (closed `link`) before naming an init.
-/// `ctl` is the bound control socket. With `native` (the context's id and
-/// flags), it enters the kernel's context as the first listener comes:
+/// `ctl` is the bound control socket. With `native` (the context's id), it
+/// joins the kernel's context as the first listener comes:
 /// the guest's first process has made it by then, so that process, the
 /// guest's init, is the one the kernel names (`initpid:`).
-pub fn serve(ctl: OwnedFd, link: OwnedFd, raw: &unixscope::RawScope, mut native: Option<(u32, u32)>) -> Option<Init> {
+pub fn serve(ctl: OwnedFd, link: OwnedFd, raw: &unixscope::RawScope, mut native: Option<u32>) -> Option<Init> {
     use nix::sys::socket::{accept4, getsockopt, listen, sockopt::PeerCredentials, Backlog, SockFlag};
     // Small, and the guest's unix sockets fail without it: never the OOM
     // killer's choice (proc(5), oom_score_adj).
@@ -327,8 +327,8 @@ pub fn serve(ctl: OwnedFd, link: OwnedFd, raw: &unixscope::RawScope, mut native:
             if let Some((msg, mut got)) = receive(&c) {
                 if let Some(l) = got.pop().filter(|l| msg == [unixscope::LISTENER] && is_listener(l)) {
                     // Its callers cannot be seen from the host's context.
-                    if let Some((xid, flags)) = native.take() {
-                        if let Err(e) = native::enter(xid, flags) {
+                    if let Some(xid) = native.take() {
+                        if let Err(e) = native::join(xid) {
                             crate::syslog::log(crate::syslog::Level::Err, "vsbox-watch", &e.to_string());
                         }
                     }

@@ -15,9 +15,10 @@
 //! (kernel/), vsbox unifies as the original did: the server's file
 //! becomes a hard link to the reference's, made immutable and given the
 //! patch's iunlink attribute (`trusted.vserver.iunlink`), so no server can
-//! write, truncate, chmod, chown, link or rename over it, yet a package
-//! update inside a server can unlink or rename away its own link and put
-//! its own file there. Files are linked only with the same owner, group
+//! write, truncate, chmod or chown it, yet a package update inside a
+//! server replaces its own link the way package managers do (dpkg links
+//! the old file as a backup and renames the new one over it; rpm renames
+//! over it) or unlinks it, and the other servers' links stay. Files are linked only with the same owner, group
 //! and mode, and only between stopped servers (a process holding a file
 //! open for writing would otherwise write to every server's copy).
 //!
@@ -51,21 +52,18 @@ enum Method {
 fn link_one(src: &File, f: &crate::guest::walk::Found) -> std::result::Result<(), Errno> {
     let name = f.rel.file_name().ok_or(Errno::EINVAL)?;
     let flags = sys::inode_flags(src)?;
-    // A reference linked before is immutable, which forbids new links: it
-    // is mutable a moment, with every server stopped.
+    // A reference linked before is immutable, which forbids new links
+    // unless it still has the iunlink attribute: it is mutable a moment,
+    // with every server stopped.
     if flags & sys::FS_IMMUTABLE_FL != 0 {
         sys::set_inode_flags(src, flags & !sys::FS_IMMUTABLE_FL)?;
     }
     let tmp = std::ffi::OsString::from(format!(".vunify-{}.tmp", std::process::id()));
     let dir = Some(std::os::fd::AsRawFd::as_raw_fd(f.dir));
     let linked = sys::link_fd(src, f.dir, &tmp).and_then(|()| {
-        let moved = match nix::fcntl::renameat(dir, tmp.as_os_str(), dir, name) {
-            // The server's file is itself an iunlink file of an earlier run
-            // (never renamed over): it goes first.
-            Err(Errno::EPERM) => nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
-                .and_then(|()| nix::fcntl::renameat(dir, tmp.as_os_str(), dir, name)),
-            r => r,
-        };
+        // Over the server's own file, an iunlink one of an earlier run
+        // included.
+        let moved = nix::fcntl::renameat(dir, tmp.as_os_str(), dir, name);
         // Only the link made here goes; a name the server had is its own.
         if moved.is_err() {
             let _ = nix::unistd::unlinkat(dir, tmp.as_os_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);

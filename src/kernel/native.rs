@@ -63,7 +63,7 @@ pub fn enter(xid: u32, flags: u32) -> Result<()> {
                 format!("this process is in context {cur} of the kernel's already"),
             ));
         }
-        match sys::vserver(abi::VCMD_ctx_create, xid, 0) {
+        match create(xid) {
             Ok(_) => {}
             Err(Errno::EEXIST) => drop(join(xid)?),
             Err(e) => return Err(Error::sys(format!("create the kernel's context {xid}"), e)),
@@ -78,6 +78,21 @@ pub fn enter(xid: u32, flags: u32) -> Result<()> {
         vserver_with(abi::VCMD_set_cflags, 0, &mut req).ctx(|| format!("set the flags of the kernel's context {xid}"))?;
     }
     Ok(())
+}
+
+/// VCMD_ctx_create of `xid`. A context of that id may be ending: the
+/// kernel frees it with its last task, once that is reaped, which the
+/// parent of an orphaned init does a moment after the context emptied (a
+/// server restarting itself). It is given that moment, up to a second,
+/// before it counts as one to join; EEXIST then.
+fn create(xid: u32) -> std::result::Result<libc::c_long, Errno> {
+    for _ in 0..100 {
+        match sys::vserver(abi::VCMD_ctx_create, xid, 0) {
+            Err(Errno::EEXIST) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            r => return r,
+        }
+    }
+    Err(Errno::EEXIST)
 }
 
 /// Puts the caller, for good, into a new context of the kernel's with an
@@ -134,6 +149,30 @@ pub fn within(xid: u32, f: impl FnOnce() -> i32) -> Result<i32> {
                 Ok(_) => f(),
                 Err(e) => {
                     eprintln!("vsbox: {e}");
+                    crate::applet::EXIT_CANNOT_RUN
+                }
+            };
+            std::process::exit(code)
+        }
+        Forked::Parent(child) => Ok(sys::wait_for(child)),
+    }
+}
+
+/// Runs `f` in a child, on the patched kernel, and gives its exit code:
+/// for a caller that must stay in the host's context while `f` may join
+/// another for good (`vrpm`, going from server to server). The child dies
+/// with the caller (PR_SET_PDEATHSIG). On a stock kernel `f` runs in this
+/// process.
+pub fn apart(f: impl FnOnce() -> i32) -> Result<i32> {
+    if !available() {
+        return Ok(f());
+    }
+    match sys::fork().ctx(|| "fork")? {
+        Forked::Child => {
+            let code = match nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
+                Ok(()) => f(),
+                Err(e) => {
+                    eprintln!("vsbox: set the parent-death signal: {}", e.desc());
                     crate::applet::EXIT_CANNOT_RUN
                 }
             };
