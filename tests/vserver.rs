@@ -1242,6 +1242,13 @@ fn vreboot_and_vhalt_without_rebootmgr() {
     let first_init = init_of(&g).expect("the guest's init");
     g.run(&["exec", "sh", "-c", "echo x > /dev/shm/before-reboot"]).ok();
     g.run(&["exec", "/sbin/vreboot"]).ok_or_killed();
+    // Commands entering it meanwhile wait for it to be up again: none
+    // takes the stopped server over, which would cancel the restart.
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(2) {
+        let out = g.run(&["exec", "true"]);
+        assert!(out.code == 0 || out.code == 137, "an exec during the restart: {out:?}");
+    }
     assert!(eventually(10, || starts(&g) == "2"), "the services started again");
     assert!(eventually(5, || g.run(&["running"]).code == 0));
     assert_eq!(g.context_dir(), Some(dir.clone()), "same context");

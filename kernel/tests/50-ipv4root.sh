@@ -9,6 +9,8 @@ expect "OK 127.0.0.2:8080" $L2 probe bind 0.0.0.0 8080 tcp
 expect "OK 127.0.0.3:8081" $L2 probe bind 127.0.0.3 8081 tcp
 expect "ERR EADDRNOTAVAIL" $L1 probe bind 127.0.0.1 8082 tcp
 expect "ERR EADDRNOTAVAIL" $L1 probe bind 127.0.0.4 8083 udp
+# The host itself has IPv6 (so the refusal is the lock's).
+expect "OK" probe socket6
 expect "ERR EAFNOSUPPORT" $L1 probe socket6
 expect "ERR EAFNOSUPPORT" $L1 probe bind :: 8084 tcp
 expect "ERR EPERM" $L1 probe vs ipv4root 127.0.0.5

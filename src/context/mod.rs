@@ -27,6 +27,10 @@ pub const XATTR_GUEST: &str = "trusted.vsbox.guest";
 /// socket (guest/supervisor.rs), which every process that joins the
 /// context hands its unix socket filter to.
 pub const XATTR_SUPERVISOR: &str = "trusted.vsbox.supervisor";
+/// On a guest's context directory: its init is restarting at the guest's
+/// own request (reboot(2)); set by its supervisor as it passes the request
+/// on, gone with the directory.
+pub const XATTR_RESTARTING: &str = "trusted.vsbox.restarting";
 
 use crate::abi;
 use crate::error::{Context, Error, Result};

@@ -561,7 +561,6 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
             {
                 eprintln!("{applet}: warning: {e}: nothing will clean up after {} if it halts itself", g.name);
             }
-            drop(link);
             let mut started = relay_start_up(out_r, &st_r, child);
             if started == Some(0) && cfg.flags & abi::VXF_FAKEINIT != 0 {
                 // The guest's own init is running; its start-up is not done
@@ -587,6 +586,9 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
                     }
                 }
             }
+            // Start-up is over: the init's status pipe is its supervisor's
+            // from now on (supervisor.rs, serve).
+            drop(link);
             match started {
                 Some(code) => {
                     std::mem::forget(owned); // the guest runs on; `stop` removes it
@@ -806,6 +808,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
         return Err(Error::failed(format!("enter server {}", g.name), why));
     }
     let reg = Registry::open()?;
+    wait_for_restart(g, &reg);
     let home = native::current();
     let ending = || Error::failed(format!("enter server {}", g.name), "its context is ending; try again");
     let payload = match joinable(g, &reg)? {
@@ -824,6 +827,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     // under way; wait for it and look again, and hold the lock until our
     // process is in its context, so a start meanwhile sees the server in
     // use.
+    wait_for_restart(g, &reg);
     let lock = g.lock_unless_held()?;
     if let Some(target) = joinable(g, &reg)? {
         drop(lock);
@@ -867,6 +871,28 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
         }
     }
 }
+
+/// A server that rebooted itself is down for a moment, from its old
+/// context's end until its supervisor has started it again; a command
+/// entering it then waits for that (up to RESTART_WAIT), since a fresh
+/// context of its own would make the restart fail ("running already").
+fn wait_for_restart(g: &Guest, reg: &Registry) {
+    let restarting = |d: &PathBuf| sys::getxattr(d, context::XATTR_RESTARTING).ok().flatten().is_some();
+    if !g.context_dir(&reg.layout).is_some_and(|d| restarting(&d)) {
+        return;
+    }
+    let end = std::time::Instant::now() + RESTART_WAIT;
+    while std::time::Instant::now() < end {
+        let dir = g.context_dir(&reg.layout);
+        if dir.as_ref().is_some_and(|d| cgroup::populated(d) && !restarting(d)) {
+            return; // up again
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How long a command entering a restarting server waits for it.
+const RESTART_WAIT: Duration = Duration::from_secs(10);
 
 /// The guest's running context, opened for joining, unless it is going
 /// away: the fresh context of a killed `exec` dies with its PID 1, whose

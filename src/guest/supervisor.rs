@@ -104,6 +104,8 @@ pub struct Init {
     /// The read end of the init's status pipe (its REBOOTING byte); a
     /// fresh context's PID 1 has none.
     pub status: Option<OwnedFd>,
+    /// What its status pipe said once it said it: whether it is restarting.
+    pub rebooting: Option<bool>,
 }
 
 /// Leaves a supervisor on the host for the guest's context `dir`, named
@@ -216,6 +218,10 @@ fn serve_until_ended(
     let init = serve(ctl, link, &raw, native);
     let _ = unixscope::leave_namespace(&host);
     let Some(init) = init else { return Ok(None) };
+    if let Some(rebooting) = init.rebooting {
+        crate::kernel::cgroup::wait_empty(dir, None);
+        return Ok(Some(rebooting));
+    }
     let Some(status) = init.status else { return Ok(Some(false)) };
     // The init's end is certain to be seen (a cgroup's last notification
     // may be lost when it is removed at once); the kernel has ended the
@@ -278,6 +284,15 @@ pub fn serve(ctl: OwnedFd, link: OwnedFd, raw: &unixscope::RawScope, mut native:
         let mut fds = vec![PollFd::new(ctl.as_fd(), PollFlags::POLLIN)];
         fds.extend(link.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)));
         fds.extend(init.iter().map(|i| PollFd::new(i.pidfd.as_fd(), PollFlags::POLLIN)));
+        // The init's status pipe, until it has said whether it restarts;
+        // only once `start` has closed the link: until then its first
+        // byte, the end of start-up, is `start`'s.
+        let status = init
+            .as_ref()
+            .filter(|i| i.rebooting.is_none() && link.is_none())
+            .and_then(|i| i.status.as_ref());
+        let watch_status = status.is_some();
+        fds.extend(status.map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN)));
         fds.extend(conns.iter().map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)));
         fds.extend(listeners.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)));
         if poll(&mut fds, PollTimeout::NONE).is_err() {
@@ -288,10 +303,19 @@ pub fn serve(ctl: OwnedFd, link: OwnedFd, raw: &unixscope::RawScope, mut native:
         let mut at = 1;
         let link_ready = link.is_some() && !ready[at].is_empty();
         at += usize::from(link.is_some());
-        if init.is_some() && !ready[at].is_empty() {
+        let init_ended = init.is_some() && !ready[at].is_empty();
+        at += usize::from(init.is_some());
+        if watch_status {
+            if !ready[at].is_empty() {
+                if let Some(i) = init.as_mut() {
+                    i.rebooting = Some(read_rebooting(i, raw.cgroup));
+                }
+            }
+            at += 1;
+        }
+        if init_ended {
             return init;
         }
-        at += usize::from(init.is_some());
         let (conn_ready, listener_ready) = ready[at..].split_at(conns.len());
         if link_ready {
             match link.as_ref().and_then(receive) {
@@ -299,7 +323,12 @@ pub fn serve(ctl: OwnedFd, link: OwnedFd, raw: &unixscope::RawScope, mut native:
                     let pid = Pid::from_raw(i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]));
                     let status = (got.len() == 2).then(|| got.pop()).flatten();
                     if let Some(pidfd) = got.pop() {
-                        init = Some(Init { pid, pidfd, status });
+                        init = Some(Init {
+                            pid,
+                            pidfd,
+                            status,
+                            rebooting: None,
+                        });
                     }
                 }
                 _ if init.is_none() => return None,
@@ -346,6 +375,21 @@ pub fn serve(ctl: OwnedFd, link: OwnedFd, raw: &unixscope::RawScope, mut native:
             }
         }
     }
+}
+
+/// Reads the init's status byte: whether it is restarting (EOF: it is
+/// not). Until the server is up again, a command entering it waits for it
+/// (lifecycle.rs) instead of taking the stopped server over.
+fn read_rebooting(i: &Init, cgroup: &Path) -> bool {
+    let mut b = [0u8; 1];
+    let rebooting = i
+        .status
+        .as_ref()
+        .is_some_and(|s| nix::unistd::read(s.as_raw_fd(), &mut b) == Ok(1) && b[0] == init::REBOOTING);
+    if rebooting {
+        let _ = sys::setxattr(cgroup, crate::context::XATTR_RESTARTING, b"1");
+    }
+    rebooting
 }
 
 /// Whether `fd` is a seccomp listener (what a process entering the guest
