@@ -1,10 +1,11 @@
 # The host is blind to guests, the spectator sees all and signals none, a
-# guest sees its own processes and the host's init, which it cannot signal.
+# guest sees its own processes and the host's init, which it cannot signal;
+# a process still signals its own children wherever they went.
 . /tests/lib.sh
-probe vs create 300 -- sleep 60 &
-g=$!
-probe vs create 301 -- sleep 60 &
-h=$!
+# Not this shell's children (a subshell started them and is gone).
+(probe vs create 300 -- sleep 60 & echo $! >/tmp/g.pid)
+(probe vs create 301 -- sleep 60 & echo $! >/tmp/h.pid)
+g=$(cat /tmp/g.pid) h=$(cat /tmp/h.pid)
 sleep 1
 cleanup() { probe vs migrate 300 -- kill $g; probe vs migrate 301 -- kill $h; }
 trap cleanup EXIT
@@ -47,4 +48,21 @@ sleep 0.5
 [ -e /tmp/sigio ] || fail "the host's own SIGIO did not reach $w"
 # The host still signals its own init's children and itself.
 kill -0 $$ || fail "the host cannot signal itself"
+# Its own child in a guest's context: yes (job control, timeout, a
+# service manager); the spectator's or a guest's child: theirs alike.
+probe vs create 304 -- sleep 60 &
+c=$!
+sleep 0.5
+kill $c || fail "a parent could not signal its own child in context 304"
+wait $c
+# But not its grandchild there.
+probe vs create 305 -- sh -c 'sleep 61; true' &
+c=$!
+sleep 0.5
+gc=$(vps ax | awk '$2 == 305 && /sleep 61/ { print $1 }')
+[ -n "$gc" ] || fail "no sleep 61 in context 305"
+kill -0 $gc 2>/dev/null && fail "the host signalled its grandchild $gc in context 305"
+kill $c
+wait $c
+
 echo ok

@@ -22,6 +22,15 @@ init=$(vps ax | awk -v x="$xid" '$2 == x && /vsbox-init/ { print $1; exit }')
 [ -n "$init" ] || fail "vps shows no init of g: $(vps ax)"
 kill -0 "$init" 2>/dev/null && fail "the host signalled the guest's init"
 vserver-stat | grep -q "^$xid .* g$" || fail "vserver-stat: $(vserver-stat)"
+# The host's own `vserver exec` stays its to signal (job control, a
+# service manager), and the command goes with it.
+vserver g exec sleep 30 &
+c=$!
+sleep 1
+kill $c || fail "the host could not signal its own vserver exec"
+wait $c
+sleep 0.5
+vps ax | grep -q "[s]leep 30" && fail "the command outlived its killed client"
 # A command started inside outlives nothing: stop ends it with the guest.
 vserver g exec sh -c 'sleep 300 >/dev/null 2>&1 &'
 vserver g stop || fail "stop"

@@ -157,12 +157,6 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
     if spec.flags != 0 {
         context::record_flags(&dir, spec.flags)?;
     }
-    // The kernel's context of the same id, entered by this process too, so
-    // it still sees, waits for and signals its child. A context inside a
-    // guest's stays in the guest's: the kernel numbers nested ones itself.
-    if !nested {
-        native::enter(xid, spec.flags)?;
-    }
     owned.dirs.extend(resource_dirs(reg, &dir, spec.flags, None)?);
     if detach(spec)? {
         std::mem::forget(owned); // the detached child removes them
@@ -184,6 +178,11 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
                 cgroups: owned.dirs[1..].to_vec(),
                 seal: Some(&reg.layout),
                 userns: userns.as_ref().map(|o| &o.ns.fd),
+                // The kernel's context of the same id, made by the command's
+                // process (this one stays the host's; the kernel lets it
+                // signal its child). A context inside a guest's stays in
+                // the guest's: the kernel numbers nested ones itself.
+                native: (!nested).then_some(spec.flags),
                 ..first_process(spec, CloneFlags::CLONE_NEWCGROUP)
             };
             std::mem::forget(owned);
@@ -585,7 +584,7 @@ fn unprivileged(applet: &str, spec: &Spec, command: &[String]) -> Result<i32> {
         return Ok(0);
     }
     // On the patched kernel any user gets a context of the kernel's.
-    match native::create_dynamic()? {
+    match native::create_dynamic(spec.flags)? {
         Some(xid) => announce(spec, &xid.to_string()),
         None => announce(spec, &format!("unnumbered (unprivileged, uid {uid})")),
     }

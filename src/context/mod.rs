@@ -217,7 +217,8 @@ impl Registry {
         let start = counter.next;
         for i in 0..span {
             let xid = abi::VX_DYNAMIC_MIN + (start - abi::VX_DYNAMIC_MIN + i) % span;
-            if self.find(xid).is_some() {
+            // Nor one the kernel patch has (a user's, made with vserver(2)).
+            if self.find(xid).is_some() || crate::kernel::native::exists(xid) {
                 continue;
             }
             let dir = parent.join(xid.to_string());

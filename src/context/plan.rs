@@ -9,10 +9,11 @@
 //! The order, and why:
 //!
 //! 1. the v1 controller cgroups (the v2 one was given at clone time);
-//! 2. for a guest, its context id, read from /proc/self/cgroup before
-//!    the cgroup namespace hides the path, and on the patched kernel the
-//!    kernel's context of that id (kernel/native.rs), entered while this
-//!    process still holds the host's CAP_SYS_ADMIN;
+//! 2. for a guest or a new context, its context id, read from
+//!    /proc/self/cgroup before the cgroup namespace hides the path, and on
+//!    the patched kernel the kernel's context of that id
+//!    (kernel/native.rs), made while this process still holds the host's
+//!    CAP_SYS_ADMIN;
 //! 3. namespaces, created or joined — the mount namespace last of the
 //!    joined ones, since it changes the root;
 //! 4. the root: kept, a private copy of the mounts (with a /proc of the
@@ -95,8 +96,9 @@ pub struct Plan<'a> {
     /// With a supervisor: it answers reboot(2) too.
     pub supervised_reboot: bool,
     pub seal: Option<&'a cgroup::Layout>,
-    /// For a guest's new context: enter the kernel's context of its id with
-    /// these flags (VXF_*; nothing on a stock kernel).
+    /// For a new context (a guest's or chcontext's): make the kernel's
+    /// context of its id with these flags (VXF_*; nothing on a stock
+    /// kernel).
     pub native: Option<u32>,
     pub userns: Option<&'a OwnedFd>,
     pub confinement: Option<Confinement>,
@@ -140,8 +142,8 @@ impl Plan<'_> {
         for d in &self.cgroups {
             cgroup::enter(d)?;
         }
-        let xid = match self.root {
-            Root::Guest { .. } => Some(record::own_xid()?),
+        let xid = match (&self.root, self.native) {
+            (Root::Guest { .. }, _) | (_, Some(_)) => Some(record::own_xid()?),
             _ => None,
         };
         if let (Some(flags), Some(xid)) = (self.native, xid) {

@@ -840,9 +840,6 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
         return Err(ending());
     }
     let (xid, owned, userns) = new_context(&reg, g, &cfg, None)?;
-    // This process waits for PID 1 and passes signals on to it: it is in
-    // the kernel's context too (its supervisor and PID 1 with it).
-    native::enter(xid, native_flags(&cfg))?;
     // This process removes the context when the payload ends; should it be
     // killed first, the next launch's sweep does (cgroup::sweep).
     cgroup::record_owner(&owned.dirs[0])?;

@@ -6,11 +6,15 @@
 //! `private` and `nproc` flags; on a stock kernel each call here is
 //! nothing, and the namespaces, cgroups and filters alone make the context.
 //!
-//! The host (context 0) is blind to its guests there, so a vsbox process
-//! that is to wait for, signal or read the processes of a context enters
-//! it first ([`enter`]), or does that part in a child that does
-//! ([`within`]). Entering is for good: a process leaves a context only by
-//! ending (vserver-reference.md §2.1).
+//! The host (context 0) is blind to its guests there, but for its own
+//! children (the kernel lets a process signal them wherever they went), so
+//! a vsbox process that starts a context's first process stays on the
+//! host, and that process makes the kernel's context (context/plan.rs,
+//! step 2). One that must read or signal other processes of a context
+//! joins it ([`join`]), or does that part in a child that does
+//! ([`within`], [`spectate`]). Joining is for good: a process leaves a
+//! context only by ending (vserver-reference.md §2.1). vsbox is
+//! single-threaded wherever these fork, so their children may allocate.
 
 use crate::abi;
 use crate::error::{Context, Error, Result};
@@ -42,15 +46,17 @@ pub fn current() -> u32 {
     }
 }
 
-/// Puts the caller, for good, into the kernel's context `xid` (2…65535,
-/// vsbox's own id of the context), with `flags` (VXF_*) added: it is made
-/// when it does not exist, joined when it does (a process of an earlier
-/// run of the context, such as its supervisor, may hold it). Nothing on a
-/// stock kernel, or when the caller is in that context already.
+/// Puts the caller, for good, into a new context of the kernel's, `xid`
+/// (2…65535, vsbox's own id of the context), with `flags` (VXF_*). Never
+/// into one that exists: whoever made it — a user with a dynamic id, a
+/// guest's root — would share the new context (vsbox's registry skips the
+/// ids the kernel has, but one may be taken meanwhile). One that is ending
+/// is waited for a moment (see `create`). Nothing on a stock kernel, or
+/// when the caller is in that context already (it made it).
 ///
-/// Errors: EPERM when the caller is in another context of the kernel's
-/// (a guest's, or the spectator) or lacks the host's CAP_SYS_ADMIN, or the
-/// context is `private`; EINVAL with other threads.
+/// Errors: the id is taken; EPERM when the caller is in another context of
+/// the kernel's or lacks the host's CAP_SYS_ADMIN; EINVAL with other
+/// threads.
 pub fn enter(xid: u32, flags: u32) -> Result<()> {
     if !available() {
         return Ok(());
@@ -65,7 +71,12 @@ pub fn enter(xid: u32, flags: u32) -> Result<()> {
         }
         match create(xid) {
             Ok(_) => {}
-            Err(Errno::EEXIST) => drop(join(xid)?),
+            Err(Errno::EEXIST) => {
+                return Err(Error::failed(
+                    format!("create the kernel's context {xid}"),
+                    "the kernel has a context of that id that vsbox did not make (vps lists its processes)",
+                ))
+            }
             Err(e) => return Err(Error::sys(format!("create the kernel's context {xid}"), e)),
         }
     }
@@ -80,13 +91,19 @@ pub fn enter(xid: u32, flags: u32) -> Result<()> {
     Ok(())
 }
 
+/// Whether the kernel has a context `xid` (false on a stock kernel).
+pub fn exists(xid: u32) -> bool {
+    let mut info = abi::vcmd_ctx_info::default();
+    available() && vserver_with(abi::VCMD_ctx_info, xid, &mut info).is_ok()
+}
+
 /// VCMD_ctx_create of `xid`. A context of that id may be ending: the
 /// kernel frees it with its last task, once that is reaped, which the
 /// parent of an orphaned init does a moment after the context emptied (a
-/// server restarting itself). It is given that moment, up to a second,
-/// before it counts as one to join; EEXIST then.
+/// server restarting itself). It is given that moment, up to two seconds;
+/// EEXIST then.
 fn create(xid: u32) -> std::result::Result<libc::c_long, Errno> {
-    for _ in 0..100 {
+    for _ in 0..200 {
         match sys::vserver(abi::VCMD_ctx_create, xid, 0) {
             Err(Errno::EEXIST) => std::thread::sleep(std::time::Duration::from_millis(10)),
             r => return r,
@@ -97,13 +114,23 @@ fn create(xid: u32) -> std::result::Result<libc::c_long, Errno> {
 
 /// Puts the caller, for good, into a new context of the kernel's with an
 /// id the kernel picks (49152…65535): any user may (the seed's "New
-/// system calls"). Some(its id), or None on a stock kernel.
-pub fn create_dynamic() -> Result<Option<u32>> {
+/// system calls"). Of `flags`, `lock` and `nproc` go with it, which any
+/// member may add (they only restrict it). Some(its id), or None on a
+/// stock kernel.
+pub fn create_dynamic(flags: u32) -> Result<Option<u32>> {
     if !available() {
         return Ok(None);
     }
-    let xid = sys::vserver(abi::VCMD_ctx_create, abi::VX_DYNAMIC_ID, 0).ctx(|| "create a context of the kernel's")?;
-    Ok(Some(xid as u32))
+    let xid = sys::vserver(abi::VCMD_ctx_create, abi::VX_DYNAMIC_ID, 0).ctx(|| "create a context of the kernel's")? as u32;
+    let flags = flags & (abi::VXF_LOCK | abi::VXF_NPROC);
+    if flags != 0 {
+        let mut req = abi::vcmd_ctx_flags {
+            flags: u64::from(flags),
+            mask: u64::from(flags),
+        };
+        vserver_with(abi::VCMD_set_cflags, 0, &mut req).ctx(|| format!("set the flags of the kernel's context {xid}"))?;
+    }
+    Ok(Some(xid))
 }
 
 /// Joins the kernel's context `xid` for good (host root only). Ok(false)
