@@ -41,6 +41,14 @@ expect "ERR ESRCH" probe vs info "$xid"
 # A stopped guest's exec: a fresh context of the kernel's, gone after.
 expect "s_context: " vserver g exec cat /proc/self/status
 vserver g exec cat /proc/self/status | grep -q "s_context: 0" && fail "exec ran in the host's context"
+# A killed client of an exec into the stopped server takes its command.
+vserver g exec sleep 33 &
+c=$!
+sleep 1
+kill -9 $c
+wait $c
+sleep 0.5
+vps ax | grep -q "[s]leep 33" && fail "the command outlived its killed client"
 # Restarted: the same id again, a context of the kernel's again.
 vserver g start || fail "start again"
 vserver g restart || fail "restart"

@@ -26,6 +26,15 @@ kill $k || fail "the host could not signal its own chcontext"
 wait $k
 sleep 0.3
 vps ax | grep -q "[s]leep 64" && fail "the command outlived chcontext"
+# Killed for good, chcontext still takes its command (its parent-death
+# signal crosses from the host's context).
+chcontext --silent -- sleep 66 &
+k=$!
+sleep 0.5
+kill -9 $k
+wait $k
+sleep 0.5
+vps ax | grep -q "[s]leep 66" && fail "the command outlived chcontext's SIGKILL"
 # vkill by the host's pid (learnt from vps), and by context.
 vkill -s KILL $pid || fail "vkill $pid"
 wait $c
