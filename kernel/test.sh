@@ -185,7 +185,8 @@ dpkg_kit() {
 	mkdir -p "$tree/sbin" "$tree/var/lib/dpkg/info" "$tree/var/lib/dpkg/updates" "$tree/var/lib/dpkg/triggers"
 	: >"$tree/var/lib/dpkg/status"
 	: >"$tree/var/lib/dpkg/available"
-	for b in /usr/bin/dpkg /usr/bin/dpkg-deb /usr/bin/dpkg-split /usr/bin/tar; do
+	for b in dpkg dpkg-deb dpkg-split tar; do
+		b=$(command -v "$b") || die "no $b here"
 		cp -L --parents "$b" "$tree"
 		for lib in $(ldd "$b" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
 			cp -L --parents "$lib" "$tree"
@@ -193,7 +194,7 @@ dpkg_kit() {
 	done
 	# dpkg-deb runs GNU tar: in /bin too, wherever PATH looks first.
 	mkdir -p "$tree/bin"
-	cp -L /usr/bin/tar "$tree/bin/tar"
+	cp -L "$(command -v tar)" "$tree/bin/tar"
 	printf '#!/bin/sh\nexit 0\n' >"$tree/sbin/ldconfig"
 	chmod 755 "$tree/sbin/ldconfig"
 	for v in 1.0 2.0; do
