@@ -52,7 +52,7 @@ fn run(args: Args, name: &str, pm_args: Option<&[&str]>) -> Result<i32> {
         println!("Updating server {}", g.name);
         let pm = g.package_manager()?;
         let command: Vec<String> = std::iter::once(pm).chain(pm_args.iter().copied()).map(String::from).collect();
-        if lifecycle::exec_apart(name, g, &command, None)? != 0 {
+        if lifecycle::exec(name, g, &command, None)? != 0 {
             failed.push(g.name.as_str());
         }
     }

@@ -31,6 +31,16 @@ kill $c || fail "the host could not signal its own vserver exec"
 wait $c
 sleep 0.5
 vps ax | grep -q "[s]leep 30" && fail "the command outlived its killed client"
+# The client stays a host process: anyone may signal it (busybox's
+# timeout signals its parent from a child).
+(vserver g exec sleep 34 >/dev/null 2>&1 & echo $! >/tmp/c.pid)
+sleep 1
+kill "$(cat /tmp/c.pid)" || fail "the host could not signal an exec client it did not start"
+sleep 0.5
+vps ax | grep -q "[s]leep 34" && fail "the command outlived its client"
+t0=$(date +%s)
+timeout 2 vserver g exec sleep 20
+[ $(( $(date +%s) - t0 )) -lt 10 ] || fail "timeout could not end vserver exec"
 # A command started inside outlives nothing: stop ends it with the guest.
 vserver g exec sh -c 'sleep 300 >/dev/null 2>&1 &'
 vserver g stop || fail "stop"

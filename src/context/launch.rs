@@ -374,11 +374,8 @@ impl Target {
                 "it is private (flag 'private'): nobody may join it",
             ));
         }
-        // The host cannot see into the kernel's context: join it first.
-        native::join(xid)?;
-        let leader = leader(dir).ok_or_else(|| Error::failed(format!("join context {xid}"), "it has no processes left"))?;
-        let handles = ns::Handles::open(leader.pid)?;
-        let ceiling = caps::from_status(&leader.status, "CapBnd:")
+        let (status, handles, userns) = look_into(dir, xid)?;
+        let ceiling = caps::from_status(&status, "CapBnd:")
             .ok_or_else(|| Error::failed(format!("read the ceiling of context {xid}"), "no CapBnd line"))?;
         let v1 = cgroup::CONTROLLERS
             .iter()
@@ -388,7 +385,7 @@ impl Target {
         Ok(Target {
             flags,
             ceiling,
-            userns: crate::kernel::userns::of_process(leader.pid)?,
+            userns,
             handles,
             v1,
             cgroup: open_dir(dir)?,
@@ -454,14 +451,40 @@ impl Target {
         cgroup::wait_empty(&self.dir, Some(Duration::from_secs(2)))
     }
 
-    /// In that child: the context's other cgroups and namespaces (the
-    /// mount namespace last: it changes the root).
+    /// In that child: the kernel's context (while it still holds the
+    /// host's CAP_SYS_ADMIN; nothing when there is none), the context's
+    /// other cgroups and its namespaces (the mount namespace last: it
+    /// changes the root).
     pub(crate) fn enter(&self) -> Result<()> {
+        native::join(self.xid)?;
         for d in &self.v1 {
             cgroup::enter(d)?;
         }
         self.handles.join(CloneFlags::CLONE_NEWPID)
     }
+}
+
+/// A context's leader's status, namespaces and user namespace (when not
+/// ours). On the patched kernel the host is blind to its guests, and this
+/// process stays the host's (its own child, which joins, it may still
+/// signal): a spectator child looks and hands them over.
+fn look_into(dir: &Path, xid: u32) -> Result<(String, ns::Handles, Option<OwnedFd>)> {
+    let no_one = || Error::failed(format!("join context {xid}"), "it has no processes left");
+    let (text, mut fds) = native::spectate_fds(|| {
+        let l = leader(dir).ok_or_else(|| "it has no processes left".to_owned())?;
+        let handles = ns::Handles::open(l.pid).map_err(|e| e.to_string())?;
+        let userns = userns::of_process(l.pid).map_err(|e| e.to_string())?;
+        let mut fds: Vec<OwnedFd> = handles.list.into_iter().map(|(_, _, fd)| fd).collect();
+        let own = userns.is_some();
+        fds.extend(userns);
+        Ok((format!("{}\n{}", u8::from(own), l.status), fds))
+    })
+    .map_err(|e| if e.msg.contains("no processes left") { no_one() } else { e })?;
+    let (own, status) = text.split_once('\n').ok_or_else(no_one)?;
+    let userns = if own == "1" { fds.pop() } else { None };
+    let handles =
+        ns::Handles::from_fds(fds).ok_or_else(|| Error::failed(format!("join context {xid}"), "its namespaces could not be opened"))?;
+    Ok((status.to_owned(), handles, userns))
 }
 
 fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> Result<i32> {

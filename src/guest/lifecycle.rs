@@ -770,20 +770,6 @@ pub fn exec(applet: &str, g: &Guest, command: &[String], user: Option<&str>) -> 
     Ok(launch::supervise(child))
 }
 
-/// [`exec`] from a child process, for a caller that goes on with other
-/// servers (vrpm): on the patched kernel the process that runs `exec`
-/// joins the server's context for good (kernel/native.rs). The child
-/// prints its own error; its exit code (125 for one) comes back.
-pub fn exec_apart(applet: &str, g: &Guest, command: &[String], user: Option<&str>) -> Result<i32> {
-    native::apart(|| match exec(applet, g, command, user) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("{applet}: {e}");
-            crate::applet::EXIT_CANNOT_RUN
-        }
-    })
-}
-
 /// `vserver NAME enter`: root's login shell on a new terminal of the
 /// guest. The caller's terminal never enters the guest: the guest side
 /// hands vsbox the master of its new terminal, and vsbox relays.
@@ -809,7 +795,6 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     }
     let reg = Registry::open()?;
     wait_for_restart(g, &reg);
-    let home = native::current();
     let ending = || Error::failed(format!("enter server {}", g.name), "its context is ending; try again");
     let payload = match joinable(g, &reg)? {
         Some(target) => match join(applet, target, &cfg, payload)? {
@@ -818,11 +803,6 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
         },
         None => payload,
     };
-    // Joined the kernel's context of one that then ended: for good, so
-    // not into a fresh one.
-    if native::current() != home {
-        return Err(ending());
-    }
     // Not running (or its context ending): a start, stop or reboot may be
     // under way; wait for it and look again, and hold the lock until our
     // process is in its context, so a start meanwhile sees the server in
@@ -835,9 +815,6 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
             Ok(child) => Ok((child, None)),
             Err(_) => Err(ending()),
         };
-    }
-    if native::current() != home {
-        return Err(ending());
     }
     let (xid, owned, userns) = new_context(&reg, g, &cfg, None)?;
     // This process removes the context when the payload ends; should it be

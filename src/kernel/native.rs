@@ -20,6 +20,7 @@ use crate::abi;
 use crate::error::{Context, Error, Result};
 use crate::sys::{self, Forked};
 use nix::errno::Errno;
+use std::os::fd::OwnedFd;
 use std::sync::OnceLock;
 
 /// The flags the kernel enforces or records (a subset of vsbox's).
@@ -185,30 +186,6 @@ pub fn within(xid: u32, f: impl FnOnce() -> i32) -> Result<i32> {
     }
 }
 
-/// Runs `f` in a child, on the patched kernel, and gives its exit code:
-/// for a caller that must stay in the host's context while `f` may join
-/// another for good (`vrpm`, going from server to server). The child dies
-/// with the caller (PR_SET_PDEATHSIG). On a stock kernel `f` runs in this
-/// process.
-pub fn apart(f: impl FnOnce() -> i32) -> Result<i32> {
-    if !available() {
-        return Ok(f());
-    }
-    match sys::fork().ctx(|| "fork")? {
-        Forked::Child => {
-            let code = match nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
-                Ok(()) => f(),
-                Err(e) => {
-                    eprintln!("vsbox: set the parent-death signal: {}", e.desc());
-                    crate::applet::EXIT_CANNOT_RUN
-                }
-            };
-            std::process::exit(code)
-        }
-        Forked::Parent(child) => Ok(sys::wait_for(child)),
-    }
-}
-
 /// Runs `f` in a child that has become the spectator (context 1, which
 /// sees every context's processes and may signal none) and gives what it
 /// returned: how the host learns about processes it cannot see. On a
@@ -239,6 +216,72 @@ pub fn spectate(f: impl FnOnce() -> String) -> Result<String> {
                 return Err(Error::failed("look as the spectator", format!("its child ended with {code}")));
             }
             Ok(text)
+        }
+    }
+}
+
+/// As [`spectate`], for a look that opens files too (a process's
+/// namespaces): `f` gives text and descriptors, which come back over a
+/// socket (SCM_RIGHTS, at most 16), or why it could not look.
+pub fn spectate_fds(f: impl FnOnce() -> std::result::Result<(String, Vec<OwnedFd>), String>) -> Result<(String, Vec<OwnedFd>)> {
+    use nix::sys::socket::{
+        recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+    };
+    use std::os::fd::AsRawFd;
+    let failed = |why: String| Error::failed("look into the context", why);
+    if !available() || current() != abi::VX_ID_HOST {
+        return f().map_err(failed);
+    }
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
+    match sys::fork().ctx(|| "fork")? {
+        Forked::Child => {
+            drop(ours);
+            let looked = match sys::vserver(abi::VCMD_ctx_migrate, abi::VX_ID_SPECTATOR, 0) {
+                Ok(_) => f(),
+                Err(e) => Err(format!("become the spectator: {}", e.desc())),
+            };
+            let (msg, fds) = match looked {
+                Ok((text, fds)) => (format!("+{text}"), fds),
+                Err(why) => (format!("!{why}"), Vec::new()),
+            };
+            let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+            let cmsg = [ControlMessage::ScmRights(&raw)];
+            let iov = [std::io::IoSlice::new(msg.as_bytes())];
+            let sent = sendmsg::<()>(
+                theirs.as_raw_fd(),
+                &iov,
+                if raw.is_empty() { &[] } else { &cmsg },
+                MsgFlags::empty(),
+                None,
+            );
+            std::process::exit(i32::from(sent.is_err()))
+        }
+        Forked::Parent(child) => {
+            drop(theirs);
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut space = nix::cmsg_space!([std::os::fd::RawFd; 16]);
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let got = recvmsg::<()>(ours.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+                .map(|m| {
+                    let mut fds = Vec::new();
+                    for c in m.cmsgs().into_iter().flatten() {
+                        if let ControlMessageOwned::ScmRights(got) = c {
+                            fds.extend(got.into_iter().map(sys::adopt_fd));
+                        }
+                    }
+                    (m.bytes, fds)
+                })
+                .ctx(|| "read what the spectator saw");
+            let code = sys::wait_for(child);
+            let (n, fds) = got?;
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            match text.strip_prefix('+') {
+                Some(t) => Ok((t.to_owned(), fds)),
+                None => Err(failed(
+                    text.strip_prefix('!')
+                        .map_or_else(|| format!("the spectator ended with {code}"), str::to_owned),
+                )),
+            }
         }
     }
 }

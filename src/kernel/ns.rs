@@ -55,6 +55,14 @@ impl Handles {
         Ok(Handles { list })
     }
 
+    /// Handles from descriptors [`Handles::open`] made, in the same order
+    /// (passed from another process). None when their number is wrong.
+    pub fn from_fds(fds: Vec<OwnedFd>) -> Option<Handles> {
+        (fds.len() == JOIN_ORDER.len()).then(|| Handles {
+            list: JOIN_ORDER.iter().zip(fds).map(|(&(flag, name), fd)| (flag, name, fd)).collect(),
+        })
+    }
+
     /// Joins every namespace except those in `skip`.
     pub fn join(&self, skip: CloneFlags) -> Result<()> {
         for (flag, name, fd) in &self.list {
