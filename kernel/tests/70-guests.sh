@@ -24,13 +24,7 @@ kill -0 "$init" 2>/dev/null && fail "the host signalled the guest's init"
 vserver-stat | grep -q "^$xid .* g$" || fail "vserver-stat: $(vserver-stat)"
 # The host's own `vserver exec` stays its to signal (job control, a
 # service manager), and the command goes with it.
-vserver g exec sleep 30 &
-c=$!
-sleep 1
-kill $c || fail "the host could not signal its own vserver exec"
-wait $c
-sleep 0.5
-vps ax | grep -q "[s]leep 30" && fail "the command outlived its killed client"
+takes_along TERM "[s]leep 30" vserver g exec sleep 30
 # The client stays a host process: anyone may signal it (busybox's
 # timeout signals its parent from a child).
 (vserver g exec sleep 34 >/dev/null 2>&1 & echo $! >/tmp/c.pid)
@@ -52,13 +46,7 @@ expect "ERR ESRCH" probe vs info "$xid"
 expect "s_context: " vserver g exec cat /proc/self/status
 vserver g exec cat /proc/self/status | grep -q "s_context: 0" && fail "exec ran in the host's context"
 # A killed client of an exec into the stopped server takes its command.
-vserver g exec sleep 33 &
-c=$!
-sleep 1
-kill -9 $c
-wait $c
-sleep 0.5
-vps ax | grep -q "[s]leep 33" && fail "the command outlived its killed client"
+takes_along KILL "[s]leep 33" vserver g exec sleep 33
 # Restarted: the same id again, a context of the kernel's again.
 vserver g start || fail "start again"
 vserver g restart || fail "restart"

@@ -19,22 +19,10 @@ pid=$(vps ax | awk '$2 == 501 && /sleep 61/ { print $1 }')
 chcontext --silent --ctx 1 -- kill $pid 2>/dev/null && fail "the spectator signalled $pid"
 kill $pid 2>/dev/null && fail "the host signalled $pid"
 # chcontext itself stays its caller's to signal, and takes the command.
-chcontext --silent -- sleep 64 &
-k=$!
-sleep 0.5
-kill $k || fail "the host could not signal its own chcontext"
-wait $k
-sleep 0.3
-vps ax | grep -q "[s]leep 64" && fail "the command outlived chcontext"
+takes_along TERM "[s]leep 64" chcontext --silent -- sleep 64
 # Killed for good, chcontext still takes its command (its parent-death
 # signal crosses from the host's context).
-chcontext --silent -- sleep 66 &
-k=$!
-sleep 0.5
-kill -9 $k
-wait $k
-sleep 0.5
-vps ax | grep -q "[s]leep 66" && fail "the command outlived chcontext's SIGKILL"
+takes_along KILL "[s]leep 66" chcontext --silent -- sleep 66
 # vkill by the host's pid (learnt from vps), and by context.
 vkill -s KILL $pid || fail "vkill $pid"
 wait $c

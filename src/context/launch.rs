@@ -469,8 +469,8 @@ impl Target {
 /// process stays the host's (its own child, which joins, it may still
 /// signal): a spectator child looks and hands them over.
 fn look_into(dir: &Path, xid: u32) -> Result<(String, ns::Handles, Option<OwnedFd>)> {
-    let no_one = || Error::failed(format!("join context {xid}"), "it has no processes left");
-    let (text, mut fds) = native::spectate_fds(|| {
+    let what = format!("join context {xid}");
+    let (text, mut fds) = native::spectate_fds(&what, || {
         let l = leader(dir).ok_or_else(|| "it has no processes left".to_owned())?;
         let handles = ns::Handles::open(l.pid).map_err(|e| e.to_string())?;
         let userns = userns::of_process(l.pid).map_err(|e| e.to_string())?;
@@ -478,12 +478,11 @@ fn look_into(dir: &Path, xid: u32) -> Result<(String, ns::Handles, Option<OwnedF
         let own = userns.is_some();
         fds.extend(userns);
         Ok((format!("{}\n{}", u8::from(own), l.status), fds))
-    })
-    .map_err(|e| if e.msg.contains("no processes left") { no_one() } else { e })?;
-    let (own, status) = text.split_once('\n').ok_or_else(no_one)?;
+    })?;
+    let garbled = || Error::failed(&what, "the spectator's answer is garbled");
+    let (own, status) = text.split_once('\n').ok_or_else(garbled)?;
     let userns = if own == "1" { fds.pop() } else { None };
-    let handles =
-        ns::Handles::from_fds(fds).ok_or_else(|| Error::failed(format!("join context {xid}"), "its namespaces could not be opened"))?;
+    let handles = ns::Handles::from_fds(fds).ok_or_else(garbled)?;
     Ok((status.to_owned(), handles, userns))
 }
 
@@ -567,13 +566,15 @@ fn spectator(applet: &str, reg: &Registry, spec: &Spec, command: &[String]) -> R
         return Ok(0);
     }
     announce(spec, "1");
-    // The kernel's spectator too (this process with it, so it can still
-    // signal its child).
-    native::join(context::SPECTATOR)?;
     let cgroup_dir = open_dir(&dir)?;
     let child = match sys::fork_into(&cgroup_dir, CloneFlags::empty()).ctx(|| format!("start a process in {}", dir.display()))? {
         Forked::Parent(child) => child,
         Forked::Child => {
+            // The kernel's spectator too, for the command (this process
+            // stays the host's; the kernel lets it signal its child).
+            if let Err(e) = native::join(context::SPECTATOR) {
+                finish_child(applet, Err(e), || Ok(0));
+            }
             // It shares the host's mounts: nothing to seal there.
             let plan = Plan {
                 hostname: spec.hostname.clone(),

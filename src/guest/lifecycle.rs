@@ -740,26 +740,23 @@ pub fn stop(g: &Guest) -> Result<u32> {
 /// Asks the guest's init to stop, as it understands, and ends what is
 /// left after the grace period.
 fn stop_processes(dir: &Path) {
-    let dir = dir.to_path_buf();
-    {
-        let fakeinit = context::flags_of(&dir) & abi::VXF_FAKEINIT != 0;
-        let stopped = match init_pid(&dir) {
-            // The guest's own init, asked the way it understands.
-            Some(pid) if fakeinit => {
-                let asked = crate::guest::fakeinit::ask_to_stop(pid);
-                crate::guest::fakeinit::wait_stopped(&dir, pid, asked, STOP_GRACE)
-            }
-            Some(pid) => {
-                // vsbox's init: TERM from the host means stop.
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
-                cgroup::wait_empty(&dir, Some(STOP_GRACE))
-            }
-            None => false,
-        };
-        if !stopped || cgroup::populated(&dir) {
-            kill_all(&dir);
-            cgroup::wait_empty(&dir, Some(Duration::from_secs(5)));
+    let fakeinit = context::flags_of(dir) & abi::VXF_FAKEINIT != 0;
+    let stopped = match init_pid(dir) {
+        // The guest's own init, asked the way it understands.
+        Some(pid) if fakeinit => {
+            let asked = crate::guest::fakeinit::ask_to_stop(pid);
+            crate::guest::fakeinit::wait_stopped(dir, pid, asked, STOP_GRACE)
         }
+        Some(pid) => {
+            // vsbox's init: TERM from the host means stop.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+            cgroup::wait_empty(dir, Some(STOP_GRACE))
+        }
+        None => false,
+    };
+    if !stopped || cgroup::populated(dir) {
+        kill_all(dir);
+        cgroup::wait_empty(dir, Some(Duration::from_secs(5)));
     }
 }
 

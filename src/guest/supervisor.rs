@@ -218,20 +218,15 @@ fn serve_until_ended(
     let init = serve(ctl, link, &raw, native);
     let _ = unixscope::leave_namespace(&host);
     let Some(init) = init else { return Ok(None) };
-    if let Some(rebooting) = init.rebooting {
-        crate::kernel::cgroup::wait_empty(dir, None);
-        return Ok(Some(rebooting));
+    if init.status.is_none() {
+        return Ok(Some(false)); // a fresh context's PID 1
     }
-    let Some(status) = init.status else { return Ok(Some(false)) };
     // The init's end is certain to be seen (a cgroup's last notification
     // may be lost when it is removed at once); the kernel has ended the
     // rest of its PID namespace by then, so every writer has ended: the
     // byte is there, or EOF.
     crate::kernel::cgroup::wait_empty(dir, None);
-    let mut b = [0u8; 1];
-    Ok(Some(
-        nix::unistd::read(status.as_raw_fd(), &mut b) == Ok(1) && b[0] == init::REBOOTING,
-    ))
+    Ok(Some(init.rebooting.unwrap_or_else(|| read_rebooting(&init, dir))))
 }
 
 /// For a fresh context (`exec` or `enter` into a stopped guest):

@@ -37,14 +37,7 @@ pub fn available() -> bool {
 /// The context the caller is in as the kernel sees it: 0 for the host (and
 /// always 0 on a stock kernel).
 pub fn current() -> u32 {
-    if !available() {
-        return abi::VX_ID_HOST;
-    }
-    let mut info = abi::vcmd_ctx_info::default();
-    match vserver_with(abi::VCMD_ctx_info, abi::VX_DYNAMIC_ID, &mut info) {
-        Ok(_) => info.xid,
-        Err(_) => abi::VX_ID_HOST,
-    }
+    info(abi::VX_DYNAMIC_ID).map_or(abi::VX_ID_HOST, |i| i.xid)
 }
 
 /// Puts the caller, for good, into a new context of the kernel's, `xid`
@@ -81,21 +74,33 @@ pub fn enter(xid: u32, flags: u32) -> Result<()> {
             Err(e) => return Err(Error::sys(format!("create the kernel's context {xid}"), e)),
         }
     }
-    let flags = flags & KERNEL_FLAGS;
-    if flags != 0 {
-        let mut req = abi::vcmd_ctx_flags {
-            flags: u64::from(flags),
-            mask: u64::from(flags),
-        };
-        vserver_with(abi::VCMD_set_cflags, 0, &mut req).ctx(|| format!("set the flags of the kernel's context {xid}"))?;
+    set_flags(xid, flags & KERNEL_FLAGS)
+}
+
+/// Adds `flags` to the caller's context `xid` (none: nothing).
+fn set_flags(xid: u32, flags: u32) -> Result<()> {
+    if flags == 0 {
+        return Ok(());
     }
-    Ok(())
+    let mut req = abi::vcmd_ctx_flags {
+        flags: u64::from(flags),
+        mask: u64::from(flags),
+    };
+    vserver_with(abi::VCMD_set_cflags, 0, &mut req)
+        .map(drop)
+        .ctx(|| format!("set the flags of the kernel's context {xid}"))
+}
+
+/// What the kernel says of its context `xid`; None when it has no such
+/// context, and on a stock kernel.
+fn info(xid: u32) -> Option<abi::vcmd_ctx_info> {
+    let mut info = abi::vcmd_ctx_info::default();
+    (available() && vserver_with(abi::VCMD_ctx_info, xid, &mut info).is_ok()).then_some(info)
 }
 
 /// Whether the kernel has a context `xid` (false on a stock kernel).
 pub fn exists(xid: u32) -> bool {
-    let mut info = abi::vcmd_ctx_info::default();
-    available() && vserver_with(abi::VCMD_ctx_info, xid, &mut info).is_ok()
+    info(xid).is_some()
 }
 
 /// VCMD_ctx_create of `xid`. A context of that id may be ending: the
@@ -123,14 +128,7 @@ pub fn create_dynamic(flags: u32) -> Result<Option<u32>> {
         return Ok(None);
     }
     let xid = sys::vserver(abi::VCMD_ctx_create, abi::VX_DYNAMIC_ID, 0).ctx(|| "create a context of the kernel's")? as u32;
-    let flags = flags & (abi::VXF_LOCK | abi::VXF_NPROC);
-    if flags != 0 {
-        let mut req = abi::vcmd_ctx_flags {
-            flags: u64::from(flags),
-            mask: u64::from(flags),
-        };
-        vserver_with(abi::VCMD_set_cflags, 0, &mut req).ctx(|| format!("set the flags of the kernel's context {xid}"))?;
-    }
+    set_flags(xid, flags & (abi::VXF_LOCK | abi::VXF_NPROC))?;
     Ok(Some(xid))
 }
 
@@ -155,8 +153,7 @@ pub fn join(xid: u32) -> Result<bool> {
 /// The flags of the kernel's context `xid` (0 when it has none or there is
 /// no such context).
 fn flags_of(xid: u32) -> u32 {
-    let mut info = abi::vcmd_ctx_info::default();
-    vserver_with(abi::VCMD_ctx_info, xid, &mut info).map_or(0, |_| info.flags)
+    info(xid).map_or(0, |i| i.flags)
 }
 
 /// Runs `f` in a child that has joined the kernel's context `xid` — to
@@ -164,11 +161,7 @@ fn flags_of(xid: u32) -> u32 {
 /// and gives the child's exit code. On a stock kernel, or when there is no
 /// such context, `f` runs in this process.
 pub fn within(xid: u32, f: impl FnOnce() -> i32) -> Result<i32> {
-    if !available() || current() == xid {
-        return Ok(f());
-    }
-    let mut info = abi::vcmd_ctx_info::default();
-    if vserver_with(abi::VCMD_ctx_info, xid, &mut info).is_err() {
+    if !exists(xid) || current() == xid {
         return Ok(f());
     }
     match sys::fork().ctx(|| "fork")? {
@@ -191,44 +184,19 @@ pub fn within(xid: u32, f: impl FnOnce() -> i32) -> Result<i32> {
 /// returned: how the host learns about processes it cannot see. On a
 /// stock kernel `f` runs in this process.
 pub fn spectate(f: impl FnOnce() -> String) -> Result<String> {
-    use std::io::{Read, Write};
-    if !available() || current() != abi::VX_ID_HOST {
-        return Ok(f());
-    }
-    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
-    match sys::fork().ctx(|| "fork")? {
-        Forked::Child => {
-            drop(rd);
-            let text = match sys::vserver(abi::VCMD_ctx_migrate, abi::VX_ID_SPECTATOR, 0) {
-                Ok(_) => f(),
-                Err(e) => format!("! become the spectator: {}\n", e.desc()),
-            };
-            let code = i32::from(std::fs::File::from(wr).write_all(text.as_bytes()).is_err());
-            std::process::exit(code)
-        }
-        Forked::Parent(child) => {
-            drop(wr);
-            let mut text = String::new();
-            let read = std::fs::File::from(rd).read_to_string(&mut text);
-            let code = sys::wait_for(child);
-            read.ctx(|| "read what the spectator saw")?;
-            if code != 0 {
-                return Err(Error::failed("look as the spectator", format!("its child ended with {code}")));
-            }
-            Ok(text)
-        }
-    }
+    spectate_fds("look as the spectator", || Ok((f(), Vec::new()))).map(|(text, _)| text)
 }
 
 /// As [`spectate`], for a look that opens files too (a process's
 /// namespaces): `f` gives text and descriptors, which come back over a
-/// socket (SCM_RIGHTS, at most 16), or why it could not look.
-pub fn spectate_fds(f: impl FnOnce() -> std::result::Result<(String, Vec<OwnedFd>), String>) -> Result<(String, Vec<OwnedFd>)> {
+/// socket (SCM_RIGHTS, at most 16), or why it could not look — the error
+/// then says `what` failed.
+pub fn spectate_fds(what: &str, f: impl FnOnce() -> std::result::Result<(String, Vec<OwnedFd>), String>) -> Result<(String, Vec<OwnedFd>)> {
     use nix::sys::socket::{
         recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
     };
     use std::os::fd::AsRawFd;
-    let failed = |why: String| Error::failed("look into the context", why);
+    let failed = |why: String| Error::failed(what, why);
     if !available() || current() != abi::VX_ID_HOST {
         return f().map_err(failed);
     }
