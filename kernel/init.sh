@@ -10,10 +10,14 @@ export PATH=/bin:/sbin
 if [ -z "$VSTEST_SWITCHED" ]; then
 	mkdir -p /newroot
 	mount -t tmpfs -o size=80% tmpfs /newroot
-	for d in bin sbin etc root tests extra kits init ext4.img; do
-		[ -e "/$d" ] && cp -a "/$d" /newroot/
+	# Everything, /tmp included: the suite's executables live at their
+	# build paths, which may be under /tmp (a CI clone).
+	for d in /*; do
+		case $d in /proc | /sys | /dev | /newroot) continue ;; esac
+		cp -a "$d" /newroot/
 	done
 	mkdir -p /newroot/proc /newroot/sys /newroot/dev /newroot/tmp /newroot/run
+	chmod 1777 /newroot/tmp
 	export VSTEST_SWITCHED=1
 	exec switch_root /newroot /init
 fi
@@ -22,7 +26,6 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 mkdir -p /dev/pts /dev/shm /sys/fs/cgroup
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
-mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
@@ -40,6 +43,24 @@ run_tests() {
 			sed 's/^/  | /' "$out"
 		fi
 	done
+	run_suite
+}
+# The integration suite of tests/ (kernel/test.sh packs it): each test
+# executable as one entry, skipping what kernel/suite-skip names.
+run_suite() {
+	[ -f /suite/list ] || return 0
+	skips=$(sed 's/#.*//' /suite/skip | awk 'NF { printf " --skip %s", $1 }')
+	while read -r exe; do
+		name=suite/$(basename "$exe" | sed 's/-[0-9a-f]*$//')
+		out=/tmp/$(basename "$exe").out
+		# shellcheck disable=SC2086
+		if PATH=/usr/sbin:$PATH timeout 1800 "$exe" --exact $skips --test-threads=2 </dev/null >"$out" 2>&1; then
+			echo "VSTEST PASS $name: $(grep '^test result:' "$out" | tail -1)"
+		else
+			echo "VSTEST FAIL $name: $(grep -E '^test .* FAILED$' "$out" | awk '{ print $2 }' | tr '\n' ' ')$(tail -n 1 "$out")"
+			sed 's/^/  | /' "$out"
+		fi
+	done </suite/list
 }
 # PID 1 reaps what is orphaned to it at once, as an installed system's
 # init does (a guest's init outlives the `vserver start` that forked it):

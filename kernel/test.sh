@@ -21,7 +21,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 KBUILD=${VSBOX_KBUILD:-/var/tmp/vsbox-kbuild}
-TIMEOUT=${VSBOX_KTEST_TIMEOUT:-600}
+TIMEOUT=${VSBOX_KTEST_TIMEOUT:-3000}
 mkdir -p "$KBUILD"
 
 say() { printf 'kernel/test.sh: %s\n' "$*" >&2; }
@@ -36,7 +36,7 @@ die() { say "$*"; exit 1; }
 install_packages() {
 	local need=()
 	local p
-	for p in linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev cpio busybox-static e2fsprogs; do
+	for p in linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev cpio busybox-static e2fsprogs iproute2 util-linux btrfs-progs dash; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
 	done
 	command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86/bookworm-backports
@@ -170,11 +170,57 @@ build_initramfs() {
 	truncate -s 64M "$root/ext4.img"
 	mkfs.ext4 -q -F "$root/ext4.img"
 	dpkg_kit "$root/kits"
+	pack_suite "$root"
 	cp "$here/init.sh" "$root/init"
 	chmod 755 "$root/init"
+	# What a host has in /etc (a copy-built server copies it).
+	echo "nameserver 10.0.2.3" >"$root/etc/resolv.conf"
+	printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >"$root/etc/hosts"
+	echo vsbox-ktest >"$root/etc/hostname"
 	echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 	echo "root:x:0:" >"$root/etc/group"
 	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$KBUILD/initramfs.cpio.gz"
+}
+
+# The integration suite of tests/, so both kernels pass the same tests: the
+# executables `cargo test --no-run` builds (static, musl), each at its own
+# absolute path, because they find the binary under test and their
+# scratch directory by the paths compiled into them (CARGO_BIN_EXE_*,
+# CARGO_TARGET_TMPDIR). Without debug information: a tenth of the size.
+# /suite/list names them in the order init.sh runs them.
+pack_suite() {
+	local root=$1 exe json
+	mkdir -p "$root/suite"
+	: >"$root/suite/list"
+	json=$(cd "$top" && cargo test --no-run --message-format=json 2>/dev/null) ||
+		die "cargo test --no-run failed"
+	for exe in $(printf '%s\n' "$json" | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | sort -u); do
+		mkdir -p "$root$(dirname "$exe")"
+		objcopy --strip-debug "$exe" "$root$exe"
+		case $exe in
+		*/deps/*) echo "$exe" >>"$root/suite/list" ;;
+		esac
+	done
+	# The tools they run whose busybox versions lack an option they use
+	# (ip's nodad, losetup's --show, mount's --make-rprivate) or that
+	# busybox lacks (nohup, mkfs.btrfs), and a shell that runs the ip of
+	# PATH (busybox's sh prefers its own applets): the host's, with the
+	# libraries they load, in /usr/sbin, which init.sh puts first in the
+	# suite's PATH.
+	local t lib
+	mkdir -p "$root/usr/sbin" "$root/usr/bin"
+	for t in ip losetup mount umount unshare mkfs.btrfs nohup dash; do
+		t=$(command -v "$t") || die "no $t here (iproute2, util-linux, btrfs-progs, coreutils, dash)"
+		cp -L "$t" "$root/usr/sbin/"
+		for lib in $(ldd "$t" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+			cp -L --parents "$lib" "$root"
+		done
+	done
+	ln -s dash "$root/usr/sbin/sh"
+	# Their scratch directory, and what tests/cli.rs reads of the sources.
+	mkdir -p "$root$top/target/tmp"
+	cp -r "$top/README.md" "$top/man" "$top/src" "$root$top/"
+	cp "$here/suite-skip" "$root/suite/skip"
 }
 
 # For 65-vrpm.sh: Debian's dpkg, dpkg-deb, dpkg-split and GNU tar with the libraries they load
@@ -214,7 +260,7 @@ boot() {
 	say "booting under qemu (TCG)"
 	local t0=$SECONDS
 	rm -f "$log" "$log.txt"
-	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
+	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -m 3072 -smp 2 -nographic -no-reboot \
 		-kernel "$BZIMAGE" -initrd "$KBUILD/initramfs.cpio.gz" \
 		-append "console=ttyS0 panic=-1 loglevel=5" -serial "file:$log" -monitor none -display none \
 		>/dev/null 2>&1 || say "qemu ended with status $?"

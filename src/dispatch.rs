@@ -12,6 +12,9 @@ pub fn find(name: &str) -> Option<&'static Applet> {
 }
 
 pub fn main(argv: Vec<OsString>) -> i32 {
+    // Before any applet changes a disposition: what the caller ignored
+    // stays ignored for the commands vsbox runs (context/exec.rs).
+    crate::sys::record_inherited_ignored();
     let mut args = Vec::with_capacity(argv.len());
     for a in argv {
         match a.into_string() {

@@ -17,17 +17,11 @@ fn running(g: &TestGuest, cmdline: &str) -> Vec<u32> {
 
 /// Processes anywhere on the host whose command line is `cmdline`.
 fn anywhere(cmdline: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|p| cmdline_is(*p, cmdline))
-        .collect()
+    all_pids().into_iter().filter(|p| cmdline_is(*p, cmdline)).collect()
 }
 
 fn cmdline_is(pid: u32, cmdline: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|c| String::from_utf8_lossy(&c).trim_end_matches('\0').replace('\0', " ") == cmdline)
+    proc_read(pid, "cmdline").is_some_and(|c| c.trim_end_matches('\0').replace('\0', " ") == cmdline)
 }
 
 fn starts(g: &TestGuest) -> String {
@@ -451,6 +445,17 @@ fn the_vsbox_process_a_command_runs_under_survives_signals_from_inside_and_takes
         format!("SigBlk:\t0000000000000000\nSigIgn:\t{ignored:016x}\n"),
         "{out:?}"
     );
+    // nohup's SIGHUP, say.
+    let vserver = g.env.cmd("vserver");
+    let mut nohup = std::process::Command::new("nohup");
+    nohup
+        .arg(vserver.get_program())
+        .args([g.name.as_str(), "exec", "grep", "^SigIgn", "/proc/self/status"])
+        .envs(vserver.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(Stdio::null());
+    let out = Out::from(nohup.output().unwrap());
+    let hup = 1u64 << (libc::SIGHUP - 1);
+    assert_eq!(out.stdout, format!("SigIgn:\t{:016x}\n", ignored | hup), "{out:?}");
     let out = g.run(&["exec", "sh", "-c", "sleep 0.1 & wait; echo waited"]);
     assert_eq!(out.line(), "waited", "{out:?}");
     let out = g
@@ -467,7 +472,8 @@ fn the_vsbox_process_a_command_runs_under_survives_signals_from_inside_and_takes
     assert!(eventually(10, || !running(&g, "sleep 4499").is_empty()), "the command runs");
     let relay = running(&g, "vsbox-exec");
     assert_eq!(relay.len(), 1, "{relay:?}");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(relay[0] as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    // vkill: the host's kill(1) cannot reach it on the patched kernel.
+    g.env.run("vkill", &["-s", "KILL", &relay[0].to_string()]).ok();
     assert!(
         eventually(5, || running(&g, "sleep 4499").is_empty()),
         "the command outlived its vsbox parent"

@@ -104,7 +104,7 @@ fn inside_root_is_root_on_disk_setuid_works_and_low_ports_bind() {
         "{out:?}"
     );
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(format!("/proc/{}", guest_init(&g))).unwrap().uid(), root);
+    assert_eq!(proc_uid(guest_init(&g)), Some(root));
     // What vsbox made for it is its root's: /dev, /run and their files.
     let out = g.run(&[
         "exec",
@@ -243,8 +243,8 @@ fn a_guest_granted_a_host_capability_keeps_it_and_says_it_shares_the_hosts_names
     let st = g.run(&["status"]);
     assert!(st.stdout.contains("user namespace: the host's (S_CAPS grants CAP_MKNOD"), "{st:?}");
     assert_eq!(
-        std::fs::read_link("/proc/self/ns/user").unwrap(),
-        std::fs::read_link(format!("/proc/{}/ns/user", guest_init(&g))).unwrap()
+        Some(std::fs::read_link("/proc/self/ns/user").unwrap().display().to_string()),
+        proc_link(guest_init(&g), "ns/user")
     );
 }
 
@@ -408,7 +408,7 @@ fn a_guest_tree_on_a_shared_mount_starts_with_its_own_root() {
 
 /// The host uid of the guest's root: its user namespace's owner.
 fn owner_of(g: &TestGuest) -> u32 {
-    let map = std::fs::read_to_string(format!("/proc/{}/uid_map", guest_init(g))).unwrap();
+    let map = proc_read(guest_init(g), "uid_map").unwrap();
     let root: u32 = map.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!((0x7FF0_0000..0x7FF1_0000).contains(&root), "{map}");
     root
@@ -420,6 +420,6 @@ fn guest_init(g: &TestGuest) -> u32 {
     vsbox::kernel::cgroup::procs(&dir)
         .unwrap()
         .into_iter()
-        .find(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "vsbox-init"))
+        .find(|p| proc_read(*p, "comm").is_some_and(|c| c.trim() == "vsbox-init"))
         .unwrap()
 }

@@ -16,7 +16,7 @@ fn guest_processes(g: &TestGuest) -> Vec<(u32, String)> {
 /// from a later process with the same pid; None for a zombie (dead, only
 /// waiting for its parent to collect its status) or no process.
 fn start_time(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = proc_read(pid, "stat")?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     if fields.first() == Some(&"Z") {
         return None;
@@ -26,9 +26,9 @@ fn start_time(pid: u32) -> Option<String> {
 
 /// The guest's init: (host pid, start time).
 fn init_of(g: &TestGuest) -> Option<(u32, String)> {
-    guest_processes(g).into_iter().find(|(p, _)| {
-        std::fs::read_to_string(format!("/proc/{p}/status")).is_ok_and(|s| s.lines().any(|l| l.starts_with("NSpid:") && l.ends_with("\t1")))
-    })
+    guest_processes(g)
+        .into_iter()
+        .find(|(p, _)| proc_read(*p, "status").is_some_and(|s| s.lines().any(|l| l.starts_with("NSpid:") && l.ends_with("\t1"))))
 }
 
 fn xid_of(status: &Out) -> u32 {
@@ -2008,17 +2008,14 @@ fn a_name_a_running_guest_binds_is_its_own() {
     // What root hands to its control socket that is no listener (one
     // descriptor or many) is dropped, and nothing of it is kept.
     let sock = a.env.dir.path().join(format!("run/{}.sock", a.name));
-    let fds_of = |pid: i32| std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
-    let watcher_pid = || *watchers(&a.name).first().expect("the supervisor") as i32;
-    let before = fds_of(watcher_pid());
+    let fds = || supervisor_pids(&a.name).into_iter().filter_map(proc_fd_count).sum::<usize>();
+    let before = fds();
+    assert!(before > 0, "the supervisor's descriptors");
     for n in ["1", "3", "40"] {
         assert_eq!(host_probe(&["send-fds", sock.to_str().unwrap(), n, "20"]).line(), "OK sent=20");
     }
-    assert!(
-        eventually(3, || fds_of(watcher_pid()) <= before),
-        "{} descriptors, {before} before",
-        fds_of(watcher_pid())
-    );
+    assert!(eventually(3, || fds() <= before), "{} descriptors, {before} before", fds());
+    let watcher_pid = || *watchers(&a.name).first().expect("the supervisor") as i32;
     assert_eq!(a.run(&["exec", "probe", "abstract-connect", &x11]).line(), "OK answer=guest-a");
     // Should its supervisor be killed, its unix socket calls fail, and
     // its processes cannot put a listener of their own in its place (the

@@ -7,8 +7,22 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-/// Gives the command the signal state a fresh program expects.
+/// Gives the command the signal state a fresh program expects: nothing
+/// blocked, and the signals vsbox handles or ignores for itself back to
+/// their default — but those its caller ignored stay ignored, as through
+/// nohup(1) or env(1) (`nohup vserver NAME exec daemon` keeps SIGHUP
+/// ignored). See [`reset_signals_fully`] for a booted guest's services.
 pub fn reset_signals() {
+    reset(true)
+}
+
+/// As [`reset_signals`], every one to its default: what a guest's init
+/// gives the services it starts, whoever started the guest.
+pub fn reset_signals_fully() {
+    reset(false)
+}
+
+fn reset(keep_inherited: bool) {
     for sig in [
         Signal::SIGINT,
         Signal::SIGQUIT,
@@ -21,7 +35,7 @@ pub fn reset_signals() {
         Signal::SIGTTOU,
         Signal::SIGTTIN,
     ] {
-        let _ = crate::sys::set_ignored(sig, false);
+        let _ = crate::sys::set_ignored(sig, keep_inherited && crate::sys::inherited_ignored(sig));
     }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }

@@ -33,8 +33,10 @@ pub fn relay_signals(outside_only: bool) {
     // SIGKILL and SIGSTOP cannot be caught; SIGCHLD, SIGURG and SIGWINCH
     // are ignored by default; the C library keeps some real-time ones.
     let uncaught = [libc::SIGKILL, libc::SIGSTOP, libc::SIGCHLD, libc::SIGURG, libc::SIGWINCH];
+    // What the caller ignored stays ignored, through execve too.
+    let ignored = |signo| Signal::try_from(signo).is_ok_and(sys::inherited_ignored);
     for signo in 1..=libc::SIGRTMAX() {
-        if !keep.contains(&signo) && !uncaught.contains(&signo) {
+        if !keep.contains(&signo) && !uncaught.contains(&signo) && !ignored(signo) {
             let _ = sys::swallow_signal(signo);
         }
     }
@@ -110,7 +112,7 @@ fn spawn_in_guest(command: &[String], quiet: bool) -> Option<Pid> {
     // init waits for its signals with them blocked; the guest's services
     // must not inherit that mask (they could not be stopped with TERM).
     sys::before_exec(&mut c, || {
-        exec::reset_signals();
+        exec::reset_signals_fully();
         Ok(())
     });
     if quiet {

@@ -452,9 +452,18 @@ mod tests {
 
     #[test]
     fn recognises_static_binaries() {
-        // This test program is linked static-pie, like vsbox; Debian's sh is dynamic.
+        // This test program is linked static, like vsbox.
         assert!(is_static_elf(Path::new("/proc/self/exe")));
-        assert!(!is_static_elf(Path::new("/bin/sh")));
         assert!(!is_static_elf(Path::new("/etc/passwd")));
+        // The same with a program interpreter (PT_INTERP) is dynamic; made
+        // here, as a host's /bin/sh may be a static busybox.
+        let mut b = fs::read("/proc/self/exe").unwrap();
+        let phoff = u64::from_le_bytes(b[32..40].try_into().unwrap()) as usize;
+        b[phoff..phoff + 4].copy_from_slice(&3u32.to_le_bytes());
+        let dynamic = std::env::temp_dir().join(format!("vsbox-dynamic-elf-{}", std::process::id()));
+        fs::write(&dynamic, &b).unwrap();
+        let found = is_static_elf(&dynamic);
+        let _ = fs::remove_file(&dynamic);
+        assert!(!found);
     }
 }

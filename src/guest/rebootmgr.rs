@@ -14,6 +14,7 @@
 use crate::error::Result;
 use crate::guest::reboot::{self, Request};
 use crate::guest::{self, Guest};
+use crate::kernel::native;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -32,7 +33,18 @@ const MAX_REQUEST: usize = 100;
 
 struct Served {
     listener: UnixListener,
-    init: u32,
+    init: Init,
+}
+
+/// A running server's init, as the host knows it.
+#[derive(Clone, Copy, PartialEq)]
+struct Init {
+    /// Its host pid.
+    pid: u32,
+    /// Its context.
+    xid: u32,
+    /// vsbox's own init (which restarts the server itself on a signal).
+    ours: bool,
 }
 
 struct Conn {
@@ -53,27 +65,55 @@ fn flood_limit(served: usize) -> usize {
     2 * served.max(1) + 4
 }
 
-/// The running server's init (host pid).
-fn init_of(g: &Guest, reg: &crate::context::Registry) -> Option<u32> {
-    let (_, dir) = g.running(reg)?;
-    guest::lifecycle::init_pid(&dir)
+/// The running server's init. On the patched kernel, whose host is blind
+/// to its guests, the spectator looks (native.rs).
+fn init_of(g: &Guest, reg: &crate::context::Registry) -> Option<Init> {
+    let (xid, dir) = g.running(reg)?;
+    let seen = native::spectate(|| {
+        let Some(pid) = guest::lifecycle::init_pid(&dir) else {
+            return String::new();
+        };
+        let ours = std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "vsbox-init");
+        format!("{pid} {}", u8::from(ours))
+    })
+    .ok()?;
+    let (pid, ours) = seen.split_once(' ')?;
+    Some(Init {
+        pid: pid.parse().ok()?,
+        xid,
+        ours: ours == "1",
+    })
+}
+
+/// The listening `/dev/reboot` of the server whose init is `init`, made
+/// (reboot.rs) here or by the spectator, who hands it over.
+fn listen(init: u32) -> Result<UnixListener> {
+    let (_, mut fds) = native::spectate_fds("create the server's /dev/reboot", || {
+        reboot::listen_in(init)
+            .map(|l| (String::new(), vec![l.into()]))
+            .map_err(|e| e.to_string())
+    })?;
+    let fd = fds
+        .pop()
+        .ok_or_else(|| crate::error::Error::failed("create the server's /dev/reboot", "no socket came back"))?;
+    Ok(UnixListener::from(fd))
 }
 
 /// Carries out `req` for server `g`, whose init is `init`: vsbox's init
 /// restarts the guest itself on a signal; any other init is restarted or
 /// stopped by `vserver NAME restart|stop`, run in the background.
-fn act(g: &Guest, init: u32, req: Request, busy: &mut HashMap<String, Child>) {
+fn act(g: &Guest, init: Init, req: Request, busy: &mut HashMap<String, Child>) {
     if busy.get_mut(&g.name).is_some_and(|c| c.try_wait().ok().flatten().is_none()) {
         eprintln!("rebootmgr: {} is busy; request ignored", g.name);
         return;
     }
-    let ours = std::fs::read_to_string(format!("/proc/{init}/comm")).is_ok_and(|c| c.trim() == "vsbox-init");
-    if req == Request::Reboot && ours {
+    if req == Request::Reboot && init.ours {
         eprintln!("rebootmgr: reboot vserver {}", g.name);
-        let _ = crate::sys::kill_raw(
-            nix::unistd::Pid::from_raw(init as i32),
-            crate::sys::sigrtmin() + crate::context::init::RT_REBOOT,
-        );
+        // From inside its context on the patched kernel.
+        let _ = native::within(init.xid, || {
+            let sig = crate::sys::sigrtmin() + crate::context::init::RT_REBOOT;
+            i32::from(crate::sys::kill_raw(nix::unistd::Pid::from_raw(init.pid as i32), sig).is_err())
+        });
         return;
     }
     let action = if req == Request::Reboot { "restart" } else { "stop" };
@@ -119,7 +159,7 @@ pub fn serve(names: &[String]) -> Result<Infallible> {
                 if served.get(&g.name).is_some_and(|s| s.init == init) {
                     continue;
                 }
-                match reboot::listen_in(init) {
+                match listen(init.pid) {
                     Ok(listener) => {
                         eprintln!("rebootmgr: serving {}", g.name);
                         served.insert(g.name.clone(), Served { listener, init });

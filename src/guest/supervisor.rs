@@ -148,8 +148,16 @@ pub fn spawn(
     crate::kernel::process::detached(title, vec![ctl, theirs], |mut fds| {
         let (Some(link), Some(ctl)) = (fds.pop(), fds.pop()) else { return };
         let ended = if native::available() {
+            let host_half = nix::unistd::getpid();
             match sys::fork() {
                 Ok(sys::Forked::Child) => {
+                    // One supervisor: killing the `vsbox-watch NAME` the
+                    // host sees ends the half it cannot see too (the
+                    // patch lets this signal cross into the context).
+                    let tied = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+                    if tied.is_err() || nix::unistd::getppid() != host_half {
+                        std::process::exit(NOT_SERVED);
+                    }
                     let ended = serve_until_ended(ctl, link, dir, userns, Some(xid));
                     std::process::exit(match ended {
                         Ok(Some(false)) => SERVED,

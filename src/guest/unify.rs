@@ -48,30 +48,35 @@ enum Method {
 
 /// Replaces the file `f` of a server by a link to the reference's `src`
 /// (an identical file of the same owner and mode), which ends immutable
-/// and iunlink: see the module's documentation.
+/// and iunlink: see the module's documentation. The reference is marked
+/// first, so a file system that cannot keep the marks (no inode flags or
+/// no trusted attributes: EOPNOTSUPP, ENOTTY) gets no link, never a file
+/// two servers share and either may write.
 fn link_one(src: &File, f: &crate::guest::walk::Found) -> std::result::Result<(), Errno> {
     let name = f.rel.file_name().ok_or(Errno::EINVAL)?;
     let flags = sys::inode_flags(src)?;
-    // A reference linked before is immutable, which forbids new links
-    // unless it still has the iunlink attribute: it is mutable a moment,
+    // An immutable file takes no new attribute: it is mutable a moment,
     // with every server stopped.
     if flags & sys::FS_IMMUTABLE_FL != 0 {
         sys::set_inode_flags(src, flags & !sys::FS_IMMUTABLE_FL)?;
     }
+    let marked = sys::fsetxattr(src, IUNLINK_XATTR, b"1").and_then(|()| sys::set_inode_flags(src, flags | sys::FS_IMMUTABLE_FL));
+    if let Err(e) = marked {
+        let _ = sys::set_inode_flags(src, flags);
+        return Err(e);
+    }
+    // Immutable and iunlink, it still takes a link (the patch's vfs_link).
     let tmp = std::ffi::OsString::from(format!(".vunify-{}.tmp", std::process::id()));
     let dir = Some(std::os::fd::AsRawFd::as_raw_fd(f.dir));
-    let linked = sys::link_fd(src, f.dir, &tmp).and_then(|()| {
-        // Over the server's own file, an iunlink one of an earlier run
-        // included.
-        let moved = nix::fcntl::renameat(dir, tmp.as_os_str(), dir, name);
-        // Only the link made here goes; a name the server had is its own.
-        if moved.is_err() {
-            let _ = nix::unistd::unlinkat(dir, tmp.as_os_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
-        }
-        moved
-    });
-    let marked = sys::fsetxattr(src, IUNLINK_XATTR, b"1").and_then(|()| sys::set_inode_flags(src, flags | sys::FS_IMMUTABLE_FL));
-    linked.and(marked)
+    sys::link_fd(src, f.dir, &tmp)?;
+    // Over the server's own file, an iunlink one of an earlier run
+    // included.
+    let moved = nix::fcntl::renameat(dir, tmp.as_os_str(), dir, name);
+    // Only the link made here goes; a name the server had is its own.
+    if moved.is_err() {
+        let _ = nix::unistd::unlinkat(dir, tmp.as_os_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+    }
+    moved
 }
 
 /// Top-level directories whose files are unified.
@@ -254,7 +259,20 @@ fn by_link(src: &File, src_stat: &nix::sys::stat::FileStat, f: &crate::guest::wa
         return Ok(Some(None));
     }
     let same_meta = (src_stat.st_mode, src_stat.st_uid, src_stat.st_gid) == (f.stat.st_mode, f.stat.st_uid, f.stat.st_gid);
-    Ok((same_meta && link_one(src, f).is_ok()).then_some(Some(f.stat.st_size as u64)))
+    if !same_meta {
+        return Ok(None);
+    }
+    match link_one(src, f) {
+        Ok(()) => Ok(Some(Some(f.stat.st_size as u64))),
+        Err(e @ (Errno::EOPNOTSUPP | Errno::ENOTTY)) => Err(Error::failed(
+            format!("unify {} with hard links", f.rel.display()),
+            format!(
+                "{} (the file system cannot keep a unified file immutable and iunlink: use ext4, or btrfs or xfs with reflink)",
+                e.desc()
+            ),
+        )),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Hard-link unification only between stopped servers.

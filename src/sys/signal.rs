@@ -67,6 +67,8 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc
 /// Passes each of `signals` on to `child` from now on; with
 /// `outside_only`, only those whose sender is outside this process's PID
 /// namespace (a supervisor on the host), never one sent from inside.
+/// One this process was started with ignored stays ignored (nohup's
+/// SIGHUP reaches neither it nor the command).
 pub fn forward_signals(child: Pid, signals: &[nix::sys::signal::Signal], outside_only: bool) -> Result<(), Errno> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
     use std::sync::atomic::Ordering::Relaxed;
@@ -77,7 +79,7 @@ pub fn forward_signals(child: Pid, signals: &[nix::sys::signal::Signal], outside
         SaFlags::SA_RESTART | SaFlags::SA_SIGINFO,
         SigSet::empty(),
     );
-    for &sig in signals {
+    for &sig in signals.iter().filter(|&&s| !inherited_ignored(s)) {
         // SAFETY: `forward` only reads atomics and calls kill(2).
         unsafe { sigaction(sig, &act) }?;
     }
@@ -115,6 +117,38 @@ pub fn sigset(signals: &[nix::sys::signal::Signal], rt: &[libc::c_int]) -> nix::
     // SAFETY: raw came from a valid SigSet and sigaddset only.
     set = unsafe { nix::sys::signal::SigSet::from_sigset_t_unchecked(raw) };
     set
+}
+
+/// The signals (1–31) this process was started with ignored, a bit each
+/// (bit N-1 for signal N): SIG_IGN survives execve(2), and is how nohup
+/// hands over SIGHUP and a shell its background jobs' SIGINT and SIGQUIT.
+static INHERITED_IGNORED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Notes which signals this process was started with ignored, before it
+/// changes any, so the commands it runs get them ignored again (see
+/// [`inherited_ignored`]). SIGPIPE is never noted: the Rust runtime
+/// ignores it for itself before `main`.
+pub fn record_inherited_ignored() {
+    let mut bits = 0u32;
+    for sig in 1..32 {
+        // SAFETY: a query only (no new action); `old` is a valid, zeroed
+        // sigaction the kernel fills in. Bad numbers (SIGKILL, SIGSTOP are
+        // fine to query) just fail.
+        let ignored = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+        };
+        if ignored && sig != libc::SIGPIPE {
+            bits |= 1 << (sig - 1);
+        }
+    }
+    INHERITED_IGNORED.store(bits, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `sig` was ignored when this process started (as
+/// [`record_inherited_ignored`] found it).
+pub fn inherited_ignored(sig: nix::sys::signal::Signal) -> bool {
+    INHERITED_IGNORED.load(std::sync::atomic::Ordering::Relaxed) & (1 << (sig as i32 - 1)) != 0
 }
 
 pub fn set_ignored(sig: nix::sys::signal::Signal, ignore: bool) -> Result<(), Errno> {

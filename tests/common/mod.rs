@@ -93,6 +93,74 @@ pub fn host_probe(args: &[&str]) -> Out {
     Out::from(Command::new(PROBE).args(args).output().unwrap())
 }
 
+/// The kernel patch is running (kernel/README.md): its host, context 0,
+/// is blind to the guests' processes, which the tests then look at as the
+/// spectator (context 1) does.
+pub fn patched() -> bool {
+    vsbox::kernel::native::available()
+}
+
+/// What `f` finds in /proc, looked at as the host's root sees it on a stock
+/// kernel: here, or on the patched kernel from a child that has become the
+/// spectator. None when `f` found nothing.
+fn look(f: impl FnOnce() -> Option<String>) -> Option<String> {
+    vsbox::kernel::native::spectate(|| f().map_or_else(String::new, |t| format!("+{t}")))
+        .expect("look at /proc as the spectator")
+        .strip_prefix('+')
+        .map(str::to_owned)
+}
+
+/// /proc/PID/FILE of any process, a guest's too (see [`look`]); None when
+/// there is no such process or file.
+pub fn proc_read(pid: u32, file: &str) -> Option<String> {
+    let path = format!("/proc/{pid}/{file}");
+    look(move || std::fs::read(path).ok().map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
+/// Whether process PID exists, a guest's too.
+pub fn proc_exists(pid: u32) -> bool {
+    look(move || std::path::Path::new(&format!("/proc/{pid}")).exists().then(String::new)).is_some()
+}
+
+/// Where the link /proc/PID/FILE points (a namespace: "user:[4026531837]").
+pub fn proc_link(pid: u32, file: &str) -> Option<String> {
+    let path = format!("/proc/{pid}/{file}");
+    look(move || std::fs::read_link(path).ok().map(|t| t.display().to_string()))
+}
+
+/// The owner of /proc/PID: the process's effective uid.
+pub fn proc_uid(pid: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    look(move || std::fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid().to_string()))?
+        .parse()
+        .ok()
+}
+
+/// How many descriptors process PID has open, a guest's too.
+pub fn proc_fd_count(pid: u32) -> Option<usize> {
+    look(move || std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|d| d.count().to_string()))?
+        .parse()
+        .ok()
+}
+
+/// Every process PID the host's root sees on a stock kernel: the
+/// spectator's view on the patched kernel.
+pub fn all_pids() -> Vec<u32> {
+    look(|| {
+        let rd = std::fs::read_dir("/proc").ok()?;
+        Some(
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    })
+    .unwrap_or_default()
+    .split_whitespace()
+    .filter_map(|n| n.parse().ok())
+    .collect()
+}
+
 /// An Output with its streams as text.
 #[derive(Debug)]
 pub struct Out {
@@ -359,6 +427,16 @@ pub fn watchers(name: &str) -> Vec<u32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
         .filter(|pid: &u32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.trim_end_matches('\0') == title))
+        .collect()
+}
+
+/// Every process of server NAME's supervisor: [`watchers`], and on the
+/// patched kernel its serving half too, in the server's context.
+pub fn supervisor_pids(name: &str) -> Vec<u32> {
+    let title = format!("vsbox-watch {name}");
+    all_pids()
+        .into_iter()
+        .filter(|pid| proc_read(*pid, "cmdline").is_some_and(|c| c.trim_end_matches('\0') == title))
         .collect()
 }
 
