@@ -10,6 +10,7 @@ use crate::applet::{self, Applet};
 use crate::error::{Error, Result};
 use crate::guest::builder::{self, Method};
 use crate::guest::lifecycle;
+use crate::guest::settings;
 use crate::guest::Guest;
 use argh::FromArgs;
 use std::io::IsTerminal;
@@ -17,7 +18,7 @@ use std::io::IsTerminal;
 /// Manage virtual servers: build, start, stop, enter and run commands in them.
 #[derive(FromArgs)]
 #[argh(
-    note = "Commands: build [-m METHOD] [--force], start, stop, restart, running, status, enter, exec CMD [ARGS…], suexec USER CMD [ARGS…], service SVC start|stop|restart|status, delete [--force]."
+    note = "Commands: build [-m METHOD] [--force], start, stop, restart, running, status [--json], set [--save] KEY=VALUE…, enter, exec CMD [ARGS…], suexec USER CMD [ARGS…], service SVC start|stop|restart|status, delete [--force]."
 )]
 #[argh(example = "vserver web build -m busybox\nvserver web start\nvserver web exec ps ax")]
 pub struct Args {
@@ -123,10 +124,37 @@ fn run(args: Args, name: &str) -> Result<i32> {
             Ok(if running { 0 } else { 1 })
         }
         "status" => {
-            no_args("status")?;
-            let (running, text) = lifecycle::status(&Guest::existing(&args.name)?)?;
+            let json = match rest.as_slice() {
+                [] => false,
+                ["--json"] => true,
+                [a, ..] => return Err(Error::usage(format!("unexpected argument '{a}': status takes only --json"))),
+            };
+            let g = Guest::existing(&args.name)?;
+            let (running, text) = if json {
+                lifecycle::status_json(&g)?
+            } else {
+                lifecycle::status(&g)?
+            };
             print!("{text}");
             Ok(if running { 0 } else { 1 })
+        }
+        "set" => {
+            let save = args.args.iter().any(|a| a == "--save");
+            let assignments: Vec<String> = args.args.iter().filter(|a| *a != "--save").cloned().collect();
+            if let Some(opt) = assignments.iter().find(|a| a.starts_with('-')) {
+                return Err(Error::usage(format!("unknown option '{opt}': set takes --save")));
+            }
+            let changes = settings::parse_assignments(&assignments)?;
+            let g = Guest::existing(&args.name)?;
+            let done = settings::set(&g, &changes, save)?;
+            let what: Vec<String> = changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let how = match (done.applied, done.saved) {
+                (true, true) => "now and in its configuration",
+                (true, false) => "until it stops (add --save to keep it)",
+                _ => "in its configuration, for its next start",
+            };
+            println!("Server {}: {} {how}", g.name, what.join(" "));
+            Ok(0)
         }
         "exec" => {
             if rest.is_empty() {
@@ -206,7 +234,7 @@ fn run(args: Args, name: &str) -> Result<i32> {
             }
         }
         other => Err(Error::usage(format!(
-            "unknown command '{other}' (build, start, stop, restart, running, status, enter, exec, suexec, service, delete)"
+            "unknown command '{other}' (build, start, stop, restart, running, status, set, enter, exec, suexec, service, delete)"
         ))),
     }
 }

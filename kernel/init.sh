@@ -50,8 +50,8 @@ run_tests() {
 run_suite() {
 	[ -f /suite/list ] || return 0
 	skips=$(sed 's/#.*//' /suite/skip | awk 'NF { printf " --skip %s", $1 }')
-	while read -r exe; do
-		name=suite/$(basename "$exe" | sed 's/-[0-9a-f]*$//')
+	while read -r name exe; do
+		name=suite/$name
 		out=/tmp/$(basename "$exe").out
 		# shellcheck disable=SC2086
 		if PATH=/usr/sbin:$PATH timeout 1800 "$exe" --exact $skips --test-threads=2 </dev/null >"$out" 2>&1; then

@@ -187,30 +187,37 @@ build_initramfs() {
 # absolute path, because they find the binary under test and their
 # scratch directory by the paths compiled into them (CARGO_BIN_EXE_*,
 # CARGO_TARGET_TMPDIR). Without debug information: a tenth of the size.
-# /suite/list names them in the order init.sh runs them.
+# /suite/list names them, `NAME PATH` a line, in the order init.sh runs
+# them (NAME: the crate's, numbered when two share it: the library's and
+# the binary's unit tests).
 pack_suite() {
-	local root=$1 exe json
+	local root=$1 exe json name
 	mkdir -p "$root/suite"
 	: >"$root/suite/list"
-	json=$(cd "$top" && cargo test --no-run --message-format=json 2>/dev/null) ||
+	json=$(cd "$top" && cargo test --no-run --message-format=json) ||
 		die "cargo test --no-run failed"
 	for exe in $(printf '%s\n' "$json" | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | sort -u); do
 		mkdir -p "$root$(dirname "$exe")"
 		objcopy --strip-debug "$exe" "$root$exe"
 		case $exe in
-		*/deps/*) echo "$exe" >>"$root/suite/list" ;;
+		*/deps/*)
+			name=$(basename "$exe" | sed 's/-[0-9a-f]*$//')
+			while grep -q "^$name " "$root/suite/list"; do name=$name+; done
+			echo "$name $exe" >>"$root/suite/list"
+			;;
 		esac
 	done
+	[ -s "$root/suite/list" ] || die "cargo test --no-run named no test executables"
 	# The tools they run whose busybox versions lack an option they use
 	# (ip's nodad, losetup's --show, mount's --make-rprivate) or that
-	# busybox lacks (nohup, mkfs.btrfs), and a shell that runs the ip of
+	# busybox lacks (nohup, mkfs.btrfs, mkfs.ext4), and a shell that runs the ip of
 	# PATH (busybox's sh prefers its own applets): the host's, with the
 	# libraries they load, in /usr/sbin, which init.sh puts first in the
 	# suite's PATH.
 	local t lib
 	mkdir -p "$root/usr/sbin" "$root/usr/bin"
-	for t in ip losetup mount umount unshare mkfs.btrfs nohup dash; do
-		t=$(command -v "$t") || die "no $t here (iproute2, util-linux, btrfs-progs, coreutils, dash)"
+	for t in ip losetup mount umount unshare mkfs.btrfs mkfs.ext4 nohup dash; do
+		t=$(command -v "$t") || die "no $t here (iproute2, util-linux, btrfs-progs, e2fsprogs, coreutils, dash)"
 		cp -L "$t" "$root/usr/sbin/"
 		for lib in $(ldd "$t" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
 			cp -L --parents "$lib" "$root"

@@ -20,6 +20,7 @@ pub mod context;
 pub mod dispatch;
 pub mod error;
 pub mod guest;
+pub mod json;
 pub mod kernel;
 pub mod paths;
 #[allow(unsafe_code)]

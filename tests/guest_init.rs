@@ -12,16 +12,13 @@ use std::time::{Duration, Instant};
 /// Host pids of the guest's processes whose command line is `cmdline`
 /// (arguments joined by spaces).
 fn running(g: &TestGuest, cmdline: &str) -> Vec<u32> {
-    g.pids().into_iter().filter(|p| cmdline_is(*p, cmdline)).collect()
+    let mine = g.pids();
+    pids_with_cmdline(cmdline).into_iter().filter(|p| mine.contains(p)).collect()
 }
 
 /// Processes anywhere on the host whose command line is `cmdline`.
 fn anywhere(cmdline: &str) -> Vec<u32> {
-    all_pids().into_iter().filter(|p| cmdline_is(*p, cmdline)).collect()
-}
-
-fn cmdline_is(pid: u32, cmdline: &str) -> bool {
-    proc_read(pid, "cmdline").is_some_and(|c| c.trim_end_matches('\0').replace('\0', " ") == cmdline)
+    pids_with_cmdline(cmdline)
 }
 
 fn starts(g: &TestGuest) -> String {

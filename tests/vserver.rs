@@ -1315,7 +1315,7 @@ fn rebootmgr_serves_requests_and_survives_garbage() {
     let mut mgr = Bg(env
         .cmd("rebootmgr")
         .arg(&g.name)
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(env.dir.path().join("rebootmgr.log")).unwrap())
         .spawn()
         .unwrap());
     assert!(
@@ -1355,6 +1355,15 @@ fn rebootmgr_serves_requests_and_survives_garbage() {
     assert!(eventually(15, || g.context_dir().is_none()), "stopped and cleaned up");
     assert_eq!(other.run(&["running"]).code, 0, "the other server is untouched");
     assert_eq!(starts(&other), "1");
+    // rebootmgr did it (vreboot falls back to signalling its init).
+    let log = std::fs::read_to_string(env.dir.path().join("rebootmgr.log")).unwrap();
+    for line in [
+        format!("rebootmgr: reboot vserver {}", g.name),
+        format!("rebootmgr: stop vserver {}", g.name),
+    ] {
+        assert!(log.lines().any(|l| l == line), "{line}: {log}");
+    }
+    assert!(!log.contains("cannot"), "{log}");
 }
 
 #[test]

@@ -119,21 +119,7 @@ pub fn tenths(permille: u64) -> String {
     format!("{}.{}", permille / 10, permille % 10)
 }
 
-/// Text in a JSON string.
-pub fn json_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
+pub use crate::json::str as json_str;
 
 /// Lines of a process tree: (depth, process), children by pid.
 pub fn tree(procs: &[Proc]) -> Vec<(usize, &Proc)> {

@@ -16,13 +16,20 @@ pub fn reset_signals() {
     reset(true)
 }
 
-/// As [`reset_signals`], every one to its default: what a guest's init
-/// gives the services it starts, whoever started the guest.
+/// As [`reset_signals`], every signal to its default: what a guest's
+/// init, and the services it starts, get, whoever started the guest.
+/// What the caller ignored is forgotten, for what this process runs too.
 pub fn reset_signals_fully() {
+    crate::sys::forget_inherited_ignored();
     reset(false)
 }
 
 fn reset(keep_inherited: bool) {
+    if !keep_inherited {
+        for sig in nix::sys::signal::Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+            let _ = crate::sys::set_ignored(sig, false);
+        }
+    }
     for sig in [
         Signal::SIGINT,
         Signal::SIGQUIT,

@@ -23,6 +23,7 @@ use crate::kernel::caps;
 use crate::kernel::cgroup;
 use crate::kernel::native;
 use crate::kernel::ns;
+use crate::kernel::resources::{self, Resources};
 use crate::kernel::seccomp::Policy;
 use crate::kernel::userns;
 use crate::paths;
@@ -157,7 +158,9 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
     if spec.flags != 0 {
         context::record_flags(&dir, spec.flags)?;
     }
-    owned.dirs.extend(resource_dirs(reg, &dir, spec.flags, None)?);
+    owned
+        .dirs
+        .extend(resource_dirs(reg, &dir, spec.flags, None, &Resources::default())?);
     if detach(spec)? {
         std::mem::forget(owned); // the detached child removes them
         return Ok(0);
@@ -207,6 +210,7 @@ fn first_process(spec: &Spec, extra_ns: CloneFlags) -> Plan<'_> {
                 spectator: false,
                 no_reboot: false,
                 net_lock: false,
+                no_new_userns: false,
             },
             ceiling: spec.caps.clone(),
             within: u64::MAX,
@@ -281,8 +285,9 @@ fn run_as_first(spec: &Spec, applet: &str, command: &[String]) -> i32 {
 }
 
 /// The v1 (or v2-controller) directories that the `sched` and `nproc`
-/// flags need, created and configured; returned for joining and removal.
-pub(crate) fn resource_dirs(reg: &Registry, dir: &Path, flags: u32, nproc: Option<u64>) -> Result<Vec<PathBuf>> {
+/// flags and the resource settings `res` need, created and configured;
+/// returned for joining and removal.
+pub(crate) fn resource_dirs(reg: &Registry, dir: &Path, flags: u32, nproc: Option<u64>, res: &Resources) -> Result<Vec<PathBuf>> {
     let mut extra = Vec::new();
     // sched: a cgroup of the cpu controller makes the whole context one
     // scheduling entity with the weight of one process.
@@ -313,7 +318,18 @@ pub(crate) fn resource_dirs(reg: &Registry, dir: &Path, flags: u32, nproc: Optio
             }
         }
     }
+    match resources::apply(&reg.layout, dir, res) {
+        Ok(v1) => extra.extend(v1),
+        Err(e) => {
+            for d in extra.iter().filter(|d| *d != dir) {
+                let _ = std::fs::remove_dir(d);
+            }
+            return Err(e);
+        }
+    }
     extra.retain(|d| d != dir);
+    extra.sort();
+    extra.dedup();
     Ok(extra)
 }
 
@@ -348,7 +364,9 @@ impl Target {
     /// `ceiling`. A guest's joiner adds the connection to its supervisor
     /// ([`Target::connect_supervisor`]). Its mount namespace was sealed
     /// when the context was made.
-    pub(crate) fn join_plan(&self, ceiling: caps::Request, no_reboot: bool) -> Plan<'_> {
+    /// `guest`: a server's, which in the host's user namespace makes none
+    /// of its own (seccomp.rs, NO_USERNS).
+    pub(crate) fn join_plan(&self, ceiling: caps::Request, no_reboot: bool, guest: bool) -> Plan<'_> {
         Plan {
             namespaces: Namespaces::Join(self),
             userns: self.userns.as_ref(),
@@ -358,6 +376,7 @@ impl Target {
                     spectator: false,
                     no_reboot,
                     net_lock: self.net_lock,
+                    no_new_userns: guest && self.userns.is_none(),
                 },
                 ceiling,
                 within: self.ceiling,
@@ -509,7 +528,7 @@ fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command
                 hostname: spec.hostname.clone(),
                 domainname: domain_name(spec),
                 supervisor,
-                ..target.join_plan(spec.caps.clone(), false)
+                ..target.join_plan(spec.caps.clone(), false, false)
             };
             finish_child(applet, plan.apply(), || Ok(exec::exec(applet, command)))
         }
@@ -585,6 +604,7 @@ fn spectator(applet: &str, reg: &Registry, spec: &Spec, command: &[String]) -> R
                         spectator: true,
                         no_reboot: false,
                         net_lock: false,
+                        no_new_userns: false,
                     },
                     ceiling: spec.caps.clone(),
                     within: !caps::bit(caps::SYS_PTRACE),

@@ -116,10 +116,19 @@ pub fn build(g: &Guest, method: &Method, force: bool) -> Result<()> {
         // Never following the symlinks a guest may have planted, never
         // into a file system mounted inside.
         crate::guest::delete::unmounted(&g.root).map_err(|why| Error::failed(format!("replace server {}", g.name), why))?;
+        let subvol = crate::guest::quota::subvolume_id(&g.root);
         crate::guest::walk::remove_tree(&g.root)?;
+        if let Some((id, parent)) = subvol {
+            crate::guest::quota::remove_qgroup(&parent, id)?;
+        }
     }
     fs::create_dir_all(paths::rootdir()).ctx(|| format!("create {}", paths::rootdir().display()))?;
-    fs::create_dir(&g.root).ctx(|| format!("create {}", g.root.display()))?;
+    // A btrfs subvolume on btrfs, so that it can have a quota (DISK_LIMIT).
+    let name = g
+        .root
+        .file_name()
+        .ok_or_else(|| Error::failed(format!("build server {}", g.name), "its root has no name"))?;
+    crate::guest::quota::make_root(&paths::rootdir(), name)?;
     fs::set_permissions(&g.root, fs::Permissions::from_mode(0o755)).ctx(|| format!("chmod {}", g.root.display()))?;
     let outcome = match method {
         Method::Skeleton => skeleton(&g.root),

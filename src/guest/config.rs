@@ -44,6 +44,11 @@ pub struct Config {
     /// Limits of the guest's own user namespace (INOTIFY_INSTANCES,
     /// INOTIFY_WATCHES).
     pub userns_limits: crate::kernel::userns::Limits,
+    /// Its share of memory and CPU (MEM_LIMIT, SWAP_LIMIT, CPU_WEIGHT,
+    /// CPU_LIMIT, CPUSET, CGROUP), in cgroup v2's terms.
+    pub resources: crate::kernel::resources::Resources,
+    /// Its disk quota (DISK_LIMIT, DISK_INODES).
+    pub disk: crate::guest::quota::DiskLimit,
 }
 
 impl Config {
@@ -77,6 +82,26 @@ const KEYS: &[&str] = &[
     "DEVICES",
     "INOTIFY_INSTANCES",
     "INOTIFY_WATCHES",
+    "MEM_LIMIT",
+    "SWAP_LIMIT",
+    "CPU_WEIGHT",
+    "CPU_LIMIT",
+    "CPUSET",
+    "CGROUP",
+    "DISK_LIMIT",
+    "DISK_INODES",
+];
+
+/// The keys `vserver NAME set` changes on a running server.
+pub const LIVE_KEYS: &[&str] = &[
+    "MEM_LIMIT",
+    "SWAP_LIMIT",
+    "CPU_WEIGHT",
+    "CPU_LIMIT",
+    "CPUSET",
+    "CGROUP",
+    "DISK_LIMIT",
+    "DISK_INODES",
 ];
 
 /// Reads and checks a configuration file.
@@ -98,6 +123,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
     // The inotify limits are those of the server's own user namespace,
     // which a capability that counts only in the host's rules out.
     let host_only = cfg.caps & crate::kernel::userns::HOST_ONLY;
+    // So are the disk quota's: in the host's, its root could take its files
+    // out of their project (chattr -P, file_setattr) or switch btrfs quotas off.
+    if cfg.disk.is_set() && host_only != 0 {
+        let names: Vec<String> = (0..64)
+            .filter(|c| host_only & crate::kernel::caps::bit(*c) != 0)
+            .map(crate::kernel::caps::name)
+            .collect();
+        return Err(Error::failed(
+            path.display(),
+            format!(
+                "DISK_LIMIT and DISK_INODES need the server's own user namespace, which S_CAPS rules out ({} counts only in the host's)",
+                names.join(" ")
+            ),
+        ));
+    }
     if cfg.userns_limits != Default::default() && host_only != 0 {
         let names: Vec<String> = (0..64)
             .filter(|c| host_only & crate::kernel::caps::bit(*c) != 0)
@@ -306,11 +346,21 @@ fn apply(cfg: &mut Config, key: &str, v: &str) -> std::result::Result<(), String
         }
         "INOTIFY_INSTANCES" => cfg.userns_limits.inotify_instances = count(key, v)?,
         "INOTIFY_WATCHES" => cfg.userns_limits.inotify_watches = count(key, v)?,
+        "DISK_LIMIT" => cfg.disk.space = crate::kernel::resources::parse_size(v).map_err(|e| format!("DISK_LIMIT: {e}"))?,
+        "DISK_INODES" => cfg.disk.inodes = count(key, v)?.map(u64::from),
         other => {
-            return Err(format!("unknown key '{other}' (known: {})", KEYS.join(" ")));
+            if !cfg.resources.set_key(other, v)? {
+                return Err(format!("unknown key '{other}' (known: {})", KEYS.join(" ")));
+            }
         }
     }
     Ok(())
+}
+
+/// Checks one `KEY=value` as the configuration file would take it (the
+/// message without FILE:LINE).
+pub fn check_value(key: &str, v: &str) -> std::result::Result<(), String> {
+    apply(&mut Config::default(), key, v)
 }
 
 /// Why `h` is no host name, if it is not one: it goes into the UTS name
@@ -431,7 +481,25 @@ pub fn template(name: &str) -> String {
          # Options of the shell's ulimit; the seed's default: at most 1000 processes.\n\
          ULIMIT=\"-H -u 1000\"\n\
          # Devices besides the minimal /dev, e.g. \"c 10:200\" (/dev/net/tun).\n\
-         DEVICES=\n"
+         DEVICES=\n\
+         \n\
+         # Its share of the machine (vserver NAME set changes them while it runs).\n\
+         # Memory (RAM and page cache), K/M/G/T: MEM_LIMIT=1G\n\
+         #MEM_LIMIT=\n\
+         # Swap besides that: SWAP_LIMIT=512M\n\
+         #SWAP_LIMIT=\n\
+         # Share of busy CPUs against other servers, 1-10000 (100): CPU_WEIGHT=200\n\
+         #CPU_WEIGHT=\n\
+         # At most this many CPUs' time: CPU_LIMIT=0.5\n\
+         #CPU_LIMIT=\n\
+         # Only these CPUs: CPUSET=0-1\n\
+         #CPUSET=\n\
+         # Any other cgroup v2 limit: CGROUP=\"memory.high=900M pids.max=500\"\n\
+         #CGROUP=\n\
+         # Disk space of its tree (a btrfs qgroup or an ext4/xfs project quota): DISK_LIMIT=10G\n\
+         #DISK_LIMIT=\n\
+         # Files of its tree (ext4, xfs): DISK_INODES=100000\n\
+         #DISK_INODES=\n"
     )
 }
 
@@ -489,6 +557,30 @@ mod tests {
             assert!(host_name_fault(bad).is_some(), "{bad}");
         }
         assert!(host_name_fault(&"a".repeat(65)).unwrap().contains("too long"));
+    }
+
+    #[test]
+    fn a_disk_quota_needs_the_servers_own_user_namespace() {
+        assert!(p("DISK_LIMIT=1G\nS_CAPS=CAP_NET_RAW\n").is_ok());
+        let e = p("S_CAPS=CAP_MKNOD\nDISK_LIMIT=1G\n").unwrap_err();
+        assert!(e.msg.contains("own user namespace"), "{e:?}");
+    }
+
+    #[test]
+    fn the_templates_resource_examples_parse() {
+        let t = template("web");
+        let examples: Vec<&str> = t
+            .lines()
+            .filter_map(|l| l.strip_prefix("# ")?.rsplit_once(": ").map(|(_, e)| e))
+            .filter(|e| LIVE_KEYS.iter().any(|k| e.starts_with(&format!("{k}="))))
+            .collect();
+        assert_eq!(examples.len(), 8, "{examples:?}");
+        let c = p(&examples.join("\n")).unwrap();
+        assert_eq!(c.resources.mem_limit(), Some(1 << 30));
+        assert_eq!(c.resources.files.len(), 7);
+        assert_eq!(c.disk.space, Some(10 << 30));
+        assert_eq!(c.disk.inodes, Some(100_000));
+        assert!(p(&t).unwrap().resources.is_empty());
     }
 
     #[test]

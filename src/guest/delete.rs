@@ -79,7 +79,12 @@ pub fn delete(g: &Guest, confirm: impl FnOnce(&[PathBuf]) -> Result<bool>) -> Re
     if !confirm(&files)? {
         return Ok(None);
     }
+    // A subvolume's qgroup goes with it (read before the tree goes).
+    let subvol = if tree { crate::guest::quota::subvolume_id(&g.root) } else { None };
     let entries = if tree { walk::remove_tree(&g.root)? } else { 0 };
+    if let Some((id, parent)) = subvol {
+        crate::guest::quota::remove_qgroup(&parent, id)?;
+    }
     for f in [&g.conf, &g.hook] {
         match std::fs::remove_file(f) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(format!("remove {}", f.display()), &e)),

@@ -25,6 +25,7 @@ use crate::kernel::caps;
 use crate::kernel::cgroup;
 use crate::kernel::native;
 use crate::kernel::netlock;
+use crate::kernel::resources;
 use crate::kernel::rtnetlink::{self, Alias};
 use crate::kernel::seccomp::Policy;
 use crate::kernel::userns;
@@ -139,6 +140,9 @@ fn first_process(
                     let status = sys::adopt_fd(3); // made the status pipe above
                     if cfg.flags & abi::VXF_FAKEINIT != 0 {
                         drop(status); // closed by exec anyway; its end tells `start` we are up
+                                      // The guest's own init starts as a booted one does,
+                                      // whatever `vserver start`'s caller ignored.
+                        exec::reset_signals_fully();
                         Ok(exec::exec_env(applet, &["/sbin/init".to_owned()], &init::guest_env("/root", None)))
                     } else {
                         let (up, down) = rc_commands();
@@ -184,6 +188,7 @@ fn new_context_plan<'a>(g: &'a Guest, cfg: &'a Config, v1_dirs: &[PathBuf], user
                 spectator: false,
                 no_reboot: false,
                 net_lock: !cfg.iproot.is_empty(),
+                no_new_userns: userns.is_none(),
             },
             ceiling: guest_ceiling(cfg),
             within: u64::MAX,
@@ -438,7 +443,9 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
     if cfg.flags != 0 {
         context::record_flags(&dir, cfg.flags)?;
     }
-    owned.dirs.extend(launch::resource_dirs(reg, &dir, cfg.flags, nproc_limit(cfg))?);
+    owned
+        .dirs
+        .extend(launch::resource_dirs(reg, &dir, cfg.flags, nproc_limit(cfg), &cfg.resources)?);
     crate::kernel::devices::limit_cgroup(&dir, &cfg.devices)?;
     let mut addrs = cfg.addresses()?;
     if !addrs.is_empty() {
@@ -511,6 +518,8 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     if let Some(stale) = g.context_dir(&reg.layout) {
         clean_up(&reg, &stale)?;
     }
+    // Its disk quota as configured (a stale one lifted), before it runs.
+    crate::guest::quota::apply(&g.name, &g.root, &cfg.disk)?;
     g.hook("pre-start")?;
     hide_from_guest()?;
     if let Some(why) = crate::kernel::unixscope::missing() {
@@ -918,7 +927,7 @@ fn join<'a>(
                 supervised_reboot: may_reboot,
                 supervisor: conn,
                 keep: Some(keep),
-                ..target.join_plan(caps::Request::default(), !may_reboot)
+                ..target.join_plan(caps::Request::default(), !may_reboot, true)
             };
             match plan.apply() {
                 Err(e) => launch::finish_child(applet, Err(e), || Ok(0)),
@@ -964,8 +973,10 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
             (
                 true,
                 format!(
-                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\naddresses: {addrs}\n{lback}user namespace: {}\nunix sockets: {sockets}\n",
+                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\n{}{}addresses: {addrs}\n{lback}user namespace: {}\nunix sockets: {sockets}\n",
                     g.name,
+                    resources::describe(&live_resources(&reg, &dir, &cfg), Some(&resources::usage(&reg.layout, &dir))),
+                    disk_text(g, &cfg),
                     userns_text(&cfg, own),
                 ),
             )
@@ -981,8 +992,10 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
             (
                 false,
                 format!(
-                    "Server {} is not running\naddresses: {addrs}\n{lback}user namespace: {}\n",
+                    "Server {} is not running\n{}{}addresses: {addrs}\n{lback}user namespace: {}\n",
                     g.name,
+                    resources::describe(&cfg.resources, None),
+                    disk_text(g, &cfg),
                     userns_text(&cfg, None)
                 ),
             )
@@ -1012,6 +1025,103 @@ fn userns_text(cfg: &Config, own: Option<(u32, u32)>) -> String {
     }
     let names: Vec<String> = (0..64).filter(|c| host_only & caps::bit(*c) != 0).map(caps::name).collect();
     format!("the host's (S_CAPS grants {}, which counts only there)", names.join(" "))
+}
+
+/// `vserver NAME status --json`: one object with the server's name,
+/// whether it runs, its context and process count, its addresses, and each
+/// limit next to its use (bytes, µs; null where none): `memory` {used,
+/// limit, oom_kills}, `swap_limit`, `cpu` {used_usec, limit_cpus, weight,
+/// cpus}, `disk` {used, limit, inodes, inode_limit}, `cgroup` {file:
+/// value}. A running server's limits are those in force.
+pub fn status_json(g: &Guest) -> Result<(bool, String)> {
+    use crate::json;
+    let cfg = g.config()?;
+    let reg = Registry::open()?;
+    cfg.addresses()?;
+    let addr_list: Vec<String> = cfg.iproot.iter().map(|ip| json::str(&ip.addr.to_string())).collect();
+    let running = g.running(&reg);
+    let (res, usage) = match &running {
+        Some((_, dir)) => (live_resources(&reg, dir, &cfg), Some(resources::usage(&reg.layout, dir))),
+        None => (cfg.resources.clone(), None),
+    };
+    let u = usage.clone().unwrap_or_default();
+    let file = |f: &str| res.files.get(f).filter(|v| !v.starts_with("max"));
+    let limit_cpus = file("cpu.max").and_then(|v| {
+        let (q, p) = v.split_once(' ')?;
+        Some(format!("{}", q.parse::<f64>().ok()? / p.parse::<f64>().ok()?))
+    });
+    let disk = crate::guest::quota::usage(&g.root);
+    let other: Vec<(&str, String)> = res
+        .files
+        .iter()
+        .filter(|(f, _)| !resources::READ_BACK.contains(&f.as_str()))
+        .map(|(f, v)| (f.as_str(), json::str(v)))
+        .collect();
+    let text = json::object(&[
+        ("name", json::str(&g.name)),
+        ("running", running.is_some().to_string()),
+        ("context", json::num(running.as_ref().map(|(x, _)| u64::from(*x)))),
+        ("processes", json::num(running.as_ref().map(|(_, d)| count_procs(d) as u64))),
+        ("addresses", format!("[{}]", addr_list.join(","))),
+        (
+            "memory",
+            json::object(&[
+                ("used", json::num(u.memory)),
+                ("limit", json::num(file("memory.max").and_then(|v| v.parse().ok()))),
+                ("oom_kills", json::num(u.oom_kills)),
+            ]),
+        ),
+        ("swap_limit", json::num(file("memory.swap.max").and_then(|v| v.parse().ok()))),
+        (
+            "cpu",
+            json::object(&[
+                ("used_usec", json::num(u.cpu_usec)),
+                ("limit_cpus", limit_cpus.unwrap_or_else(|| "null".to_owned())),
+                ("weight", json::num(file("cpu.weight").and_then(|v| v.parse().ok()).or(Some(100)))),
+                ("cpus", file("cpuset.cpus").map_or_else(|| "null".to_owned(), |c| json::str(c))),
+            ]),
+        ),
+        (
+            "disk",
+            json::object(&[
+                ("used", json::num(disk.map(|d| d.bytes))),
+                ("limit", json::num(disk.and_then(|d| d.limit).or(cfg.disk.space))),
+                ("inodes", json::num(disk.and_then(|d| d.inodes))),
+                ("inode_limit", json::num(disk.and_then(|d| d.inode_limit).or(cfg.disk.inodes))),
+            ]),
+        ),
+        ("cgroup", json::object(&other)),
+    ]);
+    Ok((running.is_some(), format!("{text}\n")))
+}
+
+/// `status`'s disk line: what the tree uses against its quota, or the
+/// configured limit (none: no line).
+fn disk_text(g: &Guest, cfg: &Config) -> String {
+    use resources::show_size;
+    match crate::guest::quota::usage(&g.root) {
+        Some(u) => format!(
+            "disk: {} used, {}\n",
+            show_size(u.bytes),
+            u.limit.map_or_else(|| "no limit".to_owned(), |l| format!("limit {}", show_size(l)))
+        ),
+        None => match cfg.disk.space {
+            Some(l) => format!("disk: limit {}\n", show_size(l)),
+            None => String::new(),
+        },
+    }
+}
+
+/// A running server's settings in force (`vserver NAME set` may have
+/// changed them), with its configuration's other CGROUP= files.
+fn live_resources(reg: &Registry, dir: &Path, cfg: &Config) -> resources::Resources {
+    let mut r = resources::live(&reg.layout, dir);
+    for (f, v) in &cfg.resources.files {
+        if !resources::READ_BACK.contains(&f.as_str()) {
+            r.files.entry(f.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    r
 }
 
 fn count_procs(dir: &Path) -> usize {

@@ -13,9 +13,11 @@ pub mod fakeinit;
 pub mod fleet;
 pub mod identity;
 pub mod lifecycle;
+pub mod quota;
 pub mod reboot;
 pub mod rebootmgr;
 pub mod resolv;
+pub mod settings;
 pub mod supervisor;
 
 pub mod tree;

@@ -76,6 +76,7 @@ fn init_of(g: &Guest, reg: &crate::context::Registry) -> Option<Init> {
         let ours = std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "vsbox-init");
         format!("{pid} {}", u8::from(ours))
     })
+    .map_err(|e| eprintln!("rebootmgr: {}: cannot find its init: {e}", g.name))
     .ok()?;
     let (pid, ours) = seen.split_once(' ')?;
     Some(Init {
@@ -110,10 +111,19 @@ fn act(g: &Guest, init: Init, req: Request, busy: &mut HashMap<String, Child>) {
     if req == Request::Reboot && init.ours {
         eprintln!("rebootmgr: reboot vserver {}", g.name);
         // From inside its context on the patched kernel.
-        let _ = native::within(init.xid, || {
+        let sent = native::within(init.xid, || {
             let sig = crate::sys::sigrtmin() + crate::context::init::RT_REBOOT;
-            i32::from(crate::sys::kill_raw(nix::unistd::Pid::from_raw(init.pid as i32), sig).is_err())
+            match crate::sys::kill_raw(nix::unistd::Pid::from_raw(init.pid as i32), sig) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("rebootmgr: {}: cannot signal its init: {}", g.name, e.desc());
+                    1
+                }
+            }
         });
+        if let Err(e) = sent {
+            eprintln!("rebootmgr: {}: cannot signal its init: {e}", g.name);
+        }
         return;
     }
     let action = if req == Request::Reboot { "restart" } else { "stop" };

@@ -411,6 +411,17 @@ fn answer(listener: &OwnedFd, init: Option<&Init>, raw: &unixscope::RawScope) ->
             unixscope::answer_raw(listener, &n, raw);
             return true;
         }
+        Ok(Answered::Other(n)) if supervised_call(&n) == Supervised::Sysinfo => {
+            // The layout, read once (mountinfo) for all the calls.
+            static LAYOUT: std::sync::OnceLock<Option<crate::kernel::cgroup::Layout>> = std::sync::OnceLock::new();
+            match LAYOUT.get_or_init(|| crate::kernel::cgroup::Layout::detect().ok()) {
+                Some(layout) => crate::kernel::sysinfo::answer(listener, &n, layout, raw.cgroup, init.map(|i| i.pid.as_raw() as u32)),
+                None => {
+                    let _ = sys::seccomp_answer(listener, n.id, libc::ENOSYS);
+                }
+            }
+            return true;
+        }
         Ok(Answered::Other(n)) => n,
         Ok(Answered::Done) => return true,
         // The caller went away meanwhile (ENOENT), or a signal.

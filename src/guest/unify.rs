@@ -60,8 +60,13 @@ fn link_one(src: &File, f: &crate::guest::walk::Found) -> std::result::Result<()
     if flags & sys::FS_IMMUTABLE_FL != 0 {
         sys::set_inode_flags(src, flags & !sys::FS_IMMUTABLE_FL)?;
     }
+    let had_mark = sys::fgetxattr_exists(src, IUNLINK_XATTR);
     let marked = sys::fsetxattr(src, IUNLINK_XATTR, b"1").and_then(|()| sys::set_inode_flags(src, flags | sys::FS_IMMUTABLE_FL));
     if let Err(e) = marked {
+        let _ = sys::set_inode_flags(src, flags & !sys::FS_IMMUTABLE_FL);
+        if !had_mark {
+            let _ = sys::fremovexattr(src, IUNLINK_XATTR);
+        }
         let _ = sys::set_inode_flags(src, flags);
         return Err(e);
     }
@@ -223,7 +228,9 @@ pub fn unify(
             }
         }
         if link {
-            match by_link(&src, &src_stat, &f)? {
+            let linked = by_link(&src, &src_stat, &f)
+                .map_err(|e| Error::failed(format!("unify server {} with {}", g.name, reference.name), e.to_string()))?;
+            match linked {
                 Some(linked) => shared = linked,
                 None => {
                     out.skipped += 1;

@@ -38,6 +38,17 @@ fn open_root(root: &Path) -> Result<OwnedFd> {
 /// `enter` lets the walk reach (it is asked for each directory; "" is the
 /// root). Entries that vanish or change while being looked at are skipped.
 pub fn files(root: &Path, enter: &dyn Fn(&Path) -> bool, visit: &mut dyn FnMut(Found) -> Result<()>) -> Result<()> {
+    files_and_dirs(root, enter, &mut |_, _| Ok(()), visit)
+}
+
+/// As [`files`], and calls `visit_dir` with each directory entered (its
+/// relative path and open descriptor), before its files.
+pub fn files_and_dirs(
+    root: &Path,
+    enter: &dyn Fn(&Path) -> bool,
+    visit_dir: &mut dyn FnMut(&Path, &OwnedFd) -> Result<()>,
+    visit: &mut dyn FnMut(Found) -> Result<()>,
+) -> Result<()> {
     let top = open_root(root)?;
     let dev = fstat(top.as_raw_fd()).ctx(|| format!("stat {}", root.display()))?.st_dev;
     // Directories still to read, each with its parent's descriptor (the
@@ -53,6 +64,7 @@ pub fn files(root: &Path, enter: &dyn Fn(&Path) -> bool, visit: &mut dyn FnMut(F
             Some(p) => open_below(p, rel.file_name().unwrap_or_default(), OFlag::O_DIRECTORY),
         };
         let Some(dir) = opened else { continue };
+        visit_dir(&rel, &dir)?;
         let listing = nix::dir::Dir::from_fd(nix::unistd::dup(dir.as_raw_fd()).ctx(|| "dup")?)
             .ctx(|| format!("read directory {}", root.join(&rel).display()))?;
         let dir = Rc::new(dir);

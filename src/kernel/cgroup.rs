@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 pub const BASE: &str = "vsbox";
 
 /// The controllers vsbox uses besides the v2 hierarchy's own: `cpu` (the
-/// `sched` flag) and `pids` (`nproc`), under v1 where they are mounted
-/// there (a hybrid layout), in the v2 directory otherwise.
-pub const CONTROLLERS: [&str; 2] = ["cpu", "pids"];
+/// `sched` flag, CPU_WEIGHT, CPU_LIMIT), `pids` (`nproc`), `memory`
+/// (MEM_LIMIT, SWAP_LIMIT), `cpuset` (CPUSET) and `hugetlb` (CGROUP=),
+/// under v1 where they are mounted there (a hybrid layout), in the v2
+/// directory otherwise.
+pub const CONTROLLERS: [&str; 5] = ["cpu", "pids", "memory", "cpuset", "hugetlb"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mount {
@@ -90,7 +92,11 @@ impl Layout {
         let mut v1 = Vec::new();
         for m in mounts.iter().filter(|m| m.fstype == "cgroup") {
             for opt in m.superopts.split(',') {
-                if ["cpu", "pids", "memory", "cpuacct", "cpuset", "freezer", "blkio", "devices"].contains(&opt) {
+                if [
+                    "cpu", "pids", "memory", "cpuacct", "cpuset", "freezer", "blkio", "devices", "hugetlb",
+                ]
+                .contains(&opt)
+                {
                     v1.push((opt.to_owned(), m.point.clone()));
                 }
             }

@@ -10,8 +10,10 @@ pub mod native;
 pub mod netlock;
 pub mod ns;
 pub mod process;
+pub mod resources;
 pub mod rtnetlink;
 pub mod seccomp;
+pub mod sysinfo;
 pub mod unixscope;
 pub mod userns;
 

@@ -5,7 +5,12 @@
 //!   open_by_handle_at(), which opens any inode of a file system by its
 //!   handle, past a guest's root (the "shocker" escape), whatever
 //!   capabilities S_CAPS grants, and no kernel keyrings: they are kept
-//!   per uid, so a context's root would reach the host root's keys;
+//!   per uid, so a context's root would reach the host root's keys; and
+//!   no new btrfs subvolumes or snapshots, whose files no quota of the
+//!   server's tree counts, and no FS_IOC_FSSETXATTR, which would move
+//!   files out of its project quota (guest/quota.rs; the kernel refuses
+//!   that in a user namespace of its own, not to a server that keeps the
+//!   host's);
 //! - `lock`: no new namespaces (unshare, setns, clone with CLONE_NEW*;
 //!   clone3 answers ENOSYS so libc falls back to the checkable clone);
 //! - the spectator context 1: sees everything, may signal or trace nothing.
@@ -42,6 +47,12 @@ const CLONE_NS_FLAGS: u32 = 0xFE02_0000;
 const UNSHARE_NS_FLAGS: u32 = CLONE_NS_FLAGS | 0x80;
 const TIOCSTI: u32 = libc::TIOCSTI as u32;
 const TIOCLINUX: u32 = libc::TIOCLINUX as u32;
+/// BTRFS_IOC_SNAP_CREATE, _SUBVOL_CREATE, _SNAP_CREATE_V2 and
+/// _SUBVOL_CREATE_V2: _IOW(0x94, 1, 14, 23, 24) of 4096-byte arguments
+/// (include/uapi/linux/btrfs.h).
+const BTRFS_NEW_SUBVOL: [u32; 4] = [0x5000_9401, 0x5000_940E, 0x5000_9417, 0x5000_9418];
+/// FS_IOC_FSSETXATTR: _IOW('X', 32, struct fsxattr).
+const FS_IOC_FSSETXATTR: u32 = 0x401C_5820;
 
 #[derive(Clone, Copy)]
 enum When {
@@ -64,11 +75,31 @@ type Rule = (u32, u32, When, u32);
 const BASE: &[Rule] = &[
     (16, 54, When::ArgIs(1, TIOCSTI), EPERM),   // ioctl
     (16, 54, When::ArgIs(1, TIOCLINUX), EPERM), // ioctl
-    (304, 342, When::Always, EPERM),            // open_by_handle_at
-    (248, 286, When::Always, EPERM),            // add_key
-    (249, 287, When::Always, EPERM),            // request_key
-    (250, 288, When::Always, EPERM),            // keyctl
+    (16, 54, When::ArgIs(1, BTRFS_NEW_SUBVOL[0]), EPERM),
+    (16, 54, When::ArgIs(1, BTRFS_NEW_SUBVOL[1]), EPERM),
+    (16, 54, When::ArgIs(1, BTRFS_NEW_SUBVOL[2]), EPERM),
+    (16, 54, When::ArgIs(1, BTRFS_NEW_SUBVOL[3]), EPERM),
+    (16, 54, When::ArgIs(1, FS_IOC_FSSETXATTR), EPERM),
+    (469, 469, When::Always, EPERM), // file_setattr: the same, Linux 6.17
+    (304, 342, When::Always, EPERM), // open_by_handle_at
+    (248, 286, When::Always, EPERM), // add_key
+    (249, 287, When::Always, EPERM), // request_key
+    (250, 288, When::Always, EPERM), // keyctl
 ];
+
+/// A server that keeps the host's user namespace (S_CAPS grants a
+/// capability that counts only there) makes no user namespace of its own:
+/// its root, host uid 0, would hold every capability there, and with a
+/// cgroup namespace mount its cgroup hierarchy writable and lift its own
+/// limits (memory.max, pids.max), whose files are uid 0's.
+const NO_USERNS: &[Rule] = &[
+    (272, 310, When::ArgHasBits(0, CLONE_NEWUSER), EPERM), // unshare
+    (56, 120, When::ArgHasBits(0, CLONE_NEWUSER), EPERM),  // clone
+    (435, 435, When::Always, ENOSYS),                      // clone3
+];
+
+/// CLONE_NEWUSER (linux/sched.h).
+const CLONE_NEWUSER: u32 = 0x1000_0000;
 
 const LOCK: &[Rule] = &[
     (272, 310, When::ArgHasBits(0, UNSHARE_NS_FLAGS), EPERM), // unshare
@@ -163,6 +194,8 @@ pub struct Policy {
     pub no_reboot: bool,
     /// Locked to its addresses: no packet sockets ([`NET_LOCK`]).
     pub net_lock: bool,
+    /// A server in the host's user namespace: no new ones ([`NO_USERNS`]).
+    pub no_new_userns: bool,
 }
 
 pub fn build(policy: Policy) -> Vec<SockFilter> {
@@ -175,6 +208,9 @@ pub fn build(policy: Policy) -> Vec<SockFilter> {
     }
     if policy.net_lock {
         rules.extend_from_slice(NET_LOCK);
+    }
+    if policy.no_new_userns {
+        rules.extend_from_slice(NO_USERNS);
     }
     if policy.no_reboot {
         rules.push((169, 88, When::Always, EPERM));
@@ -250,6 +286,10 @@ const SUPERVISED: &[Rule] = &[
     // no such call (102 is getuid).
     (u32::MAX, 102, When::ArgIs(0, 1), RET_ERRNO | ENOSYS),
     (u32::MAX, 102, When::ArgIs(0, 8), RET_ERRNO | ENOSYS),
+    // sysinfo(2) answers with the guest's own memory, uptime and process
+    // count (sysinfo.rs); the i386 entry point (its struct of 32-bit
+    // fields) keeps the host's.
+    (99, u32::MAX, When::Always, RET_USER_NOTIF),
     // io_uring makes sockets where no filter sees it (IORING_OP_SOCKET).
     (425, 425, When::Always, RET_ERRNO | ENOSYS), // io_uring_setup
     // A listener of its own, should the supervisor's die (the kernel then
@@ -287,6 +327,8 @@ pub enum Supervised {
     RawSocket,
     SocketPair,
     Reboot,
+    /// sysinfo(2) (x86_64)
+    Sysinfo,
     Other,
 }
 
@@ -298,6 +340,7 @@ pub fn supervised_call(n: &sys::SeccompNotif) -> Supervised {
         (AUDIT_ARCH_X86_64, 41) | (AUDIT_ARCH_I386, 359) => Supervised::RawSocket,
         (AUDIT_ARCH_X86_64, 53) | (AUDIT_ARCH_I386, 360) => Supervised::SocketPair,
         (AUDIT_ARCH_X86_64, 169) | (AUDIT_ARCH_I386, 88) => Supervised::Reboot,
+        (AUDIT_ARCH_X86_64, 99) => Supervised::Sysinfo,
         _ => Supervised::Other,
     }
 }
@@ -341,6 +384,36 @@ mod tests {
     }
 
     const DENY: u32 = RET_ERRNO | EPERM;
+
+    #[test]
+    fn a_server_in_the_hosts_user_namespace_makes_none() {
+        let p = build(Policy {
+            no_new_userns: true,
+            ..Policy::default()
+        });
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 272, [0x1000_0000, 0, 0, 0, 0, 0]), DENY); // unshare(CLONE_NEWUSER)
+        assert_eq!(run(&p, AUDIT_ARCH_I386, 120, [0x1000_0011, 0, 0, 0, 0, 0]), DENY); // clone
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 435, [0; 6]), RET_ERRNO | ENOSYS); // clone3
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 272, [0x0002_0000, 0, 0, 0, 0, 0]), RET_ALLOW); // unshare(CLONE_NEWNS)
+        let free = build(Policy::default());
+        assert_eq!(run(&free, AUDIT_ARCH_X86_64, 272, [0x1000_0000, 0, 0, 0, 0, 0]), RET_ALLOW);
+    }
+
+    #[test]
+    fn no_context_makes_btrfs_subvolumes_or_changes_project_ids() {
+        let p = build(Policy::default());
+        // _IOW(0x94, nr, 4096): (1 << 30) | (4096 << 16) | (0x94 << 8) | nr.
+        for nr in [1u64, 14, 23, 24] {
+            let cmd = (1 << 30) | (4096 << 16) | (0x94 << 8) | nr;
+            assert_eq!(run(&p, AUDIT_ARCH_X86_64, 16, [3, cmd, 0, 0, 0, 0]), DENY, "{nr}");
+            assert_eq!(run(&p, AUDIT_ARCH_I386, 54, [3, cmd, 0, 0, 0, 0]), DENY, "{nr}");
+        }
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 16, [3, 0x401C_5820, 0, 0, 0, 0]), DENY); // FS_IOC_FSSETXATTR
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 16, [3, 0x801C_581F, 0, 0, 0, 0]), RET_ALLOW); // FS_IOC_FSGETXATTR
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 469, [0; 6]), DENY); // file_setattr
+                                                                   // Other btrfs ioctls (FIDEDUPERANGE's neighbours, INO_LOOKUP) pass.
+        assert_eq!(run(&p, AUDIT_ARCH_X86_64, 16, [3, 0xD000_9412, 0, 0, 0, 0]), RET_ALLOW);
+    }
 
     #[test]
     fn a_locked_network_has_no_packet_sockets() {

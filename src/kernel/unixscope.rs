@@ -184,7 +184,7 @@ fn locked_source(cgroup: &std::path::Path, domain: i32, ty: i32) -> Option<nix::
 /// The memory of the process waiting on call `n`, opened and then checked
 /// to be that process's (seccomp_unotify(2): the pid may be reused once it
 /// has gone).
-fn caller_memory(listener: &OwnedFd, n: &sys::SeccompNotif) -> std::result::Result<std::fs::File, nix::errno::Errno> {
+pub(crate) fn caller_memory(listener: &OwnedFd, n: &sys::SeccompNotif) -> std::result::Result<std::fs::File, nix::errno::Errno> {
     let mem = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -313,6 +313,21 @@ pub fn fsetxattr(fd: &impl AsRawFd, name: &str, value: &[u8]) -> Result<(), Errn
     check(unsafe { libc::fsetxattr(fd.as_raw_fd(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) } as libc::c_long).map(drop)
 }
 
+/// Whether the open file `fd` has the extended attribute `name`.
+pub fn fgetxattr_exists(fd: &impl AsRawFd, name: &str) -> bool {
+    let Ok(n) = cstr(name.as_bytes()) else { return false };
+    // SAFETY: n is NUL-terminated; a null buffer of size 0 asks only for
+    // the value's size.
+    unsafe { libc::fgetxattr(fd.as_raw_fd(), n.as_ptr(), std::ptr::null_mut(), 0) >= 0 }
+}
+
+/// fremovexattr(2) of `name` on the open file `fd`.
+pub fn fremovexattr(fd: &impl AsRawFd, name: &str) -> Result<(), Errno> {
+    let n = cstr(name.as_bytes())?;
+    // SAFETY: n is NUL-terminated.
+    check(unsafe { libc::fremovexattr(fd.as_raw_fd(), n.as_ptr()) } as libc::c_long).map(drop)
+}
+
 /// Makes a new link `name` in directory `dir` to the open file `fd`
 /// (linkat(2) with AT_EMPTY_PATH: CAP_DAC_READ_SEARCH).
 pub fn link_fd(fd: &impl AsRawFd, dir: &impl AsRawFd, name: &std::ffi::OsStr) -> Result<(), Errno> {
@@ -322,4 +337,291 @@ pub fn link_fd(fd: &impl AsRawFd, dir: &impl AsRawFd, name: &std::ffi::OsStr) ->
     // SAFETY: both names are NUL-terminated; the descriptors are ours.
     check(unsafe { libc::linkat(fd.as_raw_fd(), empty.as_ptr(), dir.as_raw_fd(), n.as_ptr(), libc::AT_EMPTY_PATH) } as libc::c_long)
         .map(drop)
+}
+
+// btrfs's ioctls (include/uapi/linux/btrfs.h): subvolumes and qgroups.
+const BTRFS_IOCTL_MAGIC: u64 = 0x94;
+
+/// _IOC(dir, 0x94, nr, size) as the kernel's ioctl.h encodes it.
+const fn btrfs_ioc(dir: u64, nr: u64, size: usize) -> libc::Ioctl {
+    ((dir << 30) | ((size as u64) << 16) | (BTRFS_IOCTL_MAGIC << 8) | nr) as libc::Ioctl
+}
+const IOC_W: u64 = 1;
+const IOC_R: u64 = 2;
+
+#[repr(C)]
+struct BtrfsVolArgs {
+    fd: i64,
+    name: [u8; 4088],
+}
+
+#[repr(C)]
+struct BtrfsInoLookupArgs {
+    treeid: u64,
+    objectid: u64,
+    name: [u8; 4080],
+}
+
+#[repr(C)]
+struct BtrfsQuotaCtlArgs {
+    cmd: u64,
+    status: u64,
+}
+
+#[repr(C)]
+struct BtrfsQgroupCreateArgs {
+    create: u64,
+    qgroupid: u64,
+}
+
+#[repr(C)]
+struct BtrfsQgroupLimitArgs {
+    qgroupid: u64,
+    flags: u64,
+    max_rfer: u64,
+    max_excl: u64,
+    rsv_rfer: u64,
+    rsv_excl: u64,
+}
+
+#[repr(C)]
+struct BtrfsFsInfoArgs {
+    max_id: u64,
+    num_devices: u64,
+    fsid: [u8; 16],
+    rest: [u8; 1024 - 32],
+}
+
+/// Creates subvolume `name` in the btrfs directory `dir`
+/// (BTRFS_IOC_SUBVOL_CREATE).
+pub fn btrfs_subvol_create(dir: &impl AsRawFd, name: &std::ffi::OsStr) -> Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let n = name.as_bytes();
+    if n.is_empty() || n.len() >= 4088 || n.contains(&0) || n.contains(&b'/') {
+        return Err(Errno::EINVAL);
+    }
+    let mut args = BtrfsVolArgs { fd: 0, name: [0; 4088] };
+    args.name[..n.len()].copy_from_slice(n);
+    // SAFETY: the kernel reads the 4096-byte structure at the pointer,
+    // whose name is NUL-terminated (zeroed past it).
+    check(unsafe { libc::ioctl(dir.as_raw_fd(), btrfs_ioc(IOC_W, 14, std::mem::size_of::<BtrfsVolArgs>()), &args) } as libc::c_long)
+        .map(drop)
+}
+
+/// The id of the subvolume the open file `fd` is in (BTRFS_IOC_INO_LOOKUP
+/// of the subvolume's root, objectid 256).
+pub fn btrfs_subvol_id(fd: &impl AsRawFd) -> Result<u64, Errno> {
+    let mut args = BtrfsInoLookupArgs {
+        treeid: 0,
+        objectid: 256,
+        name: [0; 4080],
+    };
+    // SAFETY: the kernel reads and fills in the 4096-byte structure.
+    check(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            btrfs_ioc(IOC_W | IOC_R, 18, std::mem::size_of::<BtrfsInoLookupArgs>()),
+            &mut args,
+        )
+    } as libc::c_long)?;
+    Ok(args.treeid)
+}
+
+/// Enables quota accounting on the btrfs that `fd` is on
+/// (BTRFS_IOC_QUOTA_CTL, BTRFS_QUOTA_CTL_ENABLE; nothing when it is).
+pub fn btrfs_quota_enable(fd: &impl AsRawFd) -> Result<(), Errno> {
+    let mut args = BtrfsQuotaCtlArgs { cmd: 1, status: 0 };
+    // SAFETY: the kernel reads and fills in the 16-byte structure.
+    check(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            btrfs_ioc(IOC_W | IOC_R, 40, std::mem::size_of::<BtrfsQuotaCtlArgs>()),
+            &mut args,
+        )
+    } as libc::c_long)
+    .map(drop)
+}
+
+/// Waits for a quota rescan of the btrfs `fd` is on to finish
+/// (BTRFS_IOC_QUOTA_RESCAN_WAIT; at once when none runs).
+pub fn btrfs_quota_rescan_wait(fd: &impl AsRawFd) -> Result<(), Errno> {
+    // SAFETY: an ioctl without an argument.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), btrfs_ioc(0, 46, 0)) } as libc::c_long).map(drop)
+}
+
+/// Commits the btrfs `fd` is on and wakes its transaction thread, which
+/// wakes the cleaner of deleted subvolumes (BTRFS_IOC_SYNC).
+pub fn btrfs_sync(fd: &impl AsRawFd) -> Result<(), Errno> {
+    // SAFETY: an ioctl without an argument.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), btrfs_ioc(0, 8, 0)) } as libc::c_long).map(drop)
+}
+
+#[repr(C)]
+struct BtrfsSubvolWait {
+    subvolid: u64,
+    mode: u32,
+    count: u32,
+}
+
+/// Waits until btrfs has cleaned up the deleted subvolume `id`
+/// (BTRFS_IOC_SUBVOL_SYNC_WAIT, BTRFS_SUBVOL_SYNC_WAIT_FOR_ONE; Linux
+/// 6.9): ENOENT when it is gone already.
+pub fn btrfs_subvol_sync_wait(fd: &impl AsRawFd, id: u64) -> Result<(), Errno> {
+    let args = BtrfsSubvolWait {
+        subvolid: id,
+        mode: 0,
+        count: 0,
+    };
+    // SAFETY: the kernel reads the 16-byte structure.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), btrfs_ioc(IOC_W, 65, std::mem::size_of::<BtrfsSubvolWait>()), &args) } as libc::c_long)
+        .map(drop)
+}
+
+/// Removes qgroup `qgroupid` (BTRFS_IOC_QGROUP_CREATE with create = 0).
+pub fn btrfs_qgroup_destroy(fd: &impl AsRawFd, qgroupid: u64) -> Result<(), Errno> {
+    let args = BtrfsQgroupCreateArgs { create: 0, qgroupid };
+    // SAFETY: the kernel reads the 16-byte structure.
+    check(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            btrfs_ioc(IOC_W, 42, std::mem::size_of::<BtrfsQgroupCreateArgs>()),
+            &args,
+        )
+    } as libc::c_long)
+    .map(drop)
+}
+
+/// Sets the referenced-bytes limit of qgroup `qgroupid` (level 0: the
+/// subvolume's id); None lifts it (BTRFS_IOC_QGROUP_LIMIT with
+/// BTRFS_QGROUP_LIMIT_MAX_RFER).
+pub fn btrfs_qgroup_limit(fd: &impl AsRawFd, qgroupid: u64, max_rfer: Option<u64>) -> Result<(), Errno> {
+    let args = BtrfsQgroupLimitArgs {
+        qgroupid,
+        flags: 1,
+        max_rfer: max_rfer.unwrap_or(u64::MAX),
+        max_excl: 0,
+        rsv_rfer: 0,
+        rsv_excl: 0,
+    };
+    // SAFETY: the kernel reads the 48-byte structure (its header says
+    // _IOR, but the kernel copies from the pointer).
+    check(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            btrfs_ioc(IOC_R, 43, std::mem::size_of::<BtrfsQgroupLimitArgs>()),
+            &args,
+        )
+    } as libc::c_long)
+    .map(drop)
+}
+
+/// The file system id of the btrfs `fd` is on (BTRFS_IOC_FS_INFO), as
+/// /sys/fs/btrfs names it: 8-4-4-4-12 hex digits.
+pub fn btrfs_fsid(fd: &impl AsRawFd) -> Result<String, Errno> {
+    let mut args = BtrfsFsInfoArgs {
+        max_id: 0,
+        num_devices: 0,
+        fsid: [0; 16],
+        rest: [0; 1024 - 32],
+    };
+    // SAFETY: the kernel fills in the 1024-byte structure.
+    check(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            btrfs_ioc(IOC_R, 31, std::mem::size_of::<BtrfsFsInfoArgs>()),
+            &mut args,
+        )
+    } as libc::c_long)?;
+    let h: Vec<String> = args.fsid.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        h[..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..].concat()
+    ))
+}
+
+/// struct fsxattr (include/uapi/linux/fs.h).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct FsXattr {
+    pub xflags: u32,
+    pub extsize: u32,
+    pub nextents: u32,
+    pub projid: u32,
+    pub cowextsize: u32,
+    pad: [u8; 8],
+}
+
+/// FS_XFLAG_PROJINHERIT: what is created in the directory gets its
+/// project id.
+pub const FS_XFLAG_PROJINHERIT: u32 = 0x200;
+
+/// The open file's extended attributes: flags and project id
+/// (FS_IOC_FSGETXATTR, _IOR('X', 31, struct fsxattr)).
+pub fn fs_getxattr(fd: &impl AsRawFd) -> Result<FsXattr, Errno> {
+    let mut x = FsXattr::default();
+    // SAFETY: the kernel fills in the 28-byte structure.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), 0x801C_581F_u32 as libc::Ioctl, &mut x) } as libc::c_long)?;
+    Ok(x)
+}
+
+/// Sets them (FS_IOC_FSSETXATTR, _IOW('X', 32, struct fsxattr)); a new
+/// project id only from the initial user namespace.
+pub fn fs_setxattr(fd: &impl AsRawFd, x: &FsXattr) -> Result<(), Errno> {
+    // SAFETY: the kernel reads the 28-byte structure.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), 0x401C_5820_u32 as libc::Ioctl, x) } as libc::c_long).map(drop)
+}
+
+/// struct if_dqblk (include/uapi/linux/quota.h): limits in 1 KiB blocks
+/// and inodes, use in bytes and inodes.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct DqBlk {
+    pub bhardlimit: u64,
+    pub bsoftlimit: u64,
+    pub curspace: u64,
+    pub ihardlimit: u64,
+    pub isoftlimit: u64,
+    pub curinodes: u64,
+    pub btime: u64,
+    pub itime: u64,
+    pub valid: u32,
+}
+
+/// QIF_BLIMITS | QIF_ILIMITS: which fields of a DqBlk to set.
+pub const QIF_LIMITS: u32 = 1 | 4;
+const PRJQUOTA: u32 = 2;
+const Q_GETINFO: u32 = 0x80_0005;
+const Q_GETQUOTA: u32 = 0x80_0007;
+const Q_SETQUOTA: u32 = 0x80_0008;
+const SYS_QUOTACTL_FD: libc::c_long = 443;
+
+fn quotactl_fd(fd: &impl AsRawFd, cmd: u32, id: u32, addr: *mut libc::c_void) -> Result<(), Errno> {
+    // SAFETY: quotactl_fd(2) with a command whose structure `addr` points
+    // to (or null), as the callers below pair them.
+    check(unsafe { libc::syscall(SYS_QUOTACTL_FD, fd.as_raw_fd(), (cmd << 8) | PRJQUOTA, id, addr) }).map(drop)
+}
+
+/// Whether project quotas are on for the file system `fd` is on
+/// (Q_GETINFO): ENOSYS without kernel quota support, ESRCH when they are
+/// off.
+pub fn project_quota_on(fd: &impl AsRawFd) -> Result<(), Errno> {
+    let mut info = [0u64; 3]; // struct if_dqinfo: 24 bytes
+    quotactl_fd(fd, Q_GETINFO, 0, info.as_mut_ptr().cast())
+}
+
+/// Project `id`'s quota on the file system `fd` is on (Q_GETQUOTA).
+pub fn project_quota(fd: &impl AsRawFd, id: u32) -> Result<DqBlk, Errno> {
+    let mut q = DqBlk::default();
+    quotactl_fd(fd, Q_GETQUOTA, id, (&mut q as *mut DqBlk).cast())?;
+    Ok(q)
+}
+
+/// Sets project `id`'s limits (Q_SETQUOTA with `q.valid`).
+pub fn set_project_quota(fd: &impl AsRawFd, id: u32, q: &DqBlk) -> Result<(), Errno> {
+    let mut q = *q;
+    quotactl_fd(fd, Q_SETQUOTA, id, (&mut q as *mut DqBlk).cast())
 }

@@ -331,3 +331,13 @@ pub fn vfork_unshare_user(owner: u32) -> Result<Pid, Errno> {
         }
     }
 }
+
+/// sysinfo(2): the host's memory, swap, uptime and process count.
+pub fn sysinfo() -> Result<libc::sysinfo, Errno> {
+    // SAFETY: all-zero is a valid sysinfo (integers only); the kernel
+    // fills it in.
+    let mut s: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: s is a writable sysinfo.
+    check(unsafe { libc::sysinfo(&mut s) } as libc::c_long)?;
+    Ok(s)
+}

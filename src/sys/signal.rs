@@ -127,7 +127,9 @@ static INHERITED_IGNORED: std::sync::atomic::AtomicU32 = std::sync::atomic::Atom
 /// Notes which signals this process was started with ignored, before it
 /// changes any, so the commands it runs get them ignored again (see
 /// [`inherited_ignored`]). SIGPIPE is never noted: the Rust runtime
-/// ignores it for itself before `main`.
+/// ignores it for itself before `main`. Nor is SIGCHLD, whose ignoring
+/// makes the kernel reap children at once (wait(2) then finds none):
+/// vsbox waits for its children, and so do the commands it runs.
 pub fn record_inherited_ignored() {
     let mut bits = 0u32;
     for sig in 1..32 {
@@ -138,11 +140,18 @@ pub fn record_inherited_ignored() {
             let mut old: libc::sigaction = std::mem::zeroed();
             libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
         };
-        if ignored && sig != libc::SIGPIPE {
+        if ignored && sig != libc::SIGPIPE && sig != libc::SIGCHLD {
             bits |= 1 << (sig - 1);
         }
     }
     INHERITED_IGNORED.store(bits, std::sync::atomic::Ordering::Relaxed);
+    let _ = set_ignored(nix::sys::signal::Signal::SIGCHLD, false);
+}
+
+/// Forgets which signals this process was started with ignored: from now
+/// on it and what it runs reset them all (a guest's init).
+pub fn forget_inherited_ignored() {
+    INHERITED_IGNORED.store(0, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Whether `sig` was ignored when this process started (as

@@ -102,7 +102,9 @@ pub fn patched() -> bool {
 
 /// What `f` finds in /proc, looked at as the host's root sees it on a stock
 /// kernel: here, or on the patched kernel from a child that has become the
-/// spectator. None when `f` found nothing.
+/// spectator. None when `f` found nothing. (That child is forked from the
+/// test harness, which has threads: it only reads files and allocates,
+/// which musl's fork keeps safe, and exits.)
 fn look(f: impl FnOnce() -> Option<String>) -> Option<String> {
     vsbox::kernel::native::spectate(|| f().map_or_else(String::new, |t| format!("+{t}")))
         .expect("look at /proc as the spectator")
@@ -143,17 +145,22 @@ pub fn proc_fd_count(pid: u32) -> Option<usize> {
         .ok()
 }
 
-/// Every process PID the host's root sees on a stock kernel: the
-/// spectator's view on the patched kernel.
-pub fn all_pids() -> Vec<u32> {
-    look(|| {
+/// Every process whose command line is `cmdline` (arguments joined by
+/// spaces), a guest's too: one look at all of /proc.
+pub fn pids_with_cmdline(cmdline: &str) -> Vec<u32> {
+    let want = cmdline.to_owned();
+    look(move || {
         let rd = std::fs::read_dir("/proc").ok()?;
-        Some(
-            rd.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
+        let found: Vec<String> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.parse::<u32>().is_ok())
+            .filter(|n| {
+                std::fs::read(format!("/proc/{n}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).trim_end_matches('\0').replace('\0', " ") == want)
+            })
+            .collect();
+        Some(found.join(" "))
     })
     .unwrap_or_default()
     .split_whitespace()
@@ -433,11 +440,7 @@ pub fn watchers(name: &str) -> Vec<u32> {
 /// Every process of server NAME's supervisor: [`watchers`], and on the
 /// patched kernel its serving half too, in the server's context.
 pub fn supervisor_pids(name: &str) -> Vec<u32> {
-    let title = format!("vsbox-watch {name}");
-    all_pids()
-        .into_iter()
-        .filter(|pid| proc_read(*pid, "cmdline").is_some_and(|c| c.trim_end_matches('\0') == title))
-        .collect()
+    pids_with_cmdline(&format!("vsbox-watch {name}"))
 }
 
 /// Unmounts a directory (lazily) on drop: whatever a test mounted, however
@@ -460,6 +463,23 @@ pub struct Mounted {
 
 impl Mounted {
     pub fn btrfs(at: &Path, megabytes: u64) -> Mounted {
+        Mounted::on_loop(at, megabytes, &["mkfs.btrfs", "-q"], &[]).expect("a btrfs on a loop device")
+    }
+
+    /// An ext4 with project quotas, mounted with them on: None (what is
+    /// made undone) when this kernel cannot mount one (no quota support).
+    pub fn ext4_with_project_quota(at: &Path, megabytes: u64) -> Option<Mounted> {
+        Mounted::on_loop(at, megabytes, &["mkfs.ext4", "-q", "-O", "quota,project"], &["-o", "prjquota"])
+    }
+
+    pub fn ext4(at: &Path, megabytes: u64) -> Mounted {
+        Mounted::on_loop(at, megabytes, &["mkfs.ext4", "-q"], &[]).expect("an ext4 on a loop device")
+    }
+
+    /// A file system made by `mkfs` (its command line, the device added)
+    /// on a loop device of its own, mounted on `at` with `options`; None
+    /// when the mount fails.
+    fn on_loop(at: &Path, megabytes: u64, mkfs: &[&str], options: &[&str]) -> Option<Mounted> {
         std::fs::create_dir_all(at).unwrap();
         let image = at.with_extension("img");
         std::fs::File::create(&image).unwrap().set_len(megabytes << 20).unwrap();
@@ -472,14 +492,20 @@ impl Mounted {
         assert!(out.status.success(), "losetup: {out:?}");
         let dev = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         m.loopdev = Some(dev.clone());
-        let mkfs = Command::new("mkfs.btrfs")
-            .args(["-q", &dev])
+        let made = Command::new(mkfs[0])
+            .args(&mkfs[1..])
+            .arg(&dev)
             .output()
-            .expect("mkfs.btrfs (btrfs-progs) installed");
-        assert!(mkfs.status.success(), "mkfs.btrfs: {mkfs:?}");
-        let st = Command::new("mount").arg(&dev).arg(at).status().unwrap();
-        assert!(st.success(), "mount {dev}");
-        m
+            .unwrap_or_else(|e| panic!("{} (btrfs-progs, e2fsprogs) installed: {e}", mkfs[0]));
+        assert!(made.status.success(), "{mkfs:?}: {made:?}");
+        let st = Command::new("mount")
+            .args(options)
+            .arg(&dev)
+            .arg(at)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        st.success().then_some(m)
     }
 
     pub fn tmpfs(at: &Path) -> Mounted {

@@ -28,6 +28,8 @@ fn errno_name(e: i32) -> &'static str {
         libc::EFAULT => "EFAULT",
         libc::ETOOMANYREFS => "ETOOMANYREFS",
         libc::EAGAIN => "EAGAIN",
+        libc::EDQUOT => "EDQUOT",
+        libc::ENOSPC => "ENOSPC",
         _ => "OTHER",
     }
 }
@@ -1111,6 +1113,123 @@ fn main() {
             0
         }
         ["exit", n] => n.parse().unwrap(),
+        // Allocates and touches N MiB, 1 MiB at a time: "OK allocated=N",
+        // or "ERR ENOMEM allocated=K" when the kernel refuses (a process
+        // the OOM killer ends says nothing).
+        ["alloc", mib] => {
+            let want: usize = mib.parse().unwrap();
+            let mut kept: Vec<Vec<u8>> = Vec::new();
+            while kept.len() < want {
+                let mut block = Vec::new();
+                if block.try_reserve_exact(1 << 20).is_err() {
+                    break;
+                }
+                block.resize(1 << 20, 1u8);
+                kept.push(block);
+            }
+            if kept.len() == want {
+                println!("OK allocated={want}");
+                0
+            } else {
+                println!("ERR ENOMEM allocated={}", kept.len());
+                1
+            }
+        }
+        // Writes N MiB to PATH, 1 MiB at a time, each synced: "OK
+        // written=N", or "ERR ENAME written=K" at the first refusal.
+        ["fill", path, mib] => {
+            use std::io::Write;
+            let want: usize = mib.parse().unwrap();
+            let mut f = std::fs::File::create(path).unwrap();
+            let block = vec![7u8; 1 << 20];
+            let mut written = 0;
+            let mut failed = None;
+            while written < want {
+                if let Err(e) = f.write_all(&block).and_then(|()| f.sync_data()) {
+                    failed = Some(e);
+                    break;
+                }
+                written += 1;
+            }
+            match failed {
+                None => {
+                    println!("OK written={written}");
+                    0
+                }
+                Some(e) => {
+                    println!("ERR {} written={written}", errno_name(e.raw_os_error().unwrap_or(0)));
+                    1
+                }
+            }
+        }
+        // sysinfo(2): "OK uptime=S total=BYTES free=BYTES procs=N".
+        ["sysinfo"] => {
+            // SAFETY: all-zero is a valid sysinfo; the kernel (or the
+            // supervisor) fills it in.
+            let mut s: libc::sysinfo = unsafe { std::mem::zeroed() };
+            // SAFETY: s is writable.
+            let r = unsafe { libc::sysinfo(&mut s) };
+            let unit = u64::from(s.mem_unit.max(1));
+            report(last((), r < 0), |_| {
+                format!(
+                    "uptime={} total={} free={} procs={}",
+                    s.uptime,
+                    s.totalram * unit,
+                    s.freeram * unit,
+                    s.procs
+                )
+            })
+        }
+        // sysinfo(2) into memory that is not there: the errno.
+        ["sysinfo-bad"] => {
+            // SAFETY: the kernel (or the supervisor) finds address 8 unmapped.
+            let r = unsafe { libc::sysinfo(std::ptr::dangling_mut::<libc::sysinfo>()) };
+            report(last((), r < 0), |_| "written".into())
+        }
+        // Gives PATH project id N (FS_IOC_FSSETXATTR): OK or the errno.
+        ["set-projid", path, n] => {
+            let f = std::fs::File::open(path).unwrap();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+            let mut x = [0u32; 7]; // struct fsxattr
+                                   // SAFETY: FS_IOC_FSGETXATTR and FS_IOC_FSSETXATTR on a 28-byte fsxattr.
+            let r = unsafe {
+                let r = libc::ioctl(fd, 0x801C_581F_u32 as _, x.as_mut_ptr());
+                x[3] = n.parse().unwrap();
+                if r < 0 {
+                    r
+                } else {
+                    libc::ioctl(fd, 0x401C_5820_u32 as _, x.as_ptr())
+                }
+            };
+            report(last((), r < 0), |_| "set".into())
+        }
+        // BTRFS_IOC_SUBVOL_CREATE of NAME in DIR: OK or the errno.
+        ["subvol-create", dir, name] => {
+            let d = std::fs::File::open(dir).unwrap();
+            let mut args = [0u8; 4096];
+            args[8..8 + name.len()].copy_from_slice(name.as_bytes());
+            // SAFETY: a 4096-byte btrfs_ioctl_vol_args with a NUL-terminated name.
+            let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&d), 0x5000_940E_u32 as _, args.as_ptr()) };
+            report(last((), r < 0), |_| "created".into())
+        }
+        // Spins on a CPU for SECS of wall time: "OK cpu=C wall=W", the CPU
+        // seconds this process got and the seconds that passed.
+        ["spin", secs] => {
+            let t0 = std::time::Instant::now();
+            let limit = std::time::Duration::from_secs_f64(secs.parse().unwrap());
+            let mut x = 0u64;
+            while t0.elapsed() < limit {
+                for i in 0..10_000u64 {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+                }
+            }
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: the kernel fills in the timespec.
+            unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+            let cpu = ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9;
+            println!("OK cpu={cpu:.3} wall={:.3}", t0.elapsed().as_secs_f64());
+            0
+        }
         // A unix stream and a datagram socketpair, a byte across each.
         ["socketpair"] => report(
             std::os::unix::net::UnixStream::pair().and_then(|(mut a, mut b)| {
