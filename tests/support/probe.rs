@@ -1180,6 +1180,19 @@ fn main() {
                 )
             })
         }
+        // N sysinfo(2) calls: "OK ns=T", the mean time of one.
+        ["sysinfo-rate", n] => {
+            let n: u32 = n.parse().unwrap();
+            // SAFETY: all-zero is a valid sysinfo.
+            let mut s: libc::sysinfo = unsafe { std::mem::zeroed() };
+            let t0 = std::time::Instant::now();
+            for _ in 0..n {
+                // SAFETY: s is writable.
+                unsafe { libc::sysinfo(&mut s) };
+            }
+            println!("OK ns={}", t0.elapsed().as_nanos() / u128::from(n.max(1)));
+            0
+        }
         // sysinfo(2) into memory that is not there: the errno.
         ["sysinfo-bad"] => {
             // SAFETY: the kernel (or the supervisor) finds address 8 unmapped.
