@@ -457,3 +457,39 @@ fn a_disk_limit_on_ext4_is_a_project_quota_that_df_inside_shows() {
     drop((other, g));
     drop(fs);
 }
+
+/// A server moved from util-vserver keeps its disk limit: its
+/// CONFDIR/NAME/dlimits/N/ entry (vdlimit's) when NAME.conf has no
+/// DISK_LIMIT; btrfs leaves its inodes_total out.
+#[test]
+fn util_vservers_dlimits_give_a_disk_limit() {
+    require_root!();
+    let _one = one_at_a_time();
+    let env = Env::new();
+    let fs = Mounted::btrfs(&env.dir.path().join("vservers"), 256);
+    let g = TestGuest::busybox(&env, "dlim");
+    let base: u64 = walk_bytes(&g.root()) >> 20;
+    let entry = env.dir.path().join("etc").join(&g.name).join("dlimits/0");
+    std::fs::create_dir_all(&entry).unwrap();
+    std::fs::write(entry.join("directory"), format!("{}\n", g.root().display())).unwrap();
+    std::fs::write(entry.join("space_total"), format!("{}\n", (base + 20) * 1024)).unwrap();
+    std::fs::write(entry.join("inodes_total"), "100000\n").unwrap();
+    std::fs::write(entry.join("reserved"), "5\n").unwrap();
+    g.run(&["start"]).ok();
+    let st = g.run(&["status"]);
+    assert!(
+        st.stdout
+            .lines()
+            .any(|l| l.starts_with("disk: ") && l.ends_with(&format!("limit {}M", base + 20))),
+        "{st:?}"
+    );
+    let out = g.run(&["exec", "probe", "fill", "/big", "40"]);
+    assert!(out.stdout.starts_with("ERR EDQUOT"), "{out:?}");
+    // A NAME.conf key wins over it.
+    g.run(&["stop"]).ok();
+    g.conf(&format!("DISK_LIMIT={}M\n", base + 100));
+    g.run(&["start"]).ok();
+    assert!(g.run(&["status"]).stdout.contains(&format!("limit {}M", base + 100)));
+    drop(g);
+    drop(fs);
+}

@@ -518,8 +518,13 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     if let Some(stale) = g.context_dir(&reg.layout) {
         clean_up(&reg, &stale)?;
     }
-    // Its disk quota as configured (a stale one lifted), before it runs.
-    crate::guest::quota::apply(&g.name, &g.root, &cfg.disk)?;
+    // Its disk quota as configured (a stale one lifted), before it runs;
+    // without DISK_* keys, util-vserver's dlimits/ if it has them.
+    let disk = match cfg.disk.is_set() {
+        true => cfg.disk,
+        false => crate::guest::quota::from_util_vserver(&g.conf.with_extension(""), &g.root)?.unwrap_or_default(),
+    };
+    crate::guest::quota::apply(&g.name, &g.root, &disk)?;
     g.hook("pre-start")?;
     hide_from_guest()?;
     if let Some(why) = crate::kernel::unixscope::missing() {

@@ -222,6 +222,49 @@ fn set_projid(fd: &impl std::os::fd::AsRawFd, id: u32, inherit: bool) -> std::re
     sys::fs_setxattr(fd, &x)
 }
 
+/// util-vserver's disk limits, for servers moved from it: the entries
+/// `DIR/dlimits/N/` (DIR: CONFDIR/NAME) with `directory` (the tree),
+/// `space_total` (KiB) and `inodes_total`, as vdlimit(8) keeps them; the
+/// entry whose directory is `root`, or the only one. On btrfs, which has
+/// no inode limits, `inodes_total` is left out. None without entries;
+/// an error names the file that does not read.
+pub fn from_util_vserver(dir: &Path, root: &Path) -> Result<Option<DiskLimit>> {
+    let base = dir.join("dlimits");
+    let Ok(rd) = std::fs::read_dir(&base) else { return Ok(None) };
+    let mut entries: Vec<std::path::PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    entries.sort();
+    let read = |p: &Path| -> Result<Option<String>> {
+        match std::fs::read_to_string(p) {
+            Ok(t) => Ok(Some(t.trim().to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("read {}", p.display()), &e)),
+        }
+    };
+    let mut chosen = None;
+    for e in &entries {
+        let d = read(&e.join("directory"))?;
+        if d.as_deref().map(Path::new) == Some(root) || (entries.len() == 1 && chosen.is_none()) {
+            chosen = Some(e.clone());
+        }
+    }
+    let Some(e) = chosen else { return Ok(None) };
+    let number = |f: &str| -> Result<Option<u64>> {
+        let p = e.join(f);
+        match read(&p)? {
+            None => Ok(None),
+            Some(t) => t
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| Error::failed(p.display(), format!("'{t}' is not a number"))),
+        }
+    };
+    let btrfs = File::open(root).ok().and_then(|f| fs_type(&f).ok()) == Some(BTRFS_SUPER_MAGIC);
+    Ok(Some(DiskLimit {
+        space: number("space_total")?.map(|kib| kib.saturating_mul(1024)),
+        inodes: if btrfs { None } else { number("inodes_total")? },
+    }))
+}
+
 /// Whether quota accounting is on for the btrfs `dir` is on.
 fn quota_enabled(dir: &File) -> bool {
     sys::btrfs_fsid(dir).is_ok_and(|fsid| Path::new(&format!("/sys/fs/btrfs/{fsid}/qgroups")).is_dir())
@@ -290,5 +333,33 @@ pub fn remove_qgroup(parent: &File, id: u64) -> Result<()> {
             Err(nix::errno::Errno::EBUSY) if std::time::Instant::now() < end => std::thread::sleep(std::time::Duration::from_millis(100)),
             Err(e) => return Err(e).ctx(|| format!("remove qgroup 0/{id}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn util_vserver_dlimits_are_read() {
+        let d = std::env::temp_dir().join(format!("vsbox-dlimits-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        assert_eq!(from_util_vserver(&d, Path::new("/vservers/web")).unwrap(), None);
+        for (n, dir, space) in [("0", "/vservers/other", "1"), ("1", "/vservers/web", "20480")] {
+            let e = d.join("dlimits").join(n);
+            std::fs::create_dir_all(&e).unwrap();
+            std::fs::write(e.join("directory"), format!("{dir}\n")).unwrap();
+            std::fs::write(e.join("space_total"), format!("{space}\n")).unwrap();
+            std::fs::write(e.join("inodes_total"), "1000\n").unwrap();
+            std::fs::write(e.join("reserved"), "5\n").unwrap();
+        }
+        let l = from_util_vserver(&d, Path::new("/vservers/web")).unwrap().unwrap();
+        assert_eq!((l.space, l.inodes), (Some(20 << 20), Some(1000)));
+        // Two entries, none for this tree: none.
+        assert_eq!(from_util_vserver(&d, Path::new("/vservers/none")).unwrap(), None);
+        std::fs::write(d.join("dlimits/1/space_total"), "lots\n").unwrap();
+        let e = from_util_vserver(&d, Path::new("/vservers/web")).unwrap_err();
+        assert!(e.to_string().contains("space_total"), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
     }
 }
