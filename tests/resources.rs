@@ -187,6 +187,10 @@ fn cpu_limit_holds_a_busy_loop_to_its_share() {
     let got = spin(&g, "3");
     assert!((1.2..=1.8).contains(&got), "0.5 CPUs for 3 s gave {got} CPU-seconds");
     assert!(g.run(&["status"]).stdout.contains("at most 0.5 CPUs"));
+    // A change with a bad part changes nothing: the limit stays.
+    let out = g.run(&["set", "CPU_LIMIT=0.2", "CPUSET=4000"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(g.run(&["status"]).stdout.contains("at most 0.5 CPUs"));
     // Lifted live: the same loop gets a whole CPU (or close).
     g.run(&["set", "CPU_LIMIT="]).ok();
     let got = spin(&g, "2");

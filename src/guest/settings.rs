@@ -110,7 +110,16 @@ fn apply_live(reg: &Registry, dir: &Path, all: &Resources, touched: &Resources) 
     for (f, v) in all.files.iter().filter(|(f, _)| wanted.contains(&resources::controller_of(f))) {
         res.files.insert(f.clone(), v.clone());
     }
-    for v1 in resources::apply(&reg.layout, dir, &res)? {
+    // All or nothing: what a failed change wrote is put back.
+    let before = resources::snapshot(&reg.layout, dir, &res);
+    let made = match resources::apply(&reg.layout, dir, &res) {
+        Ok(v1) => v1,
+        Err(e) => {
+            resources::restore(&before);
+            return Err(e);
+        }
+    };
+    for v1 in made {
         // Until a pass finds every process there: one forked meanwhile by a
         // process not yet moved is moved by the next.
         for _ in 0..20 {

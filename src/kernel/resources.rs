@@ -377,6 +377,40 @@ pub fn apply(layout: &Layout, dir: &Path, res: &Resources) -> Result<Vec<PathBuf
     }
 }
 
+/// The current values of the files [`apply`] would write for `res` in the
+/// context at `dir` (those that exist now), to put back should it fail.
+pub fn snapshot(layout: &Layout, dir: &Path, res: &Resources) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for controller in res.controllers() {
+        let (d, files): (Option<PathBuf>, Vec<String>) = if layout.v2_has(controller) {
+            (
+                Some(dir.to_path_buf()),
+                res.files.keys().filter(|f| controller_of(f) == controller).cloned().collect(),
+            )
+        } else {
+            let files = res.v1_writes(controller).unwrap_or_default().into_iter().map(|(f, _)| f).collect();
+            (layout.v1_dir(controller, dir).filter(|d| d.is_dir()), files)
+        };
+        let Some(d) = d else { continue };
+        for f in files {
+            if let Ok(v) = std::fs::read_to_string(d.join(&f)) {
+                out.push((d.join(&f), v.trim().to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// Puts back what [`snapshot`] read, twice over, so that values whose
+/// order matters (v1's memory and memsw limits) settle; errors ignored.
+pub fn restore(saved: &[(PathBuf, String)]) {
+    for _ in 0..2 {
+        for (path, value) in saved {
+            let _ = std::fs::write(path, if value.is_empty() { "\n" } else { value });
+        }
+    }
+}
+
 /// Writes one cgroup file, with an error that names the setting.
 fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
     let path = dir.join(file);
