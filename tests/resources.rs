@@ -303,6 +303,19 @@ fn malformed_limits_stop_the_start_and_change_nothing() {
     assert!(g.context_dir().is_none());
 }
 
+/// The attempt: 40 MiB in a server allowed 20 MiB more than its tree
+/// holds stops with EDQUOT near those 20.
+fn write_past_the_limit(g: &TestGuest) {
+    let out = g.run(&["exec", "probe", "fill", "/big", "40"]);
+    let written: u32 = out
+        .line()
+        .rsplit_once("written=")
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert!(out.stdout.starts_with("ERR EDQUOT"), "{out:?}");
+    assert!((12..=21).contains(&written), "stopped at {written} MiB: {out:?}");
+}
+
 /// The bytes of the files under `dir` (symlinks not followed).
 fn walk_bytes(dir: &std::path::Path) -> u64 {
     let mut n = 0;
@@ -344,14 +357,7 @@ fn a_disk_limit_on_btrfs_stops_writes_near_it_and_deleting_frees_the_space() {
     let qgroup = qgroup_dir(&g.root()).expect("the server's qgroup");
     assert!(qgroup.is_dir(), "{qgroup:?}");
     // The attempt: 40 MiB in a 20 MiB server.
-    let out = g.run(&["exec", "probe", "fill", "/big", "40"]);
-    let written: u32 = out
-        .line()
-        .rsplit_once("written=")
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or_else(|| panic!("{out:?}"));
-    assert!(out.stdout.starts_with("ERR EDQUOT"), "{out:?}");
-    assert!((12..=21).contains(&written), "stopped at {written} MiB: {out:?}");
+    write_past_the_limit(&g);
     let st = g.run(&["status"]);
     let limit = format!("limit {}M", base + 20);
     assert!(st.stdout.lines().any(|l| l.starts_with("disk: ") && l.ends_with(&limit)), "{st:?}");
@@ -427,14 +433,7 @@ fn a_disk_limit_on_ext4_is_a_project_quota_that_df_inside_shows() {
     g.conf(&format!("DISK_LIMIT={}M\nDISK_INODES=5000\n", base + 20));
     g.run(&["start"]).ok();
     other.run(&["start"]).ok();
-    let out = g.run(&["exec", "probe", "fill", "/big", "40"]);
-    let written: u32 = out
-        .line()
-        .rsplit_once("written=")
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or_else(|| panic!("{out:?}"));
-    assert!(out.stdout.starts_with("ERR EDQUOT"), "{out:?}");
-    assert!((12..=21).contains(&written), "stopped at {written} MiB: {out:?}");
+    write_past_the_limit(&g);
     // df inside shows the limit (ext4 reports a project's quota as the
     // size of a directory that inherits it).
     let df = g.run(&["exec", "df", "-k", "/"]);
@@ -487,8 +486,7 @@ fn util_vservers_dlimits_give_a_disk_limit() {
             .any(|l| l.starts_with("disk: ") && l.ends_with(&format!("limit {}M", base + 20))),
         "{st:?}"
     );
-    let out = g.run(&["exec", "probe", "fill", "/big", "40"]);
-    assert!(out.stdout.starts_with("ERR EDQUOT"), "{out:?}");
+    write_past_the_limit(&g);
     // A NAME.conf key wins over it.
     g.run(&["stop"]).ok();
     g.conf(&format!("DISK_LIMIT={}M\n", base + 100));

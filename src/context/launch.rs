@@ -322,7 +322,7 @@ pub(crate) fn resource_dirs(reg: &Registry, dir: &Path, flags: u32, nproc: Optio
         Ok(v1) => extra.extend(v1),
         Err(e) => {
             for d in extra.iter().filter(|d| *d != dir) {
-                let _ = std::fs::remove_dir(d);
+                cgroup::try_remove(d);
             }
             return Err(e);
         }

@@ -92,17 +92,9 @@ const KEYS: &[&str] = &[
     "DISK_INODES",
 ];
 
-/// The keys `vserver NAME set` changes on a running server.
-pub const LIVE_KEYS: &[&str] = &[
-    "MEM_LIMIT",
-    "SWAP_LIMIT",
-    "CPU_WEIGHT",
-    "CPU_LIMIT",
-    "CPUSET",
-    "CGROUP",
-    "DISK_LIMIT",
-    "DISK_INODES",
-];
+/// The keys `vserver NAME set` changes on a running server: the last of
+/// [`KEYS`], from MEM_LIMIT on.
+pub const LIVE_KEYS: &[&str] = KEYS.split_at(KEYS.len() - 8).1;
 
 /// Reads and checks a configuration file.
 pub fn load(path: &Path) -> Result<Config> {
@@ -121,11 +113,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         apply(&mut cfg, &key, &value).map_err(at)?;
     }
     // The inotify limits are those of the server's own user namespace,
-    // which a capability that counts only in the host's rules out.
+    // which a capability that counts only in the host's rules out; so
+    // are the disk quota's: in the host's, its root could take its files
+    // out of their project (chattr -P, file_setattr) or switch btrfs
+    // quotas off.
     let host_only = cfg.caps & crate::kernel::userns::HOST_ONLY;
-    // So are the disk quota's: in the host's, its root could take its files
-    // out of their project (chattr -P, file_setattr) or switch btrfs quotas off.
-    if cfg.disk.is_set() && host_only != 0 {
+    let needs_own = [
+        (cfg.disk.is_set(), "DISK_LIMIT and DISK_INODES"),
+        (cfg.userns_limits != Default::default(), "INOTIFY_INSTANCES and INOTIFY_WATCHES"),
+    ];
+    if let Some((_, keys)) = needs_own.iter().find(|(set, _)| *set && host_only != 0) {
         let names: Vec<String> = (0..64)
             .filter(|c| host_only & crate::kernel::caps::bit(*c) != 0)
             .map(crate::kernel::caps::name)
@@ -133,20 +130,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         return Err(Error::failed(
             path.display(),
             format!(
-                "DISK_LIMIT and DISK_INODES need the server's own user namespace, which S_CAPS rules out ({} counts only in the host's)",
-                names.join(" ")
-            ),
-        ));
-    }
-    if cfg.userns_limits != Default::default() && host_only != 0 {
-        let names: Vec<String> = (0..64)
-            .filter(|c| host_only & crate::kernel::caps::bit(*c) != 0)
-            .map(crate::kernel::caps::name)
-            .collect();
-        return Err(Error::failed(
-            path.display(),
-            format!(
-                "INOTIFY_INSTANCES and INOTIFY_WATCHES need the server's own user namespace, which S_CAPS rules out ({} counts only in the host's)",
+                "{keys} need the server's own user namespace, which S_CAPS rules out ({} counts only in the host's)",
                 names.join(" ")
             ),
         ));

@@ -316,18 +316,7 @@ pub fn apply(layout: &Layout, dir: &Path, res: &Resources) -> Result<Vec<PathBuf
             }
             if on_v2 {
                 for (file, value) in res.files.iter().filter(|(f, _)| controller_of(f) == controller) {
-                    // A cpuset lifted: the parent's CPUs (an empty one is
-                    // refused while the group has processes, ENOSPC).
-                    let value = if file == "cpuset.cpus" && value.is_empty() {
-                        let parent = d.parent().unwrap_or(&d).join("cpuset.cpus.effective");
-                        std::fs::read_to_string(&parent)
-                            .ctx(|| format!("read {}", parent.display()))?
-                            .trim()
-                            .to_owned()
-                    } else {
-                        value.clone()
-                    };
-                    write(&d, file, &value)?;
+                    write(&d, file, &lifted(&d, file, value, "cpuset.cpus.effective")?)?;
                 }
             } else {
                 if controller == "cpuset" {
@@ -337,16 +326,7 @@ pub fn apply(layout: &Layout, dir: &Path, res: &Resources) -> Result<Vec<PathBuf
                     .v1_writes(controller)
                     .map_err(|why| Error::failed(format!("limit {}", dir.display()), why))?;
                 for (i, (file, value)) in writes.iter().enumerate() {
-                    // A cpuset lifted: the parent's CPUs.
-                    let value = if file == "cpuset.cpus" && value.is_empty() {
-                        let parent = d.parent().unwrap_or(&d).join(file);
-                        std::fs::read_to_string(&parent)
-                            .ctx(|| format!("read {}", parent.display()))?
-                            .trim()
-                            .to_owned()
-                    } else {
-                        value.clone()
-                    };
+                    let value = lifted(&d, file, value, "cpuset.cpus")?;
                     match write(&d, file, &value) {
                         // A memory limit above the current memsw one: that
                         // first (the next write), never a moment without
@@ -370,7 +350,7 @@ pub fn apply(layout: &Layout, dir: &Path, res: &Resources) -> Result<Vec<PathBuf
         Ok(()) => Ok(v1),
         Err(e) => {
             for d in made {
-                let _ = std::fs::remove_dir(d);
+                cgroup::try_remove(&d);
             }
             Err(e)
         }
@@ -409,6 +389,20 @@ pub fn restore(saved: &[(PathBuf, String)]) {
             let _ = std::fs::write(path, if value.is_empty() { "\n" } else { value });
         }
     }
+}
+
+/// `value` for `file` in group `d`, but for a lifted cpuset (empty
+/// cpuset.cpus) its parent's CPUs, read from `parent_file`: an empty one
+/// is refused while the group has processes (ENOSPC on v2; v1 wants CPUs).
+fn lifted(d: &Path, file: &str, value: &str, parent_file: &str) -> Result<String> {
+    if file != "cpuset.cpus" || !value.is_empty() {
+        return Ok(value.to_owned());
+    }
+    let parent = d.parent().unwrap_or(d).join(parent_file);
+    Ok(std::fs::read_to_string(&parent)
+        .ctx(|| format!("read {}", parent.display()))?
+        .trim()
+        .to_owned())
 }
 
 /// Writes one cgroup file, with an error that names the setting.
