@@ -806,7 +806,6 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     }
     let reg = Registry::open()?;
     wait_for_restart(g, &reg);
-    let ending = || Error::failed(format!("enter server {}", g.name), "its context is ending; try again");
     let payload = match joinable(g, &reg)? {
         Some(target) => match join(applet, target, &cfg, payload)? {
             Ok(child) => return Ok((child, None)),
@@ -824,7 +823,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
         drop(lock);
         return match join(applet, target, &cfg, payload)? {
             Ok(child) => Ok((child, None)),
-            Err(_) => Err(ending()),
+            Err(_) => Err(ending(g)),
         };
     }
     let (xid, owned, userns) = new_context(&reg, g, &cfg, None)?;
@@ -857,6 +856,12 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     }
 }
 
+/// The error of a command that found the server's context ending (and
+/// not emptying within a moment).
+fn ending(g: &Guest) -> Error {
+    Error::failed(format!("enter server {}", g.name), "its context is ending; try again")
+}
+
 /// A server that rebooted itself is down for a moment, from its old
 /// context's end until its supervisor has started it again; a command
 /// entering it then waits for that (up to RESTART_WAIT), since a fresh
@@ -885,6 +890,15 @@ const RESTART_WAIT: Duration = Duration::from_secs(10);
 /// counts as not running.
 fn joinable(g: &Guest, reg: &Registry) -> Result<Option<launch::Target>> {
     let Some((xid, dir)) = g.running(reg) else { return Ok(None) };
+    // Only a fresh context has an owner, its `exec`, and its PID 1 dies
+    // with it: once the owner has gone, a process let in now would be
+    // killed with the rest a moment later (exit 137, the command unrun).
+    if cgroup::owner_gone(&dir) {
+        return match cgroup::wait_empty(&dir, Some(Duration::from_secs(2))) {
+            true => Ok(None),
+            false => Err(ending(g)),
+        };
+    }
     match launch::Target::open(&reg.layout, xid, &dir) {
         Ok(t) => Ok(Some(t)),
         Err(_) if cgroup::wait_empty(&dir, Some(Duration::from_secs(2))) => Ok(None),

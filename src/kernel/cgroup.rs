@@ -407,6 +407,13 @@ fn owner_of(dir: &Path) -> Option<i32> {
     dir.file_name()?.to_str()?.strip_prefix("vsbox-bind.")?.parse().ok()
 }
 
+/// Whether `dir` has a recorded owner that has ended (in this PID
+/// namespace; a pid reused since counts as alive, which errs on the side
+/// of the directory being in use).
+pub fn owner_gone(dir: &Path) -> bool {
+    owner_of(dir).is_some_and(|pid| !alive(pid))
+}
+
 fn alive(pid: i32) -> bool {
     !matches!(
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
@@ -426,7 +433,7 @@ pub fn sweep(layout: &Layout, dir: &Path) {
             continue;
         }
         sweep(layout, &sub);
-        if owner_of(&sub).is_some_and(|pid| !alive(pid)) && !populated(&sub) {
+        if owner_gone(&sub) && !populated(&sub) {
             for c in CONTROLLERS {
                 if let Some(d) = layout.v1_dir(c, &sub).filter(|d| d.is_dir()) {
                     let _ = fs::remove_dir(d);
