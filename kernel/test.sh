@@ -36,7 +36,7 @@ die() { say "$*"; exit 1; }
 install_packages() {
 	local need=()
 	local p
-	for p in linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev cpio busybox-static e2fsprogs iproute2 util-linux btrfs-progs dash; do
+	for p in linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev cpio busybox-static e2fsprogs iproute2 util-linux btrfs-progs xfsprogs dash; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
 	done
 	command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86/bookworm-backports
@@ -210,14 +210,14 @@ pack_suite() {
 	[ -s "$root/suite/list" ] || die "cargo test --no-run named no test executables"
 	# The tools they run whose busybox versions lack an option they use
 	# (ip's nodad, losetup's --show, mount's --make-rprivate) or that
-	# busybox lacks (nohup, mkfs.btrfs, mkfs.ext4), and a shell that runs the ip of
+	# busybox lacks (nohup, mkfs.btrfs, mkfs.ext4, mkfs.xfs), and a shell that runs the ip of
 	# PATH (busybox's sh prefers its own applets): the host's, with the
 	# libraries they load, in /usr/sbin, which init.sh puts first in the
 	# suite's PATH.
 	local t lib
 	mkdir -p "$root/usr/sbin" "$root/usr/bin"
-	for t in ip losetup mount umount unshare mkfs.btrfs mkfs.ext4 nohup dash; do
-		t=$(command -v "$t") || die "no $t here (iproute2, util-linux, btrfs-progs, e2fsprogs, coreutils, dash)"
+	for t in ip losetup mount umount unshare mkfs.btrfs mkfs.ext4 mkfs.xfs nohup dash; do
+		t=$(command -v "$t") || die "no $t here (iproute2, util-linux, btrfs-progs, e2fsprogs, xfsprogs, coreutils, dash)"
 		cp -L "$t" "$root/usr/sbin/"
 		for lib in $(ldd "$t" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
 			cp -L --parents "$lib" "$root"

@@ -168,8 +168,28 @@ fn vserver_stat_counts_what_the_guest_sees() {
     let inside: usize = a.run(&["exec", "probe", "count-procs"]).line().parse().unwrap();
     assert_eq!(proc_count, inside - 2 + usize::from(patched()), "{out:?}");
     assert!(out.stdout.lines().any(|l| l.starts_with("0 ") && l.ends_with("root server")));
+    // With -m, each context's memory limit after RSS; in the JSON always.
+    a.run(&["set", "MEM_LIMIT=48M"]).ok();
+    let out = env.run("vserver-stat", &["-m"]);
+    out.ok();
+    assert!(out.stdout.starts_with("CTX   PROC    VSZ    RSS MEMLIM  userTIME"), "{out:?}");
+    let memlim = |g: &TestGuest| {
+        let x = xid(g).to_string();
+        let l = out.stdout.lines().find(|l| l.split_whitespace().next() == Some(&x)).unwrap();
+        l.split_whitespace().nth(4).unwrap().to_owned()
+    };
+    assert_eq!((memlim(&a), memlim(&_b)), ("48M".to_owned(), "-".to_owned()), "{out:?}");
     let json = env.run("vserver-stat", &["--json"]);
     assert!(json.stdout.contains(&format!("\"name\":\"{}\"", a.name)), "{json:?}");
+    assert!(json.stdout.contains(&format!("\"mem_limit\":{},", 48 << 20)), "{json:?}");
+    // vtop's table of contexts shows it too.
+    let top = env.run("vtop", &["-b", "-n", "1"]);
+    let row = top
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{} ", xid(&a))))
+        .unwrap_or_else(|| panic!("{top:?}"));
+    assert!(row.ends_with(" 48M"), "{top:?}");
 }
 
 #[test]

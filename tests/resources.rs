@@ -304,15 +304,16 @@ fn malformed_limits_stop_the_start_and_change_nothing() {
 }
 
 /// The attempt: 40 MiB in a server allowed 20 MiB more than its tree
-/// holds stops with EDQUOT near those 20.
-fn write_past_the_limit(g: &TestGuest) {
+/// holds stops near those 20 with `errno` (EDQUOT; xfs says ENOSPC for a
+/// project quota, xfs_quota(8)).
+fn write_past_the_limit(g: &TestGuest, errno: &str) {
     let out = g.run(&["exec", "probe", "fill", "/big", "40"]);
     let written: u32 = out
         .line()
         .rsplit_once("written=")
         .and_then(|(_, n)| n.parse().ok())
         .unwrap_or_else(|| panic!("{out:?}"));
-    assert!(out.stdout.starts_with("ERR EDQUOT"), "{out:?}");
+    assert!(out.stdout.starts_with(&format!("ERR {errno} ")), "{out:?}");
     assert!((12..=21).contains(&written), "stopped at {written} MiB: {out:?}");
 }
 
@@ -357,10 +358,18 @@ fn a_disk_limit_on_btrfs_stops_writes_near_it_and_deleting_frees_the_space() {
     let qgroup = qgroup_dir(&g.root()).expect("the server's qgroup");
     assert!(qgroup.is_dir(), "{qgroup:?}");
     // The attempt: 40 MiB in a 20 MiB server.
-    write_past_the_limit(&g);
+    write_past_the_limit(&g, "EDQUOT");
     let st = g.run(&["status"]);
     let limit = format!("limit {}M", base + 20);
     assert!(st.stdout.lines().any(|l| l.starts_with("disk: ") && l.ends_with(&limit)), "{st:?}");
+    // vdu reports the use against the limit too.
+    let root = g.root();
+    let du = env.run("vdu", &["-q", root.to_str().unwrap()]);
+    du.ok();
+    assert!(
+        du.line().contains("\tquota: ") && du.line().ends_with(&format!(" of {}K", (base + 20) << 10)),
+        "{du:?}"
+    );
     // Deleting frees it again.
     g.run(&["exec", "rm", "/big"]).ok();
     nix::unistd::sync();
@@ -407,35 +416,48 @@ fn a_disk_limit_where_no_backend_fits_is_one_clear_error() {
     assert!(g.context_dir().is_none());
 }
 
-/// ext4's project quotas need kernel quota support, which the kernel
-/// harness's VM has (this test runs there too) and a machine's kernel may
-/// lack: there the limit is one clear error, nothing started.
+/// ext4's and xfs's project quotas need kernel quota support, which the
+/// kernel harness's VM has (these tests run there too) and a machine's
+/// kernel may lack: there the limit is one clear error, nothing started.
 #[test]
 fn a_disk_limit_on_ext4_is_a_project_quota_that_df_inside_shows() {
+    a_disk_limit_is_a_project_quota_that_df_inside_shows("ext4", Mounted::ext4_with_project_quota, Mounted::ext4);
+}
+
+#[test]
+fn a_disk_limit_on_xfs_is_a_project_quota_that_df_inside_shows() {
+    a_disk_limit_is_a_project_quota_that_df_inside_shows("xfs", Mounted::xfs_with_project_quota, Mounted::xfs);
+}
+
+fn a_disk_limit_is_a_project_quota_that_df_inside_shows(
+    kind: &str,
+    with_quota: fn(&std::path::Path, u64) -> Option<Mounted>,
+    without: fn(&std::path::Path, u64) -> Mounted,
+) {
     require_root!();
     let _one = one_at_a_time();
     let env = Env::new();
     let at = env.dir.path().join("vservers");
-    let Some(fs) = Mounted::ext4_with_project_quota(&at, 256) else {
-        let _plain = Mounted::ext4(&at, 64);
-        let g = TestGuest::busybox(&env, "noprj");
+    let Some(fs) = with_quota(&at, 256) else {
+        let _plain = without(&at, 64);
+        let g = TestGuest::busybox(&env, &format!("noprj{kind}"));
         g.conf("DISK_LIMIT=20M\n");
         let out = g.run(&["start"]);
         assert_eq!(out.code, 1, "{out:?}");
         assert!(out.stderr.contains("has no project quotas"), "{out:?}");
         assert!(g.context_dir().is_none());
-        eprintln!("NOTE: this kernel mounts no ext4 with project quotas; its refusal was tested");
+        eprintln!("NOTE: this kernel mounts no {kind} with project quotas; its refusal was tested");
         return;
     };
-    let g = TestGuest::busybox(&env, "prj");
-    let other = TestGuest::busybox(&env, "prj2");
+    let g = TestGuest::busybox(&env, &format!("prj{kind}"));
+    let other = TestGuest::busybox(&env, &format!("prj{kind}2"));
     let base: u64 = walk_bytes(&g.root()) >> 20;
     g.conf(&format!("DISK_LIMIT={}M\nDISK_INODES=5000\n", base + 20));
     g.run(&["start"]).ok();
     other.run(&["start"]).ok();
-    write_past_the_limit(&g);
-    // df inside shows the limit (ext4 reports a project's quota as the
-    // size of a directory that inherits it).
+    write_past_the_limit(&g, if kind == "xfs" { "ENOSPC" } else { "EDQUOT" });
+    // df inside shows the limit (ext4 and xfs report a project's quota as
+    // the size of a directory that inherits it).
     let df = g.run(&["exec", "df", "-k", "/"]);
     let size_kib: u64 = df
         .stdout
@@ -450,6 +472,13 @@ fn a_disk_limit_on_ext4_is_a_project_quota_that_df_inside_shows() {
             .lines()
             .any(|l| l.starts_with("disk: ") && l.ends_with(&format!("limit {}M", base + 20))),
         "{st:?}"
+    );
+    let root = g.root();
+    let du = env.run("vdu", &["-q", root.to_str().unwrap()]);
+    du.ok();
+    assert!(
+        du.line().contains(&format!(" of {}K, ", (base + 20) << 10)) && du.line().ends_with(" of 5000 inodes"),
+        "{du:?}"
     );
     g.run(&["exec", "rm", "/big"]).ok();
     g.run(&["exec", "probe", "fill", "/again", "10"]).ok();
@@ -486,7 +515,7 @@ fn util_vservers_dlimits_give_a_disk_limit() {
             .any(|l| l.starts_with("disk: ") && l.ends_with(&format!("limit {}M", base + 20))),
         "{st:?}"
     );
-    write_past_the_limit(&g);
+    write_past_the_limit(&g, "EDQUOT");
     // A NAME.conf key wins over it.
     g.run(&["stop"]).ok();
     g.conf(&format!("DISK_LIMIT={}M\n", base + 100));
@@ -494,4 +523,141 @@ fn util_vservers_dlimits_give_a_disk_limit() {
     assert!(g.run(&["status"]).stdout.contains(&format!("limit {}M", base + 100)));
     drop(g);
     drop(fs);
+}
+
+/// lxcfs, started for the test (or the host's own), and stopped after.
+struct Lxcfs {
+    at: std::path::PathBuf,
+    daemon: Option<std::process::Child>,
+}
+
+impl Lxcfs {
+    /// None when lxcfs is not installed (the kernel harness's VM).
+    fn start(env: &Env) -> Option<Lxcfs> {
+        let lxcfs_at = || -> Vec<std::path::PathBuf> {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains(" - fuse.lxcfs ") && l.split(' ').nth(3) == Some("/") && l.contains("user_id=0,"))
+                .map(|l| std::path::PathBuf::from(l.split(' ').nth(4).unwrap()))
+                .collect()
+        };
+        if let Some(at) = lxcfs_at().into_iter().find(|at| std::fs::metadata(at.join("proc/meminfo")).is_ok()) {
+            eprintln!("NOTE: the host's lxcfs runs: using it");
+            return Some(Lxcfs { at, daemon: None });
+        }
+        let at = env.dir.path().join("lxcfs");
+        std::fs::create_dir_all(&at).unwrap();
+        let daemon = std::process::Command::new("lxcfs")
+            .arg(&at)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let l = Lxcfs { at, daemon: Some(daemon) };
+        assert!(eventually(10, || lxcfs_at().contains(&l.at)), "lxcfs mounted {}", l.at.display());
+        Some(l)
+    }
+
+    /// The /proc files this lxcfs has.
+    fn files(&self) -> usize {
+        std::fs::read_dir(self.at.join("proc")).unwrap().count()
+    }
+
+    /// Stops the test's own lxcfs; false for the host's.
+    fn stop(&mut self) -> bool {
+        let Some(mut d) = self.daemon.take() else { return false };
+        let _ = d.kill();
+        let _ = d.wait();
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.at).status();
+        true
+    }
+}
+
+impl Drop for Lxcfs {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// procps `free` and `top` read /proc/meminfo and the others, which lxcfs
+/// answers from the reader's cgroups when it runs on the host; without
+/// it they are the host's, and `status` says so.
+#[test]
+fn procs_meminfo_is_lxcfss_where_it_runs_and_status_tells_which() {
+    require_root!();
+    let _one = one_at_a_time();
+    let env = Env::new();
+    let mem_total = |g: &TestGuest| {
+        let out = g.run(&["exec", "head", "-n1", "/proc/meminfo"]);
+        out.line()
+            .split_whitespace()
+            .nth(1)
+            .and_then(|k| k.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{out:?}"))
+    };
+    // On the patched kernel lxcfs cannot see a server's processes: not
+    // used, whether it runs or not.
+    let lxcfs = if patched() { None } else { Lxcfs::start(&env) };
+    let Some(mut lxcfs) = lxcfs else {
+        let g = started(&env, "nolxcfs", "MEM_LIMIT=64M\n");
+        assert_ne!(mem_total(&g), 64 << 10, "the host's /proc/meminfo");
+        let st = g.run(&["status"]);
+        assert!(
+            st.stdout
+                .contains("/proc: meminfo, cpuinfo, stat, uptime, loadavg, diskstats, swaps are the host's"),
+            "{st:?}"
+        );
+        assert!(g.run(&["status", "--json"]).stdout.contains("\"proc\":\"host\""));
+        // sysinfo(2) tells the truth all the same.
+        assert!(g.run(&["exec", "free", "-k"]).stdout.contains("65536"));
+        eprintln!("NOTE: no lxcfs here (or the patched kernel); the server without it was tested");
+        return;
+    };
+    let g = started(&env, "lxcfs", "MEM_LIMIT=64M\n");
+    assert_eq!(mem_total(&g), 64 << 10);
+    let st = g.run(&["status"]);
+    assert!(st.stdout.contains("/proc: meminfo, cpuinfo, stat, uptime, loadavg"), "{st:?}");
+    assert!(st.stdout.contains(" from lxcfs\n"), "{st:?}");
+    assert!(g.run(&["status", "--json"]).stdout.contains("\"proc\":\"bound\""));
+    // The attempts: its root takes the binds away, makes them writable,
+    // or writes through them.
+    for attack in [
+        "umount /proc/meminfo",
+        "umount -l /proc/meminfo",
+        "mount -o remount,rw,bind /proc/meminfo",
+        "echo x > /proc/meminfo",
+    ] {
+        let out = g.run(&["exec", "sh", "-c", attack]);
+        assert_ne!(out.code, 0, "{attack}: {out:?}");
+    }
+    assert_eq!(mem_total(&g), 64 << 10);
+    // Nor does it see lxcfs's other files (its cgroup tree, other
+    // readers' figures): only the bound files came in.
+    let out = g.run(&["exec", "sh", "-c", "grep -c lxcfs /proc/mounts"]);
+    assert_eq!(out.line(), lxcfs.files().min(7).to_string(), "{out:?}");
+    // The allowed: the server's own limit, raised live, shows at once.
+    g.run(&["set", "MEM_LIMIT=96M"]).ok();
+    assert_eq!(mem_total(&g), 96 << 10);
+    // vserver-stat inside counts on the boot clock, not lxcfs's uptime
+    // (the server's): its processes started a moment ago, not in the future.
+    let vsbox = "/usr/lib/vsbox/vsbox";
+    let out = g.run(&["exec", vsbox, "vserver-stat"]);
+    out.ok();
+    let uptime = out
+        .stdout
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(6))
+        .unwrap_or_default();
+    assert!(uptime.starts_with("0m") && uptime != "0m00s00", "{out:?}");
+    // lxcfs stops: the binds cannot be read, and status says to restart.
+    if lxcfs.stop() {
+        let st = g.run(&["status"]);
+        assert!(st.stdout.contains("has stopped since the server started"), "{st:?}");
+        g.run(&["restart"]).ok();
+        assert_ne!(mem_total(&g), 64 << 10);
+        assert!(g.run(&["status"]).stdout.contains("are the host's (no lxcfs runs"));
+    }
+    g.run(&["stop"]).ok();
 }

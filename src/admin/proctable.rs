@@ -330,13 +330,11 @@ pub fn page_size() -> u64 {
         .map_or(4096, |t| t as u64)
 }
 
-/// Milliseconds since boot (integers only: no float code in the binary).
+/// Milliseconds since boot: CLOCK_BOOTTIME, the clock /proc/PID/stat's
+/// start times count on. Not /proc/uptime, which inside a server is
+/// lxcfs's (the server's own uptime) where lxcfs runs.
 pub fn uptime_ms() -> u64 {
-    let text = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
-    text.split_whitespace()
-        .next()
-        .and_then(crate::admin::report::parse_millis)
-        .unwrap_or(0)
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).map_or(0, |t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
 }
 
 /// MemTotal of /proc/meminfo, in bytes; 0 if it cannot be read.

@@ -39,6 +39,24 @@ pub fn by_context(procs: &[Proc]) -> Vec<CtxStat> {
     m.into_values().collect()
 }
 
+/// Each live context's memory limit in bytes (MEM_LIMIT, read from its
+/// cgroups); contexts without one are left out, and so is everything
+/// where the cgroups cannot be read (inside a server).
+pub fn memory_limits() -> BTreeMap<u32, u64> {
+    let Ok(reg) = crate::context::Registry::open() else {
+        return BTreeMap::new();
+    };
+    reg.list()
+        .into_iter()
+        .filter_map(|(xid, dir)| Some((xid, crate::kernel::resources::memory_limit(&reg.layout, &dir)?)))
+        .collect()
+}
+
+/// A memory limit for a table: vserver-stat's size, `-` for none.
+pub fn limit(limits: &BTreeMap<u32, u64>, xid: u32) -> String {
+    limits.get(&xid).map_or_else(|| "-".to_owned(), |&n| human(n))
+}
+
 /// vserver-stat's sizes: divided by 1024 until below 1000, with one
 /// truncated decimal when it is not zero, and a unit letter.
 pub fn human(bytes: u64) -> String {

@@ -2,7 +2,7 @@
 //! context): a summary line per context, then the busiest processes.
 //!
 //! A screen: `vtop: N processes in M contexts`, a table of CTX, VSERVER,
-//! PROC, %CPU and RSS per context, then PID, CTX, VSERVER, %CPU, RSS, TIME
+//! PROC, %CPU, RSS and MEMLIM (its MEM_LIMIT, `-` for none) per context, then PID, CTX, VSERVER, %CPU, RSS, TIME
 //! and COMMAND of the busiest processes, by CPU share then RSS. %CPU is the
 //! share of one CPU, in tenths, used since the previous screen (since boot
 //! for the first); RSS is vserver-stat's human size.
@@ -57,7 +57,7 @@ impl Top {
             None => proctable::uptime_ms(),
             Some(t) => t.elapsed().as_millis() as u64,
         };
-        let text = screen(&self.prev, &procs, &names, elapsed, lines);
+        let text = screen(&self.prev, &procs, &names, &report::memory_limits(), elapsed, lines);
         self.prev = procs.iter().map(|p| (p.pid, (p.start, p.utime + p.stime))).collect();
         self.last = Some(Instant::now());
         text
@@ -66,7 +66,15 @@ impl Top {
 
 /// One screen: CPU shares (per mille) since the previous sample `prev`
 /// (pid → (start, CPU ticks)), `elapsed_ms` ago.
-pub fn screen(prev: &HashMap<u32, (u64, u64)>, procs: &[Proc], names: &Names, elapsed_ms: u64, lines: usize) -> String {
+/// `limits`: each context's memory limit ([`report::memory_limits`]).
+pub fn screen(
+    prev: &HashMap<u32, (u64, u64)>,
+    procs: &[Proc],
+    names: &Names,
+    limits: &BTreeMap<u32, u64>,
+    elapsed_ms: u64,
+    lines: usize,
+) -> String {
     let hz = proctable::ticks();
     let page = proctable::page_size();
     let cpu = |p: &Proc| {
@@ -85,16 +93,17 @@ pub fn screen(prev: &HashMap<u32, (u64, u64)>, procs: &[Proc], names: &Names, el
         e.2 += p.rss * page;
     }
     out.push_str(&format!(
-        "vtop: {} processes in {} contexts\n\nCTX   VSERVER          PROC   %CPU     RSS\n",
+        "vtop: {} processes in {} contexts\n\nCTX   VSERVER          PROC   %CPU     RSS  MEMLIM\n",
         procs.len(),
         ctx.len()
     ));
     for (x, (n, c, rss)) in &ctx {
         out.push_str(&format!(
-            "{x:<5} {:<15} {n:>5} {:>6} {:>7}\n",
+            "{x:<5} {:<15} {n:>5} {:>6} {:>7} {:>7}\n",
             names.of(*x),
             report::tenths(*c),
-            report::human(*rss)
+            report::human(*rss),
+            report::limit(limits, *x)
         ));
     }
     let mut busy: Vec<(&Proc, u64)> = procs.iter().map(|p| (p, cpu(p))).collect();
@@ -192,13 +201,14 @@ mod tests {
             p(12, 0, 2 * hz, 2 << 20, "new"),
         ];
         let prev: HashMap<u32, (u64, u64)> = [(10, (7, 4 * hz)), (11, (7, 4 * hz)), (12, (6, 0))].into();
-        let s = screen(&prev, &procs, &Names::default(), 2000, 2);
+        let limits: BTreeMap<u32, u64> = [(40000, 64 << 20)].into();
+        let s = screen(&prev, &procs, &Names::default(), &limits, 2000, 2);
         assert_eq!(
             s,
             "vtop: 3 processes in 2 contexts\n\n\
-             CTX   VSERVER          PROC   %CPU     RSS\n\
-             0     MAIN                1    0.0      2M\n\
-             40000                     2   50.0      4M\n\
+             CTX   VSERVER          PROC   %CPU     RSS  MEMLIM\n\
+             0     MAIN                1    0.0      2M       -\n\
+             40000                     2   50.0      4M     64M\n\
              \n\
              PID   CTX VSERVER %CPU RSS TIME COMMAND\n \
               10 40000         50.0  1M 0:05 busy\n \

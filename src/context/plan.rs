@@ -18,7 +18,7 @@
 //!    joined ones, since it changes the root;
 //! 4. the root: kept, a private copy of the mounts (with a /proc of the
 //!    new PID namespace), or the guest's tree by pivot_root with its own
-//!    /proc, /sys, /dev and /run;
+//!    /proc (lxcfs's files over it where lxcfs runs), /sys, /dev and /run;
 //! 5. the guest's context record on /run/vsbox;
 //! 6. the working directory;
 //! 7. host and domain names;
@@ -38,7 +38,7 @@ use crate::context::launch::Target;
 use crate::context::{exec, limits, record, rootfs};
 use crate::error::{Context, Result};
 use crate::kernel::seccomp::{self, Policy};
-use crate::kernel::{caps, cgroup, native, ns, unixscope};
+use crate::kernel::{caps, cgroup, lxcfs, native, ns, unixscope};
 use nix::sched::CloneFlags;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -63,11 +63,14 @@ pub enum Root<'a> {
     /// A guest's tree as `/`, by pivot_root, with /proc, /sys, /dev and a
     /// fresh /run (rootfs.rs), and its context record naming it `name`;
     /// `mapped` is the tree idmapped through the context's user namespace,
-    /// whose root then owns what vsbox makes there.
+    /// whose root then owns what vsbox makes there; `lxcfs` is the
+    /// host's, whose /proc files are bound over the guest's
+    /// (kernel/lxcfs.rs).
     Guest {
         tree: &'a Path,
         name: &'a str,
         mapped: Option<&'a rootfs::MappedTree>,
+        lxcfs: Option<lxcfs::Lxcfs>,
     },
 }
 
@@ -162,9 +165,20 @@ impl Plan<'_> {
                     ns::mount_proc("/proc")?;
                 }
             }
-            Root::Guest { tree, name, mapped } => {
+            Root::Guest {
+                tree,
+                name,
+                mapped,
+                lxcfs: host_lxcfs,
+            } => {
+                // Taken from the host's tree, which the pivot leaves behind.
+                let from_lxcfs = match host_lxcfs {
+                    Some(l) => lxcfs::clone_files(&l)?,
+                    None => Vec::new(),
+                };
                 rootfs::pivot_into(tree, mapped)?;
                 rootfs::populate()?;
+                lxcfs::attach(from_lxcfs)?;
                 record::expose_context(xid.unwrap_or(crate::context::HOST), name)?;
             }
         }

@@ -120,7 +120,7 @@ fn first_process(
     supervisor: OwnedFd,
     then: Then,
 ) -> ! {
-    let mut plan = new_context_plan(g, cfg, v1_dirs, userns.as_ref());
+    let mut plan = new_context_plan(g, cfg, v1_dirs, userns.as_ref(), crate::kernel::lxcfs::running());
     plan.supervisor = Some(supervisor);
     match then {
         Then::Boot { output, status } => {
@@ -163,7 +163,14 @@ fn first_process(
 
 /// The plan of a guest's new context (start, or exec and enter when it
 /// is not running), in its first process: PID 1 of its PID namespace.
-fn new_context_plan<'a>(g: &'a Guest, cfg: &'a Config, v1_dirs: &[PathBuf], userns: Option<&'a launch::OwnUserns>) -> Plan<'a> {
+/// `lxcfs`: the host's, whose /proc files the guest gets.
+fn new_context_plan<'a>(
+    g: &'a Guest,
+    cfg: &'a Config,
+    v1_dirs: &[PathBuf],
+    userns: Option<&'a launch::OwnUserns>,
+    lxcfs: Option<crate::kernel::lxcfs::Lxcfs>,
+) -> Plan<'a> {
     Plan {
         cgroups: v1_dirs.to_vec(),
         namespaces: Namespaces::Create(
@@ -174,6 +181,7 @@ fn new_context_plan<'a>(g: &'a Guest, cfg: &'a Config, v1_dirs: &[PathBuf], user
             name: &g.name,
             // Its root owns uid 0's files through an idmapped tree.
             mapped: userns.and_then(|o| o.tree.as_ref()),
+            lxcfs,
         },
         hostname: Some(cfg.hostname.clone().unwrap_or_else(|| g.name.clone())),
         domainname: cfg.domainname.clone(),
@@ -992,10 +1000,11 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
             (
                 true,
                 format!(
-                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\n{}{}addresses: {addrs}\n{lback}user namespace: {}\nunix sockets: {sockets}\n",
+                    "Server {} is running\ncontext: {xid}\nprocesses: {procs}\n{}{}{}addresses: {addrs}\n{lback}user namespace: {}\nunix sockets: {sockets}\n",
                     g.name,
                     resources::describe(&live_resources(&reg, &dir, &cfg), Some(&resources::usage(&reg.layout, &dir))),
                     disk_text(g, &cfg),
+                    proc_text(Some(&dir)),
                     userns_text(&cfg, own),
                 ),
             )
@@ -1011,15 +1020,41 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
             (
                 false,
                 format!(
-                    "Server {} is not running\n{}{}addresses: {addrs}\n{lback}user namespace: {}\n",
+                    "Server {} is not running\n{}{}{}addresses: {addrs}\n{lback}user namespace: {}\n",
                     g.name,
                     resources::describe(&cfg.resources, None),
                     disk_text(g, &cfg),
+                    proc_text(None),
                     userns_text(&cfg, None)
                 ),
             )
         }
     })
+}
+
+/// Where the server's /proc/meminfo and the others come from: a running
+/// one's (context directory `dir`) read from its leader's mountinfo, as
+/// the spectator on the patched kernel; None: unknown (its leader has
+/// gone).
+fn proc_source(running: Option<&Path>) -> Option<crate::kernel::lxcfs::Proc> {
+    use crate::kernel::lxcfs::{self, Proc};
+    let host = lxcfs::running();
+    let Some(dir) = running else {
+        return Some(Proc::WhenRunning { lxcfs: host.is_some() });
+    };
+    let text = native::spectate(|| {
+        launch::leader(dir)
+            .and_then(|l| std::fs::read(format!("/proc/{}/mountinfo", l.pid)).ok())
+            .map_or_else(String::new, |t| String::from_utf8_lossy(&t).into_owned())
+    })
+    .ok()
+    .filter(|t| !t.is_empty())?;
+    Some(Proc::of_running(&text, host.as_ref()))
+}
+
+/// `status`'s `/proc:` line (`running`: the context's directory).
+fn proc_text(running: Option<&Path>) -> String {
+    proc_source(running).map_or_else(String::new, |p| p.describe(native::available()))
 }
 
 /// Whether the guest has (or, not running, will have) its own user
@@ -1051,7 +1086,9 @@ fn userns_text(cfg: &Config, own: Option<(u32, u32)>) -> String {
 /// limit next to its use (bytes, µs; null where none): `memory` {used,
 /// limit, oom_kills}, `swap_limit`, `cpu` {used_usec, limit_cpus, weight,
 /// cpus}, `disk` {used, limit, inodes, inode_limit}, `cgroup` {file:
-/// value}. A running server's limits are those in force.
+/// value}, and `proc`: where its /proc/meminfo and the others come from
+/// ([`crate::kernel::lxcfs::Proc::json_name`]; null: unknown). A running
+/// server's limits are those in force.
 pub fn status_json(g: &Guest) -> Result<(bool, String)> {
     use crate::json;
     let cfg = g.config()?;
@@ -1110,6 +1147,10 @@ pub fn status_json(g: &Guest) -> Result<(bool, String)> {
             ]),
         ),
         ("cgroup", json::object(&other)),
+        (
+            "proc",
+            proc_source(running.as_ref().map(|(_, d)| d.as_path())).map_or_else(|| "null".to_owned(), |p| json::str(p.json_name())),
+        ),
     ]);
     Ok((running.is_some(), format!("{text}\n")))
 }
@@ -1170,7 +1211,7 @@ mod tests {
     fn a_guests_new_context_is_planned_from_its_configuration() {
         let g = guest();
         let cfg = crate::guest::config::parse(Path::new("web.conf"), "S_FLAGS=lock\nS_HOSTNAME=www\nULIMIT=\"-H -n 512\"\n").unwrap();
-        let plan = new_context_plan(&g, &cfg, &[], None);
+        let plan = new_context_plan(&g, &cfg, &[], None, None);
         let c = plan.confinement.as_ref().expect("confined");
         assert!(c.policy.lock && !c.policy.spectator && !c.policy.no_reboot);
         let ceiling = c.ceiling.apply_to(u64::MAX);
@@ -1184,7 +1225,7 @@ mod tests {
         assert!(plan.seal.is_none());
         // Without S_HOSTNAME the guest's name.
         let cfg = crate::guest::config::parse(Path::new("web.conf"), "S_CAPS=CAP_SYS_BOOT\n").unwrap();
-        let plan = new_context_plan(&g, &cfg, &[], None);
+        let plan = new_context_plan(&g, &cfg, &[], None, None);
         assert_eq!(plan.hostname.as_deref(), Some("web"));
         let c = plan.confinement.as_ref().unwrap();
         assert!(!c.policy.lock);

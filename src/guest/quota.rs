@@ -277,7 +277,13 @@ pub fn usage(root: &Path) -> Option<DiskUse> {
     let t = fs_type(&dir).ok()?;
     if t == EXT4_SUPER_MAGIC || t == XFS_SUPER_MAGIC {
         let id = sys::fs_getxattr(&dir).ok()?.projid;
-        let q = sys::project_quota(&dir, id).ok().filter(|_| id != 0)?;
+        // A directory below the server's root inherits its project: only
+        // the root, whose parent's project differs, counts as the server.
+        let parent = File::open(root.join("..")).ok()?;
+        if id == 0 || sys::fs_getxattr(&parent).ok()?.projid == id {
+            return None;
+        }
+        let q = sys::project_quota(&dir, id).ok()?;
         let limit = |n: u64| (n != 0).then_some(n);
         return Some(DiskUse {
             bytes: q.curspace,

@@ -23,6 +23,8 @@ pub const CONTROLLERS: [&str; 5] = ["cpu", "pids", "memory", "cpuset", "hugetlb"
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mount {
+    /// The file system's device, `MAJOR:MINOR`.
+    pub dev: String,
     /// The mount's root inside its filesystem, as mountinfo shows it.
     pub root: String,
     pub point: PathBuf,
@@ -36,7 +38,8 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        // At most \377: a byte.
+        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1] <= b'3' && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -55,6 +58,7 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
             let l: Vec<&str> = left.split(' ').collect();
             let r: Vec<&str> = right.split(' ').collect();
             Some(Mount {
+                dev: (*l.get(2)?).to_owned(),
                 root: unescape(l.get(3)?),
                 point: PathBuf::from(unescape(l.get(4)?)),
                 fstype: (*r.first()?).to_owned(),

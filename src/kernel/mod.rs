@@ -6,6 +6,7 @@ pub mod bpf;
 pub mod caps;
 pub mod cgroup;
 pub mod devices;
+pub mod lxcfs;
 pub mod native;
 pub mod netlock;
 pub mod ns;

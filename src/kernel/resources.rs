@@ -469,6 +469,19 @@ fn keyed(p: &Path, key: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// The memory limit in force for the context at v2 directory `dir`, in
+/// bytes (either layout); None when it has none.
+pub fn memory_limit(layout: &Layout, dir: &Path) -> Option<u64> {
+    if layout.v2_has("memory") {
+        // "max" does not parse: no limit.
+        read_u64(&dir.join("memory.max"))
+    } else {
+        // v1 says "no limit" with a huge page-aligned number.
+        let d = layout.v1_dir("memory", dir)?;
+        read_u64(&d.join("memory.limit_in_bytes")).filter(|&n| n < 1 << 62)
+    }
+}
+
 /// The use of the context at v2 directory `dir`.
 pub fn usage(layout: &Layout, dir: &Path) -> Usage {
     let at = |controller: &str| -> Option<PathBuf> {
@@ -482,14 +495,12 @@ pub fn usage(layout: &Layout, dir: &Path) -> Usage {
     if let Some(d) = at("memory") {
         if layout.v2_has("memory") {
             u.memory = read_u64(&d.join("memory.current"));
-            u.memory_limit = read_u64(&d.join("memory.max"));
             u.oom_kills = keyed(&d.join("memory.events"), "oom_kill");
         } else {
             u.memory = read_u64(&d.join("memory.usage_in_bytes"));
-            // v1 says "no limit" with a huge page-aligned number.
-            u.memory_limit = read_u64(&d.join("memory.limit_in_bytes")).filter(|&n| n < 1 << 62);
             u.oom_kills = keyed(&d.join("memory.oom_control"), "oom_kill");
         }
+        u.memory_limit = memory_limit(layout, dir);
     }
     // Every v2 group counts its CPU time, with or without the controller.
     u.cpu_usec = keyed(&dir.join("cpu.stat"), "usage_usec");

@@ -40,6 +40,9 @@ struct MountAttr {
 }
 
 pub const MOUNT_ATTR_RDONLY: u64 = 1;
+pub const MOUNT_ATTR_NOSUID: u64 = 2;
+pub const MOUNT_ATTR_NODEV: u64 = 4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 8;
 
 /// mount_setattr(2) on `path` and, with `recursive`, every mount below it:
 /// one system call for a whole tree of mounts.
@@ -83,42 +86,68 @@ const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 /// dropped unattached, it is unmounted. EINVAL when a file system of the
 /// tree takes no idmapped mounts.
 pub fn idmapped_clone(dir: &impl AsRawFd, userns: &impl AsRawFd) -> Result<OwnedFd, Errno> {
-    let empty = c"";
-    // SAFETY: `empty` is NUL-terminated; dir is a descriptor of ours.
+    let tree = open_tree_clone(
+        dir.as_raw_fd(),
+        c"",
+        libc::AT_RECURSIVE as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
+    )?;
+    set_on_tree(&tree, true, MOUNT_ATTR_IDMAP, userns.as_raw_fd() as u64)?;
+    Ok(tree)
+}
+
+/// A detached copy of the mount of the file or directory `fd` is (an
+/// O_PATH descriptor will do) alone, bound as `mount --bind` binds it,
+/// private, with the mount attributes `set` (MOUNT_ATTR_*). Attach it with
+/// [`move_mount_onto`]; dropped unattached, it is unmounted.
+pub fn clone_mount(fd: &impl AsRawFd, set: u64) -> Result<OwnedFd, Errno> {
+    let tree = open_tree_clone(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH as libc::c_uint)?;
+    set_on_tree(&tree, false, set, 0)?;
+    Ok(tree)
+}
+
+/// open_tree(2) with OPEN_TREE_CLONE and `flags`, close-on-exec.
+fn open_tree_clone(dir: libc::c_int, path: &std::ffi::CStr, flags: libc::c_uint) -> Result<OwnedFd, Errno> {
+    // SAFETY: path is NUL-terminated; dir is a descriptor of ours.
     let tree = check(unsafe {
         libc::syscall(
             libc::SYS_open_tree,
-            dir.as_raw_fd(),
-            empty.as_ptr(),
-            OPEN_TREE_CLONE | libc::AT_RECURSIVE as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint | libc::O_CLOEXEC as libc::c_uint,
+            dir,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | flags | libc::O_CLOEXEC as libc::c_uint,
         )
     })?;
     // SAFETY: open_tree returned a new descriptor, which is ours alone.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
-    // Private too: a copy of a shared mount (systemd makes / shared) stays
-    // in the host's peer group, and pivot_root refuses a shared root.
+    Ok(unsafe { OwnedFd::from_raw_fd(tree as i32) })
+}
+
+/// mount_setattr(2) on a detached tree: attributes `set`, and private
+/// too — a copy of a shared mount (systemd makes / shared) stays in the
+/// host's peer group, and pivot_root refuses a shared root.
+fn set_on_tree(tree: &OwnedFd, recursive: bool, set: u64, userns_fd: u64) -> Result<(), Errno> {
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
+        attr_set: set,
         attr_clr: 0,
         propagation: libc::MS_PRIVATE,
-        userns_fd: userns.as_raw_fd() as u64,
+        userns_fd,
     };
-    // SAFETY: `empty` is NUL-terminated; attr is a valid mount_attr of the size passed.
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: "" is NUL-terminated; attr is a valid mount_attr of the size passed.
     check(unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            c"".as_ptr(),
+            flags,
             &attr,
             std::mem::size_of::<MountAttr>(),
         )
-    })?;
-    Ok(tree)
+    })
+    .map(drop)
 }
 
-/// Attaches the detached mount `tree` ([`idmapped_clone`]) on the
-/// directory `dir`, in this process's mount namespace (move_mount(2)).
+/// Attaches the detached mount `tree` ([`idmapped_clone`],
+/// [`clone_mount`]) on the directory or file `dir`, in this process's
+/// mount namespace (move_mount(2)).
 pub fn move_mount_onto(tree: &impl AsRawFd, dir: &impl AsRawFd) -> Result<(), Errno> {
     let empty = c"";
     // SAFETY: `empty` is NUL-terminated; both descriptors are ours.

@@ -472,6 +472,17 @@ impl Mounted {
         Mounted::on_loop(at, megabytes, &["mkfs.ext4", "-q", "-O", "quota,project"], &["-o", "prjquota"])
     }
 
+    /// An xfs mounted with project quotas: None (what is made undone)
+    /// when this kernel cannot mount one (no XFS_QUOTA). xfs needs 300 MB
+    /// at least; the image is sparse.
+    pub fn xfs_with_project_quota(at: &Path, megabytes: u64) -> Option<Mounted> {
+        Mounted::on_loop(at, megabytes.max(300), &["mkfs.xfs", "-q", "-f"], &["-o", "prjquota"])
+    }
+
+    pub fn xfs(at: &Path, megabytes: u64) -> Mounted {
+        Mounted::on_loop(at, megabytes.max(300), &["mkfs.xfs", "-q", "-f"], &[]).expect("an xfs on a loop device")
+    }
+
     pub fn ext4(at: &Path, megabytes: u64) -> Mounted {
         Mounted::on_loop(at, megabytes, &["mkfs.ext4", "-q"], &[]).expect("an ext4 on a loop device")
     }
@@ -496,7 +507,7 @@ impl Mounted {
             .args(&mkfs[1..])
             .arg(&dev)
             .output()
-            .unwrap_or_else(|e| panic!("{} (btrfs-progs, e2fsprogs) installed: {e}", mkfs[0]));
+            .unwrap_or_else(|e| panic!("{} (btrfs-progs, e2fsprogs, xfsprogs) installed: {e}", mkfs[0]));
         assert!(made.status.success(), "{mkfs:?}: {made:?}");
         let st = Command::new("mount")
             .args(options)
