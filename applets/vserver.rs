@@ -119,7 +119,7 @@ fn run(args: Args, name: &str) -> Result<i32> {
         }
         "running" => {
             no_args("running")?;
-            let (running, _) = lifecycle::status(&Guest::existing(&args.name)?)?;
+            let running = lifecycle::is_running(&Guest::existing(&args.name)?)?;
             println!("Server {} is {}", args.name, if running { "running" } else { "not running" });
             Ok(if running { 0 } else { 1 })
         }
@@ -150,7 +150,9 @@ fn run(args: Args, name: &str) -> Result<i32> {
             let what: Vec<String> = changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let how = match (done.applied, done.saved) {
                 (true, true) => "now and in its configuration",
-                (true, false) => "until it stops (add --save to keep it)",
+                // A disk limit is the file system's: it stays after a stop,
+                // until the next start sets the configured one.
+                (true, false) => "until its next start (add --save to keep it)",
                 _ => "in its configuration, for its next start",
             };
             println!("Server {}: {} {how}", g.name, what.join(" "));

@@ -113,19 +113,23 @@ fn vserver_set_raises_a_running_guests_memory_limit_and_saves_it_with_its_commen
     assert!(!g.run(&["exec", "probe", "alloc", "64"]).stdout.starts_with("OK"));
     let out = g.run(&["set", "MEM_LIMIT=256M"]);
     out.ok();
-    assert!(out.stdout.contains("until it stops"), "{out:?}");
+    assert!(out.stdout.contains("until its next start"), "{out:?}");
     g.run(&["exec", "probe", "alloc", "64"]).ok();
     assert!(g.run(&["status"]).stdout.contains("limit 256M"));
     // A later change of the same controller keeps the earlier, unsaved one.
     g.run(&["set", "SWAP_LIMIT=0"]).ok();
     assert!(g.run(&["status"]).stdout.contains("limit 256M"));
     g.run(&["exec", "probe", "alloc", "64"]).ok();
+    // Other cgroup files set live show in status too.
+    g.run(&["set", "CGROUP=pids.max=50"]).ok();
+    let st = g.run(&["status"]);
+    assert!(st.stdout.contains("cgroup: pids.max=50\n"), "{st:?}");
     // The file is unchanged without --save, and keeps its comments with it.
     assert!(std::fs::read_to_string(g.conf_path()).unwrap().contains("MEM_LIMIT=32M # for now"));
     g.run(&["set", "--save", "MEM_LIMIT=128M", "CPU_WEIGHT=200"]).ok();
     assert_eq!(
         std::fs::read_to_string(g.conf_path()).unwrap(),
-        "# a small server\nMEM_LIMIT=128M\nSWAP_LIMIT=0\nCPU_WEIGHT=200\n"
+        "# a small server\nMEM_LIMIT=128M # for now\nSWAP_LIMIT=0\nCPU_WEIGHT=200\n"
     );
     let st = g.run(&["status"]);
     assert!(st.stdout.contains("limit 128M") && st.stdout.contains("weight 200"), "{st:?}");
@@ -158,7 +162,28 @@ fn vserver_set_raises_a_running_guests_memory_limit_and_saves_it_with_its_commen
         assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
     }
     assert!(g.run(&["status"]).stdout.contains("limit 128M"));
-    assert!(std::fs::read_to_string(g.conf_path()).unwrap().contains("MEM_LIMIT=128M\n"));
+    assert!(std::fs::read_to_string(g.conf_path())
+        .unwrap()
+        .contains("MEM_LIMIT=128M # for now\n"));
+    // A --save whose file cannot be written changes nothing live either.
+    let ro = env.dir.path().join("ro");
+    let ro_fs = Mounted::tmpfs(&ro);
+    let conf = g.conf_path();
+    std::fs::copy(&conf, ro.join("memset.conf")).unwrap();
+    std::fs::remove_file(&conf).unwrap();
+    std::os::unix::fs::symlink(ro.join("memset.conf"), &conf).unwrap();
+    let remount = std::process::Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&ro)
+        .status()
+        .unwrap();
+    assert!(remount.success());
+    let out = g.run(&["set", "--save", "MEM_LIMIT=200M"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(g.run(&["status"]).stdout.contains("limit 128M"), "the live change was kept");
+    std::fs::remove_file(&conf).unwrap();
+    std::fs::copy(ro.join("memset.conf"), &conf).unwrap();
+    drop(ro_fs);
     // A stopped server can only be saved to.
     g.run(&["stop"]).ok();
     let out = g.run(&["set", "MEM_LIMIT=1G"]);
@@ -187,8 +212,13 @@ fn cpu_limit_holds_a_busy_loop_to_its_share() {
     let got = spin(&g, "3");
     assert!((1.2..=1.8).contains(&got), "0.5 CPUs for 3 s gave {got} CPU-seconds");
     assert!(g.run(&["status"]).stdout.contains("at most 0.5 CPUs"));
-    // A change with a bad part changes nothing: the limit stays.
+    // A change with a bad part changes nothing: the limit stays. A CPU
+    // the machine lacks is found before anything is written; a value the
+    // kernel refuses (pids.max takes a number) after the CPU limit was.
     let out = g.run(&["set", "CPU_LIMIT=0.2", "CPUSET=4000"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("this machine has no CPU 4000"), "{out:?}");
+    let out = g.run(&["set", "CPU_LIMIT=0.2", "CGROUP=pids.max=many"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(g.run(&["status"]).stdout.contains("at most 0.5 CPUs"));
     // Lifted live: the same loop gets a whole CPU (or close).
@@ -286,21 +316,51 @@ fn malformed_limits_stop_the_start_and_change_nothing() {
         ("CPUSET=9-3\n", "CPUSET"),
         ("CPU_WEIGHT=0\n", "CPU_WEIGHT"),
         ("CGROUP=\"pids.max=5 memory.nonsense=1\"\n", "CGROUP"),
+        ("MEM_LIMIT=512K\n", "MEM_LIMIT"),
+        ("CPU_WEIGHT=+5\n", "CPU_WEIGHT"),
+        ("CGROUP=\"pids.max=5 pids.max=6\"\n", "CGROUP"),
+        ("MEM_LIMIT=1G\nCGROUP=memory.max=2G\n", "CGROUP"),
+        ("S_CAPS=CAP_SYS_ADMIN\nCPU_LIMIT=0.5\n", ""),
     ] {
         g.conf(conf);
         let out = g.run(&["start"]);
         assert_ne!(out.code, 0, "{conf}: {out:?}");
-        let line = conf.lines().position(|l| l.starts_with(key)).unwrap() + 1;
-        let at = format!("{}:{line}: {key}", g.conf_path().display());
+        let at = match key {
+            // Found from the file as a whole: no line.
+            "" => format!("{}: ", g.conf_path().display()),
+            _ => {
+                let line = conf.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+                format!("{}:{line}: {key}", g.conf_path().display())
+            }
+        };
         assert!(out.stderr.contains(&at), "{conf}: {out:?}");
         assert!(g.context_dir().is_none(), "{conf}: a context was left");
     }
-    // A CPU this machine does not have: refused at start, nothing left.
-    g.conf("CPUSET=4000\n");
-    let out = g.run(&["start"]);
-    assert_ne!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains("cpuset.cpus"), "{out:?}");
-    assert!(g.context_dir().is_none());
+    // A CPU this machine does not have, and where memory is on cgroup v1
+    // a swap limit without a memory limit: refused at start, nothing left.
+    let mut cases = vec![("CPUSET=4000\n", "CPUSET: this machine has no CPU 4000 (it has 0")];
+    if std::path::Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
+        cases.push(("SWAP_LIMIT=100M\n", "SWAP_LIMIT needs MEM_LIMIT"));
+    }
+    for (conf, why) in cases {
+        g.conf(conf);
+        let out = g.run(&["start"]);
+        assert_ne!(out.code, 0, "{out:?}");
+        assert!(out.stderr.contains(&format!("{}: {why}", g.conf_path().display())), "{out:?}");
+        assert!(g.context_dir().is_none());
+    }
+    // Running: a slip in its configuration does not make it look stopped.
+    g.conf("MEM_LIMIT=64M\n");
+    g.run(&["start"]).ok();
+    g.conf("MEM_LIMIT=lots\n");
+    assert_eq!(g.run(&["running"]).code, 0);
+    let st = g.run(&["status"]);
+    assert_eq!(st.code, 0, "{st:?}");
+    assert!(st.stdout.starts_with(&format!("Server {} is running\n", g.name)), "{st:?}");
+    assert!(st.stdout.contains("configuration: ") && st.stdout.contains("MEM_LIMIT"), "{st:?}");
+    assert!(g.run(&["status", "--json"]).stdout.contains("\"config_error\":"));
+    g.conf("MEM_LIMIT=64M\n");
+    g.run(&["stop"]).ok();
 }
 
 /// The attempt: 40 MiB in a server allowed 20 MiB more than its tree
@@ -386,6 +446,12 @@ fn a_disk_limit_on_btrfs_stops_writes_near_it_and_deleting_frees_the_space() {
     // Raised live, with --save.
     g.run(&["set", "--save", &format!("DISK_LIMIT={}M", base + 100)]).ok();
     g.run(&["exec", "probe", "fill", "/more", "30"]).ok();
+    // Lowered below what it uses, then raised again: a server over its
+    // limit can still have it changed (and be started).
+    g.run(&["set", "DISK_LIMIT=1M"]).ok();
+    g.run(&["set", &format!("DISK_LIMIT={}M", base + 100)]).ok();
+    g.run(&["set", "DISK_LIMIT=1M"]).ok();
+    g.run(&["restart"]).ok();
     // btrfs has no inode limits: a clear error, nothing started.
     g.run(&["stop"]).ok();
     g.conf("DISK_INODES=1000\n");

@@ -135,6 +135,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
             ),
         ));
     }
+    // With the host's CAP_SYS_ADMIN its root could mount its cgroups (or
+    // remount them writable) and lift every limit set there.
+    if !cfg.resources.is_empty() && cfg.caps & crate::kernel::caps::bit(crate::kernel::caps::SYS_ADMIN) != 0 {
+        return Err(Error::failed(
+            path.display(),
+            "MEM_LIMIT, SWAP_LIMIT, CPU_WEIGHT, CPU_LIMIT, CPUSET and CGROUP cannot hold a server whose S_CAPS grants CAP_SYS_ADMIN: its root could mount its cgroups and lift them",
+        ));
+    }
     Ok(cfg)
 }
 
@@ -160,6 +168,19 @@ fn split_line(line: &str) -> std::result::Result<Option<(String, String)>, Strin
         ));
     }
     Ok(Some((key.to_owned(), value)))
+}
+
+/// The trailing `# comment` of an assignment line, if it has one.
+pub fn trailing_comment(line: &str) -> Option<&str> {
+    let t = line.trim_start();
+    let t = t.strip_prefix("export ").map(str::trim_start).unwrap_or(t);
+    if t.starts_with('#') {
+        return None;
+    }
+    let (_, rest) = t.split_once('=')?;
+    let (_, tail) = unquote(rest).ok()?;
+    let tail = tail.trim_start();
+    tail.starts_with('#').then_some(tail)
 }
 
 /// Splits a shell word off `s`: the value and what follows it.
@@ -478,7 +499,7 @@ pub fn template(name: &str) -> String {
          #CPU_LIMIT=\n\
          # Only these CPUs: CPUSET=0-1\n\
          #CPUSET=\n\
-         # Any other cgroup v2 limit: CGROUP=\"memory.high=900M pids.max=500\"\n\
+         # Any other cgroup v2 limit: CGROUP=\"pids.max=500 hugetlb.2MB.max=0\"\n\
          #CGROUP=\n\
          # Disk space of its tree (a btrfs qgroup or an ext4/xfs project quota): DISK_LIMIT=10G\n\
          #DISK_LIMIT=\n\

@@ -438,6 +438,11 @@ pub fn init_pid(dir: &Path) -> Option<u32> {
 /// ceiling allows: see userns.rs). The directories are removed when the
 /// returned value is dropped, unless it is forgotten.
 fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> Result<(u32, Owned, Option<launch::OwnUserns>)> {
+    // What this machine's cgroups cannot do is the configuration's error,
+    // found before anything is made.
+    cfg.resources
+        .check(&reg.layout)
+        .map_err(|why| Error::failed(g.conf.display(), why))?;
     let base = reg.layout.base();
     // A restarted guest keeps its dynamic id while nobody has taken it.
     let (xid, dir) = match (cfg.context, again) {
@@ -964,9 +969,47 @@ fn join<'a>(
     }
 }
 
+/// Whether the server runs (`vserver NAME running`): its configuration
+/// is not read, so a slip made in it while the server runs does not
+/// make it look stopped.
+pub fn is_running(g: &Guest) -> Result<bool> {
+    Ok(g.running(&Registry::open()?).is_some())
+}
+
+/// `status` of a running server whose configuration does not parse: what
+/// is known without it, and the error (a stopped one's is the error).
+fn status_unconfigured(g: &Guest, err: Error, json: bool) -> Result<(bool, String)> {
+    let reg = Registry::open()?;
+    let Some((xid, dir)) = g.running(&reg) else { return Err(err) };
+    let procs = count_procs(&dir);
+    let err = err.to_string();
+    Ok((
+        true,
+        if json {
+            use crate::json;
+            let text = json::object(&[
+                ("name", json::str(&g.name)),
+                ("running", "true".to_owned()),
+                ("context", xid.to_string()),
+                ("processes", procs.to_string()),
+                ("config_error", json::str(&err)),
+            ]);
+            format!("{text}\n")
+        } else {
+            format!(
+                "Server {} is running\ncontext: {xid}\nprocesses: {procs}\nconfiguration: {err} (start, exec and set read it: fix it)\n",
+                g.name
+            )
+        },
+    ))
+}
+
 /// One line per fact, for `vserver NAME status`.
 pub fn status(g: &Guest) -> Result<(bool, String)> {
-    let cfg = g.config()?;
+    let cfg = match g.config() {
+        Ok(c) => c,
+        Err(e) => return status_unconfigured(g, e, false),
+    };
     let reg = Registry::open()?;
     let addrs = cfg.addresses()?;
     let addrs = if addrs.is_empty() {
@@ -1091,7 +1134,10 @@ fn userns_text(cfg: &Config, own: Option<(u32, u32)>) -> String {
 /// server's limits are those in force.
 pub fn status_json(g: &Guest) -> Result<(bool, String)> {
     use crate::json;
-    let cfg = g.config()?;
+    let cfg = match g.config() {
+        Ok(c) => c,
+        Err(e) => return status_unconfigured(g, e, true),
+    };
     let reg = Registry::open()?;
     cfg.addresses()?;
     let addr_list: Vec<String> = cfg.iproot.iter().map(|ip| json::str(&ip.addr.to_string())).collect();

@@ -117,7 +117,12 @@ pub fn apply(name: &str, root: &Path, limit: &DiskLimit) -> Result<()> {
         } else if !quota_enabled(&dir) {
             return Ok(());
         }
-        return sys::btrfs_qgroup_limit(&dir, id, limit.space).ctx(|| format!("set the limit of qgroup 0/{id} ({})", root.display()));
+        // Through the parent's subvolume: the ioctl's transaction reserves
+        // space in the subvolume its descriptor is on, which in a server
+        // over its limit fails with EDQUOT — and the limit could then be
+        // neither raised nor lifted.
+        let parent = File::open(root.join("..")).ctx(|| format!("open the parent of {}", root.display()))?;
+        return sys::btrfs_qgroup_limit(&parent, id, limit.space).ctx(|| format!("set the limit of qgroup 0/{id} ({})", root.display()));
     }
     let t = fs_type(&dir)?;
     if t == EXT4_SUPER_MAGIC || t == XFS_SUPER_MAGIC {

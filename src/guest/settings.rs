@@ -36,6 +36,9 @@ pub fn parse_assignments(args: &[String]) -> Result<Vec<(String, String)>> {
             )));
         }
         config::check_value(k, v).map_err(Error::usage)?;
+        if out.iter().any(|(seen, _)| seen == k) {
+            return Err(Error::usage(format!("{k} is given twice")));
+        }
         out.push((k.to_owned(), v.to_owned()));
     }
     Ok(out)
@@ -62,6 +65,7 @@ pub fn set(g: &Guest, changes: &[(String, String)], save: bool) -> Result<Outcom
             "it is not running (add --save to change its configuration)",
         ));
     }
+    let mut undo = Vec::new();
     if let Some((_, dir)) = &running {
         // What is in force now (an earlier unsaved `set` included), with
         // the changes on top; a lifted CPUSET is every CPU of the parent.
@@ -84,15 +88,33 @@ pub fn set(g: &Guest, changes: &[(String, String)], save: bool) -> Result<Outcom
                 }
             }
         }
+        live.check(&reg.layout).map_err(Error::usage)?;
         if !touched.is_empty() {
-            apply_live(&reg, dir, &live, &touched)?;
+            undo = apply_live(&reg, dir, &live, &touched)?;
         }
     }
-    if changes.iter().any(|(k, _)| k.starts_with("DISK_")) {
-        crate::guest::quota::apply(&g.name, &g.root, &merged.disk)?;
-    }
-    if save {
-        write_atomically(&g.conf, &new_text)?;
+    // All or nothing here too: should the disk limit or the file fail,
+    // what was changed live is put back.
+    let disk = changes.iter().any(|(k, _)| k.starts_with("DISK_"));
+    let disk_before = crate::guest::quota::usage(&g.root).map(|u| crate::guest::quota::DiskLimit {
+        space: u.limit,
+        inodes: u.inode_limit,
+    });
+    let rest = (|| {
+        if disk {
+            crate::guest::quota::apply(&g.name, &g.root, &merged.disk)?;
+        }
+        if save {
+            write_atomically(&g.conf, &new_text)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = rest {
+        resources::restore(&undo);
+        if let (true, Some(before)) = (disk, disk_before) {
+            let _ = crate::guest::quota::apply(&g.name, &g.root, &before);
+        }
+        return Err(e);
     }
     Ok(Outcome {
         applied: running.is_some(),
@@ -104,7 +126,8 @@ pub fn set(g: &Guest, changes: &[(String, String)], save: bool) -> Result<Outcom
 /// settings in force with the changes, `all` (v1's memory and swap go together), into the
 /// running context at `dir`. A v1 directory made now takes the context's
 /// processes (those joining later find it as every v1 directory).
-fn apply_live(reg: &Registry, dir: &Path, all: &Resources, touched: &Resources) -> Result<()> {
+/// Returns what was there before, for [`resources::restore`].
+fn apply_live(reg: &Registry, dir: &Path, all: &Resources, touched: &Resources) -> Result<Vec<(std::path::PathBuf, String)>> {
     let wanted = touched.controllers();
     let mut res = Resources::default();
     for (f, v) in all.files.iter().filter(|(f, _)| wanted.contains(&resources::controller_of(f))) {
@@ -139,7 +162,7 @@ fn apply_live(reg: &Registry, dir: &Path, all: &Resources, touched: &Resources) 
             }
         }
     }
-    Ok(())
+    Ok(before)
 }
 
 fn collect_procs(dir: &Path, out: &mut Vec<u32>) {
@@ -152,9 +175,11 @@ fn collect_procs(dir: &Path, out: &mut Vec<u32>) {
 }
 
 /// `text` with each of `changes` set: a key's last assignment line is
-/// replaced, or the key appended; every other line — comments included —
-/// stays as it is. CGROUP merges: files it names again get the new
-/// value, the others stay.
+/// replaced (its trailing comment kept), or the key added after its
+/// commented-out example (`#KEY=…`, as `vserver build` writes them) or at
+/// the end; every other line — comments included — stays as it is.
+/// CGROUP merges: files it names again get the new value, the others
+/// stay.
 pub fn edit(text: &str, changes: &[(String, String)]) -> String {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     for (k, v) in changes {
@@ -165,13 +190,29 @@ pub fn edit(text: &str, changes: &[(String, String)]) -> String {
         };
         let line = format!("{k}={}", quote(&value));
         match at {
-            Some(i) => lines[i] = line,
-            None => lines.push(line),
+            Some(i) => {
+                lines[i] = match config::trailing_comment(&lines[i]) {
+                    Some(c) => format!("{line} {c}"),
+                    None => line,
+                }
+            }
+            None => match lines.iter().rposition(|l| is_example_of(l, k)) {
+                Some(i) => lines.insert(i + 1, line),
+                None => lines.push(line),
+            },
         }
     }
     let mut out = lines.join("\n");
     out.push('\n');
     out
+}
+
+/// Whether `line` is a commented-out assignment of `key` (`#KEY=…`).
+fn is_example_of(line: &str, key: &str) -> bool {
+    line.trim_start()
+        .strip_prefix('#')
+        .and_then(|t| t.trim_start().strip_prefix(key))
+        .is_some_and(|t| t.starts_with('='))
 }
 
 /// The key a configuration line assigns, if it is an assignment.
@@ -257,7 +298,11 @@ mod tests {
     fn edit_replaces_the_last_assignment_and_keeps_comments() {
         let text = "# limits\nMEM_LIMIT=32M # small\nS_NICE=5\n# MEM_LIMIT=1G\n";
         let out = edit(text, &[("MEM_LIMIT".into(), "64M".into()), ("CPU_LIMIT".into(), "0.5".into())]);
-        assert_eq!(out, "# limits\nMEM_LIMIT=64M\nS_NICE=5\n# MEM_LIMIT=1G\nCPU_LIMIT=0.5\n");
+        assert_eq!(out, "# limits\nMEM_LIMIT=64M # small\nS_NICE=5\n# MEM_LIMIT=1G\nCPU_LIMIT=0.5\n");
+        // A new key goes after its commented-out example.
+        let text = "#CPU_LIMIT=2\n#CPUSET=0-1\nS_NICE=5\n";
+        let out = edit(text, &[("CPUSET".into(), "0".into()), ("MEM_LIMIT".into(), "1G".into())]);
+        assert_eq!(out, "#CPU_LIMIT=2\n#CPUSET=0-1\nCPUSET=0\nS_NICE=5\nMEM_LIMIT=1G\n");
         let out = edit(
             "CGROUP=\"pids.max=50 memory.high=1G\"\n",
             &[("CGROUP".into(), "pids.max=80".into())],
@@ -277,6 +322,8 @@ mod tests {
     fn assignments_are_checked() {
         let ok = parse_assignments(&["MEM_LIMIT=64M".into(), "CPUSET=0".into()]).unwrap();
         assert_eq!(ok.len(), 2);
+        // The same key twice is a slip.
+        assert!(parse_assignments(&["MEM_LIMIT=1G".into(), "MEM_LIMIT=2G".into()]).is_err());
         for bad in [
             "MEM_LIMIT=lots",
             "CPU_LIMIT=-1",

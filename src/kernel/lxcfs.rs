@@ -4,8 +4,9 @@
 //! /proc files of that name are bound from it, as LXC's hook does
 //! (share/lxc/config/common.conf.d/00-lxcfs.conf), so procps `free` and
 //! `top` tell the guest's truth; busybox's tools use sysinfo(2), which
-//! the supervisor answers (kernel/sysinfo.rs). Without it /proc is the
-//! host's, and `vserver NAME status` says so.
+//! the supervisor answers (kernel/sysinfo.rs), and busybox's `free` reads
+//! /proc/meminfo's cache figures too. Without it /proc is the host's, and
+//! `vserver NAME status` says so.
 //!
 //! Only root's lxcfs is trusted: any user may mount a FUSE file system of
 //! subtype lxcfs, and its files would be what every guest reads. Its
@@ -168,12 +169,14 @@ impl Proc {
         }
     }
 
-    /// For `status --json`: "bound", "stale" or "host".
+    /// For `status --json`: "bound", "stale", "host", "host, lxcfs since"
+    /// or "lxcfs when running".
     pub fn json_name(&self) -> &'static str {
         match self {
             Proc::Bound(_) => "bound",
             Proc::Stale(_) => "stale",
-            Proc::Host { .. } | Proc::WhenRunning { lxcfs: false } => "host",
+            Proc::Host { now: true } => "host, lxcfs since",
+            Proc::Host { now: false } | Proc::WhenRunning { lxcfs: false } => "host",
             Proc::WhenRunning { lxcfs: true } => "lxcfs when running",
         }
     }
@@ -187,7 +190,9 @@ impl Proc {
         } else {
             "no lxcfs runs on the host"
         };
-        let host = format!("the host's ({why}; busybox's free, uptime and nproc show the server's own all the same)");
+        let host = format!(
+            "the host's ({why}; sysinfo(2) answers the server's own memory, uptime and processes, but free's used and cache columns count the host's cache)"
+        );
         match self {
             Proc::Bound(f) => format!("/proc: {} from lxcfs\n", f.join(", ")),
             Proc::Stale(f) => format!(

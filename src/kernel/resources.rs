@@ -90,10 +90,19 @@ pub fn parse_size(v: &str) -> std::result::Result<Option<u64>, String> {
         b'T' => (&t[..t.len() - 1], 40),
         _ => (t, 0),
     };
+    let bad = || format!("'{t}' is not a size (a number of bytes, with K, M, G or T for KiB, MiB, GiB, TiB; or max)");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    // Beyond 1 EiB the kernel reads "no limit" (its page counters), so
+    // such a number would mean max without saying so.
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("'{t}' is not a size (a number of bytes, with K, M, G or T for KiB, MiB, GiB, TiB; or max)"))?;
-    n.checked_mul(1 << shift).map(Some).ok_or_else(|| format!("'{t}' is too large"))
+        .map_err(|_| format!("'{t}' is too large (at most 1048576T; max for none)"))?;
+    n.checked_mul(1 << shift)
+        .filter(|&n| n <= 1 << 60)
+        .map(Some)
+        .ok_or_else(|| format!("'{t}' is too large (at most 1048576T; max for none)"))
 }
 
 /// A size for people: 64M, 1.5G, 512K, 100.
@@ -119,6 +128,10 @@ fn parse_cpu_limit(v: &str) -> std::result::Result<String, String> {
         return Ok(format!("max {CPU_PERIOD_US}"));
     }
     let bad = || format!("CPU_LIMIT: '{t}' is not a number of CPUs (e.g. 0.5 or 2, at least 0.01)");
+    // Digits and one point: no sign, exponent, inf or nan.
+    if !t.bytes().all(|b| b.is_ascii_digit() || b == b'.') || t.matches('.').count() > 1 {
+        return Err(bad());
+    }
     let cores: f64 = t.parse().map_err(|_| bad())?;
     if !cores.is_finite() || !(0.01..=1024.0).contains(&cores) {
         return Err(bad());
@@ -166,6 +179,15 @@ pub fn weight_of_shares(shares: u64) -> u64 {
     ((shares * 100 + 512) / 1024).clamp(1, 10_000)
 }
 
+/// The cgroup files that keys of their own set (so not CGROUP=).
+const OWN_KEYS: [(&str, &str); 5] = [
+    ("memory.max", "MEM_LIMIT"),
+    ("memory.swap.max", "SWAP_LIMIT"),
+    ("cpu.max", "CPU_LIMIT"),
+    ("cpu.weight", "CPU_WEIGHT"),
+    ("cpuset.cpus", "CPUSET"),
+];
+
 impl Resources {
     /// Takes one configuration key (MEM_LIMIT, SWAP_LIMIT, CPU_WEIGHT,
     /// CPU_LIMIT, CPUSET, CGROUP); false when `key` is none of them. An
@@ -177,13 +199,22 @@ impl Resources {
                 .map_or("max".to_owned(), |n| n.to_string()))
         };
         match key {
-            "MEM_LIMIT" => self.put("memory.max", size(key)?),
+            "MEM_LIMIT" => {
+                let v = size(key)?;
+                if v.parse::<u64>().is_ok_and(|n| n < 1 << 20) {
+                    return Err(format!(
+                        "MEM_LIMIT: '{}' is too small (at least 1M; a server's init alone needs some)",
+                        v.trim()
+                    ));
+                }
+                self.put("memory.max", v)
+            }
             "SWAP_LIMIT" => self.put("memory.swap.max", size(key)?),
             "CPU_WEIGHT" => {
                 let w = match v.trim() {
                     "" => 100,
                     t => match t.parse::<u64>() {
-                        Ok(n) if (1..=10_000).contains(&n) => n,
+                        Ok(n) if (1..=10_000).contains(&n) && t.bytes().all(|b| b.is_ascii_digit()) => n,
                         _ => {
                             return Err(format!(
                                 "CPU_WEIGHT: '{t}' is not a weight from 1 to 10000 (100 is the default share)"
@@ -201,10 +232,18 @@ impl Resources {
                 t => self.put("cpuset.cpus", parse_cpu_list(t).map_err(|e| format!("CPUSET: {e}"))?),
             },
             "CGROUP" => {
+                let mut seen = Vec::new();
                 for w in v.split_whitespace() {
                     let Some((file, value)) = w.split_once('=') else {
                         return Err(format!("CGROUP: expected file=value, found '{w}'"));
                     };
+                    if let Some((_, key)) = OWN_KEYS.iter().find(|(f, _)| *f == file) {
+                        return Err(format!("CGROUP: {file} is set by {key}: use that"));
+                    }
+                    if seen.contains(&file) {
+                        return Err(format!("CGROUP: {file} is given twice"));
+                    }
+                    seen.push(file);
                     if !known_v2_file(file) {
                         return Err(format!(
                             "CGROUP: '{file}' is no cgroup v2 limit vsbox knows (e.g. memory.high, pids.max, io.weight; see vserver.conf(5))"
@@ -243,6 +282,25 @@ impl Resources {
         self.files.get("memory.max").and_then(|v| v.parse().ok())
     }
 
+    /// Whether these settings can be made on this machine, checked before
+    /// any cgroup is made: each controller's files on its layout (v1 has
+    /// no equivalent for some, and needs MEM_LIMIT for SWAP_LIMIT), and
+    /// CPUSET within the CPUs it has. Errors say which setting.
+    pub fn check(&self, layout: &Layout) -> std::result::Result<(), String> {
+        for c in self.controllers() {
+            if !layout.v2_has(c) && layout.v1_mount(c).is_some() {
+                self.v1_writes(c)?;
+            }
+        }
+        if let (Some(want), Some(online)) = (self.files.get("cpuset.cpus"), online_cpus()) {
+            if let Some(cpu) = cpus_of(want).unwrap_or_default().into_iter().find(|c| !online.contains(c)) {
+                let list = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+                return Err(format!("CPUSET: this machine has no CPU {cpu} (it has {})", list.trim()));
+            }
+        }
+        Ok(())
+    }
+
     /// What to write for `controller` where it is on cgroup v1: (file,
     /// value) in order, or why v1 cannot do it.
     pub fn v1_writes(&self, controller: &str) -> std::result::Result<Vec<(String, String)>, String> {
@@ -252,7 +310,7 @@ impl Resources {
             match file.as_str() {
                 "memory.max" => {}
                 "memory.swap.max" => {
-                    let Some(mem) = self.files.get("memory.max") else {
+                    let Some(mem) = self.files.get("memory.max").filter(|m| *m != "max" || value == "max") else {
                         return Err(
                             "SWAP_LIMIT needs MEM_LIMIT where memory is on cgroup v1, which limits memory and swap together".into(),
                         );
@@ -347,7 +405,10 @@ pub fn apply(layout: &Layout, dir: &Path, res: &Resources) -> Result<Vec<PathBuf
         Ok(())
     })();
     match done {
-        Ok(()) => Ok(v1),
+        Ok(()) => {
+            record_others(dir, res);
+            Ok(v1)
+        }
         Err(e) => {
             for d in made {
                 cgroup::try_remove(&d);
@@ -355,6 +416,32 @@ pub fn apply(layout: &Layout, dir: &Path, res: &Resources) -> Result<Vec<PathBuf
             Err(e)
         }
     }
+}
+
+/// Extended attribute of a context's v2 directory: the CGROUP= files set
+/// in it and their values (`file=value` words), which [`live`] cannot
+/// read back in v2's terms.
+const XATTR_CGROUP: &str = "trusted.vsbox.cgroup";
+
+/// Adds `res`'s CGROUP= files to those recorded on `dir` (best effort:
+/// what fails to be recorded is only not shown).
+fn record_others(dir: &Path, res: &Resources) {
+    let mut all = others_recorded(dir);
+    for (f, v) in res.files.iter().filter(|(f, _)| !READ_BACK.contains(&f.as_str())) {
+        all.insert(f.clone(), v.clone());
+    }
+    if !all.is_empty() {
+        let words: Vec<String> = all.iter().map(|(f, v)| format!("{f}={v}")).collect();
+        let _ = crate::sys::setxattr(dir, XATTR_CGROUP, words.join(" ").as_bytes());
+    }
+}
+
+fn others_recorded(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    let v = crate::sys::getxattr(dir, XATTR_CGROUP).ok().flatten().unwrap_or_default();
+    String::from_utf8_lossy(&v)
+        .split_whitespace()
+        .filter_map(|w| w.split_once('=').map(|(f, v)| (f.to_owned(), v.to_owned())))
+        .collect()
 }
 
 /// The current values of the files [`apply`] would write for `res` in the
@@ -420,7 +507,40 @@ fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
     // An empty value as a line: a write of no bytes reaches no cgroup file
     // (v2's cpuset.cpus takes "" as "the parent's").
     let text = if value.is_empty() { "\n" } else { value };
-    std::fs::write(&path, text).ctx(|| format!("set {file}={value} in {}", dir.display()))
+    match std::fs::write(&path, text) {
+        // v1 refuses a memory limit it cannot reclaim down to.
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) && file.starts_with("memory.") => {
+            let used = read_u64(&dir.join("memory.usage_in_bytes")).or_else(|| read_u64(&dir.join("memory.current")));
+            Err(Error::failed(
+                format!("set {file}={value} in {}", dir.display()),
+                format!(
+                    "below what the server uses now ({}), which could not be reclaimed",
+                    used.map_or_else(|| "?".to_owned(), show_size)
+                ),
+            ))
+        }
+        r => r.ctx(|| format!("set {file}={value} in {}", dir.display())),
+    }
+}
+
+/// The CPUs this machine has online (/sys/devices/system/cpu/online,
+/// a list such as `0-1`), as a list of numbers; None if unreadable.
+fn online_cpus() -> Option<Vec<u32>> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
+    cpus_of(text.trim())
+}
+
+/// The numbers of a CPU list (`0-1,3`); None if it is not one.
+fn cpus_of(list: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for p in list.split(',').filter(|p| !p.is_empty()) {
+        let (a, b): (u32, u32) = match p.split_once('-') {
+            Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
+            None => (p.parse().ok()?, p.parse().ok()?),
+        };
+        out.extend(a..=b.min(a.saturating_add(8192)));
+    }
+    Some(out)
 }
 
 /// A v1 cpuset directory takes processes only once its cpus and mems are
@@ -516,9 +636,12 @@ pub const READ_BACK: [&str; 5] = ["memory.max", "memory.swap.max", "cpu.max", "c
 
 /// The memory and CPU settings in force for the running context at v2
 /// directory `dir`, read back from its cgroups (either layout), in v2's
-/// terms; defaults (no limit, weight 100, every CPU) are left out.
+/// terms, and the CGROUP= files vsbox set there; defaults (no limit,
+/// weight 100, every CPU) are left out.
 pub fn live(layout: &Layout, dir: &Path) -> Resources {
-    let mut r = Resources::default();
+    let mut r = Resources {
+        files: others_recorded(dir),
+    };
     let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).ok().map(|s| s.trim().to_owned());
     // v1 says "no limit" with a huge page-aligned number.
     let v1_size = |v: Option<String>| v.and_then(|v| v.parse::<u64>().ok()).filter(|&n| n < 1 << 62);
@@ -633,12 +756,44 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(Some(4096)));
         assert_eq!(parse_size("max"), Ok(None));
         assert_eq!(parse_size(""), Ok(None));
-        for bad in ["lots", "-1", "1.5G", "M", "99999999999T"] {
+        for bad in ["lots", "-1", "1.5G", "M", "99999999999T", "+5M", "18446744073709551615", "9000000T"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
+        assert_eq!(parse_size("1048576T"), Ok(Some(1 << 60)));
         assert_eq!(show_size(64 << 20), "64M");
         assert_eq!(show_size(3 << 29), "1.5G");
         assert_eq!(show_size(100), "100");
+    }
+
+    #[test]
+    fn keys_refuse_what_would_be_misread() {
+        let mut r = Resources::default();
+        for (k, v) in [
+            ("MEM_LIMIT", "512K"),
+            ("MEM_LIMIT", "0"),
+            ("CPU_WEIGHT", "+5"),
+            ("CPU_LIMIT", "1e3"),
+            ("CPU_LIMIT", "inf"),
+            ("CPU_LIMIT", "+1"),
+            ("CGROUP", "pids.max=5 pids.max=6"),
+            ("CGROUP", "memory.max=1G"),
+            ("CGROUP", "cpuset.cpus=0"),
+        ] {
+            assert!(r.set_key(k, v).is_err(), "{k}={v}");
+        }
+        assert!(r.set_key("CPU_LIMIT", "1.5").is_ok() && r.set_key("MEM_LIMIT", "1M").is_ok());
+        // v1: SWAP_LIMIT with MEM_LIMIT lifted is refused, not dropped.
+        let mut r = Resources::default();
+        r.set_key("SWAP_LIMIT", "100M").unwrap();
+        r.set_key("MEM_LIMIT", "").unwrap();
+        assert!(r.v1_writes("memory").is_err());
+        r.set_key("SWAP_LIMIT", "").unwrap();
+        let none = |f: &str| (f.to_owned(), "-1".to_owned());
+        assert_eq!(
+            r.v1_writes("memory").unwrap(),
+            vec![none("memory.limit_in_bytes"), none("memory.memsw.limit_in_bytes")]
+        );
+        assert_eq!(cpus_of("0-2,5"), Some(vec![0, 1, 2, 5]));
     }
 
     #[test]
