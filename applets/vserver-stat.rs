@@ -34,12 +34,12 @@ fn main(name: &str, argv: &[&str]) -> i32 {
 fn run(args: Args, _name: &str) -> Result<i32> {
     let names = Names::load();
     proctable::see_every_context();
-    let stats = report::by_context(&proctable::scan(Want::default()));
+    let stats = report::by_context(&proctable::scan(Want::default(), &names));
     let hz = proctable::ticks();
     let now_ticks = proctable::uptime_ms() * hz / 1000;
     let ms = |ticks: u64| ticks * 1000 / hz;
     let limits = if args.memory_limit || args.json {
-        report::memory_limits()
+        report::memory_limits(&names)
     } else {
         Default::default()
     };

@@ -1,28 +1,103 @@
 /* The floor of a context launch (issue 12): new PID, mount, UTS and IPC
  * namespaces, a fork, a fresh /proc, exec /bin/true, wait. Nothing else:
- * no cgroup, no filter, no init of its own. Built static by startup.sh. */
+ * no cgroup, no filter, no init of its own. Built static by startup.sh.
+ *
+ * With options it adds, one by one, the least each of vsbox's features
+ * can cost, so that what vsbox spends beyond them is its own:
+ *   -c DIR  a cgroup of its own: mkdir DIR/N, clone3 into it, rmdir after
+ *           (DIR: a cgroup v2 directory);
+ *   -s N    a seccomp filter of N instructions (allowing everything; the
+ *           kernel converts, checks and compiles it as any other);
+ *   -i      an init: PID 1 of the new namespace forks the command and
+ *           waits for it, as vsbox's init does.
+ */
 #define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-int main(void)
+static int status_of(pid_t pid)
 {
-	if (unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC))
+	int st;
+	if (waitpid(pid, &st, 0) < 0)
 		return 125;
-	pid_t pid = fork();
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int main(int argc, char **argv)
+{
+	const char *cgroup = NULL;
+	int filter_len = 0, init = 0, opt;
+	while ((opt = getopt(argc, argv, "c:s:i")) != -1) {
+		switch (opt) {
+		case 'c': cgroup = optarg; break;
+		case 's': filter_len = atoi(optarg); break;
+		case 'i': init = 1; break;
+		default: return 125;
+		}
+	}
+	char dir[4096];
+	int cgfd = -1;
+	if (cgroup) {
+		snprintf(dir, sizeof dir, "%s/floor.%d", cgroup, getpid());
+		if (mkdir(dir, 0755) || (cgfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			return 125;
+	}
+	if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (cgroup ? 0 : CLONE_NEWPID)))
+		return 125;
+	pid_t pid;
+	if (cgroup) {
+		struct clone_args args = {
+			.flags = CLONE_NEWPID | CLONE_INTO_CGROUP,
+			.exit_signal = SIGCHLD,
+			.cgroup = (unsigned)cgfd,
+		};
+		pid = syscall(SYS_clone3, &args, sizeof args);
+	} else {
+		pid = fork();
+	}
 	if (pid < 0)
 		return 125;
 	if (pid == 0) {
 		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
 		    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
 			_exit(125);
+		if (filter_len > 0) {
+			struct sock_filter *f = calloc(filter_len, sizeof *f);
+			for (int i = 0; i < filter_len - 1; i++)
+				f[i] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0);
+			f[filter_len - 1] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+			struct sock_fprog prog = { .len = filter_len, .filter = f };
+			if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog))
+				_exit(125);
+		}
+		if (init) {
+			pid_t cmd = fork();
+			if (cmd < 0)
+				_exit(125);
+			if (cmd == 0) {
+				execl("/bin/true", "true", (char *)NULL);
+				_exit(127);
+			}
+			_exit(status_of(cmd));
+		}
 		execl("/bin/true", "true", (char *)NULL);
 		_exit(127);
 	}
-	int st;
-	if (waitpid(pid, &st, 0) < 0)
-		return 125;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	int rc = status_of(pid);
+	if (cgroup)
+		rmdir(dir);
+	return rc;
 }

@@ -21,16 +21,25 @@ FLOOR=$(mktemp /tmp/vsbox-floor.XXXXXX)
 trap 'rm -f "$FLOOR"' EXIT
 cc -O2 -static -o "$FLOOR" benches/floor.c
 
+# The cgroup v2 hierarchy (pure v2 or hybrid), for the floor's own cgroup.
+CG2=$(awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' /proc/self/mountinfo | head -n1)
+# vsbox's filter's length, for the floor's.
+FILTER=$(strace -f -e trace=seccomp "$VSBOX" chcontext --silent /bin/true 2>&1 | grep -o 'len=[0-9]*' | head -n1 | cut -d= -f2)
+FILTER=${FILTER:-71}
+
 declare -A CMD=(
 	[floor]="$FLOOR"
+	[+cgroup]="$FLOOR -c $CG2"
+	[+filter]="$FLOOR -c $CG2 -s $FILTER"
+	[+init]="$FLOOR -c $CG2 -s $FILTER -i"
 	[unshare]="unshare -p -m -u -i -f --mount-proc /bin/true"
 	[vsbox]="$VSBOX chcontext --silent /bin/true"
 	[fakeinit]="$VSBOX chcontext --silent --flag fakeinit /bin/true"
 	[secure]="$VSBOX chcontext --silent --secure /bin/true"
 	[bwrap]="bwrap --unshare-pid --unshare-ipc --unshare-uts --dev-bind / / --proc /proc /bin/true"
 )
-ORDER=(floor unshare vsbox fakeinit secure bwrap)
-command -v bwrap >/dev/null || { echo "bwrap not installed (apt-get install bubblewrap): skipped" >&2; ORDER=(floor unshare vsbox fakeinit secure); }
+ORDER=(floor +cgroup +filter +init unshare vsbox fakeinit secure bwrap)
+command -v bwrap >/dev/null || { echo "bwrap not installed (apt-get install bubblewrap): skipped" >&2; ORDER=(floor +cgroup +filter +init unshare vsbox fakeinit secure); }
 
 declare -A WALL CPU
 for t in "${ORDER[@]}"; do WALL[$t]=0; CPU[$t]=0; done
@@ -68,10 +77,11 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 
 runs=$((per * ROUNDS))
-printf '%-9s %12s %12s %12s %12s %12s %12s\n' tool "wall/run" "cpu/run" "wall×floor" "cpu×floor" "wall×unshare" "cpu×unshare"
+echo "floor: $FLOOR; +cgroup: a cgroup of its own in $CG2; +filter: a seccomp filter of $FILTER instructions (vsbox's length); +init: an init that forks the command"
+printf '%-9s %12s %12s %11s %11s %11s %11s %11s %11s\n' tool "wall/run" "cpu/run" "wall×floor" "cpu×floor" "wall×+init" "cpu×+init" "wall×unsh" "cpu×unsh"
 for t in "${ORDER[@]}"; do
-	awk -v w="${WALL[$t]}" -v c="${CPU[$t]}" -v fw="${WALL[floor]}" -v fc="${CPU[floor]}" -v bw="${WALL[unshare]}" -v bc="${CPU[unshare]}" -v n="$runs" -v t="$t" \
-		'BEGIN { printf "%-9s %10.3f ms %10.3f ms %11.2f× %11.2f× %11.2f× %11.2f×\n", t, w/n/1e6, c/n/1e6, w/fw, (fc ? c/fc : 0), w/bw, (bc ? c/bc : 0) }'
+	awk -v w="${WALL[$t]}" -v c="${CPU[$t]}" -v fw="${WALL[floor]}" -v fc="${CPU[floor]}" -v iw="${WALL[+init]}" -v ic="${CPU[+init]}" -v bw="${WALL[unshare]}" -v bc="${CPU[unshare]}" -v n="$runs" -v t="$t" \
+		'BEGIN { printf "%-9s %10.3f ms %10.3f ms %10.2f× %10.2f× %10.2f× %10.2f× %10.2f× %10.2f×\n", t, w/n/1e6, c/n/1e6, w/fw, (fc ? c/fc : 0), w/iw, (ic ? c/ic : 0), w/bw, (bc ? c/bc : 0) }'
 done
 size=$(stat -c %s "$VSBOX")
 awk -v s="$size" -v f="$VSBOX" 'BEGIN { printf "binary: %s, %d bytes (%.2f MiB)\n", f, s, s / 1048576 }'

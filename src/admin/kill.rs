@@ -38,10 +38,13 @@ pub fn targets(xid: Option<u32>, pids: &[String]) -> Result<Vec<(u32, u32)>> {
             _ => return Err(Error::usage(format!("bad pid '{p}'"))),
         }
     }
-    let table = proctable::scan(Want {
-        vpid: xid.is_some(),
-        ..Default::default()
-    });
+    let table = proctable::scan(
+        Want {
+            vpid: xid.is_some(),
+            ..Default::default()
+        },
+        &proctable::Names::load(),
+    );
     match xid {
         None if nums.is_empty() => Err(Error::usage("no pid given (and no --xid)")),
         None => nums

@@ -48,34 +48,75 @@ pub struct Want {
     pub uid: bool,
 }
 
-/// Reads `rel` below the /proc descriptor into `buf`.
-fn read_at(proc_fd: &OwnedFd, rel: &str, buf: &mut Vec<u8>) -> bool {
-    buf.clear();
-    let Ok(fd) = nix::fcntl::openat(Some(proc_fd.as_raw_fd()), rel, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) else {
+/// A reused read buffer: `data` stays initialized (zeroed once, when it
+/// grows), `len` is what the last read filled.
+#[derive(Default)]
+struct Buf {
+    data: Vec<u8>,
+    len: usize,
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+}
+
+/// Reads `rel` below the directory `dir` (/proc's, mostly) into `buf`.
+fn read_at(dir: &OwnedFd, rel: &str, buf: &mut Buf) -> bool {
+    buf.len = 0;
+    let Ok(fd) = nix::fcntl::openat(Some(dir.as_raw_fd()), rel, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) else {
         return false;
     };
     let fd = crate::sys::adopt_fd(fd);
     // Plain read(2)s: /proc files report no size, so read_to_end's
-    // fstat and lseek would only cost system calls.
+    // fstat and lseek would only cost system calls. A read that leaves
+    // room is the whole file: proc's and cgroup's files (seq_file, and
+    // cmdline's page loop) fill what they are given, so no read for the
+    // end of the file.
     loop {
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(4096);
+        if buf.data.len() - buf.len < 1024 {
+            let grown = (buf.data.len() * 2).max(4096);
+            buf.data.resize(grown, 0);
         }
-        let len = buf.len();
-        buf.resize(buf.capacity(), 0);
-        match nix::unistd::read(fd.as_raw_fd(), &mut buf[len..]) {
-            Ok(0) => {
-                buf.truncate(len);
+        let room = buf.data.len() - buf.len;
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf.data[buf.len..]) {
+            Ok(0) => return true,
+            Ok(n) if n < room => {
+                buf.len += n;
                 return true;
             }
-            Ok(n) => buf.truncate(len + n),
-            Err(nix::errno::Errno::EINTR) => buf.truncate(len),
-            Err(_) => {
-                buf.truncate(len);
-                return !buf.is_empty();
+            Ok(n) => buf.len += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return buf.len > 0,
+        }
+    }
+}
+
+/// The processes of every live context, pid → context, from each
+/// context's cgroup.procs: one read per context rather than a file per
+/// process.
+fn members(list: &[(u32, std::path::PathBuf)]) -> HashMap<u32, u32> {
+    let mut map = HashMap::new();
+    let mut buf = Buf::default();
+    let Ok(root) = nix::fcntl::open("/", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) else {
+        return map;
+    };
+    let root = crate::sys::adopt_fd(root);
+    for (xid, dir) in list {
+        let rel = dir.join("cgroup.procs");
+        let Some(rel) = rel.to_str() else { continue };
+        if read_at(&root, rel.trim_start_matches('/'), &mut buf) {
+            for pid in buf
+                .split(|&b| b == b'\n')
+                .filter_map(|l| std::str::from_utf8(l).ok()?.parse::<u32>().ok())
+            {
+                map.insert(pid, *xid);
             }
         }
     }
+    map
 }
 
 /// The PID namespace a process is in, as `pid:[INODE]`.
@@ -85,17 +126,16 @@ fn pid_ns(proc_fd: &OwnedFd, pid: u32) -> Option<std::ffi::OsString> {
 
 /// Every context has a PID namespace of its own: PID namespace → context,
 /// from one member of each context's cgroup. (Cheaper to look up than
-/// /proc/PID/cgroup, which renders a path per hierarchy.)
-fn contexts_by_pid_ns(proc_fd: &OwnedFd) -> HashMap<std::ffi::OsString, u32> {
+/// /proc/PID/cgroup, which renders a path per hierarchy.) For the
+/// processes [`members`] did not see: those started since.
+fn contexts_by_pid_ns(proc_fd: &OwnedFd, list: &[(u32, std::path::PathBuf)]) -> HashMap<std::ffi::OsString, u32> {
     let mut map = HashMap::new();
-    if let Ok(reg) = Registry::open() {
-        for (xid, dir) in reg.list() {
-            if xid == context::SPECTATOR {
-                continue; // it lives in the host's PID namespace
-            }
-            if let Some(ns) = crate::context::launch::context_leader(&dir).and_then(|p| pid_ns(proc_fd, p)) {
-                map.insert(ns, xid);
-            }
+    for (xid, dir) in list {
+        if *xid == context::SPECTATOR {
+            continue; // it lives in the host's PID namespace
+        }
+        if let Some(ns) = crate::context::launch::context_leader(dir).and_then(|p| pid_ns(proc_fd, p)) {
+            map.insert(ns, *xid);
         }
     }
     map
@@ -164,7 +204,14 @@ pub fn see_every_context() {
 /// What every scanning thread shares.
 struct Scan<'a> {
     proc_fd: &'a OwnedFd,
-    by_ns: &'a HashMap<std::ffi::OsString, u32>,
+    /// pid → context, read at the start ([`members`]).
+    members: &'a HashMap<u32, u32>,
+    /// PID namespace → context, made when a process not in `members`
+    /// needs it ([`contexts_by_pid_ns`]).
+    by_ns: &'a std::sync::OnceLock<HashMap<std::ffi::OsString, u32>>,
+    list: &'a [(u32, std::path::PathBuf)],
+    /// /proc's own PID namespace (`pid:[INODE]`).
+    top_ns: Option<&'a std::ffi::OsStr>,
     spectators: bool,
     /// The context whose PID namespace /proc shows: the host's, or inside
     /// a guest the guest's own.
@@ -177,9 +224,9 @@ struct Scan<'a> {
 
 impl Scan<'_> {
     fn read(&self, pids: &[u32]) -> Vec<Proc> {
-        let (proc_fd, by_ns, spectators, want, own, native) = (self.proc_fd, self.by_ns, self.spectators, self.want, self.own, self.native);
+        let (proc_fd, spectators, want, own, native) = (self.proc_fd, self.spectators, self.want, self.own, self.native);
         let mut out = Vec::with_capacity(pids.len());
-        let mut buf = Vec::with_capacity(4096);
+        let mut buf = Buf::default();
         for &pid in pids {
             let mut p = Proc {
                 pid,
@@ -195,7 +242,19 @@ impl Scan<'_> {
                     p.uid = crate::kernel::userns::guest_uid(st.st_uid);
                 }
             }
-            let known = pid_ns(proc_fd, pid).and_then(|ns| by_ns.get(&ns).copied());
+            // A context's member; the others are the host's — unless the
+            // contexts could not be listed (inside a guest): then by the
+            // PID namespace, ours or a context's.
+            let known = self.members.get(&pid).copied().or_else(|| {
+                if !self.list.is_empty() {
+                    return Some(own);
+                }
+                let ns = pid_ns(proc_fd, pid)?;
+                if self.top_ns == Some(ns.as_os_str()) {
+                    return Some(own);
+                }
+                self.by_ns.get_or_init(|| contexts_by_pid_ns(proc_fd, self.list)).get(&ns).copied()
+            });
             p.xid = known.unwrap_or(own);
             // A namespace of no context's (a process that made its own, inside
             // a guest), or a spectator in the host's: the cgroup decides.
@@ -232,26 +291,32 @@ impl Scan<'_> {
     }
 }
 
-/// Every process now, with its context.
-pub fn scan(want: Want) -> Vec<Proc> {
+/// Every process now, with its context; `names` lists the contexts.
+pub fn scan(want: Want, names: &Names) -> Vec<Proc> {
     let mut out = Vec::with_capacity(512);
     let Ok(proc_fd) = nix::fcntl::open("/proc", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) else {
         return out;
     };
     let proc_fd = crate::sys::adopt_fd(proc_fd);
-    let mut by_ns = contexts_by_pid_ns(&proc_fd);
-    // /proc's own PID namespace: the host's, or inside a guest the guest's.
-    let own = crate::context::record::own_context().map_or(context::HOST, |(xid, _)| xid);
-    if let Ok(top) = std::fs::read_link("/proc/1/ns/pid") {
-        by_ns.entry(top.into_os_string()).or_insert(own);
-    }
-    // The spectator shares the host's PID namespace; only its cgroup tells.
-    let spectators = Registry::open().ok().and_then(|r| r.find(context::SPECTATOR)).is_some();
+    // The pids first, then the contexts' members: a process that forked
+    // before the first is in the second (none leaves its context).
     let Ok(rd) = std::fs::read_dir("/proc") else { return out };
     let pids: Vec<u32> = rd
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .collect();
+    let list = &names.contexts;
+    let members = members(list);
+    // /proc's own PID namespace: the host's, or inside a guest the guest's.
+    let own = crate::context::record::own_context().map_or(context::HOST, |(xid, _)| xid);
+    // (Ours: /proc/1's link may be out of reach, its process not dumpable.)
+    let top_ns = std::fs::read_link("/proc/self/ns/pid")
+        .or_else(|_| std::fs::read_link("/proc/1/ns/pid"))
+        .ok()
+        .map(std::path::PathBuf::into_os_string);
+    // The spectator shares the host's PID namespace; only its cgroup tells.
+    let spectators = list.iter().any(|(x, _)| *x == context::SPECTATOR);
+    let by_ns = std::sync::OnceLock::new();
     // The kernel renders each process's files on demand; with thousands of
     // processes that is most of the time, so read with one thread per core
     // (vps and friends never fork, so threads are safe here).
@@ -259,7 +324,10 @@ pub fn scan(want: Want) -> Vec<Proc> {
     let chunk = pids.len().div_ceil(threads).max(256);
     let ctx = Scan {
         proc_fd: &proc_fd,
+        members: &members,
         by_ns: &by_ns,
+        list,
+        top_ns: top_ns.as_deref(),
         spectators,
         own,
         want,
@@ -276,29 +344,35 @@ pub fn scan(want: Want) -> Vec<Proc> {
 }
 
 /// Context id → name: `MAIN`, `ALL_PROCS`, the guest's name, or "" for a
-/// context of chcontext's. Inside a guest: its own name.
+/// context of chcontext's. Inside a guest: its own name. With the
+/// contexts' directories, listed once for [`scan`] too.
 #[derive(Default)]
 pub struct Names {
     map: HashMap<u32, String>,
+    contexts: Vec<(u32, std::path::PathBuf)>,
 }
 
 impl Names {
     pub fn load() -> Names {
         let mut map = HashMap::new();
-        if let Ok(reg) = Registry::open() {
-            for (xid, dir) in reg.list() {
-                if let Ok(Some(tag)) = crate::sys::getxattr(&dir, guest::XATTR_GUEST) {
-                    let tag = String::from_utf8_lossy(&tag).into_owned();
-                    let name = tag.rsplit('/').next().unwrap_or(&tag).trim_end_matches(".conf").to_owned();
-                    map.insert(xid, name);
-                }
+        let contexts = Registry::open().map(|r| r.list()).unwrap_or_default();
+        for (xid, dir) in &contexts {
+            if let Ok(Some(tag)) = crate::sys::getxattr(dir, guest::XATTR_GUEST) {
+                let tag = String::from_utf8_lossy(&tag).into_owned();
+                let name = tag.rsplit('/').next().unwrap_or(&tag).trim_end_matches(".conf").to_owned();
+                map.insert(*xid, name);
             }
         }
         // Inside a guest the registry is out of sight; its own name is not.
         if let Some((xid, name)) = crate::context::record::own_context() {
             map.entry(xid).or_insert(name);
         }
-        Names { map }
+        Names { map, contexts }
+    }
+
+    /// The live contexts and their cgroup v2 directories.
+    pub fn contexts(&self) -> &[(u32, std::path::PathBuf)] {
+        &self.contexts
     }
 
     pub fn of(&self, xid: u32) -> &str {
@@ -411,11 +485,14 @@ mod tests {
     #[test]
     fn scan_sees_itself() {
         let me = std::process::id();
-        let all = scan(Want {
-            vpid: true,
-            args: true,
-            uid: true,
-        });
+        let all = scan(
+            Want {
+                vpid: true,
+                args: true,
+                uid: true,
+            },
+            &Names::load(),
+        );
         let p = all.iter().find(|p| p.pid == me).expect("this process");
         assert!(p.args.contains("proctable") || !p.args.is_empty());
         assert!(p.threads >= 1);

@@ -272,7 +272,7 @@ impl Host {
 pub fn processes(want: Want, xid: Option<&str>, names: &Names) -> Result<Vec<Proc>> {
     let only = xid.map(|x| kill::parse_context(x, names)).transpose()?;
     proctable::see_every_context();
-    let mut procs = proctable::scan(want);
+    let mut procs = proctable::scan(want, names);
     if let Some(x) = only {
         procs.retain(|p| p.xid == x);
     }

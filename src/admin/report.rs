@@ -40,15 +40,17 @@ pub fn by_context(procs: &[Proc]) -> Vec<CtxStat> {
 }
 
 /// Each live context's memory limit in bytes (MEM_LIMIT, read from its
-/// cgroups); contexts without one are left out, and so is everything
-/// where the cgroups cannot be read (inside a server).
-pub fn memory_limits() -> BTreeMap<u32, u64> {
-    let Ok(reg) = crate::context::Registry::open() else {
+/// cgroups), of those `names` lists; contexts without one are left out,
+/// and so is everything where the cgroups cannot be read (inside a
+/// server).
+pub fn memory_limits(names: &Names) -> BTreeMap<u32, u64> {
+    let Ok(layout) = crate::kernel::cgroup::Layout::detect() else {
         return BTreeMap::new();
     };
-    reg.list()
-        .into_iter()
-        .filter_map(|(xid, dir)| Some((xid, crate::kernel::resources::memory_limit(&reg.layout, &dir)?)))
+    names
+        .contexts()
+        .iter()
+        .filter_map(|(xid, dir)| Some((*xid, crate::kernel::resources::memory_limit(&layout, dir)?)))
         .collect()
 }
 

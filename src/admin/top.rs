@@ -51,13 +51,13 @@ impl Top {
     /// Reads the process table and returns the next screen, with at most
     /// `lines` processes.
     pub fn next_screen(&mut self, lines: usize) -> String {
-        let procs = proctable::scan(Want::default());
         let names = Names::load();
+        let procs = proctable::scan(Want::default(), &names);
         let elapsed = match self.last {
             None => proctable::uptime_ms(),
             Some(t) => t.elapsed().as_millis() as u64,
         };
-        let text = screen(&self.prev, &procs, &names, &report::memory_limits(), elapsed, lines);
+        let text = screen(&self.prev, &procs, &names, &report::memory_limits(&names), elapsed, lines);
         self.prev = procs.iter().map(|p| (p.pid, (p.start, p.utime + p.stime))).collect();
         self.last = Some(Instant::now());
         text

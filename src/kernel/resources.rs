@@ -426,6 +426,9 @@ const XATTR_CGROUP: &str = "trusted.vsbox.cgroup";
 /// Adds `res`'s CGROUP= files to those recorded on `dir` (best effort:
 /// what fails to be recorded is only not shown).
 fn record_others(dir: &Path, res: &Resources) {
+    if res.files.keys().all(|f| READ_BACK.contains(&f.as_str())) {
+        return;
+    }
     let mut all = others_recorded(dir);
     for (f, v) in res.files.iter().filter(|(f, _)| !READ_BACK.contains(&f.as_str())) {
         all.insert(f.clone(), v.clone());
