@@ -36,11 +36,13 @@ fn main(name: &str, argv: &[&str]) -> i32 {
 
 fn act(action: &str, jobs: usize) -> Result<bool> {
     let (mut guests, bad) = fleet::onboot()?;
+    let running = guest::running_tags()?;
+    let runs = |g: &guest::Guest| running.contains(g.tag().as_bytes());
     if action == "stop" {
-        guests.retain(|g| lifecycle::status(g).is_ok_and(|(running, _)| running));
+        guests.retain(runs);
         guests.reverse();
     } else {
-        guests.retain(|g| !lifecycle::status(g).is_ok_and(|(running, _)| running));
+        guests.retain(|g| !runs(g));
     }
     let outcomes = fleet::run(&guests, action, jobs)?;
     let done = outcomes.iter().filter(|o| o.ok).count();

@@ -1196,6 +1196,40 @@ fn vservers_starts_and_stops_exactly_the_onboot_guests() {
     assert_eq!(env.run("vservers", &["reboot"]).code, 2);
 }
 
+/// Fifty servers started and stopped eight at a time leave nothing: no
+/// context, supervisor or socket (issue 12's concurrency check; its
+/// timings are the benchmarks').
+#[test]
+fn fifty_servers_started_and_stopped_concurrently_leave_nothing() {
+    require_root!();
+    let env = Env::new();
+    let guests: Vec<TestGuest> = (0..50).map(|i| TestGuest::busybox(&env, &format!("fifty{i}"))).collect();
+    for g in &guests {
+        g.conf("ONBOOT=yes\n");
+    }
+    let out = env.run("vservers", &["start", "-j", "8"]);
+    assert!(out.stdout.contains("50 started, 0 failed"), "{out:?}");
+    let dirs: Vec<_> = guests.iter().map(|g| g.context_dir().expect("its context")).collect();
+    assert!(guests.iter().all(|g| !supervisor_pids(&g.name).is_empty()));
+    let out = env.run("vservers", &["stop", "-j", "8"]);
+    assert!(out.stdout.contains("50 stopped, 0 failed"), "{out:?}");
+    assert!(dirs.iter().all(|d| !d.exists()), "contexts left behind");
+    assert!(
+        eventually(5, || guests.iter().all(|g| supervisor_pids(&g.name).is_empty())),
+        "supervisors left behind"
+    );
+    let run = env.dir.path().join("run");
+    let left: Vec<_> = std::fs::read_dir(&run)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n.to_string_lossy().ends_with(".sock"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "sockets left behind: {left:?}");
+}
+
 /// A guest whose start-up counts its starts in /var/starts, started with
 /// configuration `conf`.
 fn count_starts(g: &TestGuest) {

@@ -158,24 +158,10 @@ impl Registry {
 
     /// Every context with its directory, outermost first.
     pub fn list(&self) -> Vec<(u32, PathBuf)> {
-        fn walk(dir: &Path, out: &mut Vec<(u32, PathBuf)>) {
-            let Ok(rd) = fs::read_dir(dir) else { return };
-            let mut subs: Vec<PathBuf> = rd
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path())
-                .collect();
-            subs.sort();
-            for d in subs {
-                if let Some(xid) = d.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()) {
-                    out.push((xid, d.clone()));
-                }
-                walk(&d, out);
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.layout.base(), &mut out);
-        out
+        cgroup::subtree(&self.layout.base())
+            .into_iter()
+            .filter_map(|d| Some((d.file_name()?.to_str()?.parse::<u32>().ok()?, d)))
+            .collect()
     }
 
     /// The context this process is in, and its directory (None for the host).

@@ -525,11 +525,13 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     let cfg = g.config()?;
     g.check_tree()?;
     let reg = Registry::open()?;
-    if g.running(&reg).is_some() {
+    // One look for both: a running context, and stale ones to clean up.
+    let found = g.contexts(&reg.layout);
+    if found.iter().any(|d| cgroup::populated(d)) {
         return Err(Error::failed(format!("start server {}", g.name), "it is running already"));
     }
-    if let Some(stale) = g.context_dir(&reg.layout) {
-        clean_up(&reg, &stale)?;
+    if let Some(stale) = found.first() {
+        clean_up(&reg, stale)?;
     }
     // Its disk quota as configured (a stale one lifted), before it runs;
     // without DISK_* keys, util-vserver's dlimits/ if it has them.

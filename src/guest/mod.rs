@@ -29,7 +29,6 @@ use crate::error::{Context, Error, Result};
 use crate::guest::config::Config;
 use crate::kernel::cgroup::{self, Layout};
 use crate::paths;
-use crate::sys;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -61,6 +60,17 @@ pub fn check_name(name: &str) -> Result<()> {
             "bad server name '{name}': up to 64 letters, digits, '.', '_' and '-', not starting with '.' or '-'"
         )))
     }
+}
+
+/// The tags ([`Guest::tag`]) of the servers that run now: every
+/// context's tag read once, for a whole fleet (`vservers`), where asking
+/// each server in turn would read every context's once per server.
+pub fn running_tags() -> Result<std::collections::HashSet<Vec<u8>>> {
+    let reg = Registry::open()?;
+    Ok(cgroup::subtree_xattr(&reg.layout.base(), XATTR_GUEST)
+        .into_iter()
+        .filter_map(|(d, v)| v.filter(|_| cgroup::populated(&d)))
+        .collect())
 }
 
 impl Guest {
@@ -119,10 +129,19 @@ impl Guest {
     /// The context directory recorded as this server's, with processes
     /// when `populated`.
     fn find_context(&self, layout: &Layout, populated: bool) -> Option<PathBuf> {
+        // The tag first: one call, where populated() reads a file.
+        self.contexts(layout).into_iter().find(|d| !populated || cgroup::populated(d))
+    }
+
+    /// Every context directory recorded as this server's (a running one,
+    /// and any left by a killed client until the next sweep).
+    pub fn contexts(&self, layout: &Layout) -> Vec<PathBuf> {
         let tag = self.tag();
-        cgroup::find_dir(&layout.base(), &|d| {
-            (!populated || cgroup::populated(d)) && sys::getxattr(d, XATTR_GUEST).ok().flatten().is_some_and(|v| v == tag.as_bytes())
-        })
+        cgroup::subtree_xattr(&layout.base(), XATTR_GUEST)
+            .into_iter()
+            .filter(|(_, v)| v.as_deref() == Some(tag.as_bytes()))
+            .map(|(d, _)| d)
+            .collect()
     }
 
     /// The server's own low-level package manager: dpkg where its

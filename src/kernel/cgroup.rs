@@ -237,14 +237,63 @@ pub fn find_dir(dir: &Path, pred: &dyn Fn(&Path) -> bool) -> Option<PathBuf> {
     if pred(dir) {
         return Some(dir.to_path_buf());
     }
-    for e in fs::read_dir(dir).ok()?.flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            if let Some(found) = find_dir(&e.path(), pred) {
-                return Some(found);
-            }
-        }
+    subtree(dir).into_iter().find(|d| pred(d))
+}
+
+/// Each directory of [`subtree`] with its extended attribute `name` (None
+/// where it has none or it cannot be read): read relative to `dir` where
+/// the kernel has getxattrat(2), sparing each a walk down the whole path.
+pub fn subtree_xattr(dir: &Path, name: &str) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    let subs = subtree(dir);
+    let base = fs::File::open(dir).ok();
+    let mut at = base.is_some();
+    subs.into_iter()
+        .map(|d| {
+            let rel = d.strip_prefix(dir).ok().map(|r| r.as_os_str().to_owned());
+            let value = match (&base, rel) {
+                (Some(b), Some(rel)) if at => match crate::sys::getxattr_at(b, &rel, name) {
+                    Err(nix::errno::Errno::ENOSYS) => {
+                        at = false;
+                        crate::sys::getxattr(&d, name).ok().flatten()
+                    }
+                    // Longer than its buffer: the path call takes any.
+                    Err(nix::errno::Errno::ERANGE) => crate::sys::getxattr(&d, name).ok().flatten(),
+                    r => r.ok().flatten(),
+                },
+                _ => crate::sys::getxattr(&d, name).ok().flatten(),
+            };
+            (d, value)
+        })
+        .collect()
+}
+
+/// The cgroup directories below `dir`, every level, each before those
+/// below it (each level sorted). A level is read further only where a
+/// cgroup v2 `cgroup.stat` counts more descendants than its directories:
+/// with contexts one level deep, as a host of many servers has them, one
+/// directory read for all (each of hundreds of contexts is not opened).
+pub fn subtree(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = fs::read_dir(dir) else { return Vec::new() };
+    let mut subs: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    subs.sort();
+    let descendants = fs::read_to_string(dir.join("cgroup.stat")).ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("nr_descendants ")?.trim().parse::<usize>().ok())
+    });
+    if descendants == Some(subs.len()) {
+        return subs;
     }
-    None
+    let mut out = Vec::with_capacity(subs.len());
+    for d in subs {
+        let below = subtree(&d);
+        out.push(d);
+        out.extend(below);
+    }
+    out
 }
 
 /// The pids in a cgroup (as this process's pid namespace numbers them).
@@ -399,15 +448,26 @@ fn own_pid_ns() -> Option<u64> {
 /// Some(pid) in this PID namespace, None when unknown or recorded from
 /// another PID namespace.
 fn owner_of(dir: &Path) -> Option<i32> {
-    if let Some(v) = crate::sys::getxattr(dir, XATTR_OWNER).ok().flatten() {
-        let v = String::from_utf8_lossy(&v);
-        let mut parts = v.split_whitespace();
-        let pid = parts.next()?.parse().ok()?;
-        return match parts.next().and_then(|n| n.parse::<u64>().ok()) {
-            Some(ns) if Some(ns) != own_pid_ns() => None,
-            _ => Some(pid),
-        };
+    match crate::sys::getxattr(dir, XATTR_OWNER).ok().flatten() {
+        Some(v) => owner_in(&v, own_pid_ns()),
+        None => lock_owner(dir),
     }
+}
+
+/// The pid of an owner attribute's value, when recorded in `own_ns`,
+/// this process's PID namespace.
+fn owner_in(v: &[u8], own_ns: Option<u64>) -> Option<i32> {
+    let v = String::from_utf8_lossy(v);
+    let mut parts = v.split_whitespace();
+    let pid = parts.next()?.parse().ok()?;
+    match parts.next().and_then(|n| n.parse::<u64>().ok()) {
+        Some(ns) if Some(ns) != own_ns => None,
+        _ => Some(pid),
+    }
+}
+
+/// chbind's lock directories carry their owner in their name.
+fn lock_owner(dir: &Path) -> Option<i32> {
     dir.file_name()?.to_str()?.strip_prefix("vsbox-bind.")?.parse().ok()
 }
 
@@ -430,14 +490,14 @@ fn alive(pid: i32) -> bool {
 /// counterparts. Directories without an owner are left alone: they may be
 /// a moment old.
 pub fn sweep(layout: &Layout, dir: &Path) {
-    let Ok(rd) = fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        let sub = e.path();
-        if !e.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        sweep(layout, &sub);
-        if owner_gone(&sub) && !populated(&sub) {
+    let own_ns = own_pid_ns();
+    // Those below first: a directory empties of them before its own turn.
+    for (sub, owner) in subtree_xattr(dir, XATTR_OWNER).into_iter().rev() {
+        let gone = match owner {
+            Some(v) => owner_in(&v, own_ns).is_some_and(|pid| !alive(pid)),
+            None => lock_owner(&sub).is_some_and(|pid| !alive(pid)),
+        };
+        if gone && !populated(&sub) {
             for c in CONTROLLERS {
                 if let Some(d) = layout.v1_dir(c, &sub).filter(|d| d.is_dir()) {
                     let _ = fs::remove_dir(d);
@@ -502,6 +562,31 @@ pub fn controller_dir(layout: &Layout, dir: &Path, controller: &str) -> Result<O
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subtree_is_read_level_by_level_unless_its_stat_says_one_is_all() {
+        let t = std::env::temp_dir().join(format!("vsbox-subtree-{}", std::process::id()));
+        for d in ["a/x", "b"] {
+            fs::create_dir_all(t.join(d)).unwrap();
+        }
+        let names = |v: Vec<PathBuf>| -> Vec<String> { v.iter().map(|p| p.strip_prefix(&t).unwrap().display().to_string()).collect() };
+        assert_eq!(names(subtree(&t)), ["a", "a/x", "b"]);
+        // cgroup v2's count of descendants says there is no deeper level.
+        fs::write(t.join("cgroup.stat"), "nr_descendants 2\nnr_dying_descendants 0\n").unwrap();
+        assert_eq!(names(subtree(&t)), ["a", "b"]);
+        fs::write(t.join("cgroup.stat"), "nr_descendants 3\n").unwrap();
+        assert_eq!(names(subtree(&t)), ["a", "a/x", "b"]);
+        fs::remove_dir_all(&t).unwrap();
+    }
+
+    #[test]
+    fn an_owner_counts_only_in_its_own_pid_namespace() {
+        assert_eq!(owner_in(b"42 4026531836", Some(4026531836)), Some(42));
+        assert_eq!(owner_in(b"42 4026531836", Some(7)), None);
+        assert_eq!(owner_in(b"42", Some(7)), Some(42));
+        assert_eq!(owner_in(b"x", None), None);
+        assert_eq!(lock_owner(Path::new("/sys/fs/cgroup/vsbox/vsbox-bind.77")), Some(77));
+    }
 
     const HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

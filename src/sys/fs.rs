@@ -18,17 +18,71 @@ pub fn setxattr(path: &Path, name: &str, value: &[u8]) -> Result<(), Errno> {
 pub fn getxattr(path: &Path, name: &str) -> Result<Option<Vec<u8>>, Errno> {
     use std::os::unix::ffi::OsStrExt;
     let (p, n) = (cstr(path.as_os_str().as_bytes())?, cstr(name.as_bytes())?);
-    let mut buf = vec![0u8; 256];
+    // On the stack: most lookups find nothing (ENODATA) and allocate nothing.
+    let mut buf = [0u8; 256];
     // SAFETY: strings are NUL-terminated; buf is writable for its length.
     let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return match Errno::last() {
+            Errno::ENODATA => Ok(None),
+            // Longer than the buffer (a long configuration path): as long
+            // as it is now.
+            Errno::ERANGE => {
+                let mut big = vec![0u8; 65536];
+                // SAFETY: as above, with big.
+                let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), big.as_mut_ptr().cast(), big.len()) };
+                if r < 0 {
+                    return Err(Errno::last());
+                }
+                big.truncate(r as usize);
+                Ok(Some(big))
+            }
+            e => Err(e),
+        };
+    }
+    Ok(Some(buf[..r as usize].to_vec()))
+}
+
+/// getxattrat(2) (Linux 6.13; x86_64 number 464, include/uapi/asm-generic
+/// and arch/x86/entry/syscalls/syscall_64.tbl): `name` of the file `rel`
+/// below the directory `dir`, found by a walk from `dir` alone (a context
+/// directory's attribute without the walk down /sys/fs/cgroup/… each
+/// time). Ok(None) when it is not set; ENOSYS on older kernels.
+pub fn getxattr_at(dir: &impl AsRawFd, rel: &std::ffi::OsStr, name: &str) -> Result<Option<Vec<u8>>, Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    #[repr(C)]
+    struct XattrArgs {
+        value: u64,
+        size: u32,
+        flags: u32,
+    }
+    let (p, n) = (cstr(rel.as_bytes())?, cstr(name.as_bytes())?);
+    let mut buf = [0u8; 256];
+    let args = XattrArgs {
+        value: buf.as_mut_ptr() as u64,
+        size: buf.len() as u32,
+        flags: 0,
+    };
+    // SAFETY: strings are NUL-terminated; args points at buf, writable for
+    // the size it gives; the kernel reads the 16-byte args.
+    let r = unsafe {
+        libc::syscall(
+            464,
+            dir.as_raw_fd(),
+            p.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            n.as_ptr(),
+            &args,
+            std::mem::size_of::<XattrArgs>(),
+        )
+    };
     if r < 0 {
         return match Errno::last() {
             Errno::ENODATA => Ok(None),
             e => Err(e),
         };
     }
-    buf.truncate(r as usize);
-    Ok(Some(buf))
+    Ok(Some(buf[..r as usize].to_vec()))
 }
 
 #[repr(C)]
