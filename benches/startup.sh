@@ -85,4 +85,4 @@ for t in "${ORDER[@]}"; do
 done
 size=$(stat -c %s "$VSBOX")
 awk -v s="$size" -v f="$VSBOX" 'BEGIN { printf "binary: %s, %d bytes (%.2f MiB)\n", f, s, s / 1048576 }'
-ldd "$VSBOX" 2>&1 | sed 's/^[[:space:]]*/ldd: /' 
+ldd "$VSBOX" 2>&1 | sed 's/^[[:space:]]*/ldd: /'  || true

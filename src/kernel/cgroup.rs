@@ -249,7 +249,10 @@ pub fn subtree_xattr(dir: &Path, name: &str) -> Vec<(PathBuf, Option<Vec<u8>>)> 
     let mut at = base.is_some();
     subs.into_iter()
         .map(|d| {
-            let rel = d.strip_prefix(dir).ok().map(|r| r.as_os_str().to_owned());
+            let rel = match d.parent() {
+                Some(p) if p == dir => d.file_name().map(std::ffi::OsStr::to_owned),
+                _ => d.strip_prefix(dir).ok().map(|r| r.as_os_str().to_owned()),
+            };
             let value = match (&base, rel) {
                 (Some(b), Some(rel)) if at => match crate::sys::getxattr_at(b, &rel, name) {
                     Err(nix::errno::Errno::ENOSYS) => {
@@ -274,12 +277,14 @@ pub fn subtree_xattr(dir: &Path, name: &str) -> Vec<(PathBuf, Option<Vec<u8>>)> 
 /// directory read for all (each of hundreds of contexts is not opened).
 pub fn subtree(dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = fs::read_dir(dir) else { return Vec::new() };
-    let mut subs: Vec<PathBuf> = rd
+    let mut names: Vec<std::ffi::OsString> = rd
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
+        .map(|e| e.file_name())
         .collect();
-    subs.sort();
+    // By the names' bytes: Path's order compares component by component.
+    names.sort_unstable();
+    let subs: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
     let descendants = fs::read_to_string(dir.join("cgroup.stat")).ok().and_then(|s| {
         s.lines()
             .find_map(|l| l.strip_prefix("nr_descendants ")?.trim().parse::<usize>().ok())
