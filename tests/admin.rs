@@ -311,3 +311,50 @@ fn tools_inside_a_guest_report_its_own_context() {
         "{out:?}"
     );
 }
+
+/// vps reads each context's processes from its cgroups once: a process
+/// chbind moved into a directory below its context, and a zombie (which
+/// no cgroup lists), are still the context's.
+#[test]
+fn a_contexts_zombies_and_chbinds_processes_are_its_own() {
+    require_root!();
+    let env = Env::new();
+    let vsbox = env.cmd("chbind").get_program().to_owned();
+    let _ctx = Bg(env
+        .cmd("chcontext")
+        .args(["--silent", "--"])
+        .arg("sh")
+        .arg("-c")
+        .arg(format!(
+            "sleep 0.1 & {} --ip 127.0.0.71 -- sleep 7 & exec sleep 7",
+            vsbox.to_string_lossy()
+        ))
+        .spawn()
+        .unwrap());
+    let table = || -> Vec<Vec<String>> {
+        let out = env.run("vps", &["-e", "-o", "pid,ctx,stat,comm"]);
+        out.ok();
+        out.stdout
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .collect()
+    };
+    // The zombie's context: the chbind'd sleep and the context's own are
+    // in it too.
+    let mine = |t: &[Vec<String>]| -> Option<(String, usize)> {
+        let ctx = t.iter().find(|r| r.get(3).is_some_and(|c| c == "sleep") && r[2].starts_with('Z'))?[1].clone();
+        let n = t.iter().filter(|r| r[1] == ctx && r.get(3).is_some_and(|c| c == "sleep")).count();
+        Some((ctx, n))
+    };
+    assert!(
+        eventually(5, || mine(&table()).is_some_and(|(c, n)| c != "0" && n == 3)),
+        "{:?}",
+        table()
+    );
+    let xid: u32 = mine(&table()).unwrap().0.parse().unwrap();
+    // Ended, the context leaves nothing, chbind's directory in it included.
+    drop(_ctx);
+    let reg = vsbox::context::Registry::open().unwrap();
+    assert!(eventually(5, || reg.find(xid).is_none()), "context {xid} left behind");
+}

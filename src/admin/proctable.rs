@@ -94,26 +94,26 @@ fn read_at(dir: &OwnedFd, rel: &str, buf: &mut Buf) -> bool {
     }
 }
 
-/// The processes of every live context, pid → context, from each
-/// context's cgroup.procs: one read per context rather than a file per
-/// process.
-fn members(list: &[(u32, std::path::PathBuf)]) -> HashMap<u32, u32> {
+/// The processes of every live context, pid → context, from the
+/// cgroup.procs of each directory of the contexts' tree (a context's own,
+/// and those below it, such as chbind's lock directories, which count as
+/// the context above them): one read per directory rather than a file
+/// per process. Read to the end: cgroup.procs hands out about a page a
+/// read. Zombies are not listed there; the caller asks /proc for them.
+fn members(dirs: &[std::path::PathBuf]) -> HashMap<u32, u32> {
     let mut map = HashMap::new();
-    let mut buf = Buf::default();
-    let Ok(root) = nix::fcntl::open("/", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) else {
-        return map;
-    };
-    let root = crate::sys::adopt_fd(root);
-    for (xid, dir) in list {
-        let rel = dir.join("cgroup.procs");
-        let Some(rel) = rel.to_str() else { continue };
-        if read_at(&root, rel.trim_start_matches('/'), &mut buf) {
-            for pid in buf
-                .split(|&b| b == b'\n')
-                .filter_map(|l| std::str::from_utf8(l).ok()?.parse::<u32>().ok())
-            {
-                map.insert(pid, *xid);
-            }
+    for dir in dirs {
+        let Some(xid) = dir.ancestors().find_map(|d| d.file_name()?.to_str()?.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(text) = std::fs::read(dir.join("cgroup.procs")) else {
+            continue;
+        };
+        for pid in text
+            .split(|&b| b == b'\n')
+            .filter_map(|l| std::str::from_utf8(l).ok()?.parse::<u32>().ok())
+        {
+            map.insert(pid, xid);
         }
     }
     map
@@ -206,6 +206,8 @@ struct Scan<'a> {
     proc_fd: &'a OwnedFd,
     /// pid → context, read at the start ([`members`]).
     members: &'a HashMap<u32, u32>,
+    /// The contexts' tree could be listed (not inside a guest).
+    listed: bool,
     /// PID namespace → context, made when a process not in `members`
     /// needs it ([`contexts_by_pid_ns`]).
     by_ns: &'a std::sync::OnceLock<HashMap<std::ffi::OsString, u32>>,
@@ -242,11 +244,18 @@ impl Scan<'_> {
                     p.uid = crate::kernel::userns::guest_uid(st.st_uid);
                 }
             }
-            // A context's member; the others are the host's — unless the
-            // contexts could not be listed (inside a guest): then by the
-            // PID namespace, ours or a context's.
+            // A context's member (listed after the pids, so none is missed);
+            // inside a guest, where the contexts cannot be listed, by the
+            // PID namespace: ours, or a context's; else the cgroup decides.
             let known = self.members.get(&pid).copied().or_else(|| {
-                if !self.list.is_empty() {
+                // A zombie is in no cgroup.procs: its parent's context.
+                if p.state == 'Z' {
+                    if let Some(&x) = self.members.get(&p.ppid) {
+                        return Some(x);
+                    }
+                }
+                // The others, where the contexts were listed, are the host's.
+                if self.listed {
                     return Some(own);
                 }
                 let ns = pid_ns(proc_fd, pid)?;
@@ -299,14 +308,20 @@ pub fn scan(want: Want, names: &Names) -> Vec<Proc> {
     };
     let proc_fd = crate::sys::adopt_fd(proc_fd);
     // The pids first, then the contexts' members: a process that forked
-    // before the first is in the second (none leaves its context).
+    // before the first is in the second.
     let Ok(rd) = std::fs::read_dir("/proc") else { return out };
     let pids: Vec<u32> = rd
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .collect();
     let list = &names.contexts;
-    let members = members(list);
+    // The contexts' tree as it is now, after the pids: one started since
+    // `names` was loaded is in it.
+    let dirs = Registry::open()
+        .map(|r| crate::kernel::cgroup::subtree(&r.layout.base()))
+        .unwrap_or_default();
+    let members = members(&dirs);
+    let listed = !dirs.is_empty();
     // /proc's own PID namespace: the host's, or inside a guest the guest's.
     let own = crate::context::record::own_context().map_or(context::HOST, |(xid, _)| xid);
     // (Ours: /proc/1's link may be out of reach, its process not dumpable.)
@@ -325,6 +340,7 @@ pub fn scan(want: Want, names: &Names) -> Vec<Proc> {
     let ctx = Scan {
         proc_fd: &proc_fd,
         members: &members,
+        listed,
         by_ns: &by_ns,
         list,
         top_ns: top_ns.as_deref(),

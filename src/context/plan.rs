@@ -242,7 +242,7 @@ fn restrict(
     // A request that lowers nothing needs no look at the bounding set
     // (forty prctl calls), nor at the ambient set when the inheritable
     // set, which holds it (capabilities(7)), is empty.
-    if req.is_noop() && within == u64::MAX && crate::sys::capget().is_ok_and(|c| c.inheritable == 0) {
+    if req.is_empty() && within == u64::MAX && crate::sys::capget().is_ok_and(|c| c.inheritable == 0) {
         return seccomp::install(policy);
     }
     let current = caps::bounding()?;

@@ -130,11 +130,6 @@ pub struct Request {
 }
 
 impl Request {
-    /// Whether the request leaves every ceiling as it is.
-    pub fn is_noop(&self) -> bool {
-        !self.secure && self.drop == 0
-    }
-
     /// Parses the values of repeated `--cap` options.
     pub fn new(secure: bool, caps: &[String]) -> Result<Self> {
         let mut r = Request { secure, keep: 0, drop: 0 };
@@ -147,6 +142,7 @@ impl Request {
         Ok(r)
     }
 
+    /// Whether the request leaves every ceiling as it is.
     pub fn is_empty(&self) -> bool {
         !self.secure && self.drop == 0
     }

@@ -255,13 +255,16 @@ pub fn subtree_xattr(dir: &Path, name: &str) -> Vec<(PathBuf, Option<Vec<u8>>)> 
             };
             let value = match (&base, rel) {
                 (Some(b), Some(rel)) if at => match crate::sys::getxattr_at(b, &rel, name) {
-                    Err(nix::errno::Errno::ENOSYS) => {
-                        at = false;
-                        crate::sys::getxattr(&d, name).ok().flatten()
-                    }
+                    Ok(v) => v,
                     // Longer than its buffer: the path call takes any.
                     Err(nix::errno::Errno::ERANGE) => crate::sys::getxattr(&d, name).ok().flatten(),
-                    r => r.ok().flatten(),
+                    // An older kernel (ENOSYS), or a filter that refuses the
+                    // new call (EPERM): the path call, from now on, if it works.
+                    Err(_) => {
+                        let v = crate::sys::getxattr(&d, name);
+                        at = v.is_err();
+                        v.ok().flatten()
+                    }
                 },
                 _ => crate::sys::getxattr(&d, name).ok().flatten(),
             };
@@ -276,6 +279,12 @@ pub fn subtree_xattr(dir: &Path, name: &str) -> Vec<(PathBuf, Option<Vec<u8>>)> 
 /// with contexts one level deep, as a host of many servers has them, one
 /// directory read for all (each of hundreds of contexts is not opened).
 pub fn subtree(dir: &Path) -> Vec<PathBuf> {
+    // The count before the listing: a directory made in between is then
+    // listed but not counted, which only sends the walk further down.
+    let descendants = fs::read_to_string(dir.join("cgroup.stat")).ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("nr_descendants ")?.trim().parse::<usize>().ok())
+    });
     let Ok(rd) = fs::read_dir(dir) else { return Vec::new() };
     let mut names: Vec<std::ffi::OsString> = rd
         .flatten()
@@ -285,11 +294,7 @@ pub fn subtree(dir: &Path) -> Vec<PathBuf> {
     // By the names' bytes: Path's order compares component by component.
     names.sort_unstable();
     let subs: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
-    let descendants = fs::read_to_string(dir.join("cgroup.stat")).ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("nr_descendants ")?.trim().parse::<usize>().ok())
-    });
-    if descendants == Some(subs.len()) {
+    if descendants.is_some_and(|n| n <= subs.len()) {
         return subs;
     }
     let mut out = Vec::with_capacity(subs.len());
@@ -396,6 +401,7 @@ fn events_populated(f: &fs::File) -> bool {
 /// `timeout`), then its `vsbox` parent if that is now empty.
 pub fn remove(dir: &Path, timeout: Option<Duration>) -> Result<()> {
     wait_empty(dir, timeout);
+    remove_below(dir);
     let mut tries = 0;
     loop {
         match fs::remove_dir(dir) {
@@ -503,6 +509,7 @@ pub fn sweep(layout: &Layout, dir: &Path) {
             None => lock_owner(&sub).is_some_and(|pid| !alive(pid)),
         };
         if gone && !populated(&sub) {
+            remove_below(&sub);
             for c in CONTROLLERS {
                 if let Some(d) = layout.v1_dir(c, &sub).filter(|d| d.is_dir()) {
                     let _ = fs::remove_dir(d);
@@ -510,6 +517,15 @@ pub fn sweep(layout: &Layout, dir: &Path) {
             }
             let _ = fs::remove_dir(&sub);
         }
+    }
+}
+
+/// Removes the empty directories below `dir`, deepest first: those a
+/// process of the context made and could not remove, being killed with it
+/// (chbind's lock directory, named by a pid of the context's own).
+fn remove_below(dir: &Path) {
+    for sub in subtree(dir).into_iter().rev() {
+        let _ = fs::remove_dir(sub);
     }
 }
 

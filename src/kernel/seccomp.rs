@@ -186,7 +186,8 @@ fn emit_branch(out: &mut Vec<SockFilter>, code: u16, k: u32, over_if_true: bool,
         Ok(s) if over_if_true => out.push(jump(code, k, s, 0)),
         Ok(s) => out.push(jump(code, k, 0, s)),
         Err(_) => {
-            // Taken: to the JA, which jumps over; not taken: past the JA.
+            // Whichever way skips: onto the JA, which jumps over; the
+            // other way: past the JA.
             out.push(if over_if_true { jump(code, k, 0, 1) } else { jump(code, k, 1, 0) });
             out.push(stmt(JA, skip as u32));
         }
@@ -320,7 +321,10 @@ fn assemble(rules: &[Rule], refuse_x32: bool, other_arch: u32) -> Vec<SockFilter
         &by_number(rules.iter().filter(|r| r.0 != u32::MAX).map(|&(n, _, w, r)| (n, w, r))),
     );
     let mut x32 = vec![stmt(LD_W_ABS, 0)];
-    emit_tree(&mut x32, &by_number(rules.iter().map(|&(_, n, w, r)| (n, w, r))));
+    emit_tree(
+        &mut x32,
+        &by_number(rules.iter().filter(|r| r.1 != u32::MAX).map(|&(_, n, w, r)| (n, w, r))),
+    );
     let mut prog = vec![
         stmt(LD_W_ABS, 4),
         jump(JEQ_K, AUDIT_ARCH_X86_64, 3, 0),
@@ -464,12 +468,20 @@ mod tests {
     const DENY: u32 = RET_ERRNO | EPERM;
 
     /// What `rules` say of a call: the first matching rule's value, else
-    /// allowed — the meaning [`assemble`]'s search must keep.
-    fn model(rules: &[Rule], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    /// allowed — the meaning [`assemble`]'s search must keep — with x32
+    /// calls refused when `refuse_x32` and other architectures getting
+    /// `other_arch`.
+    fn model(rules: &[Rule], refuse_x32: bool, other_arch: u32, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+        if arch != AUDIT_ARCH_X86_64 && arch != AUDIT_ARCH_I386 {
+            return other_arch;
+        }
+        if refuse_x32 && arch == AUDIT_ARCH_X86_64 && nr >= X32_BIT {
+            return RET_ERRNO | EPERM;
+        }
         let a = |i: u32| args[i as usize] as u32;
         for &(n64, n32, when, ret) in rules {
             let n = if arch == AUDIT_ARCH_X86_64 { n64 } else { n32 };
-            if n != nr {
+            if n != nr || n == u32::MAX {
                 continue;
             }
             let hit = match when {
@@ -485,9 +497,67 @@ mod tests {
         RET_ALLOW
     }
 
+    /// Every value a rule compares with, and some others.
+    fn values_of(rules: &[Rule]) -> Vec<u64> {
+        let mut values = vec![0u64, 1, 2, 3, 10, 17, 0xffff_ffff, 0x1_0000_0000];
+        for &(_, _, when, _) in rules {
+            match when {
+                When::Always => {}
+                When::ArgHasBits(_, b) => values.extend([u64::from(b), u64::from(b & b.wrapping_neg())]),
+                When::ArgIs(_, v) => values.push(u64::from(v)),
+                When::ArgIsAndMasked(_, v, _, m, w) => values.extend([u64::from(v), u64::from(w), u64::from(w | !m)]),
+            }
+        }
+        values.sort_unstable();
+        values.dedup();
+        values
+    }
+
+    /// Runs `prog` against the model for the numbers `nrs` on both
+    /// architectures (and a foreign one), every pair of compared values in
+    /// the first two arguments, and each value alone in each argument.
+    fn check_program(rules: &[Rule], refuse_x32: bool, other_arch: u32, prog: &[SockFilter], nrs: &[u32]) {
+        assert!(prog.len() < 4096);
+        let values = values_of(rules);
+        let mut arg_sets: Vec<[u64; 6]> = Vec::new();
+        // Every pair in the first two arguments where the values are few
+        // (vsbox's tables); with many, each value with itself or 0.
+        let few = values.len() <= 64;
+        for &a0 in &values {
+            for &a1 in values.iter().filter(|&&a1| few || a1 == a0 || a1 == 0) {
+                arg_sets.push([a0, a1, 0, 0, 0, 0]);
+            }
+        }
+        for &v in &values {
+            for i in 1..6 {
+                let mut args = [0; 6];
+                args[i] = v;
+                arg_sets.push(args);
+                args[0] = v;
+                arg_sets.push(args);
+            }
+        }
+        for arch in [AUDIT_ARCH_X86_64, AUDIT_ARCH_I386, 0xC000_00B7] {
+            for &nr in nrs {
+                for &args in &arg_sets {
+                    let want = model(rules, refuse_x32, other_arch, arch, nr, args);
+                    assert_eq!(run(prog, arch, nr, args), want, "{arch:#x} {nr:#x} {args:?}");
+                }
+            }
+        }
+    }
+
+    /// Numbers to try: every one the tables could name, the x32 ones and
+    /// the extremes.
+    fn numbers(upto: u32) -> Vec<u32> {
+        let mut nrs: Vec<u32> = (0..upto).collect();
+        nrs.extend([X32_BIT, X32_BIT | 16, X32_BIT | 41, 0x3fff_ffff, u32::MAX - 1, u32::MAX]);
+        nrs
+    }
+
     #[test]
     fn the_search_says_what_the_rules_say_for_every_call() {
-        let mut programs: Vec<(Vec<Rule>, Vec<SockFilter>)> = Vec::new();
+        let nrs = numbers(480);
         for bits in 0..32u32 {
             let policy = Policy {
                 lock: bits & 1 != 0,
@@ -496,42 +566,30 @@ mod tests {
                 net_lock: bits & 8 != 0,
                 no_new_userns: bits & 16 != 0,
             };
-            programs.push((rules_of(policy), build(policy)));
+            check_program(&rules_of(policy), true, RET_ERRNO | ENOSYS, &build(policy), &nrs);
         }
         for reboot in [false, true] {
             let mut rules = SUPERVISED.to_vec();
             if reboot {
                 rules.push((169, 88, When::Always, RET_USER_NOTIF));
             }
-            programs.push((rules, supervised_program(reboot)));
+            check_program(&rules, false, RET_ALLOW, &supervised_program(reboot), &nrs);
         }
-        // Every value a rule compares with, and some others.
-        let mut values = vec![0u64, 1, 2, 3, 10, 17, 0xffff_ffff, 0x1_0000_0000];
-        for (rules, _) in &programs {
-            for &(_, _, when, _) in rules {
-                match when {
-                    When::Always => {}
-                    When::ArgHasBits(_, b) => values.extend([u64::from(b), u64::from(b & b.wrapping_neg())]),
-                    When::ArgIs(_, v) => values.push(u64::from(v)),
-                    When::ArgIsAndMasked(_, v, _, m, w) => values.extend([u64::from(v), u64::from(w), u64::from(w | !m)]),
-                }
-            }
-        }
-        values.sort_unstable();
-        values.dedup();
-        for (rules, prog) in &programs {
-            assert!(prog.len() < 4096);
-            for arch in [AUDIT_ARCH_X86_64, AUDIT_ARCH_I386] {
-                for nr in 0..480 {
-                    for &a0 in &values {
-                        for &a1 in &values {
-                            let args = [a0, a1, 0, 0, 0, 0];
-                            assert_eq!(run(prog, arch, nr, args), model(rules, arch, nr, args), "{arch:#x} {nr} {args:?}");
-                        }
-                    }
-                }
-            }
-        }
+    }
+
+    /// Tables far larger than vsbox's: offsets past 255 take the JA
+    /// trampolines, and long runs of values are split.
+    #[test]
+    fn a_search_too_long_for_short_jumps_still_says_what_the_rules_say() {
+        let mut rules: Vec<Rule> = (0..300).map(|n| (n * 2, n * 2 + 1, When::Always, RET_ERRNO | n)).collect();
+        rules.extend((0..250).map(|v| (700, 701, When::ArgIs(1, v), RET_ERRNO | EPERM)));
+        rules.extend((0..60).map(|v| (702, 703, When::ArgIsAndMasked(0, v, 3, 0xf, v & 0xf), RET_ERRNO | ENOSYS)));
+        rules.push((704, u32::MAX, When::ArgHasBits(5, 0x100), RET_ERRNO | EBUSY));
+        let prog = assemble(&rules, true, RET_ERRNO | ENOSYS);
+        assert!(prog.iter().any(|i| i.code == JA && i.k > 255), "a trampoline was needed");
+        let mut nrs = numbers(720);
+        nrs.retain(|&n| n < 8 || (590..720).contains(&n) || n > 1000);
+        check_program(&rules, true, RET_ERRNO | ENOSYS, &prog, &nrs);
     }
 
     #[test]

@@ -32,7 +32,10 @@ pub fn getxattr(path: &Path, name: &str) -> Result<Option<Vec<u8>>, Errno> {
                 // SAFETY: as above, with big.
                 let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), big.as_mut_ptr().cast(), big.len()) };
                 if r < 0 {
-                    return Err(Errno::last());
+                    return match Errno::last() {
+                        Errno::ENODATA => Ok(None), // removed meanwhile
+                        e => Err(e),
+                    };
                 }
                 big.truncate(r as usize);
                 Ok(Some(big))
