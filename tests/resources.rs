@@ -16,6 +16,15 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     CPUS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `start` refused (exit 1) with `why` in its error, no context left.
+fn start_refused(g: &TestGuest, why: &str) -> Out {
+    let out = g.run(&["start"]);
+    assert_eq!(out.code, 1, "{why}: {out:?}");
+    assert!(out.stderr.contains(why), "{why}: {out:?}");
+    assert!(g.context_dir().is_none(), "{why}: a context was left");
+    out
+}
+
 fn started<'a>(env: &'a Env, tag: &str, conf: &str) -> TestGuest<'a> {
     let g = TestGuest::busybox(env, tag);
     g.conf(conf);
@@ -320,34 +329,27 @@ fn malformed_limits_stop_the_start_and_change_nothing() {
         ("CPU_WEIGHT=+5\n", "CPU_WEIGHT"),
         ("CGROUP=\"pids.max=5 pids.max=6\"\n", "CGROUP"),
         ("MEM_LIMIT=1G\nCGROUP=memory.max=2G\n", "CGROUP"),
-        ("S_CAPS=CAP_SYS_ADMIN\nCPU_LIMIT=0.5\n", ""),
     ] {
         g.conf(conf);
-        let out = g.run(&["start"]);
-        assert_ne!(out.code, 0, "{conf}: {out:?}");
-        let at = match key {
-            // Found from the file as a whole: no line.
-            "" => format!("{}: ", g.conf_path().display()),
-            _ => {
-                let line = conf.lines().position(|l| l.starts_with(key)).unwrap() + 1;
-                format!("{}:{line}: {key}", g.conf_path().display())
-            }
-        };
-        assert!(out.stderr.contains(&at), "{conf}: {out:?}");
-        assert!(g.context_dir().is_none(), "{conf}: a context was left");
+        let line = conf.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+        start_refused(&g, &format!("{}:{line}: {key}", g.conf_path().display()));
     }
-    // A CPU this machine does not have, and where memory is on cgroup v1
-    // a swap limit without a memory limit: refused at start, nothing left.
-    let mut cases = vec![("CPUSET=4000\n", "CPUSET: this machine has no CPU 4000 (it has 0")];
+    // Found from the file as a whole (no line): the host's CAP_SYS_ADMIN
+    // with limits, a CPU this machine does not have, and where memory is
+    // on cgroup v1 a swap limit without a memory limit.
+    let mut cases = vec![
+        (
+            "S_CAPS=CAP_SYS_ADMIN\nCPU_LIMIT=0.5\n",
+            "MEM_LIMIT, SWAP_LIMIT, CPU_WEIGHT, CPU_LIMIT, CPUSET and CGROUP cannot hold",
+        ),
+        ("CPUSET=4000\n", "CPUSET: this machine has no CPU 4000 (it has 0"),
+    ];
     if std::path::Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
         cases.push(("SWAP_LIMIT=100M\n", "SWAP_LIMIT needs MEM_LIMIT"));
     }
     for (conf, why) in cases {
         g.conf(conf);
-        let out = g.run(&["start"]);
-        assert_ne!(out.code, 0, "{out:?}");
-        assert!(out.stderr.contains(&format!("{}: {why}", g.conf_path().display())), "{out:?}");
-        assert!(g.context_dir().is_none());
+        start_refused(&g, &format!("{}: {why}", g.conf_path().display()));
     }
     // Running: a slip in its configuration does not make it look stopped.
     g.conf("MEM_LIMIT=64M\n");
@@ -455,10 +457,7 @@ fn a_disk_limit_on_btrfs_stops_writes_near_it_and_deleting_frees_the_space() {
     // btrfs has no inode limits: a clear error, nothing started.
     g.run(&["stop"]).ok();
     g.conf("DISK_INODES=1000\n");
-    let out = g.run(&["start"]);
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("btrfs has no inode limits"), "{out:?}");
-    assert!(g.context_dir().is_none());
+    start_refused(&g, "btrfs has no inode limits");
     // Deleting the server removes its qgroup.
     let out = g.run(&["delete", "--force"]);
     out.ok();
@@ -475,11 +474,8 @@ fn a_disk_limit_where_no_backend_fits_is_one_clear_error() {
     let _fs = Mounted::tmpfs(&env.dir.path().join("vservers"));
     let g = TestGuest::busybox(&env, "nodisk");
     g.conf("DISK_LIMIT=20M\n");
-    let out = g.run(&["start"]);
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("cannot limit"), "{out:?}");
+    let out = start_refused(&g, "cannot limit");
     assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
-    assert!(g.context_dir().is_none());
 }
 
 /// ext4's and xfs's project quotas need kernel quota support, which the
@@ -508,10 +504,7 @@ fn a_disk_limit_is_a_project_quota_that_df_inside_shows(
         let _plain = without(&at, 64);
         let g = TestGuest::busybox(&env, &format!("noprj{kind}"));
         g.conf("DISK_LIMIT=20M\n");
-        let out = g.run(&["start"]);
-        assert_eq!(out.code, 1, "{out:?}");
-        assert!(out.stderr.contains("has no project quotas"), "{out:?}");
-        assert!(g.context_dir().is_none());
+        start_refused(&g, "has no project quotas");
         eprintln!("NOTE: this kernel mounts no {kind} with project quotas; its refusal was tested");
         return;
     };

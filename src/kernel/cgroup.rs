@@ -256,8 +256,6 @@ pub fn subtree_xattr(dir: &Path, name: &str) -> Vec<(PathBuf, Option<Vec<u8>>)> 
             let value = match (&base, rel) {
                 (Some(b), Some(rel)) if at => match crate::sys::getxattr_at(b, &rel, name) {
                     Ok(v) => v,
-                    // Longer than its buffer: the path call takes any.
-                    Err(nix::errno::Errno::ERANGE) => crate::sys::getxattr(&d, name).ok().flatten(),
                     // An older kernel (ENOSYS), or a filter that refuses the
                     // new call (EPERM): the path call, from now on, if it works.
                     Err(_) => {

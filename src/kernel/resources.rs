@@ -232,7 +232,8 @@ impl Resources {
                 t => self.put("cpuset.cpus", parse_cpu_list(t).map_err(|e| format!("CPUSET: {e}"))?),
             },
             "CGROUP" => {
-                let mut seen = Vec::new();
+                // Every word checked before any is taken.
+                let mut seen: Vec<(&str, &str)> = Vec::new();
                 for w in v.split_whitespace() {
                     let Some((file, value)) = w.split_once('=') else {
                         return Err(format!("CGROUP: expected file=value, found '{w}'"));
@@ -240,10 +241,9 @@ impl Resources {
                     if let Some((_, key)) = OWN_KEYS.iter().find(|(f, _)| *f == file) {
                         return Err(format!("CGROUP: {file} is set by {key}: use that"));
                     }
-                    if seen.contains(&file) {
+                    if seen.iter().any(|(f, _)| *f == file) {
                         return Err(format!("CGROUP: {file} is given twice"));
                     }
-                    seen.push(file);
                     if !known_v2_file(file) {
                         return Err(format!(
                             "CGROUP: '{file}' is no cgroup v2 limit vsbox knows (e.g. memory.high, pids.max, io.weight; see vserver.conf(5))"
@@ -254,6 +254,9 @@ impl Resources {
                     }
                     // One word each (so no io.max, whose value has
                     // spaces); the kernel checks the value at start.
+                    seen.push((file, value));
+                }
+                for (file, value) in seen {
                     self.put(file, value.to_owned());
                 }
             }
@@ -292,10 +295,13 @@ impl Resources {
                 self.v1_writes(c)?;
             }
         }
-        if let (Some(want), Some(online)) = (self.files.get("cpuset.cpus"), online_cpus()) {
-            if let Some(cpu) = cpus_of(want).unwrap_or_default().into_iter().find(|c| !online.contains(c)) {
-                let list = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
-                return Err(format!("CPUSET: this machine has no CPU {cpu} (it has {})", list.trim()));
+        if let Some(want) = self.files.get("cpuset.cpus") {
+            // The CPUs this machine has online, as a list such as `0-1`.
+            let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+            if let Some(have) = cpus_of(online.trim()).filter(|h| !h.is_empty()) {
+                if let Some(cpu) = cpus_of(want).unwrap_or_default().into_iter().find(|c| !have.contains(c)) {
+                    return Err(format!("CPUSET: this machine has no CPU {cpu} (it has {})", online.trim()));
+                }
             }
         }
         Ok(())
@@ -524,13 +530,6 @@ fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
         }
         r => r.ctx(|| format!("set {file}={value} in {}", dir.display())),
     }
-}
-
-/// The CPUs this machine has online (/sys/devices/system/cpu/online,
-/// a list such as `0-1`), as a list of numbers; None if unreadable.
-fn online_cpus() -> Option<Vec<u32>> {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
-    cpus_of(text.trim())
 }
 
 /// The numbers of a CPU list (`0-1,3`); None if it is not one.
@@ -769,21 +768,8 @@ mod tests {
     }
 
     #[test]
-    fn keys_refuse_what_would_be_misread() {
+    fn the_smallest_memory_limit_and_swap_without_one_on_v1() {
         let mut r = Resources::default();
-        for (k, v) in [
-            ("MEM_LIMIT", "512K"),
-            ("MEM_LIMIT", "0"),
-            ("CPU_WEIGHT", "+5"),
-            ("CPU_LIMIT", "1e3"),
-            ("CPU_LIMIT", "inf"),
-            ("CPU_LIMIT", "+1"),
-            ("CGROUP", "pids.max=5 pids.max=6"),
-            ("CGROUP", "memory.max=1G"),
-            ("CGROUP", "cpuset.cpus=0"),
-        ] {
-            assert!(r.set_key(k, v).is_err(), "{k}={v}");
-        }
         assert!(r.set_key("CPU_LIMIT", "1.5").is_ok() && r.set_key("MEM_LIMIT", "1M").is_ok());
         // v1: SWAP_LIMIT with MEM_LIMIT lifted is refused, not dropped.
         let mut r = Resources::default();
@@ -854,6 +840,16 @@ mod tests {
             ("CGROUP", "pids.max"),
             ("CGROUP", "cgroup.procs=1"),
             ("CGROUP", "../../etc/passwd=x"),
+            // What would be misread.
+            ("MEM_LIMIT", "512K"),
+            ("MEM_LIMIT", "0"),
+            ("CPU_WEIGHT", "+5"),
+            ("CPU_LIMIT", "1e3"),
+            ("CPU_LIMIT", "inf"),
+            ("CPU_LIMIT", "+1"),
+            ("CGROUP", "pids.max=5 pids.max=6"),
+            ("CGROUP", "memory.max=1G"),
+            ("CGROUP", "cpuset.cpus=0"),
         ] {
             assert!(r.set_key(k, v).is_err(), "{k}={v}");
         }

@@ -18,32 +18,8 @@ pub fn setxattr(path: &Path, name: &str, value: &[u8]) -> Result<(), Errno> {
 pub fn getxattr(path: &Path, name: &str) -> Result<Option<Vec<u8>>, Errno> {
     use std::os::unix::ffi::OsStrExt;
     let (p, n) = (cstr(path.as_os_str().as_bytes())?, cstr(name.as_bytes())?);
-    // On the stack: most lookups find nothing (ENODATA) and allocate nothing.
-    let mut buf = [0u8; 256];
     // SAFETY: strings are NUL-terminated; buf is writable for its length.
-    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if r < 0 {
-        return match Errno::last() {
-            Errno::ENODATA => Ok(None),
-            // Longer than the buffer (a long configuration path): as long
-            // as it is now.
-            Errno::ERANGE => {
-                let mut big = vec![0u8; 65536];
-                // SAFETY: as above, with big.
-                let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), big.as_mut_ptr().cast(), big.len()) };
-                if r < 0 {
-                    return match Errno::last() {
-                        Errno::ENODATA => Ok(None), // removed meanwhile
-                        e => Err(e),
-                    };
-                }
-                big.truncate(r as usize);
-                Ok(Some(big))
-            }
-            e => Err(e),
-        };
-    }
-    Ok(Some(buf[..r as usize].to_vec()))
+    xattr_value(|buf| unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) as libc::c_long })
 }
 
 /// getxattrat(2) (Linux 6.13; x86_64 number 464, include/uapi/asm-generic
@@ -60,32 +36,53 @@ pub fn getxattr_at(dir: &impl AsRawFd, rel: &std::ffi::OsStr, name: &str) -> Res
         flags: u32,
     }
     let (p, n) = (cstr(rel.as_bytes())?, cstr(name.as_bytes())?);
-    let mut buf = [0u8; 256];
-    let args = XattrArgs {
-        value: buf.as_mut_ptr() as u64,
-        size: buf.len() as u32,
-        flags: 0,
-    };
-    // SAFETY: strings are NUL-terminated; args points at buf, writable for
-    // the size it gives; the kernel reads the 16-byte args.
-    let r = unsafe {
-        libc::syscall(
-            464,
-            dir.as_raw_fd(),
-            p.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-            n.as_ptr(),
-            &args,
-            std::mem::size_of::<XattrArgs>(),
-        )
-    };
-    if r < 0 {
-        return match Errno::last() {
-            Errno::ENODATA => Ok(None),
-            e => Err(e),
+    xattr_value(|buf| {
+        let args = XattrArgs {
+            value: buf.as_mut_ptr() as u64,
+            size: buf.len() as u32,
+            flags: 0,
         };
+        // SAFETY: strings are NUL-terminated; args points at buf, writable
+        // for the size it gives; the kernel reads the 16-byte args.
+        unsafe {
+            libc::syscall(
+                464,
+                dir.as_raw_fd(),
+                p.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+                n.as_ptr(),
+                &args,
+                std::mem::size_of::<XattrArgs>(),
+            )
+        }
+    })
+}
+
+/// An attribute's value through `get` (a getxattr call into the buffer
+/// it is given): into a buffer on the stack first — most lookups find
+/// nothing (ENODATA) and allocate nothing — and for a longer value (a long
+/// configuration path as a guest's tag) into one as large as a value can
+/// be. Ok(None) when it is not set, or was removed meanwhile.
+fn xattr_value(get: impl Fn(&mut [u8]) -> libc::c_long) -> Result<Option<Vec<u8>>, Errno> {
+    let mut small = [0u8; 256];
+    let mut big = Vec::new();
+    let buf: &mut [u8] = match check(get(&mut small)) {
+        Ok(len) => return Ok(Some(small[..len as usize].to_vec())),
+        Err(Errno::ERANGE) => {
+            big.resize(65536, 0);
+            &mut big
+        }
+        Err(Errno::ENODATA) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match check(get(buf)) {
+        Ok(len) => {
+            big.truncate(len as usize);
+            Ok(Some(big))
+        }
+        Err(Errno::ENODATA) => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(Some(buf[..r as usize].to_vec()))
 }
 
 #[repr(C)]
