@@ -12,7 +12,7 @@ work=$(mktemp -d /tmp/vsbox-bench.XXXXXX)
 export VSBOX_CONFDIR=$work/etc VSBOX_ROOTDIR=$work/vservers VSBOX_RUNDIR=$work/run
 mkdir -p "$VSBOX_CONFDIR"
 cleanup() {
-	for g in bench1 bench2; do "$VSBOX" vserver $g stop >/dev/null 2>&1 || true; done
+	for ((i = 1; i <= 20; i++)); do "$VSBOX" vserver bench$i stop >/dev/null 2>&1 || true; done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -68,10 +68,17 @@ if [ -x "$PROBE" ]; then
 	printf 'unix sockets a second: host %s, in a running guest %s, ratio %.2f×\n' "$h" "$g" "$(echo "$g/$h" | bc -l)"
 fi
 
-# What vsbox keeps per running guest: the guest's PID 1 and, on the host,
-# its sleeping watcher.
-mem() { awk -v w="$1" -v p="$2" '/^Rss/{r=$2} /^Pss:/{s=$2} /^Pss_Anon/{a=$2} END{printf "%s (pid %s): RSS %d KiB, PSS %d KiB, private anonymous %d KiB\n", w, p, r, s, a}' /proc/"$2"/smaps_rollup; }
-for g in bench1 bench2; do
-	mem "guest init" "$(init_of $g)"
-	mem "vsbox-watch" "$(pgrep -f "^vsbox-watch $g\$")"
+# What vsbox keeps per running guest, with 20 running: the guest's PID 1,
+# and a 20th of the one vsbox-watch on the host that serves them all.
+# PSS (smaps_rollup): the binary's shared pages divided among their users.
+for ((i = 3; i <= 20; i++)); do
+	"$VSBOX" vserver bench$i build -m busybox >/dev/null
+	"$VSBOX" vserver bench$i start >/dev/null
 done
+pss() { awk '/^Pss:/{print $2}' /proc/"$1"/smaps_rollup; }
+total=0
+for ((i = 1; i <= 20; i++)); do total=$((total + $(pss "$(init_of bench$i)"))); done
+watcher=$(cat "$VSBOX_RUNDIR/vsbox-watch.pid")
+w=$(pss "$watcher")
+printf 'with 20 guests: guest init PSS %d KiB each (average); vsbox-watch PSS %d KiB for all (%.1f KiB a guest); host processes per guest: %s\n' \
+	"$((total / 20))" "$w" "$(echo "$w/20" | bc -l)" "$(echo "$(pgrep -xc vsbox-watch)/20" | bc -l)"

@@ -65,7 +65,7 @@ fn busybox_guest_lifecycle_leaves_nothing_behind() {
     let out = g.run(&["exec", "cat", "/proc/1/cmdline"]);
     assert_eq!(out.stdout.trim_end_matches('\0'), "vsbox-init", "{out:?}");
     // On the host: one sleeping watcher that cleans up if the guest halts.
-    assert!(eventually(5, || watchers(&g.name).len() == 1), "{:?}", watchers(&g.name));
+    assert!(eventually(5, || watchers(&g).len() == 1), "{:?}", watchers(&g));
     // exec passes output and status through; the guest's root is /.
     let out = g.run(&["exec", "sh", "-c", "cat /etc/hostname; exit 5"]);
     assert_eq!((out.code, out.line()), (5, g.name.as_str()));
@@ -110,7 +110,7 @@ fn busybox_guest_lifecycle_leaves_nothing_behind() {
         "processes of the guest survived: {:?}",
         survivors()
     );
-    assert!(eventually(5, || watchers(&g.name).is_empty()), "the watcher left with the guest");
+    assert!(eventually(5, || watchers(&g).is_empty()), "the watcher left with the guest");
     assert!(g.context_dir().is_none());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&g.name), "a mount of the guest leaked to the host");
@@ -1210,15 +1210,21 @@ fn fifty_servers_started_and_stopped_concurrently_leave_nothing() {
     let out = env.run("vservers", &["start", "-j", "8"]);
     assert!(out.stdout.contains("50 started, 0 failed"), "{out:?}");
     let dirs: Vec<_> = guests.iter().map(|g| g.context_dir().expect("its context")).collect();
-    assert!(guests.iter().all(|g| !supervisor_pids(&g.name).is_empty()));
+    // One watcher serves them all: no host process per server.
+    let run = env.dir.path().join("run");
+    let watcher = watcher_in(&run).expect("vsbox-watch");
+    assert!(guests.iter().all(|g| watchers(g) == [watcher]));
     let out = env.run("vservers", &["stop", "-j", "8"]);
     assert!(out.stdout.contains("50 stopped, 0 failed"), "{out:?}");
     assert!(dirs.iter().all(|d| !d.exists()), "contexts left behind");
     assert!(
-        eventually(5, || guests.iter().all(|g| supervisor_pids(&g.name).is_empty())),
+        eventually(5, || guests.iter().all(|g| watchers(g).is_empty())),
         "supervisors left behind"
     );
-    let run = env.dir.path().join("run");
+    assert!(
+        eventually(5, || watcher_in(&run).is_none()),
+        "the watcher stays when no server runs"
+    );
     let left: Vec<_> = std::fs::read_dir(&run)
         .map(|rd| {
             rd.flatten()
@@ -1257,6 +1263,76 @@ fn starts(g: &TestGuest) -> String {
         .unwrap_or_default()
         .trim()
         .to_owned()
+}
+
+/// One watcher serves every server of a run directory, and a killed one
+/// loses nothing: the servers run on, and the next command that needs a
+/// watcher starts one, which adopts them — in the same unix namespace,
+/// with their reboots and halts handled — and cleans up after one that
+/// halted while nobody watched.
+#[test]
+fn a_killed_watcher_is_replaced_and_its_servers_adopted() {
+    require_root!();
+    let env = Env::new();
+    let ip = loopback();
+    let name = format!("vsbox-adopt-{}", std::process::id());
+    let a = counting_guest_with(&env, "adopt-a", &format!("IPROOT={ip}\nIPROOTDEV=lo\nIPROOTMASK=32\n"));
+    let b = counting_guest(&env, "adopt-b");
+    a.run(&[
+        "exec",
+        "sh",
+        "-c",
+        &format!("(probe abstract-serve {name} before > /dev/null 2>&1 &)"),
+    ])
+    .ok();
+    assert!(eventually(5, || a.run(&["exec", "probe", "abstract-connect", &name]).line()
+        == "OK answer=before"));
+    let run = env.dir.path().join("run");
+    let first = watcher_in(&run).expect("vsbox-watch");
+    assert_eq!((watchers(&a), watchers(&b)), (vec![first], vec![first]), "one watcher for both");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(eventually(5, || watcher_in(&run).is_none()));
+    let st = a.run(&["status"]);
+    assert!(st.stdout.contains("unix sockets: NOT SUPERVISED"), "{st:?}");
+    // b halts while nobody watches: its init dies.
+    let b_dir = b.context_dir().expect("b's context");
+    let (b_init, _) = init_of(&b).expect("b's init");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(b_init as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(eventually(5, || b.run(&["running"]).code == 1));
+    assert!(b_dir.exists(), "nobody cleaned up yet");
+    // Entering a brings a watcher back, which adopts a and cleans up b.
+    a.run(&["exec", "true"]).ok();
+    let second = watcher_in(&run).expect("a new vsbox-watch");
+    assert_ne!(second, first);
+    assert_eq!(watchers(&a), [second]);
+    let st = a.run(&["status"]);
+    assert!(st.stdout.contains("unix sockets: its own abstract names"), "{st:?}");
+    assert!(eventually(10, || !b_dir.exists()), "b's context removed");
+    // The same unix namespace: what enters now reaches what was bound
+    // before, and the host still does not.
+    assert_eq!(a.run(&["exec", "probe", "abstract-connect", &name]).line(), "OK answer=before");
+    assert!(host_probe(&["abstract-connect", &name]).stdout.starts_with("ERR ECONNREFUSED"));
+    // Its reboot and halt are handled as before.
+    a.run(&["exec", "/sbin/vreboot"]).ok_or_killed();
+    assert!(eventually(10, || starts(&a) == "2"), "restarted");
+    assert!(eventually(5, || a.run(&["running"]).code == 0));
+    a.run(&["exec", "/sbin/vhalt"]).ok_or_killed();
+    assert!(eventually(10, || a.context_dir().is_none()), "a's context removed");
+    assert!(eventually(5, || !addresses_on("lo").contains(&ip)), "alias removed");
+    // Nothing left: no watcher, socket or pinned namespace.
+    assert!(
+        eventually(5, || watcher_in(&run).is_none()),
+        "the watcher ended with the last server"
+    );
+    let left: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sock") || n.ends_with(".netns"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(run.to_str().unwrap()), "a pin stayed mounted");
 }
 
 #[test]
@@ -1308,32 +1384,7 @@ fn vreboot_and_vhalt_without_rebootmgr() {
     assert!(eventually(10, || g.context_dir().is_none()), "context removed");
     assert!(eventually(5, || !addresses_on("lo").contains(&ip)), "alias removed");
     assert!(!dir.exists());
-    assert!(eventually(5, || watchers(&g.name).is_empty()), "the watcher is gone");
-    // Should the watcher, its supervisor, be gone (killed), nothing enters
-    // it any more — its unix sockets would be the host's — until a restart.
-    g.run(&["start"]).ok();
-    assert_eq!(starts(&g), "3");
-    // It names itself a moment after `start` returns.
-    assert!(eventually(5, || !watchers(&g.name).is_empty()));
-    for pid in watchers(&g.name) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
-    }
-    assert!(eventually(5, || watchers(&g.name).is_empty()));
-    let st = g.run(&["status"]);
-    assert!(st.stdout.contains("unix sockets: NOT SUPERVISED"), "{st:?}");
-
-    let out = g.run(&["exec", "true"]);
-    assert_eq!(out.code, 125, "{out:?}");
-    assert!(
-        out.stderr.contains("is not running") && out.stderr.contains("restart the server"),
-        "{out:?}"
-    );
-    g.run(&["restart"]).ok();
-    assert_eq!(starts(&g), "4");
-    let st = g.run(&["status"]);
-    assert!(st.stdout.contains("unix sockets: its own abstract names"), "{st:?}");
-    g.run(&["exec", "true"]).ok();
-    g.run(&["stop"]).ok();
+    assert!(eventually(5, || watchers(&g).is_empty()), "the watcher is gone");
     // On the host there is no server to restart: refused, host untouched.
     let out = env.run("vreboot", &["--socket", "/nonexistent/reboot"]);
     assert_eq!(out.code, 1, "{out:?}");
@@ -2051,14 +2102,14 @@ fn a_name_a_running_guest_binds_is_its_own() {
     // What root hands to its control socket that is no listener (one
     // descriptor or many) is dropped, and nothing of it is kept.
     let sock = a.env.dir.path().join(format!("run/{}.sock", a.name));
-    let fds = || supervisor_pids(&a.name).into_iter().filter_map(proc_fd_count).sum::<usize>();
+    let fds = || watchers(&a).into_iter().filter_map(proc_fd_count).sum::<usize>();
     let before = fds();
     assert!(before > 0, "the supervisor's descriptors");
     for n in ["1", "3", "40"] {
         assert_eq!(host_probe(&["send-fds", sock.to_str().unwrap(), n, "20"]).line(), "OK sent=20");
     }
     assert!(eventually(3, || fds() <= before), "{} descriptors, {before} before", fds());
-    let watcher_pid = || *watchers(&a.name).first().expect("the supervisor") as i32;
+    let watcher_pid = || *watchers(&a).first().expect("the supervisor") as i32;
     assert_eq!(a.run(&["exec", "probe", "abstract-connect", &x11]).line(), "OK answer=guest-a");
     // Should its supervisor be killed, its unix socket calls fail, and
     // its processes cannot put a listener of their own in its place (the

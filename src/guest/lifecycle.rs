@@ -109,8 +109,8 @@ pub enum Payload<'a> {
 
 /// In the first process of a new guest context (PID 1). Never returns.
 /// `supervisor` is a connection to what answers its unix socket calls
-/// (supervisor.rs): the running guest's `vsbox-watch`, or a fresh
-/// context's own `vsbox-sockets`.
+/// (supervisor.rs, `vsbox-watch`), which serves the fresh context of an
+/// `exec` as it serves a started guest.
 fn first_process(
     applet: &str,
     g: &Guest,
@@ -399,6 +399,7 @@ fn remove_aliases(dir: &Path) {
 /// Removes what `start` set up for a context that has no processes left.
 pub(crate) fn clean_up(reg: &Registry, dir: &Path) -> Result<()> {
     remove_aliases(dir);
+    supervisor::unpin(dir);
     for c in cgroup::CONTROLLERS {
         if let Some(d) = reg.layout.v1_dir(c, dir).filter(|d| d.is_dir()) {
             cgroup::remove(&d, Some(Duration::from_secs(2)))?;
@@ -555,7 +556,7 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     let (st_r, st_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
     // The supervisor first: from its filter on, the guest's first process
     // needs it for every unix socket (supervisor.rs).
-    let (link, conn) = match supervise(applet, g, &dir, xid, userns.as_ref().map(|o| &o.ns.fd)) {
+    let (link, conn) = match supervise(g, &dir, xid, userns.as_ref().map(|o| &o.ns.fd)) {
         Ok(l) => l,
         Err(e) => {
             remove_aliases(&dir);
@@ -638,49 +639,51 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     }
 }
 
-/// Leaves the guest's supervisor on the host (`vsbox-watch NAME`,
-/// supervisor.rs): it answers the guest's unix socket calls and reboot(2)
-/// from a network namespace of the guest's own until the init ends — the
-/// guest halted or rebooted itself (vhalt, vreboot, or its own halt and
-/// reboot with CAP_SYS_BOOT), or its init died — and then removes what
+/// Hands the guest to its supervisor, `vsbox-watch` (supervisor.rs, one
+/// for every running guest): it answers the guest's unix socket calls and
+/// reboot(2) from a network namespace of the guest's own until the init
+/// ends — the guest halted or rebooted itself (vhalt, vreboot, or its own
+/// halt and reboot with CAP_SYS_BOOT), or its init died — and then
+/// [`after_end`] runs. Gives `start`'s link to it (to name the init) and a
+/// connection for the first process to hand its filter over.
+fn supervise(g: &Guest, dir: &Path, xid: u32, userns: Option<&OwnedFd>) -> Result<(OwnedFd, OwnedFd)> {
+    supervisor::spawn(g, dir, userns, xid, supervisor::Kind::Boot)
+}
+
+/// After a started guest's init has ended and its context is empty (in
+/// `vsbox-cleanup NAME`, which the watcher leaves for it): removes what
 /// `start` set up and runs the post-stop hook, as `stop` would, and for a
 /// reboot (the init's byte on its status pipe) starts the guest again in
 /// the same context. It takes the guest's lock first, and acts only on
-/// the very directory it watched (same inode), so a `stop` under way or a
-/// later start is never disturbed. Gives `start`'s link to it (to name
-/// the init) and a connection for the first process to hand its filter
-/// over.
-fn supervise(applet: &str, g: &Guest, dir: &Path, xid: u32, userns: Option<&OwnedFd>) -> Result<(OwnedFd, OwnedFd)> {
+/// the very directory `start` made (inode `ino`), so a `stop` under way or
+/// a later start is never disturbed.
+pub(crate) fn after_end(g: &Guest, dir: &Path, ino: u64, xid: u32, reboot: bool) {
+    use crate::syslog::{log, Level};
     use std::os::unix::fs::MetadataExt;
-    let ino = std::fs::metadata(dir).map(|m| m.ino()).ctx(|| format!("stat {}", dir.display()))?;
-    let applet = applet.to_owned();
-    supervisor::spawn(g, dir, userns, xid, &format!("vsbox-watch {}", g.name), |reboot| {
-        use crate::syslog::{log, Level};
-        let tag = "vsbox-watch";
-        let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
-        if !same() {
-            return; // `stop` removed it, or `start` failed
-        }
-        // Held until the guest is up again: a `stop` meanwhile waits
-        // and then stops the restarted guest.
-        let Ok(_lock) = g.lock() else { return };
-        if !same() || cgroup::populated(dir) {
-            return;
-        }
-        if let Err(e) = Registry::open().and_then(|reg| clean_up(&reg, dir)) {
-            return log(Level::Err, tag, &format!("clean up after server {}: {e}", g.name));
-        }
-        if let Err(e) = g.hook("post-stop") {
-            log(Level::Err, tag, &e.to_string());
-        }
-        if !reboot {
-            return log(Level::Notice, tag, &format!("server {} has stopped; cleaned up", g.name));
-        }
-        match start_locked(&applet, g, Some(xid)) {
-            Ok(()) => log(Level::Notice, tag, &format!("server {} restarted", g.name)),
-            Err(e) => log(Level::Err, tag, &format!("server {} stopped to restart, but: {e}", g.name)),
-        }
-    })
+    let tag = "vsbox-watch";
+    let same = || std::fs::metadata(dir).is_ok_and(|m| m.ino() == ino);
+    if !same() {
+        return; // `stop` removed it, or `start` failed
+    }
+    // Held until the guest is up again: a `stop` meanwhile waits and then
+    // stops the restarted guest.
+    let Ok(_lock) = g.lock() else { return };
+    if !same() || cgroup::populated(dir) {
+        return;
+    }
+    if let Err(e) = Registry::open().and_then(|reg| clean_up(&reg, dir)) {
+        return log(Level::Err, tag, &format!("clean up after server {}: {e}", g.name));
+    }
+    if let Err(e) = g.hook("post-stop") {
+        log(Level::Err, tag, &e.to_string());
+    }
+    if !reboot {
+        return log(Level::Notice, tag, &format!("server {} has stopped; cleaned up", g.name));
+    }
+    match start_locked("vserver", g, Some(xid)) {
+        Ok(()) => log(Level::Notice, tag, &format!("server {} restarted", g.name)),
+        Err(e) => log(Level::Err, tag, &format!("server {} stopped to restart, but: {e}", g.name)),
+    }
 }
 
 /// Copies the guest's start-up output to our stdout until the status pipe
@@ -931,7 +934,12 @@ fn join<'a>(
     payload: Payload<'a>,
 ) -> Result<std::result::Result<nix::unistd::Pid, Payload<'a>>> {
     let lifeline = exec::Lifeline::of_this_process()?;
+    // A killed supervisor's guest is adopted by a new one, once.
     let conn = match target.connect_supervisor() {
+        Err(_) if !target.ending() && supervisor::revive().is_ok() => target.connect_supervisor(),
+        conn => conn,
+    };
+    let conn = match conn {
         Ok(conn) => conn,
         Err(_) if target.ending() => return Ok(Err(payload)),
         Err(e) => return Err(e),
@@ -1038,9 +1046,12 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
                 None => String::new(),
             };
             let sockets = if supervisor::connect(g).is_ok() {
-                "its own abstract names (made by its supervisor)"
+                "its own abstract names (made by vsbox-watch)".to_owned()
             } else {
-                "NOT SUPERVISED: its supervisor is gone; restart the server"
+                format!(
+                    "NOT SUPERVISED: vsbox-watch is gone; `vserver {} exec` or `vservers` starts it again",
+                    g.name
+                )
             };
             (
                 true,

@@ -38,7 +38,7 @@ pub const LOCK_HELD: &str = "VSBOX_LOCK_HELD";
 pub use crate::context::XATTR_GUEST;
 pub const XATTR_ALIASES: &str = "trusted.vsbox.aliases";
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Guest {
     pub name: String,
     pub conf: PathBuf,

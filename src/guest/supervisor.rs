@@ -1,18 +1,25 @@
-//! A running guest's supervisor: the host process `vsbox-watch NAME` that
-//! `vserver start` leaves behind. It lives in a network namespace of the
-//! guest's own that holds only the guest's unix sockets, and answers the
-//! supervised calls (kernel/seccomp.rs, `supervised_listener`) of every
-//! process in the guest: each unix socket they make is made there
+//! The running guests' supervisor: one host process, `vsbox-watch`, for
+//! every guest of a run directory (RUNDIR), started by the first `start`
+//! that needs it and gone when no guest is left — no host process per
+//! guest. For each guest it keeps a network namespace of the guest's own
+//! that holds only the guest's unix sockets, and answers the supervised
+//! calls (kernel/seccomp.rs, `supervised_listener`) of every process in
+//! the guest: each unix socket they make is made there
 //! (kernel/unixscope.rs), so the abstract names they bind and connect to
 //! are the guest's alone, both ways; a reboot(2) asks the guest's init to
-//! restart or stop, as vreboot does. When the init ends it cleans up
-//! (lifecycle.rs, `watch`).
+//! restart or stop, as vreboot does. When an init ends, a process of its
+//! own (`vsbox-cleanup NAME`) cleans up and restarts
+//! (lifecycle.rs, `after_end`), and the watcher forgets the guest.
 //!
-//! Processes that enter the guest later (exec, enter, suexec, service)
-//! connect to it at `RUNDIR/NAME.sock` (root's only) before they enter,
-//! and hand over their listener as their plan installs it; `start` names
-//! the init over a link of its own. Should the supervisor die, the
-//! guest's unix socket calls fail (ENOSYS) rather than reach the host's.
+//! `start` hands a guest over at RUNDIR/vsbox-watch.sock (root's only,
+//! under RUNDIR/vsbox-watch.lock, which the watcher takes too as it ends,
+//! so nothing is handed to a watcher going away). Processes that enter
+//! the guest later (exec, enter, suexec, service) connect to it at
+//! `RUNDIR/NAME.sock` (root's only) before they enter, and hand over
+//! their listener as their plan installs it; `start` names the init over
+//! a link of its own. Should the watcher die, the guests run on, but the
+//! kernel forgets their listeners: their unix socket calls fail (ENOSYS)
+//! rather than reach the host's.
 
 use crate::context::init;
 use crate::error::{Context, Error, Result};
@@ -108,29 +115,114 @@ pub struct Init {
     pub rebooting: Option<bool>,
 }
 
-/// Leaves a supervisor on the host for the guest's context `dir`, named
-/// `title`, in a network namespace of the guest's own: it serves the
-/// context's processes ([`serve`]) until the init `start` names over the
-/// returned link ends — and, when that init has a status pipe, until the
-/// context is empty — then removes the control socket it was bound to
-/// (unless something bound another there meanwhile) and runs `then`,
-/// back in the host's network namespace, with whether the init asked to
-/// be restarted (its REBOOTING byte). Gives that link and a connection for
-/// the context's first process to hand its filter over.
-///
-/// On the patched kernel, whose host is blind to its guests, the serving
-/// half is a child that joins the kernel's context `xid` (see [`serve`])
-/// and tells how it ended by its exit code; `then` runs in the host's.
-pub fn spawn(
-    g: &Guest,
-    dir: &Path,
-    userns: Option<&OwnedFd>,
+/// What the watcher does for a guest once its init has ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// A started guest (`vserver start`): clean up after it as `stop`
+    /// would, and start it again if it asked to restart
+    /// (lifecycle.rs, `after_end`).
+    Boot,
+    /// A fresh context of `exec` or `enter` in a stopped guest: the
+    /// client that made it removes it; the watcher only stops serving it.
+    Fresh,
+}
+
+/// The watcher's socket in RUNDIR (SOCK_SEQPACKET, root's only): one
+/// registration a connection.
+const WATCH_SOCKET: &str = "vsbox-watch.sock";
+/// Held (flock) by whoever connects to the watcher, from connecting until
+/// the watcher has answered, and by the watcher as it ends: no guest is
+/// handed to a watcher that is going away.
+const WATCH_LOCK: &str = "vsbox-watch.lock";
+/// Room for a registration: five paths of up to PATH_MAX bytes and some
+/// numbers; a longer one arrives cut (SOCK_SEQPACKET) and is refused.
+const REGISTRATION_ROOM: usize = 5 * 4096 + 128;
+/// The running watcher's pid, for the administrator (and the tests).
+pub const WATCH_PID: &str = "vsbox-watch.pid";
+
+/// A guest as `start` (or a fresh context) hands it to the watcher, with
+/// two descriptors: its bound control socket and the watcher's end of
+/// `start`'s link.
+#[derive(Debug, PartialEq)]
+struct Registration {
+    kind: Kind,
+    guest: Guest,
+    /// The context's cgroup (v2, or the v1 name=vsbox one).
+    dir: PathBuf,
+    /// The inodes of `dir` and of the control socket: what the watcher
+    /// removes or cleans up must still be what it was handed.
+    dir_ino: u64,
+    ctl_ino: u64,
     xid: u32,
-    title: &str,
-    then: impl FnOnce(bool),
-) -> Result<(OwnedFd, OwnedFd)> {
+    /// (st_dev, st_ino) of the user namespace the guest's capabilities
+    /// count in.
+    userns: (u64, u64),
+}
+
+impl Registration {
+    /// NUL-separated fields: paths hold any byte but NUL.
+    fn encode(&self) -> Vec<u8> {
+        use std::os::unix::ffi::OsStrExt;
+        let g = &self.guest;
+        let kind: &[u8] = match self.kind {
+            Kind::Boot => b"boot",
+            Kind::Fresh => b"fresh",
+        };
+        let numbers = [self.dir_ino, self.ctl_ino, u64::from(self.xid), self.userns.0, self.userns.1].map(|n| n.to_string());
+        let mut fields: Vec<&[u8]> = vec![
+            kind,
+            g.name.as_bytes(),
+            g.conf.as_os_str().as_bytes(),
+            g.root.as_os_str().as_bytes(),
+            g.hook.as_os_str().as_bytes(),
+            self.dir.as_os_str().as_bytes(),
+        ];
+        fields.extend(numbers.iter().map(|n| n.as_bytes()));
+        fields.join(&0u8)
+    }
+
+    fn decode(b: &[u8]) -> Option<Registration> {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let f: Vec<&[u8]> = b.split(|&c| c == 0).collect();
+        let [kind, name, conf, root, hook, dir, dir_ino, ctl_ino, xid, ns_dev, ns_ino] = f[..] else {
+            return None;
+        };
+        let path = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
+        let n = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u64>().ok();
+        Some(Registration {
+            kind: match kind {
+                b"boot" => Kind::Boot,
+                b"fresh" => Kind::Fresh,
+                _ => return None,
+            },
+            guest: Guest {
+                name: String::from_utf8(name.to_vec()).ok()?,
+                conf: path(conf),
+                root: path(root),
+                hook: path(hook),
+            },
+            dir: path(dir),
+            dir_ino: n(dir_ino)?,
+            ctl_ino: n(ctl_ino)?,
+            xid: u32::try_from(n(xid)?).ok()?,
+            userns: (n(ns_dev)?, n(ns_ino)?),
+        })
+    }
+}
+
+/// Hands the guest's context `dir` to the watcher (starting it if none
+/// runs): from now on it serves the context's processes ([`Served`])
+/// until the init `start` names over the returned link ends — and, when
+/// that init has a status pipe, until the context is empty — then
+/// removes the control socket it was bound to (unless something bound
+/// another there meanwhile), and for [`Kind::Boot`] cleans up and
+/// restarts as the init asked (its REBOOTING byte). Gives that link and a
+/// connection for the context's first process to hand its filter over.
+pub fn spawn(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, xid: u32, kind: Kind) -> Result<(OwnedFd, OwnedFd)> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     use std::os::unix::fs::MetadataExt;
+    let dir_ino = std::fs::metadata(dir).map(|m| m.ino()).ctx(|| format!("stat {}", dir.display()))?;
     let ctl = bind(g, dir)?;
     let path = socket_path(g);
     let ctl_ino = std::fs::metadata(&path)
@@ -145,111 +237,117 @@ pub fn spawn(
             .ctx(|| "stat the server's user namespace")?,
         None => unixscope::ns_id("/proc/self/ns/user").ok_or_else(|| Error::failed("stat /proc/self/ns/user", "it is missing"))?,
     };
-    crate::kernel::process::detached(title, vec![ctl, theirs], |mut fds| {
-        let (Some(link), Some(ctl)) = (fds.pop(), fds.pop()) else { return };
-        let ended = if native::available() {
-            let host_half = nix::unistd::getpid();
-            match sys::fork() {
-                Ok(sys::Forked::Child) => {
-                    // One supervisor: killing the `vsbox-watch NAME` the
-                    // host sees ends the half it cannot see too (the
-                    // patch lets this signal cross into the context).
-                    let tied = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-                    if tied.is_err() || nix::unistd::getppid() != host_half {
-                        std::process::exit(NOT_SERVED);
-                    }
-                    let ended = serve_until_ended(ctl, link, dir, userns, Some(xid));
-                    std::process::exit(match ended {
-                        Ok(Some(false)) => SERVED,
-                        Ok(Some(true)) => SERVED_REBOOT,
-                        Ok(None) => NOT_SERVED,
-                        Err(e) => {
-                            crate::syslog::log(crate::syslog::Level::Err, title, &format!("server {}: {e}", g.name));
-                            NOT_SERVED
-                        }
-                    })
-                }
-                Ok(sys::Forked::Parent(child)) => {
-                    drop((ctl, link));
-                    sys::release_own_text();
-                    sys::release_unused_stack();
-                    match sys::wait_for(child) {
-                        SERVED => Some(false),
-                        SERVED_REBOOT => Some(true),
-                        _ => None,
-                    }
-                }
-                Err(_) => None,
-            }
-        } else {
-            serve_until_ended(ctl, link, dir, userns, None).unwrap_or_else(|e| {
-                crate::syslog::log(crate::syslog::Level::Err, title, &format!("server {}: {e}", g.name));
-                None
-            })
-        };
-        // Before `then`, which may start the guest again and bind a new
-        // socket there (whose inode could be this one's number again).
-        if std::fs::metadata(&path).is_ok_and(|m| m.ino() == ctl_ino) {
-            let _ = std::fs::remove_file(&path);
-        }
-        if let Some(reboot) = ended {
-            then(reboot);
-        }
-    })
-    .ctx(|| format!("start the supervisor of server {}", g.name))?;
+    let reg = Registration {
+        kind,
+        guest: g.clone(),
+        dir: dir.to_owned(),
+        dir_ino,
+        ctl_ino,
+        xid,
+        userns,
+    };
+    let what = format!("hand server {} to vsbox-watch", g.name);
+    ask(&paths::rundir(), &what, &reg.encode(), &[ctl.as_raw_fd(), theirs.as_raw_fd()])?;
     Ok((link, connect(g)?))
 }
 
-/// The serving half's exit codes.
-const SERVED: i32 = 0;
-const SERVED_REBOOT: i32 = 1;
-const NOT_SERVED: i32 = 2;
-
-/// Serves in the guest's own network namespace until the init ends; with
-/// its status pipe, waits for the context to empty and gives whether it
-/// asked to be restarted. None when `start` gave up before naming an
-/// init; Err without a namespace (then nothing takes the first process's
-/// filter, and it does not start).
-fn serve_until_ended(
-    ctl: OwnedFd,
-    link: OwnedFd,
-    dir: &Path,
-    userns: (u64, u64),
-    native: Option<u32>,
-) -> std::result::Result<Option<bool>, String> {
-    let host = unixscope::own_namespace().map_err(|e| e.to_string())?;
-    let raw = unixscope::RawScope {
-        net: &host,
-        cgroup: dir,
-        userns,
-    };
-    let init = serve(ctl, link, &raw, native);
-    let _ = unixscope::leave_namespace(&host);
-    let Some(init) = init else { return Ok(None) };
-    if init.status.is_none() {
-        return Ok(Some(false)); // a fresh context's PID 1
-    }
-    // The init's end is certain to be seen (a cgroup's last notification
-    // may be lost when it is removed at once); the kernel has ended the
-    // rest of its PID namespace by then, so every writer has ended: the
-    // byte is there, or EOF.
-    crate::kernel::cgroup::wait_empty(dir, None);
-    Ok(Some(init.rebooting.unwrap_or_else(|| read_rebooting(&init, dir))))
-}
-
-/// For a fresh context (`exec` or `enter` into a stopped guest):
-/// `vsbox-sockets NAME`, serving it as `vsbox-watch` serves a running
-/// guest (at the same control socket, for what enters the fresh context
-/// meanwhile) until its PID 1 ends.
+/// For a fresh context (`exec` or `enter` into a stopped guest): served
+/// as a running guest is (at the same control socket, for what enters the
+/// fresh context meanwhile) until its PID 1 ends.
 pub fn fresh(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, xid: u32) -> Result<(OwnedFd, OwnedFd)> {
-    spawn(g, dir, userns, xid, &format!("vsbox-sockets {}", g.name), drop)
+    spawn(g, dir, userns, xid, Kind::Fresh)
 }
 
-/// One message and its descriptors; None at the end of the stream. Room
+/// Sends one message (a registration, or [`PING`]) to the watcher of
+/// `rundir`, starting one first if none answers, and waits for its
+/// answer; `what` names the errors.
+fn ask(rundir: &Path, what: &str, msg: &[u8], fds: &[RawFd]) -> Result<()> {
+    use nix::sys::socket::{recv, ControlMessage};
+    std::fs::create_dir_all(rundir).ctx(|| format!("create {}", rundir.display()))?;
+    let _lock = watch_lock(rundir, false)?.ok_or_else(|| Error::failed("lock the watcher", "busy"))?;
+    let conn = match connect_watcher(rundir) {
+        Ok(c) => c,
+        Err(_) => {
+            start_watcher(rundir)?;
+            connect_watcher(rundir).ctx(|| format!("connect to {}", rundir.join(WATCH_SOCKET).display()))?
+        }
+    };
+    sendmsg::<()>(
+        conn.as_raw_fd(),
+        &[std::io::IoSlice::new(msg)],
+        &[ControlMessage::ScmRights(fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .ctx(|| what.to_owned())?;
+    let mut reply = [0u8; 1024];
+    let n = recv(conn.as_raw_fd(), &mut reply, MsgFlags::empty()).ctx(|| "read vsbox-watch's answer")?;
+    match reply[..n].split_first() {
+        Some((b'A', _)) => Ok(()),
+        Some((b'E', why)) => Err(Error::failed(what, String::from_utf8_lossy(why))),
+        _ => Err(Error::failed(what, "it ended without an answer")),
+    }
+}
+
+/// The watcher's lock, taken (blocking), or tried (None when held).
+fn watch_lock(rundir: &Path, nonblocking: bool) -> Result<Option<nix::fcntl::Flock<std::fs::File>>> {
+    use nix::fcntl::{Flock, FlockArg};
+    let path = rundir.join(WATCH_LOCK);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ctx(|| format!("open {}", path.display()))?;
+    let arg = if nonblocking {
+        FlockArg::LockExclusiveNonblock
+    } else {
+        FlockArg::LockExclusive
+    };
+    match Flock::lock(f, arg) {
+        Ok(l) => Ok(Some(l)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) if nonblocking => Ok(None),
+        Err((_, e)) => Err(e).ctx(|| format!("lock {}", path.display())),
+    }
+}
+
+fn connect_watcher(rundir: &Path) -> nix::Result<OwnedFd> {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let s = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)?;
+    connect(s.as_raw_fd(), &UnixAddr::new(&rundir.join(WATCH_SOCKET))?)?;
+    Ok(s)
+}
+
+/// Binds the watcher's socket (replacing a stale one; the caller holds
+/// the lock) and leaves `vsbox-watch` on the host listening on it.
+fn start_watcher(rundir: &Path) -> Result<()> {
+    use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    use std::os::unix::fs::MetadataExt;
+    let path = rundir.join(WATCH_SOCKET);
+    let _ = std::fs::remove_file(&path);
+    let s = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None).ctx(|| "socket")?;
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let bound = UnixAddr::new(&path).and_then(|a| bind(s.as_raw_fd(), &a));
+    nix::sys::stat::umask(old);
+    bound.ctx(|| format!("bind {}", path.display()))?;
+    listen(&s, Backlog::new(128).unwrap_or(Backlog::MAXCONN)).ctx(|| format!("listen on {}", path.display()))?;
+    let ino = std::fs::metadata(&path)
+        .map(|m| m.ino())
+        .ctx(|| format!("stat {}", path.display()))?;
+    let rundir = rundir.to_owned();
+    crate::kernel::process::detached("vsbox-watch", vec![s], move |mut fds| {
+        if let Some(listener) = fds.pop() {
+            Watcher::run(listener, rundir, ino);
+        }
+    })
+    .ctx(|| "start vsbox-watch")
+}
+/// One message of at most `room` bytes and its descriptors; None at the
+/// end of the stream. Room
 /// for as many as one message can carry (SCM_MAX_FD, 253), so none is
 /// ever installed here and then lost to a cut-off control message.
-fn receive(fd: &OwnedFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
-    let mut buf = [0u8; 16];
+fn receive(fd: &OwnedFd, room: usize) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut buf = vec![0u8; room];
     let mut space = nix::cmsg_space!([RawFd; 253]);
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let msg = recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
@@ -259,74 +357,621 @@ fn receive(fd: &OwnedFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
             fds.extend(got.into_iter().map(sys::adopt_fd));
         }
     }
+    // A message cut to `room` (a datagram's rest is lost) is no message.
     let n = msg.bytes;
-    (n > 0).then(|| (buf[..n].to_vec(), fds))
+    (n > 0 && !msg.flags.contains(MsgFlags::MSG_TRUNC)).then(|| (buf[..n].to_vec(), fds))
 }
 
-/// Serves the guest in this process (already in the guest's own network
-/// namespace: unixscope::own_namespace) until its init ends, and gives
-/// it; None when `start` gave up (closed `link`) before naming an init.
-/// `ctl` is the bound control socket. With `native` (the context's id), it
-/// joins the kernel's context as the first listener comes:
-/// the guest's first process has made it by then, so that process, the
-/// guest's init, is the one the kernel names (`initpid:`).
-pub fn serve(ctl: OwnedFd, link: OwnedFd, raw: &unixscope::RawScope, mut native: Option<u32>) -> Option<Init> {
-    use nix::sys::socket::{accept4, getsockopt, listen, sockopt::PeerCredentials, Backlog, SockFlag};
-    // Small, and the guest's unix sockets fail without it: never the OOM
-    // killer's choice (proc(5), oom_score_adj).
-    let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
-    // It only waits from now on: give back what starting it used.
-    sys::release_own_text();
-    sys::release_unused_stack();
-    let _ = listen(&ctl, Backlog::new(64).unwrap_or(Backlog::MAXCONN));
-    let mut link = Some(link);
-    let mut init: Option<Init> = None;
-    let mut conns: Vec<OwnedFd> = Vec::new();
-    let mut listeners: Vec<OwnedFd> = Vec::new();
-    loop {
-        let mut fds = vec![PollFd::new(ctl.as_fd(), PollFlags::POLLIN)];
-        fds.extend(link.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)));
-        fds.extend(init.iter().map(|i| PollFd::new(i.pidfd.as_fd(), PollFlags::POLLIN)));
-        // The init's status pipe, until it has said whether it restarts;
-        // only once `start` has closed the link: until then its first
-        // byte, the end of start-up, is `start`'s.
-        let status = init
-            .as_ref()
-            .filter(|i| i.rebooting.is_none() && link.is_none())
-            .and_then(|i| i.status.as_ref());
-        let watch_status = status.is_some();
-        fds.extend(status.map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN)));
-        fds.extend(conns.iter().map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)));
-        fds.extend(listeners.iter().map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)));
-        if poll(&mut fds, PollTimeout::NONE).is_err() {
-            continue;
-        }
-        let ready: Vec<PollFlags> = fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
-        drop(fds);
-        let mut at = 1;
-        let link_ready = link.is_some() && !ready[at].is_empty();
-        at += usize::from(link.is_some());
-        let init_ended = init.is_some() && !ready[at].is_empty();
-        at += usize::from(init.is_some());
-        if watch_status {
-            if !ready[at].is_empty() {
-                if let Some(i) = init.as_mut() {
-                    i.rebooting = Some(read_rebooting(i, raw.cgroup));
+/// One guest the watcher serves.
+struct Served {
+    kind: Kind,
+    guest: Guest,
+    dir: PathBuf,
+    dir_ino: u64,
+    ctl_ino: u64,
+    xid: u32,
+    /// The context's id on the patched kernel, whose host (context 0)
+    /// cannot see the guest's processes: what needs to see them (a
+    /// caller's memory and status, signalling its init) is answered from
+    /// a child that joins the context (native::within).
+    native: Option<u32>,
+    userns: (u64, u64),
+    /// The guest's own network namespace, holding only its unix sockets,
+    /// and its inode (what its pin must still be to be removed).
+    net: std::fs::File,
+    net_ino: u64,
+    /// The bound control socket, RUNDIR/NAME.sock.
+    ctl: OwnedFd,
+    /// `start`'s link, until it has named the init and closed it.
+    link: Option<OwnedFd>,
+    init: Option<Init>,
+    /// Connections to the control socket, each to hand over a listener.
+    conns: Vec<OwnedFd>,
+    /// The supervised listeners of the guest's processes.
+    listeners: Vec<OwnedFd>,
+}
+
+/// What a polled descriptor of a [`Served`] guest is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum What {
+    Ctl,
+    Link,
+    Init,
+    Status,
+    Conn(usize),
+    Listener(usize),
+}
+
+/// Who a polled descriptor of the watcher belongs to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Slot {
+    /// The watcher's own socket.
+    Watch,
+    /// A connection to it, with a registration to come.
+    Pending(usize),
+    Guest(usize, What),
+}
+
+/// `vsbox-watch`: one process on the host serving every running guest of
+/// its RUNDIR, gone when none is left.
+struct Watcher {
+    /// The host's network namespace, where the watcher is between answers.
+    host: std::fs::File,
+    /// Its RUNDIR, absolute.
+    rundir: PathBuf,
+    guests: Vec<Served>,
+    pending: Vec<OwnedFd>,
+}
+
+impl Watcher {
+    /// Serves until no guest is left and no registration waits; then
+    /// removes its socket (if it is still the one `ino` names) and ends.
+    fn run(listener: OwnedFd, rundir: PathBuf, ino: u64) {
+        // Small, and the guests' unix sockets fail without it: never the
+        // OOM killer's choice (proc(5), oom_score_adj).
+        let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
+        let Ok(host) = std::fs::File::open("/proc/self/ns/net") else {
+            return;
+        };
+        let pid_file = rundir.join(WATCH_PID);
+        let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
+        let _ = layout();
+        // It only waits from now on: give back what starting it used.
+        sys::release_own_text();
+        sys::release_unused_stack();
+        let mut w = Watcher {
+            host,
+            rundir: std::path::absolute(&rundir).unwrap_or_else(|_| rundir.clone()),
+            guests: Vec::new(),
+            pending: Vec::new(),
+        };
+        // Before the first answer: what a killed watcher served.
+        w.adopt();
+        loop {
+            let idle = w.guests.is_empty() && w.pending.is_empty();
+            if idle && w.may_end(&listener, &rundir, ino) {
+                if std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == std::process::id().to_string()) {
+                    let _ = std::fs::remove_file(&pid_file);
+                }
+                return;
+            }
+            let mut slots = vec![Slot::Watch];
+            let mut fds = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+            for (i, p) in w.pending.iter().enumerate() {
+                slots.push(Slot::Pending(i));
+                fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+            }
+            for (gi, s) in w.guests.iter().enumerate() {
+                for (what, fd) in s.polled() {
+                    slots.push(Slot::Guest(gi, what));
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
                 }
             }
-            at += 1;
+            // Idle, it looks again shortly: a `start` held the lock.
+            let timeout = if idle { PollTimeout::from(20u8) } else { PollTimeout::NONE };
+            if poll(&mut fds, timeout).is_err() {
+                continue;
+            }
+            let ready: Vec<(Slot, PollFlags)> = slots
+                .into_iter()
+                .zip(fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())))
+                .filter(|(_, r)| !r.is_empty())
+                .collect();
+            drop(fds);
+            w.handle(&listener, ready);
         }
-        if init_ended {
-            return init;
+    }
+
+    /// Whether it may end now: it holds the lock, and no `start` waits in
+    /// its socket's backlog; then its socket is gone already.
+    fn may_end(&self, listener: &OwnedFd, rundir: &Path, ino: u64) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let lock = match watch_lock(rundir, true) {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => return false,
+            // RUNDIR is gone: nobody can hand it anything any more.
+            Err(_) => None,
+        };
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0) {
+            return false;
         }
-        let (conn_ready, listener_ready) = ready[at..].split_at(conns.len());
-        if link_ready {
-            match link.as_ref().and_then(receive) {
-                Some((msg, mut got)) if msg.len() == 5 && msg[0] == INIT && !got.is_empty() && init.is_none() => {
+        let path = rundir.join(WATCH_SOCKET);
+        if std::fs::metadata(&path).is_ok_and(|m| m.ino() == ino) {
+            let _ = std::fs::remove_file(&path);
+        }
+        drop(lock);
+        true
+    }
+
+    fn handle(&mut self, listener: &OwnedFd, ready: Vec<(Slot, PollFlags)>) {
+        use nix::sys::socket::{accept4, SockFlag};
+        // Guests first, from the last: one that ended is removed without
+        // moving the others' indices still to handle.
+        let mut by_guest: Vec<(usize, Vec<(What, PollFlags)>)> = Vec::new();
+        for (slot, r) in &ready {
+            if let Slot::Guest(gi, what) = *slot {
+                match by_guest.last_mut() {
+                    Some((g, v)) if *g == gi => v.push((what, *r)),
+                    _ => by_guest.push((gi, vec![(what, *r)])),
+                }
+            }
+        }
+        for (gi, events) in by_guest.into_iter().rev() {
+            if self.guests[gi].step(&events, &self.host) {
+                let s = self.guests.remove(gi);
+                self.finish(s);
+            }
+        }
+        let mut got = Vec::new();
+        for (slot, _) in ready.iter().rev() {
+            if let Slot::Pending(i) = *slot {
+                got.push(self.pending.remove(i));
+            }
+        }
+        for conn in got {
+            self.register(conn);
+        }
+        if ready.iter().any(|(s, _)| *s == Slot::Watch) {
+            if let Ok(fd) = accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+                let c = sys::adopt_fd(fd);
+                if peer_is_root(&c) {
+                    self.pending.push(c);
+                }
+            }
+        }
+    }
+
+    /// Takes the registration waiting on `conn` and answers it: `A`, or
+    /// `E` and why not.
+    fn register(&mut self, conn: OwnedFd) {
+        let answer = match receive(&conn, REGISTRATION_ROOM) {
+            Some((msg, fds)) if msg == PING && fds.is_empty() => Ok(()),
+            Some((msg, fds)) => match (Registration::decode(&msg), <[OwnedFd; 2]>::try_from(fds)) {
+                (Some(reg), Ok([ctl, link])) => self.add(reg, ctl, link),
+                _ => Err("a malformed registration".to_owned()),
+            },
+            None => return,
+        };
+        let reply = match answer {
+            Ok(()) => b"A".to_vec(),
+            Err(why) => [b"E".as_slice(), why.as_bytes()].concat(),
+        };
+        let _ = nix::sys::socket::send(conn.as_raw_fd(), &reply, MsgFlags::MSG_NOSIGNAL);
+    }
+
+    fn add(&mut self, reg: Registration, ctl: OwnedFd, link: OwnedFd) -> std::result::Result<(), String> {
+        use nix::sys::socket::{listen, Backlog};
+        let net = unixscope::new_namespace(&self.host).map_err(|e| e.to_string())?;
+        let net_ino = nix::sys::stat::fstat(net.as_raw_fd()).map(|st| st.st_ino).unwrap_or(0);
+        if let Err(why) = pin(&self.rundir, &reg.guest.name, &net) {
+            // Served all the same; only a later watcher would not find it.
+            crate::syslog::log(
+                crate::syslog::Level::Err,
+                "vsbox-watch",
+                &format!("server {}: {why}", reg.guest.name),
+            );
+        }
+        listen(&ctl, Backlog::new(64).unwrap_or(Backlog::MAXCONN)).map_err(|e| format!("listen on its control socket: {}", e.desc()))?;
+        self.guests.push(Served {
+            kind: reg.kind,
+            guest: reg.guest,
+            dir: reg.dir,
+            dir_ino: reg.dir_ino,
+            ctl_ino: reg.ctl_ino,
+            xid: reg.xid,
+            native: native::available().then_some(reg.xid),
+            userns: reg.userns,
+            net,
+            net_ino,
+            ctl,
+            link: Some(link),
+            init: None,
+            conns: Vec::new(),
+            listeners: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// A guest's init has ended (or `start` gave up before naming one):
+    /// the watcher forgets it ([`Ended::clean_up`]).
+    fn finish(&self, s: Served) {
+        let Served {
+            kind,
+            guest,
+            dir,
+            dir_ino,
+            ctl_ino,
+            net_ino,
+            xid,
+            init,
+            ..
+        } = s;
+        let ended = Ended {
+            kind,
+            guest,
+            dir,
+            dir_ino,
+            ctl_ino,
+            net_ino,
+            xid,
+        };
+        match init {
+            Some(Init { status, rebooting, .. }) => ended.clean_up(status, rebooting),
+            // `start` gave up: it removes what it made.
+            None => ended.forget(),
+        }
+    }
+}
+
+/// Where a guest's own network namespace is kept (bind-mounted, as
+/// `ip netns` keeps one) while it runs: a watcher that adopts the guest
+/// after another was killed serves it in the very namespace its older
+/// processes made their unix sockets in.
+fn pin_path(rundir: &Path, name: &str) -> PathBuf {
+    rundir.join(format!("{name}.netns"))
+}
+
+/// Pins network namespace `net` at RUNDIR/NAME.netns (replacing a stale
+/// pin).
+fn pin(rundir: &Path, name: &str, net: &std::fs::File) -> std::result::Result<(), String> {
+    use nix::mount::{mount, MsFlags};
+    let path = pin_path(rundir, name);
+    unpin_path(&path);
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("create {}: {e}", path.display()))?;
+    let source = PathBuf::from(format!("/proc/self/fd/{}", net.as_raw_fd()));
+    mount(Some(&source), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
+        let _ = std::fs::remove_file(&path);
+        format!("pin its unix namespace on {}: {}", path.display(), e.desc())
+    })
+}
+
+fn unpin_path(path: &Path) {
+    let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_file(path);
+}
+
+/// Removes the pinned unix namespace of the guest whose context is `dir`
+/// (found by its control socket's name, XATTR_SUPERVISOR): for `stop` and
+/// the clean-up after a guest, whatever became of its watcher.
+pub fn unpin(dir: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(Some(sock)) = sys::getxattr(dir, crate::context::XATTR_SUPERVISOR) else {
+        return;
+    };
+    let sock = PathBuf::from(std::ffi::OsStr::from_bytes(&sock));
+    if let (Some(run), Some(name)) = (
+        sock.parent(),
+        sock.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".sock")),
+    ) {
+        unpin_path(&pin_path(run, name));
+    }
+}
+
+/// Makes sure a watcher runs for this RUNDIR, which adopts every running
+/// guest no watcher serves (after one was killed): for `vservers`, and for
+/// a command that found its guest's supervisor gone. Nothing when none
+/// runs and nothing is to adopt: such a watcher ends at once.
+pub fn revive() -> Result<()> {
+    let rundir = paths::rundir();
+    if connect_watcher(&rundir).is_ok() {
+        return Ok(());
+    }
+    ask(&rundir, "start vsbox-watch", PING, &[])
+}
+
+/// A message that only asks for an answer: the watcher answers once it
+/// has adopted what it found.
+const PING: &[u8] = b"ping";
+
+impl Watcher {
+    /// Adopts the guests of RUNDIR `rundir` that run without a watcher: a
+    /// killed one's. They keep their network namespace (pinned), their
+    /// init is watched again (its pidfd, and its status pipe reopened
+    /// through /proc), and new processes entering them are served; what
+    /// their processes made before keeps working, but the kernel has
+    /// forgotten the old listeners, so those processes' own new unix
+    /// sockets fail (ENOSYS). A guest that ended meanwhile is cleaned up.
+    fn adopt(&mut self) {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::MetadataExt;
+        let rundir = self.rundir.clone();
+        let Ok(reg) = crate::context::Registry::open() else { return };
+        for (dir, tag) in crate::kernel::cgroup::subtree_xattr(&reg.layout.base(), crate::context::XATTR_GUEST) {
+            let (Some(tag), Ok(Some(sock))) = (tag, sys::getxattr(&dir, crate::context::XATTR_SUPERVISOR)) else {
+                continue;
+            };
+            let sock = PathBuf::from(std::ffi::OsStr::from_bytes(&sock));
+            let Some(name) = sock.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".sock")) else {
+                continue;
+            };
+            // Ours: this RUNDIR's, of this configuration directory, and
+            // served by nobody.
+            let Ok(guest) = Guest::new(name) else { continue };
+            if sock.parent() != Some(rundir.as_path())
+                || guest.tag().as_bytes() != tag.as_slice()
+                || std::os::unix::net::UnixStream::connect(&sock).is_ok()
+            {
+                continue;
+            }
+            let (Ok(dir_ino), Some(xid)) = (
+                std::fs::metadata(&dir).map(|m| m.ino()),
+                dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()),
+            ) else {
+                continue;
+            };
+            let kind = match sys::getxattr(&dir, crate::kernel::cgroup::XATTR_OWNER) {
+                Ok(Some(_)) => Kind::Fresh,
+                _ => Kind::Boot,
+            };
+            let adopted = self.adopt_one(&rundir, &guest, &dir, kind, dir_ino, xid);
+            if let Err(why) = adopted {
+                crate::syslog::log(
+                    crate::syslog::Level::Err,
+                    "vsbox-watch",
+                    &format!("adopt server {}: {why}", guest.name),
+                );
+            }
+        }
+    }
+
+    fn adopt_one(
+        &mut self,
+        rundir: &Path,
+        guest: &Guest,
+        dir: &Path,
+        kind: Kind,
+        dir_ino: u64,
+        xid: u32,
+    ) -> std::result::Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
+        let found = native::spectate_fds("look for the init", || {
+            let leader = crate::context::launch::leader(dir).filter(|l| l.is_init).ok_or("it has no init")?;
+            let pid = Pid::from_raw(leader.pid as i32);
+            let pidfd = sys::pidfd_open(pid).map_err(|e| format!("pidfd_open: {}", e.desc()))?;
+            let userns = unixscope::ns_id(&format!("/proc/{pid}/ns/user")).ok_or("its user namespace is gone")?;
+            let mut fds = vec![pidfd];
+            fds.extend(status_pipe(pid));
+            Ok((format!("{pid} {} {}", userns.0, userns.1), fds))
+        });
+        let (text, mut fds) = match found {
+            Ok(f) => f,
+            Err(_) if !crate::kernel::cgroup::populated(dir) => {
+                // It ended while nobody watched: cleaned up as then.
+                let sock = socket_path(guest);
+                let ctl_ino = std::fs::metadata(&sock).map(|m| m.ino()).unwrap_or(0);
+                let net_ino = std::fs::metadata(pin_path(rundir, &guest.name)).map(|m| m.ino()).unwrap_or(0);
+                let ended = Ended {
+                    kind,
+                    guest: guest.clone(),
+                    dir: dir.to_owned(),
+                    dir_ino,
+                    ctl_ino,
+                    net_ino,
+                    xid,
+                };
+                ended.clean_up(None, Some(false));
+                return Ok(());
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let n: Vec<u64> = text.split(' ').filter_map(|w| w.parse().ok()).collect();
+        let (&[pid, ns_dev, ns_ino], Some(pidfd)) = (&n[..], (!fds.is_empty()).then(|| fds.remove(0))) else {
+            return Err("the init's look came back malformed".into());
+        };
+        let status = if kind == Kind::Boot { fds.pop() } else { None };
+        let net = match std::fs::File::open(pin_path(rundir, &guest.name)) {
+            Ok(f) if nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).is_ok() => {
+                if nix::sched::setns(&self.host, nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+                    std::process::exit(1);
+                }
+                f
+            }
+            // Unpinned (an older vsbox's): a fresh one; what the guest made
+            // before and what enters it now then share no names.
+            _ => {
+                let f = unixscope::new_namespace(&self.host).map_err(|e| e.to_string())?;
+                pin(rundir, &guest.name, &f)?;
+                f
+            }
+        };
+        let net_ino = nix::sys::stat::fstat(net.as_raw_fd()).map(|st| st.st_ino).unwrap_or(0);
+        let ctl = bind(guest, dir).map_err(|e| e.to_string())?;
+        let ctl_ino = std::fs::metadata(socket_path(guest)).map(|m| m.ino()).map_err(|e| e.to_string())?;
+        nix::sys::socket::listen(
+            &ctl,
+            nix::sys::socket::Backlog::new(64).unwrap_or(nix::sys::socket::Backlog::MAXCONN),
+        )
+        .map_err(|e| format!("listen: {}", e.desc()))?;
+        self.guests.push(Served {
+            kind,
+            guest: guest.clone(),
+            dir: dir.to_owned(),
+            dir_ino,
+            ctl_ino,
+            xid,
+            native: native::available().then_some(xid),
+            userns: (ns_dev, ns_ino),
+            net,
+            net_ino,
+            ctl,
+            link: None,
+            init: Some(Init {
+                pid: Pid::from_raw(pid as i32),
+                pidfd,
+                status,
+                rebooting: None,
+            }),
+            conns: Vec::new(),
+            listeners: Vec::new(),
+        });
+        Ok(())
+    }
+}
+
+/// The read end of the init's status pipe (its descriptor 3, where vsbox's
+/// init keeps it; a fakeinit guest's init has closed it), opened anew
+/// through /proc: a pipe, or nothing.
+fn status_pipe(pid: Pid) -> Option<OwnedFd> {
+    use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
+    use nix::sys::stat::{fstat, Mode, SFlag};
+    let fd = format!("/proc/{pid}/fd/3");
+    if !std::fs::read_link(&fd).is_ok_and(|l| l.to_string_lossy().starts_with("pipe:")) {
+        return None;
+    }
+    // Not blocking on open (a FIFO's), and nothing but a pipe is kept.
+    let f = sys::adopt_fd(open(fd.as_str(), OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty()).ok()?);
+    let st = fstat(f.as_raw_fd()).ok()?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFIFO {
+        return None;
+    }
+    fcntl(f.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty())).ok()?;
+    Some(f)
+}
+
+/// A guest the watcher no longer serves.
+struct Ended {
+    kind: Kind,
+    guest: Guest,
+    dir: PathBuf,
+    dir_ino: u64,
+    /// The inodes of its control socket and of its pinned namespace: what
+    /// is removed must still be this guest's, not a restarted one's.
+    ctl_ino: u64,
+    net_ino: u64,
+    xid: u32,
+}
+
+impl Ended {
+    /// Removes its control socket and pin.
+    fn forget(&self) {
+        use std::os::unix::fs::MetadataExt;
+        remove_socket(&self.guest, self.ctl_ino);
+        let pin = pin_path(&paths::rundir(), &self.guest.name);
+        if std::fs::metadata(&pin).is_ok_and(|m| m.ino() == self.net_ino) {
+            unpin_path(&pin);
+        }
+    }
+
+    /// For a started guest, whose init ended: once its context is empty,
+    /// in a process of its own (`vsbox-cleanup NAME`), reads whether it
+    /// asked to restart (`rebooting`, or its status pipe), forgets it and
+    /// runs lifecycle.rs's `after_end`. A fresh context is only forgotten.
+    fn clean_up(self, status: Option<OwnedFd>, rebooting: Option<bool>) {
+        if self.kind == Kind::Fresh {
+            return self.forget();
+        }
+        let title = format!("vsbox-cleanup {}", self.guest.name);
+        let name = self.guest.name.clone();
+        let keep: Vec<OwnedFd> = status.into_iter().collect();
+        let done = crate::kernel::process::detached(&title, keep, move |mut fds| {
+            // The init's end is certain to be seen (a cgroup's last
+            // notification may be lost when it is removed at once); the
+            // kernel has ended the rest of its PID namespace by then, so
+            // every writer has ended: the byte is there, or EOF.
+            crate::kernel::cgroup::wait_empty(&self.dir, None);
+            let reboot = rebooting.unwrap_or_else(|| fds.pop().is_some_and(|s| read_rebooting(&s, &self.dir)));
+            // Before the restart, which binds a new socket there (whose
+            // inode could be this one's number again).
+            self.forget();
+            crate::guest::lifecycle::after_end(&self.guest, &self.dir, self.dir_ino, self.xid, reboot);
+        });
+        if let Err(e) = done {
+            crate::syslog::log(
+                crate::syslog::Level::Err,
+                "vsbox-watch",
+                &format!("clean up after server {name}: {}", e.desc()),
+            );
+        }
+    }
+}
+
+/// Removes the guest's control socket if it is still the one bound for it
+/// (inode `ino`).
+fn remove_socket(g: &Guest, ino: u64) {
+    use std::os::unix::fs::MetadataExt;
+    let path = socket_path(g);
+    if std::fs::metadata(&path).is_ok_and(|m| m.ino() == ino) {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// Only root's processes register guests or hand over their filters.
+fn peer_is_root(c: &OwnedFd) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    getsockopt(c, PeerCredentials).is_ok_and(|p| p.uid() == 0)
+}
+
+/// The cgroup layout (mountinfo), read once for all the sysinfo calls.
+fn layout() -> Option<&'static crate::kernel::cgroup::Layout> {
+    static LAYOUT: std::sync::OnceLock<Option<crate::kernel::cgroup::Layout>> = std::sync::OnceLock::new();
+    LAYOUT.get_or_init(|| crate::kernel::cgroup::Layout::detect().ok()).as_ref()
+}
+
+impl Served {
+    /// Its descriptors to poll, and what each is.
+    fn polled(&self) -> Vec<(What, std::os::fd::BorrowedFd<'_>)> {
+        let mut v = vec![(What::Ctl, self.ctl.as_fd())];
+        v.extend(self.link.iter().map(|l| (What::Link, l.as_fd())));
+        if let Some(i) = &self.init {
+            v.push((What::Init, i.pidfd.as_fd()));
+            // The init's status pipe, until it has said whether it
+            // restarts; only once `start` has closed the link: until then
+            // its first byte, the end of start-up, is `start`'s.
+            if let Some(s) = i.status.as_ref().filter(|_| i.rebooting.is_none() && self.link.is_none()) {
+                v.push((What::Status, s.as_fd()));
+            }
+        }
+        v.extend(self.conns.iter().enumerate().map(|(j, c)| (What::Conn(j), c.as_fd())));
+        v.extend(self.listeners.iter().enumerate().map(|(j, l)| (What::Listener(j), l.as_fd())));
+        v
+    }
+
+    /// Handles what was ready; true when the guest has ended: its init
+    /// ended, or `start` gave up (closed its link) before naming one.
+    fn step(&mut self, ready: &[(What, PollFlags)], host: &std::fs::File) -> bool {
+        let is_ready = |w: What| ready.iter().any(|(x, _)| *x == w);
+        if is_ready(What::Status) {
+            if let Some(i) = self.init.as_mut() {
+                i.rebooting = Some(i.status.as_ref().is_some_and(|s| read_rebooting(s, &self.dir)));
+            }
+        }
+        if is_ready(What::Init) {
+            return true;
+        }
+        if is_ready(What::Link) {
+            match self.link.as_ref().and_then(|l| receive(l, 16)) {
+                Some((msg, mut got)) if msg.len() == 5 && msg[0] == INIT && !got.is_empty() && self.init.is_none() => {
                     let pid = Pid::from_raw(i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]));
                     let status = (got.len() == 2).then(|| got.pop()).flatten();
                     if let Some(pidfd) = got.pop() {
-                        init = Some(Init {
+                        self.init = Some(Init {
                             pid,
                             pidfd,
                             status,
@@ -334,61 +979,76 @@ pub fn serve(ctl: OwnedFd, link: OwnedFd, raw: &unixscope::RawScope, mut native:
                         });
                     }
                 }
-                _ if init.is_none() => return None,
-                _ => link = None,
+                _ if self.init.is_none() => return true,
+                _ => self.link = None,
             }
         }
-        // Then the calls waiting, one on each ready listener.
-        for i in (0..listeners.len()).rev() {
-            let r = listener_ready[i];
+        // The calls waiting, one on each ready listener; from the last, so
+        // removing one keeps the others' indices.
+        for (what, r) in ready.iter().rev() {
+            let What::Listener(j) = *what else { continue };
             // POLLHUP: no process uses its filter any more.
             let done = if r.contains(PollFlags::POLLIN) {
-                !answer(&listeners[i], init.as_ref(), raw)
+                !self.answer(&self.listeners[j], host)
             } else {
-                !r.is_empty()
+                true
             };
             if done {
-                listeners.remove(i);
+                self.listeners.remove(j);
             }
         }
-        for i in (0..conns.len()).rev() {
-            if conn_ready[i].is_empty() {
-                continue;
-            }
-            let c = conns.remove(i);
-            if let Some((msg, mut got)) = receive(&c) {
+        for (what, _) in ready.iter().rev() {
+            let What::Conn(j) = *what else { continue };
+            let c = self.conns.remove(j);
+            if let Some((msg, mut got)) = receive(&c, 16) {
                 if let Some(l) = got.pop().filter(|l| msg == [unixscope::LISTENER] && is_listener(l)) {
-                    // Its callers cannot be seen from the host's context.
-                    if let Some(xid) = native.take() {
-                        if let Err(e) = native::join(xid) {
-                            crate::syslog::log(crate::syslog::Level::Err, "vsbox-watch", &e.to_string());
-                        }
-                    }
-                    listeners.push(l);
+                    self.listeners.push(l);
                 }
             }
         }
-        if !ready[0].is_empty() {
-            if let Ok(fd) = accept4(ctl.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+        if is_ready(What::Ctl) {
+            use nix::sys::socket::{accept4, SockFlag};
+            if let Ok(fd) = accept4(self.ctl.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
                 let c = sys::adopt_fd(fd);
-                // Only root's processes hand over their filters.
-                if getsockopt(&c, PeerCredentials).is_ok_and(|p| p.uid() == 0) {
-                    conns.push(c);
+                if peer_is_root(&c) {
+                    self.conns.push(c);
                 }
             }
         }
+        false
+    }
+
+    /// Answers the call waiting on `listener` from inside the guest's own
+    /// network namespace (its unix sockets are made there); false when
+    /// the listener is of no more use.
+    fn answer(&self, listener: &OwnedFd, host: &std::fs::File) -> bool {
+        use nix::sched::{setns, CloneFlags};
+        // Never a socket of the host's namespace for the guest.
+        if setns(&self.net, CloneFlags::CLONE_NEWNET).is_err() {
+            return false;
+        }
+        let raw = unixscope::RawScope {
+            net: host,
+            cgroup: &self.dir,
+            userns: self.userns,
+        };
+        let alive = match self.native {
+            Some(xid) => native::within(xid, || i32::from(answer(listener, self.init.as_ref(), &raw))).is_ok_and(|c| c == 1),
+            None => answer(listener, self.init.as_ref(), &raw),
+        };
+        if setns(host, CloneFlags::CLONE_NEWNET).is_err() {
+            // Stuck in a guest's namespace, it could serve nobody right.
+            std::process::exit(1);
+        }
+        alive
     }
 }
-
 /// Reads the init's status byte: whether it is restarting (EOF: it is
 /// not). Until the server is up again, a command entering it waits for it
 /// (lifecycle.rs) instead of taking the stopped server over.
-fn read_rebooting(i: &Init, cgroup: &Path) -> bool {
+fn read_rebooting(status: &OwnedFd, cgroup: &Path) -> bool {
     let mut b = [0u8; 1];
-    let rebooting = i
-        .status
-        .as_ref()
-        .is_some_and(|s| nix::unistd::read(s.as_raw_fd(), &mut b) == Ok(1) && b[0] == init::REBOOTING);
+    let rebooting = nix::unistd::read(status.as_raw_fd(), &mut b) == Ok(1) && b[0] == init::REBOOTING;
     if rebooting {
         let _ = sys::setxattr(cgroup, crate::context::XATTR_RESTARTING, b"1");
     }
@@ -412,9 +1072,7 @@ fn answer(listener: &OwnedFd, init: Option<&Init>, raw: &unixscope::RawScope) ->
             return true;
         }
         Ok(Answered::Other(n)) if supervised_call(&n) == Supervised::Sysinfo => {
-            // The layout, read once (mountinfo) for all the calls.
-            static LAYOUT: std::sync::OnceLock<Option<crate::kernel::cgroup::Layout>> = std::sync::OnceLock::new();
-            match LAYOUT.get_or_init(|| crate::kernel::cgroup::Layout::detect().ok()) {
+            match layout() {
                 Some(layout) => crate::kernel::sysinfo::answer(listener, &n, layout, raw.cgroup, init.map(|i| i.pid.as_raw() as u32)),
                 None => {
                     let _ = sys::seccomp_answer(listener, n.id, libc::ENOSYS);
@@ -443,4 +1101,51 @@ fn answer(listener: &OwnedFd, init: Option<&Init>, raw: &unixscope::RawScope) ->
     };
     let _ = sys::kill_raw(i.pid, sys::sigrtmin() + rt);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str, conf: &str) -> Registration {
+        Registration {
+            kind: Kind::Boot,
+            guest: Guest {
+                name: name.to_owned(),
+                conf: PathBuf::from(conf),
+                root: PathBuf::from("/vservers/a b"),
+                hook: PathBuf::from("/etc/vservers/a\n.sh"),
+            },
+            dir: PathBuf::from("/sys/fs/cgroup/vsbox/42"),
+            dir_ino: 7,
+            ctl_ino: u64::MAX,
+            xid: 42,
+            userns: (3, 4026531837),
+        }
+    }
+
+    #[test]
+    fn a_registration_reads_back_as_it_was_written() {
+        for r in [sample("a", "/etc/vservers/a.conf"), sample("x.y_z-1", "/\u{e9}t\u{e9}/x.conf")] {
+            assert_eq!(Registration::decode(&r.encode()), Some(r));
+        }
+        let mut fresh = sample("f", "/c");
+        fresh.kind = Kind::Fresh;
+        assert_eq!(Registration::decode(&fresh.encode()), Some(fresh));
+    }
+
+    #[test]
+    fn a_malformed_registration_is_refused() {
+        let good = sample("a", "/etc/vservers/a.conf").encode();
+        let cut = &good[..good.len() - 3];
+        let extra = [good.as_slice(), b"\x001"].concat();
+        let kind = [b"halt".as_slice(), &good[4..]].concat();
+        let number = String::from_utf8_lossy(&good).replace("\x0042\x00", "\x00-1\x00");
+        for bad in [&b""[..], b"boot", cut, &extra, &kind, number.as_bytes()] {
+            // `cut` still parses when the last number is only shorter.
+            let got = Registration::decode(bad);
+            assert!(got.is_none() || bad == cut, "{:?} -> {got:?}", String::from_utf8_lossy(bad));
+        }
+        assert_ne!(Registration::decode(cut), Some(sample("a", "/etc/vservers/a.conf")));
+    }
 }

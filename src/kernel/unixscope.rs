@@ -196,23 +196,23 @@ pub(crate) fn caller_memory(listener: &OwnedFd, n: &sys::SeccompNotif) -> std::r
     Ok(mem)
 }
 
-/// Moves this process into a new network namespace — a guest's own
-/// abstract unix socket namespace, with nothing else in it — and gives
-/// back the one it was in. Its unix tuning follows the host's
+/// Makes a new network namespace — a guest's own abstract unix socket
+/// namespace, with nothing else in it — and gives it, leaving this
+/// process back in `host`. Its unix tuning follows the host's
 /// (net.unix.max_dgram_qlen: syslog's queue).
-pub fn own_namespace() -> Result<std::fs::File> {
-    let host = std::fs::File::open("/proc/self/ns/net").ctx(|| "open /proc/self/ns/net")?;
+pub fn new_namespace(host: &std::fs::File) -> Result<std::fs::File> {
+    use nix::sched::{setns, unshare, CloneFlags};
     let qlen = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen").ok();
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ctx(|| "make a network namespace for the server's unix sockets")?;
+    unshare(CloneFlags::CLONE_NEWNET).ctx(|| "make a network namespace for the server's unix sockets")?;
     if let Some(q) = qlen {
         let _ = std::fs::write("/proc/sys/net/unix/max_dgram_qlen", q);
     }
-    Ok(host)
-}
-
-/// Back into the namespace `own_namespace` left.
-pub fn leave_namespace(host: &std::fs::File) -> Result<()> {
-    nix::sched::setns(host, nix::sched::CloneFlags::CLONE_NEWNET).ctx(|| "go back to the host's network namespace")
+    let ns = std::fs::File::open("/proc/self/ns/net").ctx(|| "open /proc/self/ns/net");
+    if setns(host, CloneFlags::CLONE_NEWNET).is_err() {
+        // Every later socket would be made in this one guest's namespace.
+        std::process::exit(1);
+    }
+    ns
 }
 
 /// The one message on a connection to a guest's supervisor from a process

@@ -426,21 +426,21 @@ pub fn spawn_on_pty(cmd: &mut Command) -> (Child, std::fs::File) {
     (child, std::fs::File::from(pty.master))
 }
 
-/// The pids of the `vsbox-watch` processes of guest `name` on the host.
-pub fn watchers(name: &str) -> Vec<u32> {
-    let title = format!("vsbox-watch {name}");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-        .filter(|pid: &u32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.trim_end_matches('\0') == title))
-        .collect()
+/// The `vsbox-watch` serving the guests of RUNDIR `run`: the pid its
+/// pid file names, if that process is the watcher.
+pub fn watcher_in(run: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(run.join("vsbox-watch.pid")).ok()?.trim().parse().ok()?;
+    std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.trim_end_matches('\0') == "vsbox-watch")
+        .then_some(pid)
 }
 
-/// Every process of server NAME's supervisor: [`watchers`], and on the
-/// patched kernel its serving half too, in the server's context.
-pub fn supervisor_pids(name: &str) -> Vec<u32> {
-    pids_with_cmdline(&format!("vsbox-watch {name}"))
+/// Guest `g`'s supervisor on the host: its RUNDIR's watcher, while it
+/// serves `g` (holds its control socket).
+pub fn watchers(g: &TestGuest) -> Vec<u32> {
+    let run = g.env.dir.path().join("run");
+    let serves = std::os::unix::net::UnixStream::connect(run.join(format!("{}.sock", g.name))).is_ok();
+    watcher_in(&run).filter(|_| serves).into_iter().collect()
 }
 
 /// Unmounts a directory (lazily) on drop: whatever a test mounted, however
