@@ -66,6 +66,13 @@ fn run(args: Args, _name: &str) -> Result<i32> {
     if jobs == 0 {
         return Err(Error::usage("bad --jobs '0': start or stop at least 1 server at once"));
     }
+    // A killed watcher's servers are picked up again first (and any that
+    // halted meanwhile cleaned up).
+    if matches!(args.action.as_str(), "start" | "stop" | "restart" | "status") {
+        if let Err(e) = guest::supervisor::revive() {
+            eprintln!("vservers: warning: {e}");
+        }
+    }
     let ok = match args.action.as_str() {
         "start" => act("start", jobs)?,
         "stop" => act("stop", jobs)?,

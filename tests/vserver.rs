@@ -1297,7 +1297,8 @@ fn a_killed_watcher_is_replaced_and_its_servers_adopted() {
     // b halts while nobody watches: its init dies.
     let b_dir = b.context_dir().expect("b's context");
     let (b_init, _) = init_of(&b).expect("b's init");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(b_init as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    // (vkill: the patched kernel's host cannot signal it directly.)
+    env.run("vkill", &["-s", "KILL", &b_init.to_string()]).ok();
     assert!(eventually(5, || b.run(&["running"]).code == 1));
     assert!(b_dir.exists(), "nobody cleaned up yet");
     // Entering a brings a watcher back, which adopts a and cleans up b.
@@ -1306,7 +1307,10 @@ fn a_killed_watcher_is_replaced_and_its_servers_adopted() {
     assert_ne!(second, first);
     assert_eq!(watchers(&a), [second]);
     let st = a.run(&["status"]);
-    assert!(st.stdout.contains("unix sockets: its own abstract names"), "{st:?}");
+    assert!(
+        st.stdout.contains("unix sockets: its own abstract names") && st.stdout.contains("make none (ENOSYS)"),
+        "{st:?}"
+    );
     assert!(eventually(10, || !b_dir.exists()), "b's context removed");
     // The same unix namespace: what enters now reaches what was bound
     // before, and the host still does not.
@@ -1319,7 +1323,7 @@ fn a_killed_watcher_is_replaced_and_its_servers_adopted() {
     a.run(&["exec", "/sbin/vhalt"]).ok_or_killed();
     assert!(eventually(10, || a.context_dir().is_none()), "a's context removed");
     assert!(eventually(5, || !addresses_on("lo").contains(&ip)), "alias removed");
-    // Nothing left: no watcher, socket or pinned namespace.
+    // Nothing left: no watcher or socket.
     assert!(
         eventually(5, || watcher_in(&run).is_none()),
         "the watcher ended with the last server"
@@ -1328,11 +1332,9 @@ fn a_killed_watcher_is_replaced_and_its_servers_adopted() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".sock") || n.ends_with(".netns"))
+        .filter(|n| n.ends_with(".sock"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(run.to_str().unwrap()), "a pin stayed mounted");
 }
 
 #[test]

@@ -270,6 +270,16 @@ pub fn guest(startup: Option<Vec<String>>, shutdown: Option<Vec<String>>, host: 
     let convention = Convention::of_guest();
     // Standing in for sysvinit, it serves sysvinit's control channel.
     let initctl = (convention == Convention::SysV).then(crate::context::initctl::open).flatten();
+    // An anchor of the guest's own unix namespace: made there by its
+    // supervisor (as every unix socket of the guest), it lets a supervisor
+    // that adopts the guest after the one before was killed find that
+    // namespace (kernel/unixscope.rs, anchored_namespace). Kept for life.
+    let _anchor = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    );
     // A gone reader on `host` must give EPIPE, not end PID 1.
     let _ = sys::set_ignored(Signal::SIGPIPE, true);
     // Not for the guest's processes.
@@ -316,6 +326,14 @@ pub fn guest(startup: Option<Vec<String>>, shutdown: Option<Vec<String>>, host: 
     loop {
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
         fds.extend(initctl.iter().map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)));
+        // Each wake-up maps in code around what runs (the kernel's fault-
+        // around, 64 KiB a fault) and may run deeper on the stack: given
+        // back before sleeping again (two madvise calls; a few faults a
+        // wake).
+        if reported {
+            sys::release_own_text();
+            sys::release_unused_stack();
+        }
         if poll(&mut fds, PollTimeout::NONE).is_err() {
             continue;
         }

@@ -32,6 +32,16 @@ pub const XATTR_SUPERVISOR: &str = "trusted.vsbox.supervisor";
 /// on, gone with the directory.
 pub const XATTR_RESTARTING: &str = "trusted.vsbox.restarting";
 
+/// On a started guest's context directory: the inode of its init's
+/// status pipe (decimal), the only descriptor a supervisor adopting the
+/// guest will take as that pipe (guest/supervisor.rs).
+pub const XATTR_STATUS_PIPE: &str = "trusted.vsbox.statuspipe";
+
+/// On a context directory: when a supervisor adopted the guest after the
+/// one before it was killed (seconds since the epoch): its processes
+/// older than that make no unix sockets (their filter's listener died).
+pub const XATTR_ADOPTED: &str = "trusted.vsbox.adopted";
+
 use crate::abi;
 use crate::error::{Context, Error, Result};
 use crate::kernel::cgroup::{self, Layout};

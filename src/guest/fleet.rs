@@ -47,11 +47,6 @@ fn spawn(name: &str, action: &str) -> Result<Child> {
 /// Runs `vserver NAME action` for each guest, at most `jobs` at a time;
 /// the outcomes in the guests' order.
 pub fn run(guests: &[Guest], action: &str, jobs: usize) -> Result<Vec<Outcome>> {
-    // A killed watcher's guests are picked up again first (and any that
-    // ended meanwhile cleaned up), before a stop could find them unserved.
-    if let Err(e) = crate::guest::supervisor::revive() {
-        eprintln!("vservers: warning: {e}");
-    }
     let mut out: Vec<Option<Outcome>> = guests.iter().map(|_| None).collect();
     let mut running: Vec<(usize, Child)> = Vec::new();
     let mut next = 0;

@@ -399,7 +399,6 @@ fn remove_aliases(dir: &Path) {
 /// Removes what `start` set up for a context that has no processes left.
 pub(crate) fn clean_up(reg: &Registry, dir: &Path) -> Result<()> {
     remove_aliases(dir);
-    supervisor::unpin(dir);
     for c in cgroup::CONTROLLERS {
         if let Some(d) = reg.layout.v1_dir(c, dir).filter(|d| d.is_dir()) {
             cgroup::remove(&d, Some(Duration::from_secs(2)))?;
@@ -554,6 +553,11 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     }
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
     let (st_r, st_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+    // For a supervisor that adopts the guest later (supervisor.rs); without
+    // the record, a reboot then restarts in place.
+    if let Ok(st) = nix::sys::stat::fstat(st_r.as_raw_fd()) {
+        let _ = sys::setxattr(&dir, context::XATTR_STATUS_PIPE, st.st_ino.to_string().as_bytes());
+    }
     // The supervisor first: from its filter on, the guest's first process
     // needs it for every unix socket (supervisor.rs).
     let (link, conn) = match supervise(g, &dir, xid, userns.as_ref().map(|o| &o.ns.fd)) {
@@ -795,8 +799,10 @@ fn stop_processes(dir: &Path) {
 /// `vserver NAME exec|suexec|service …`: in the running guest, or in a
 /// fresh context of it (no services) when it is not running.
 pub fn exec(applet: &str, g: &Guest, command: &[String], user: Option<&str>) -> Result<i32> {
-    let (child, _owned) = spawn_in(applet, g, Payload::Command { command, user })?;
-    Ok(launch::supervise(child))
+    let (child, owned) = spawn_in(applet, g, Payload::Command { command, user })?;
+    let code = launch::supervise(child);
+    drop(owned);
+    Ok(code)
 }
 
 /// `vserver NAME enter`: root's login shell on a new terminal of the
@@ -805,9 +811,10 @@ pub fn exec(applet: &str, g: &Guest, command: &[String], user: Option<&str>) -> 
 pub fn enter(applet: &str, g: &Guest) -> Result<i32> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
-    let (child, _owned) = spawn_in(applet, g, Payload::Shell(theirs))?;
+    let (child, owned) = spawn_in(applet, g, Payload::Shell(theirs))?;
     let relayed = crate::context::tty::relay_from(&ours);
     let code = exec::wait_for(child);
+    drop(owned);
     relayed?;
     Ok(code)
 }
@@ -936,7 +943,7 @@ fn join<'a>(
     let lifeline = exec::Lifeline::of_this_process()?;
     // A killed supervisor's guest is adopted by a new one, once.
     let conn = match target.connect_supervisor() {
-        Err(_) if !target.ending() && supervisor::revive().is_ok() => target.connect_supervisor(),
+        Err(_) if supervisor::revive().is_ok() => target.connect_supervisor(),
         conn => conn,
     };
     let conn = match conn {
@@ -1045,13 +1052,22 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
                 Some(lb) => format!("loopback: {lb} (its 127.0.0.1)\n"),
                 None => String::new(),
             };
-            let sockets = if supervisor::connect(g).is_ok() {
-                "its own abstract names (made by vsbox-watch)".to_owned()
-            } else {
+            let adopted = sys::getxattr(&dir, context::XATTR_ADOPTED).ok().flatten();
+            let sockets = if supervisor::connect(g).is_err() {
                 format!(
                     "NOT SUPERVISED: vsbox-watch is gone; `vserver {} exec` or `vservers` starts it again",
                     g.name
                 )
+            } else if let Some(when) = adopted.and_then(|w| String::from_utf8(w).ok()?.parse::<u64>().ok()) {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                format!(
+                    "its own abstract names (made by vsbox-watch), but its processes older than {} s (when a new vsbox-watch took over from a killed one) make none (ENOSYS): restart the server to mend them",
+                    now.saturating_sub(when)
+                )
+            } else {
+                "its own abstract names (made by vsbox-watch)".to_owned()
             };
             (
                 true,

@@ -25,10 +25,11 @@ use crate::context::init;
 use crate::error::{Context, Error, Result};
 use crate::guest::Guest;
 use crate::kernel::native;
-use crate::kernel::unixscope::{self, Answered};
+use crate::kernel::unixscope;
 use crate::paths;
 use crate::sys;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -76,8 +77,7 @@ pub fn connect(g: &Guest) -> Result<OwnedFd> {
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ECONNREFUSED)) => Err(Error::failed(
             format!("enter server {}", g.name),
             format!(
-                "its supervisor (vsbox-watch {}, {}) is not running — started by an older vsbox, or killed: restart the server",
-                g.name,
+                "its supervisor (vsbox-watch, {}) is not running — killed, or the server was started by an older vsbox: `vservers status` starts it again",
                 path.display()
             ),
         )),
@@ -141,8 +141,8 @@ const REGISTRATION_ROOM: usize = 5 * 4096 + 128;
 pub const WATCH_PID: &str = "vsbox-watch.pid";
 
 /// A guest as `start` (or a fresh context) hands it to the watcher, with
-/// two descriptors: its bound control socket and the watcher's end of
-/// `start`'s link.
+/// three descriptors: its bound control socket, the watcher's end of
+/// `start`'s link, and its unix namespace.
 #[derive(Debug, PartialEq)]
 struct Registration {
     kind: Kind,
@@ -212,7 +212,8 @@ impl Registration {
 }
 
 /// Hands the guest's context `dir` to the watcher (starting it if none
-/// runs): from now on it serves the context's processes ([`Served`])
+/// runs), with a network namespace of the guest's own for its unix
+/// sockets: from now on it serves the context's processes ([`Served`])
 /// until the init `start` names over the returned link ends — and, when
 /// that init has a status pipe, until the context is empty — then
 /// removes the control socket it was bound to (unless something bound
@@ -246,8 +247,21 @@ pub fn spawn(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, xid: u32, kind: Ki
         xid,
         userns,
     };
+    // Its own unix namespace, made here: many starts at once make theirs
+    // side by side.
+    let host = std::fs::File::open("/proc/self/ns/net").ctx(|| "open /proc/self/ns/net")?;
+    let net = unixscope::new_namespace(&host)?;
     let what = format!("hand server {} to vsbox-watch", g.name);
-    ask(&paths::rundir(), &what, &reg.encode(), &[ctl.as_raw_fd(), theirs.as_raw_fd()])?;
+    if let Err(e) = ask(
+        &paths::rundir(),
+        &what,
+        &reg.encode(),
+        &[ctl.as_raw_fd(), theirs.as_raw_fd(), net.as_raw_fd()],
+    ) {
+        drop(ctl);
+        remove_socket(g, ctl_ino);
+        return Err(e);
+    }
     Ok((link, connect(g)?))
 }
 
@@ -272,6 +286,13 @@ fn ask(rundir: &Path, what: &str, msg: &[u8], fds: &[RawFd]) -> Result<()> {
             connect_watcher(rundir).ctx(|| format!("connect to {}", rundir.join(WATCH_SOCKET).display()))?
         }
     };
+    // A watcher busy for longer than this is stuck: better an error than
+    // every start hanging behind the lock.
+    let _ = nix::sys::socket::setsockopt(
+        &conn,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(30, 0),
+    );
     sendmsg::<()>(
         conn.as_raw_fd(),
         &[std::io::IoSlice::new(msg)],
@@ -357,9 +378,10 @@ fn receive(fd: &OwnedFd, room: usize) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
             fds.extend(got.into_iter().map(sys::adopt_fd));
         }
     }
-    // A message cut to `room` (a datagram's rest is lost) is no message.
+    // A message cut to `room` (a datagram's rest is lost), or whose
+    // descriptors did not all fit (out of descriptors), is no message.
     let n = msg.bytes;
-    (n > 0 && !msg.flags.contains(MsgFlags::MSG_TRUNC)).then(|| (buf[..n].to_vec(), fds))
+    (n > 0 && !msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC)).then(|| (buf[..n].to_vec(), fds))
 }
 
 /// One guest the watcher serves.
@@ -376,10 +398,8 @@ struct Served {
     /// a child that joins the context (native::within).
     native: Option<u32>,
     userns: (u64, u64),
-    /// The guest's own network namespace, holding only its unix sockets,
-    /// and its inode (what its pin must still be to be removed).
+    /// The guest's own network namespace, holding only its unix sockets.
     net: std::fs::File,
-    net_ino: u64,
     /// The bound control socket, RUNDIR/NAME.sock.
     ctl: OwnedFd,
     /// `start`'s link, until it has named the init and closed it.
@@ -389,6 +409,22 @@ struct Served {
     conns: Vec<OwnedFd>,
     /// The supervised listeners of the guest's processes.
     listeners: Vec<OwnedFd>,
+}
+
+/// The epoll key of the watcher's own socket, and of the connections to
+/// it; every other key is a guest's (Watcher::guests).
+const WATCH_KEY: u64 = u64::MAX;
+const PENDING_KEY: u64 = u64::MAX - 1;
+
+/// Watches `fd` for input, under `key`.
+fn watch(ep: &Epoll, fd: std::os::fd::BorrowedFd, key: u64) {
+    let _ = ep.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, key));
+}
+
+/// Stops watching `fd`: before it is closed, or handed to another process
+/// (a descriptor of the same file elsewhere would keep it in the set).
+fn unwatch(ep: &Epoll, fd: std::os::fd::BorrowedFd) {
+    let _ = ep.delete(fd);
 }
 
 /// What a polled descriptor of a [`Served`] guest is.
@@ -402,16 +438,6 @@ enum What {
     Listener(usize),
 }
 
-/// Who a polled descriptor of the watcher belongs to.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Slot {
-    /// The watcher's own socket.
-    Watch,
-    /// A connection to it, with a registration to come.
-    Pending(usize),
-    Guest(usize, What),
-}
-
 /// `vsbox-watch`: one process on the host serving every running guest of
 /// its RUNDIR, gone when none is left.
 struct Watcher {
@@ -419,7 +445,13 @@ struct Watcher {
     host: std::fs::File,
     /// Its RUNDIR, absolute.
     rundir: PathBuf,
-    guests: Vec<Served>,
+    /// What it waits on: each guest's descriptors under the guest's key
+    /// (its descriptors in [`Served::polled`], no others), its socket and
+    /// the connections to it. A wake-up costs what is ready, not what is
+    /// watched.
+    ep: Epoll,
+    guests: std::collections::HashMap<u64, Served>,
+    next_key: u64,
     pending: Vec<OwnedFd>,
 }
 
@@ -430,6 +462,10 @@ impl Watcher {
         // Small, and the guests' unix sockets fail without it: never the
         // OOM killer's choice (proc(5), oom_score_adj).
         let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
+        // Some descriptors for each guest (its socket, init, namespace and
+        // a listener a process): as many as root may have, not the soft
+        // limit of whatever started it.
+        raise_nofile();
         let Ok(host) = std::fs::File::open("/proc/self/ns/net") else {
             return;
         };
@@ -439,10 +475,16 @@ impl Watcher {
         // It only waits from now on: give back what starting it used.
         sys::release_own_text();
         sys::release_unused_stack();
+        let Ok(ep) = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC) else {
+            return;
+        };
+        watch(&ep, listener.as_fd(), WATCH_KEY);
         let mut w = Watcher {
             host,
             rundir: std::path::absolute(&rundir).unwrap_or_else(|_| rundir.clone()),
-            guests: Vec::new(),
+            ep,
+            guests: std::collections::HashMap::new(),
+            next_key: 0,
             pending: Vec::new(),
         };
         // Before the first answer: what a killed watcher served.
@@ -455,30 +497,14 @@ impl Watcher {
                 }
                 return;
             }
-            let mut slots = vec![Slot::Watch];
-            let mut fds = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-            for (i, p) in w.pending.iter().enumerate() {
-                slots.push(Slot::Pending(i));
-                fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
-            }
-            for (gi, s) in w.guests.iter().enumerate() {
-                for (what, fd) in s.polled() {
-                    slots.push(Slot::Guest(gi, what));
-                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
-                }
-            }
             // Idle, it looks again shortly: a `start` held the lock.
             let timeout = if idle { PollTimeout::from(20u8) } else { PollTimeout::NONE };
-            if poll(&mut fds, timeout).is_err() {
-                continue;
-            }
-            let ready: Vec<(Slot, PollFlags)> = slots
-                .into_iter()
-                .zip(fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())))
-                .filter(|(_, r)| !r.is_empty())
-                .collect();
-            drop(fds);
-            w.handle(&listener, ready);
+            let mut events = [EpollEvent::empty(); 64];
+            let Ok(n) = w.ep.wait(&mut events, timeout) else { continue };
+            let mut keys: Vec<u64> = events[..n].iter().map(|e| e.data()).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            w.handle(&listener, &keys);
         }
     }
 
@@ -504,51 +530,95 @@ impl Watcher {
         true
     }
 
-    fn handle(&mut self, listener: &OwnedFd, ready: Vec<(Slot, PollFlags)>) {
+    /// Handles the keys epoll found ready: a guest's are looked at with
+    /// poll(2) over its few descriptors, then handled ([`Served::step`]).
+    fn handle(&mut self, listener: &OwnedFd, keys: &[u64]) {
         use nix::sys::socket::{accept4, SockFlag};
-        // Guests first, from the last: one that ended is removed without
-        // moving the others' indices still to handle.
-        let mut by_guest: Vec<(usize, Vec<(What, PollFlags)>)> = Vec::new();
-        for (slot, r) in &ready {
-            if let Slot::Guest(gi, what) = *slot {
-                match by_guest.last_mut() {
-                    Some((g, v)) if *g == gi => v.push((what, *r)),
-                    _ => by_guest.push((gi, vec![(what, *r)])),
+        for &key in keys.iter().filter(|&&k| k != WATCH_KEY && k != PENDING_KEY) {
+            let Some(s) = self.guests.get_mut(&key) else { continue };
+            let (whats, mut fds): (Vec<What>, Vec<PollFd>) = s
+                .polled()
+                .into_iter()
+                .map(|(w, fd)| (w, PollFd::new(fd, PollFlags::POLLIN)))
+                .unzip();
+            if poll(&mut fds, PollTimeout::ZERO).is_err() {
+                continue;
+            }
+            let ready: Vec<(What, PollFlags)> = whats
+                .into_iter()
+                .zip(fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())))
+                .filter(|(_, r)| !r.is_empty())
+                .collect();
+            drop(fds);
+            if s.step(&ready, &self.host, &self.ep, key) {
+                for (_, fd) in s.polled() {
+                    unwatch(&self.ep, fd);
+                }
+                if let Some(s) = self.guests.remove(&key) {
+                    self.finish(s);
                 }
             }
         }
-        for (gi, events) in by_guest.into_iter().rev() {
-            if self.guests[gi].step(&events, &self.host) {
-                let s = self.guests.remove(gi);
-                self.finish(s);
-            }
-        }
         let mut got = Vec::new();
-        for (slot, _) in ready.iter().rev() {
-            if let Slot::Pending(i) = *slot {
-                got.push(self.pending.remove(i));
+        if keys.contains(&PENDING_KEY) {
+            let mut fds: Vec<PollFd> = self.pending.iter().map(|p| PollFd::new(p.as_fd(), PollFlags::POLLIN)).collect();
+            let ready: Vec<bool> = match poll(&mut fds, PollTimeout::ZERO) {
+                Ok(_) => fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect(),
+                Err(_) => Vec::new(),
+            };
+            drop(fds);
+            for i in (0..ready.len()).rev().filter(|&i| ready[i]) {
+                let conn = self.pending.remove(i);
+                unwatch(&self.ep, conn.as_fd());
+                got.push(conn);
             }
         }
+        let registered = !got.is_empty();
         for conn in got {
             self.register(conn);
         }
-        if ready.iter().any(|(s, _)| *s == Slot::Watch) {
+        if registered {
+            // Taking a guest runs code that serving it does not: not kept
+            // mapped (the answers' code faults back in, and stays).
+            sys::release_own_text();
+        }
+        if keys.contains(&WATCH_KEY) {
             if let Ok(fd) = accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
                 let c = sys::adopt_fd(fd);
                 if peer_is_root(&c) {
+                    watch(&self.ep, c.as_fd(), PENDING_KEY);
                     self.pending.push(c);
                 }
             }
         }
     }
 
+    /// Serves `s` from now on: its descriptors are watched under a key of
+    /// its own.
+    fn serve(&mut self, s: Served) {
+        let key = self.next_key;
+        self.next_key += 1;
+        for (_, fd) in s.polled() {
+            watch(&self.ep, fd, key);
+        }
+        self.guests.insert(key, s);
+    }
+
     /// Takes the registration waiting on `conn` and answers it: `A`, or
     /// `E` and why not.
     fn register(&mut self, conn: OwnedFd) {
         let answer = match receive(&conn, REGISTRATION_ROOM) {
-            Some((msg, fds)) if msg == PING && fds.is_empty() => Ok(()),
-            Some((msg, fds)) => match (Registration::decode(&msg), <[OwnedFd; 2]>::try_from(fds)) {
-                (Some(reg), Ok([ctl, link])) => self.add(reg, ctl, link),
+            Some((msg, fds)) if msg == PING && fds.is_empty() => {
+                // A live watcher may have dropped a guest too (start could
+                // not name its init to it): looked for again.
+                self.adopt();
+                Ok(())
+            }
+            Some((msg, fds)) => match (Registration::decode(&msg), <[OwnedFd; 3]>::try_from(fds)) {
+                (Some(reg), Ok([ctl, link, net])) => {
+                    self.add(reg, ctl, link, net);
+                    Ok(())
+                }
                 _ => Err("a malformed registration".to_owned()),
             },
             None => return,
@@ -560,20 +630,12 @@ impl Watcher {
         let _ = nix::sys::socket::send(conn.as_raw_fd(), &reply, MsgFlags::MSG_NOSIGNAL);
     }
 
-    fn add(&mut self, reg: Registration, ctl: OwnedFd, link: OwnedFd) -> std::result::Result<(), String> {
-        use nix::sys::socket::{listen, Backlog};
-        let net = unixscope::new_namespace(&self.host).map_err(|e| e.to_string())?;
-        let net_ino = nix::sys::stat::fstat(net.as_raw_fd()).map(|st| st.st_ino).unwrap_or(0);
-        if let Err(why) = pin(&self.rundir, &reg.guest.name, &net) {
-            // Served all the same; only a later watcher would not find it.
-            crate::syslog::log(
-                crate::syslog::Level::Err,
-                "vsbox-watch",
-                &format!("server {}: {why}", reg.guest.name),
-            );
-        }
-        listen(&ctl, Backlog::new(64).unwrap_or(Backlog::MAXCONN)).map_err(|e| format!("listen on its control socket: {}", e.desc()))?;
-        self.guests.push(Served {
+    /// Serves a registered guest: its control socket (bound and listening),
+    /// `start`'s link and its unix namespace (made by `start`:
+    /// many starts make theirs at once, not one after another here).
+    fn add(&mut self, reg: Registration, ctl: OwnedFd, link: OwnedFd, net: OwnedFd) {
+        let net = std::fs::File::from(net);
+        self.serve(Served {
             kind: reg.kind,
             guest: reg.guest,
             dir: reg.dir,
@@ -583,14 +645,12 @@ impl Watcher {
             native: native::available().then_some(reg.xid),
             userns: reg.userns,
             net,
-            net_ino,
             ctl,
             link: Some(link),
             init: None,
             conns: Vec::new(),
             listeners: Vec::new(),
-        });
-        Ok(())
+        })
     }
 
     /// A guest's init has ended (or `start` gave up before naming one):
@@ -602,88 +662,34 @@ impl Watcher {
             dir,
             dir_ino,
             ctl_ino,
-            net_ino,
             xid,
             init,
             ..
         } = s;
+        let claimed = claim(&dir);
         let ended = Ended {
             kind,
             guest,
             dir,
             dir_ino,
             ctl_ino,
-            net_ino,
             xid,
         };
-        match init {
-            Some(Init { status, rebooting, .. }) => ended.clean_up(status, rebooting),
-            // `start` gave up: it removes what it made.
-            None => ended.forget(),
+        match (init, claimed) {
+            (Some(Init { status, rebooting, .. }), Some(claimed)) => ended.clean_up(claimed, status, rebooting),
+            // `start` gave up (it removes what it made), or `stop` removed
+            // the context already.
+            _ => ended.forget(),
         }
     }
 }
 
-/// Where a guest's own network namespace is kept (bind-mounted, as
-/// `ip netns` keeps one) while it runs: a watcher that adopts the guest
-/// after another was killed serves it in the very namespace its older
-/// processes made their unix sockets in.
-fn pin_path(rundir: &Path, name: &str) -> PathBuf {
-    rundir.join(format!("{name}.netns"))
-}
-
-/// Pins network namespace `net` at RUNDIR/NAME.netns (replacing a stale
-/// pin).
-fn pin(rundir: &Path, name: &str, net: &std::fs::File) -> std::result::Result<(), String> {
-    use nix::mount::{mount, MsFlags};
-    let path = pin_path(rundir, name);
-    unpin_path(&path);
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("create {}: {e}", path.display()))?;
-    let source = PathBuf::from(format!("/proc/self/fd/{}", net.as_raw_fd()));
-    mount(Some(&source), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
-        let _ = std::fs::remove_file(&path);
-        format!("pin its unix namespace on {}: {}", path.display(), e.desc())
-    })
-}
-
-fn unpin_path(path: &Path) {
-    let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
-    let _ = std::fs::remove_file(path);
-}
-
-/// Removes the pinned unix namespace of the guest whose context is `dir`
-/// (found by its control socket's name, XATTR_SUPERVISOR): for `stop` and
-/// the clean-up after a guest, whatever became of its watcher.
-pub fn unpin(dir: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(Some(sock)) = sys::getxattr(dir, crate::context::XATTR_SUPERVISOR) else {
-        return;
-    };
-    let sock = PathBuf::from(std::ffi::OsStr::from_bytes(&sock));
-    if let (Some(run), Some(name)) = (
-        sock.parent(),
-        sock.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".sock")),
-    ) {
-        unpin_path(&pin_path(run, name));
-    }
-}
-
-/// Makes sure a watcher runs for this RUNDIR, which adopts every running
+/// Makes sure a watcher runs for this RUNDIR and has adopted every running
 /// guest no watcher serves (after one was killed): for `vservers`, and for
-/// a command that found its guest's supervisor gone. Nothing when none
-/// runs and nothing is to adopt: such a watcher ends at once.
+/// a command that found its guest's supervisor gone. When none runs and
+/// nothing is to adopt, the watcher started for this ends at once.
 pub fn revive() -> Result<()> {
-    let rundir = paths::rundir();
-    if connect_watcher(&rundir).is_ok() {
-        return Ok(());
-    }
-    ask(&rundir, "start vsbox-watch", PING, &[])
+    ask(&paths::rundir(), "start vsbox-watch", PING, &[])
 }
 
 /// A message that only asks for an answer: the watcher answers once it
@@ -691,10 +697,12 @@ pub fn revive() -> Result<()> {
 const PING: &[u8] = b"ping";
 
 impl Watcher {
-    /// Adopts the guests of RUNDIR `rundir` that run without a watcher: a
-    /// killed one's. They keep their network namespace (pinned), their
-    /// init is watched again (its pidfd, and its status pipe reopened
-    /// through /proc), and new processes entering them are served; what
+    /// Adopts the guests of its RUNDIR that run without a watcher: a killed
+    /// one's. They keep their network namespace (found by the socket their
+    /// init keeps in it for this; on the patched kernel, which keeps the
+    /// host from taking it, a fresh one), their init is watched again (its
+    /// pidfd, and its status pipe reopened through /proc), and new
+    /// processes entering them are served; what
     /// their processes made before keeps working, but the kernel has
     /// forgotten the old listeners, so those processes' own new unix
     /// sockets fail (ENOSYS). A guest that ended meanwhile is cleaned up.
@@ -730,7 +738,7 @@ impl Watcher {
                 Ok(Some(_)) => Kind::Fresh,
                 _ => Kind::Boot,
             };
-            let adopted = self.adopt_one(&rundir, &guest, &dir, kind, dir_ino, xid);
+            let adopted = self.adopt_one(&guest, &dir, kind, dir_ino, xid);
             if let Err(why) = adopted {
                 crate::syslog::log(
                     crate::syslog::Level::Err,
@@ -741,67 +749,92 @@ impl Watcher {
         }
     }
 
-    fn adopt_one(
-        &mut self,
-        rundir: &Path,
-        guest: &Guest,
-        dir: &Path,
-        kind: Kind,
-        dir_ino: u64,
-        xid: u32,
-    ) -> std::result::Result<(), String> {
+    fn adopt_one(&mut self, guest: &Guest, dir: &Path, kind: Kind, dir_ino: u64, xid: u32) -> std::result::Result<(), String> {
         use std::os::unix::fs::MetadataExt;
         let found = native::spectate_fds("look for the init", || {
-            let leader = crate::context::launch::leader(dir).filter(|l| l.is_init).ok_or("it has no init")?;
+            // PID 1 of a namespace one below ours (not one a guest made
+            // inside), still in the context once we hold its pidfd (not a
+            // process that took its pid meanwhile).
+            let depth = |status: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("NSpid:"))
+                    .map(|v| v.split_whitespace().count())
+            };
+            let own = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| depth(&s));
+            let leader = crate::context::launch::leader(dir)
+                .filter(|l| l.is_init && own.is_some() && depth(&l.status) == own.map(|d| d + 1))
+                .ok_or("it has no init")?;
             let pid = Pid::from_raw(leader.pid as i32);
             let pidfd = sys::pidfd_open(pid).map_err(|e| format!("pidfd_open: {}", e.desc()))?;
+            if !crate::kernel::cgroup::procs(dir).is_ok_and(|p| p.contains(&leader.pid)) {
+                return Err("its init has just ended".into());
+            }
             let userns = unixscope::ns_id(&format!("/proc/{pid}/ns/user")).ok_or("its user namespace is gone")?;
+            let ino = sys::getxattr(dir, crate::context::XATTR_STATUS_PIPE).ok().flatten();
+            let status = ino
+                .and_then(|i| String::from_utf8(i).ok()?.parse().ok())
+                .and_then(|i| status_pipe(pid, i));
+            let net = unixscope::anchored_namespace(&pidfd, pid);
+            let text = format!(
+                "{pid} {} {} {} {}",
+                userns.0,
+                userns.1,
+                u8::from(status.is_some()),
+                u8::from(net.is_some())
+            );
             let mut fds = vec![pidfd];
-            fds.extend(status_pipe(pid));
-            Ok((format!("{pid} {} {}", userns.0, userns.1), fds))
+            fds.extend(status);
+            fds.extend(net);
+            Ok((text, fds))
         });
         let (text, mut fds) = match found {
             Ok(f) => f,
             Err(_) if !crate::kernel::cgroup::populated(dir) => {
-                // It ended while nobody watched: cleaned up as then.
+                // It ended while nobody watched: cleaned up as then, unless
+                // a clean-up is under way already (it holds the claim).
+                let Some(claimed) = claim(dir) else { return Ok(()) };
                 let sock = socket_path(guest);
                 let ctl_ino = std::fs::metadata(&sock).map(|m| m.ino()).unwrap_or(0);
-                let net_ino = std::fs::metadata(pin_path(rundir, &guest.name)).map(|m| m.ino()).unwrap_or(0);
                 let ended = Ended {
                     kind,
                     guest: guest.clone(),
                     dir: dir.to_owned(),
                     dir_ino,
                     ctl_ino,
-                    net_ino,
                     xid,
                 };
-                ended.clean_up(None, Some(false));
+                // Its supervisor had read that it was restarting.
+                let restarting = sys::getxattr(dir, crate::context::XATTR_RESTARTING).is_ok_and(|v| v.is_some());
+                ended.clean_up(claimed, None, Some(restarting));
                 return Ok(());
             }
             Err(e) => return Err(e.to_string()),
         };
         let n: Vec<u64> = text.split(' ').filter_map(|w| w.parse().ok()).collect();
-        let (&[pid, ns_dev, ns_ino], Some(pidfd)) = (&n[..], (!fds.is_empty()).then(|| fds.remove(0))) else {
+        let (&[pid, ns_dev, ns_ino, has_status, has_net], Some(pidfd)) = (&n[..], (!fds.is_empty()).then(|| fds.remove(0))) else {
             return Err("the init's look came back malformed".into());
         };
-        let status = if kind == Kind::Boot { fds.pop() } else { None };
-        let net = match std::fs::File::open(pin_path(rundir, &guest.name)) {
-            Ok(f) if nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).is_ok() => {
+        let status = (has_status == 1).then(|| fds.remove(0));
+        let net = match (has_net == 1).then(|| fds.remove(0)) {
+            Some(net) if !self.guests.values().any(|s| unixscope::same_namespace(&s.net, &net)) => std::fs::File::from(net),
+            // None found (a fakeinit guest's, or the patched kernel's,
+            // where the host may not take its init's descriptors): a fresh
+            // one; what the guest made before and what enters it now then
+            // share no names.
+            _ => unixscope::new_namespace(&self.host).map_err(|e| {
                 if nix::sched::setns(&self.host, nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
-                    std::process::exit(1);
+                    std::process::exit(1); // stuck in the guest's namespace
                 }
-                f
-            }
-            // Unpinned (an older vsbox's): a fresh one; what the guest made
-            // before and what enters it now then share no names.
-            _ => {
-                let f = unixscope::new_namespace(&self.host).map_err(|e| e.to_string())?;
-                pin(rundir, &guest.name, &f)?;
-                f
-            }
+                e.to_string()
+            })?,
         };
-        let net_ino = nix::sys::stat::fstat(net.as_raw_fd()).map(|st| st.st_ino).unwrap_or(0);
+        // What `status` tells: processes older than this make no unix
+        // sockets any more.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let _ = sys::setxattr(dir, crate::context::XATTR_ADOPTED, now.to_string().as_bytes());
         let ctl = bind(guest, dir).map_err(|e| e.to_string())?;
         let ctl_ino = std::fs::metadata(socket_path(guest)).map(|m| m.ino()).map_err(|e| e.to_string())?;
         nix::sys::socket::listen(
@@ -809,7 +842,7 @@ impl Watcher {
             nix::sys::socket::Backlog::new(64).unwrap_or(nix::sys::socket::Backlog::MAXCONN),
         )
         .map_err(|e| format!("listen: {}", e.desc()))?;
-        self.guests.push(Served {
+        self.serve(Served {
             kind,
             guest: guest.clone(),
             dir: dir.to_owned(),
@@ -819,7 +852,6 @@ impl Watcher {
             native: native::available().then_some(xid),
             userns: (ns_dev, ns_ino),
             net,
-            net_ino,
             ctl,
             link: None,
             init: Some(Init {
@@ -838,21 +870,21 @@ impl Watcher {
 /// The read end of the init's status pipe (its descriptor 3, where vsbox's
 /// init keeps it; a fakeinit guest's init has closed it), opened anew
 /// through /proc: a pipe, or nothing.
-fn status_pipe(pid: Pid) -> Option<OwnedFd> {
-    use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
+fn status_pipe(pid: Pid, ino: u64) -> Option<OwnedFd> {
+    use nix::fcntl::{open, OFlag};
     use nix::sys::stat::{fstat, Mode, SFlag};
     let fd = format!("/proc/{pid}/fd/3");
-    if !std::fs::read_link(&fd).is_ok_and(|l| l.to_string_lossy().starts_with("pipe:")) {
+    // The pipe `start` made, none the guest put there (a fakeinit guest's
+    // own init has closed it).
+    if !std::fs::read_link(&fd).is_ok_and(|l| l.as_os_str() == format!("pipe:[{ino}]").as_str()) {
         return None;
     }
-    // Not blocking on open (a FIFO's), and nothing but a pipe is kept.
-    let f = sys::adopt_fd(open(fd.as_str(), OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty()).ok()?);
+    // Never blocking: not on open (a FIFO's), nor on a read the guest
+    // could make wait for ever, which would stall every guest.
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    let f = sys::adopt_fd(open(fd.as_str(), flags, Mode::empty()).ok()?);
     let st = fstat(f.as_raw_fd()).ok()?;
-    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFIFO {
-        return None;
-    }
-    fcntl(f.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty())).ok()?;
-    Some(f)
+    (SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFIFO && st.st_ino == ino).then_some(f)
 }
 
 /// A guest the watcher no longer serves.
@@ -861,42 +893,48 @@ struct Ended {
     guest: Guest,
     dir: PathBuf,
     dir_ino: u64,
-    /// The inodes of its control socket and of its pinned namespace: what
-    /// is removed must still be this guest's, not a restarted one's.
+    /// The inode of its control socket: what is removed must still be
+    /// this guest's, not a restarted one's.
     ctl_ino: u64,
-    net_ino: u64,
     xid: u32,
 }
 
+/// The context directory `dir`, opened and locked (flock, not waiting):
+/// whoever cleans up after a guest holds it, so that a watcher adopting
+/// meanwhile leaves the context to it. None when it is held already, or
+/// gone.
+fn claim(dir: &Path) -> Option<OwnedFd> {
+    let f = OwnedFd::from(std::fs::File::open(dir).ok()?);
+    sys::flock_exclusive_nb(&f).ok().map(|()| f)
+}
+
 impl Ended {
-    /// Removes its control socket and pin.
+    /// Removes its control socket.
     fn forget(&self) {
-        use std::os::unix::fs::MetadataExt;
         remove_socket(&self.guest, self.ctl_ino);
-        let pin = pin_path(&paths::rundir(), &self.guest.name);
-        if std::fs::metadata(&pin).is_ok_and(|m| m.ino() == self.net_ino) {
-            unpin_path(&pin);
-        }
     }
 
     /// For a started guest, whose init ended: once its context is empty,
-    /// in a process of its own (`vsbox-cleanup NAME`), reads whether it
-    /// asked to restart (`rebooting`, or its status pipe), forgets it and
-    /// runs lifecycle.rs's `after_end`. A fresh context is only forgotten.
-    fn clean_up(self, status: Option<OwnedFd>, rebooting: Option<bool>) {
+    /// in a process of its own (`vsbox-cleanup NAME`, holding `claim`, the
+    /// context's lock), reads whether it asked to restart (`rebooting`, or
+    /// its status pipe), forgets it and runs lifecycle.rs's `after_end`. A
+    /// fresh context is only forgotten.
+    fn clean_up(self, claim: OwnedFd, status: Option<OwnedFd>, rebooting: Option<bool>) {
         if self.kind == Kind::Fresh {
             return self.forget();
         }
         let title = format!("vsbox-cleanup {}", self.guest.name);
         let name = self.guest.name.clone();
-        let keep: Vec<OwnedFd> = status.into_iter().collect();
+        let mut keep = vec![claim];
+        keep.extend(status);
         let done = crate::kernel::process::detached(&title, keep, move |mut fds| {
+            let status = (fds.len() > 1).then(|| fds.pop()).flatten();
             // The init's end is certain to be seen (a cgroup's last
             // notification may be lost when it is removed at once); the
             // kernel has ended the rest of its PID namespace by then, so
             // every writer has ended: the byte is there, or EOF.
             crate::kernel::cgroup::wait_empty(&self.dir, None);
-            let reboot = rebooting.unwrap_or_else(|| fds.pop().is_some_and(|s| read_rebooting(&s, &self.dir)));
+            let reboot = rebooting.unwrap_or_else(|| status.and_then(|s| read_rebooting(&s, &self.dir)).unwrap_or(false));
             // Before the restart, which binds a new socket there (whose
             // inode could be this one's number again).
             self.forget();
@@ -908,6 +946,21 @@ impl Ended {
                 "vsbox-watch",
                 &format!("clean up after server {name}: {}", e.desc()),
             );
+        }
+    }
+}
+
+/// Raises this process's descriptor limit to the most it may have:
+/// fs.nr_open, as root.
+fn raise_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let most = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let hard = most.map_or(hard, |m| m.max(hard));
+        if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+            let _ = getrlimit(Resource::RLIMIT_NOFILE).map(|(_, h)| setrlimit(Resource::RLIMIT_NOFILE, h, h));
         }
     }
 }
@@ -954,12 +1007,20 @@ impl Served {
     }
 
     /// Handles what was ready; true when the guest has ended: its init
-    /// ended, or `start` gave up (closed its link) before naming one.
-    fn step(&mut self, ready: &[(What, PollFlags)], host: &std::fs::File) -> bool {
+    /// ended, or `start` gave up (closed its link) before naming one. What
+    /// it watches changes with it: `ep` holds [`polled`](Self::polled)
+    /// under `key`.
+    fn step(&mut self, ready: &[(What, PollFlags)], host: &std::fs::File, ep: &Epoll, key: u64) -> bool {
         let is_ready = |w: What| ready.iter().any(|(x, _)| *x == w);
         if is_ready(What::Status) {
             if let Some(i) = self.init.as_mut() {
-                i.rebooting = Some(i.status.as_ref().is_some_and(|s| read_rebooting(s, &self.dir)));
+                i.rebooting = match i.status.as_ref() {
+                    Some(s) => read_rebooting(s, &self.dir),
+                    None => Some(false),
+                };
+                if let (Some(s), Some(_)) = (&i.status, i.rebooting) {
+                    unwatch(ep, s.as_fd());
+                }
             }
         }
         if is_ready(What::Init) {
@@ -971,6 +1032,7 @@ impl Served {
                     let pid = Pid::from_raw(i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]));
                     let status = (got.len() == 2).then(|| got.pop()).flatten();
                     if let Some(pidfd) = got.pop() {
+                        watch(ep, pidfd.as_fd(), key);
                         self.init = Some(Init {
                             pid,
                             pidfd,
@@ -980,7 +1042,15 @@ impl Served {
                     }
                 }
                 _ if self.init.is_none() => return true,
-                _ => self.link = None,
+                _ => {
+                    if let Some(l) = self.link.take() {
+                        unwatch(ep, l.as_fd());
+                    }
+                    // Start-up is over: the status pipe is the watcher's.
+                    if let Some(s) = self.init.as_ref().filter(|i| i.rebooting.is_none()).and_then(|i| i.status.as_ref()) {
+                        watch(ep, s.as_fd(), key);
+                    }
+                }
             }
         }
         // The calls waiting, one on each ready listener; from the last, so
@@ -994,14 +1064,17 @@ impl Served {
                 true
             };
             if done {
+                unwatch(ep, self.listeners[j].as_fd());
                 self.listeners.remove(j);
             }
         }
         for (what, _) in ready.iter().rev() {
             let What::Conn(j) = *what else { continue };
             let c = self.conns.remove(j);
+            unwatch(ep, c.as_fd());
             if let Some((msg, mut got)) = receive(&c, 16) {
                 if let Some(l) = got.pop().filter(|l| msg == [unixscope::LISTENER] && is_listener(l)) {
+                    watch(ep, l.as_fd(), key);
                     self.listeners.push(l);
                 }
             }
@@ -1011,6 +1084,7 @@ impl Served {
             if let Ok(fd) = accept4(self.ctl.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
                 let c = sys::adopt_fd(fd);
                 if peer_is_root(&c) {
+                    watch(ep, c.as_fd(), key);
                     self.conns.push(c);
                 }
             }
@@ -1018,41 +1092,102 @@ impl Served {
         false
     }
 
-    /// Answers the call waiting on `listener` from inside the guest's own
-    /// network namespace (its unix sockets are made there); false when
-    /// the listener is of no more use.
+    /// Answers the call waiting on `listener`; false when the listener is
+    /// of no more use. A unix socket(2) is made here, in the guest's own
+    /// network namespace: it needs neither the caller's memory nor sight
+    /// of it. Everything else is answered [`apart`](Self::apart).
     fn answer(&self, listener: &OwnedFd, host: &std::fs::File) -> bool {
+        use crate::kernel::seccomp::{supervised_call, Supervised};
         use nix::sched::{setns, CloneFlags};
+        let n = match sys::seccomp_recv(listener) {
+            Ok(n) => n,
+            // The caller went away meanwhile (ENOENT), or a signal.
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINTR) => return true,
+            Err(_) => return false,
+        };
+        if supervised_call(&n) != Supervised::Socket {
+            self.apart(listener, &n, host);
+            return true;
+        }
         // Never a socket of the host's namespace for the guest.
         if setns(&self.net, CloneFlags::CLONE_NEWNET).is_err() {
-            return false;
+            let _ = sys::seccomp_answer(listener, n.id, libc::ENOSYS);
+            return true;
         }
-        let raw = unixscope::RawScope {
-            net: host,
-            cgroup: &self.dir,
-            userns: self.userns,
-        };
-        let alive = match self.native {
-            Some(xid) => native::within(xid, || i32::from(answer(listener, self.init.as_ref(), &raw))).is_ok_and(|c| c == 1),
-            None => answer(listener, self.init.as_ref(), &raw),
-        };
+        unixscope::answer_socket(listener, &n);
         if setns(host, CloneFlags::CLONE_NEWNET).is_err() {
             // Stuck in a guest's namespace, it could serve nobody right.
             std::process::exit(1);
         }
-        alive
+        true
+    }
+
+    /// Answers call `n` from a child — on the patched kernel one that has
+    /// joined the guest's context, to see the caller and signal its init —
+    /// given up after [`APART_LIMIT`] (killed, the call refused with
+    /// EFAULT): what it does may wait on the guest (the caller's memory can
+    /// be a FUSE file's or userfaultfd's pages), and the one watcher of
+    /// every guest must never wait on one.
+    fn apart(&self, listener: &OwnedFd, n: &sys::SeccompNotif, host: &std::fs::File) {
+        use nix::sys::signal::{kill, Signal};
+        match sys::fork() {
+            Ok(sys::Forked::Child) => {
+                let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+                if let Some(Err(e)) = self.native.map(native::join) {
+                    crate::syslog::log(
+                        crate::syslog::Level::Err,
+                        "vsbox-watch",
+                        &format!("server {}: {e}", self.guest.name),
+                    );
+                    let _ = sys::seccomp_answer(listener, n.id, libc::ENOSYS);
+                    std::process::exit(1);
+                }
+                let raw = unixscope::RawScope {
+                    net: host,
+                    cgroup: &self.dir,
+                    userns: self.userns,
+                };
+                dispatch(listener, n, &self.net, self.init.as_ref(), &raw);
+                std::process::exit(0)
+            }
+            Ok(sys::Forked::Parent(child)) => {
+                let ended = sys::pidfd_open(child).is_ok_and(|fd| {
+                    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                    poll(&mut fds, PollTimeout::try_from(APART_LIMIT).unwrap_or(PollTimeout::MAX)).is_ok_and(|k| k > 0)
+                });
+                if !ended {
+                    let _ = kill(child, Signal::SIGKILL);
+                    let _ = sys::seccomp_answer(listener, n.id, libc::EFAULT);
+                }
+                let _ = nix::sys::wait::waitpid(child, None);
+            }
+            Err(e) => {
+                let _ = sys::seccomp_answer(listener, n.id, e as i32);
+            }
+        }
     }
 }
+
+/// How long an answer given [`apart`](Served::apart) may take.
+const APART_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Reads the init's status byte: whether it is restarting (EOF: it is
 /// not). Until the server is up again, a command entering it waits for it
 /// (lifecycle.rs) instead of taking the stopped server over.
-fn read_rebooting(status: &OwnedFd, cgroup: &Path) -> bool {
+///
+/// None when nothing is there yet (EAGAIN: an adopted guest's pipe is
+/// read without blocking).
+fn read_rebooting(status: &OwnedFd, cgroup: &Path) -> Option<bool> {
     let mut b = [0u8; 1];
-    let rebooting = nix::unistd::read(status.as_raw_fd(), &mut b) == Ok(1) && b[0] == init::REBOOTING;
+    let rebooting = match nix::unistd::read(status.as_raw_fd(), &mut b) {
+        Ok(1) => b[0] == init::REBOOTING,
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return None,
+        _ => false,
+    };
     if rebooting {
         let _ = sys::setxattr(cgroup, crate::context::XATTR_RESTARTING, b"1");
     }
-    rebooting
+    Some(rebooting)
 }
 
 /// Whether `fd` is a seccomp listener (what a process entering the guest
@@ -1061,46 +1196,43 @@ fn is_listener(fd: &OwnedFd) -> bool {
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).is_ok_and(|l| l.as_os_str() == "anon_inode:seccomp notify")
 }
 
-/// Answers the call waiting on `listener`: a unix socket, a raw or packet
-/// socket, or a reboot(2), which asks the init to restart or stop as
-/// vreboot and vhalt do. False when the listener is of no more use.
-fn answer(listener: &OwnedFd, init: Option<&Init>, raw: &unixscope::RawScope) -> bool {
+/// Answers supervised call `n` (not a unix socket(2)): a socketpair(2)
+/// (made in the guest's network namespace `net`), a raw or packet socket,
+/// sysinfo(2), or a reboot(2), which asks the init to restart or stop as
+/// vreboot and vhalt do. In a child of the watcher (see `apart`).
+fn dispatch(listener: &OwnedFd, n: &sys::SeccompNotif, net: &std::fs::File, init: Option<&Init>, raw: &unixscope::RawScope) {
     use crate::kernel::seccomp::{supervised_call, Supervised};
-    let n = match unixscope::answer(listener) {
-        Ok(Answered::Other(n)) if supervised_call(&n) == Supervised::RawSocket => {
-            unixscope::answer_raw(listener, &n, raw);
-            return true;
-        }
-        Ok(Answered::Other(n)) if supervised_call(&n) == Supervised::Sysinfo => {
-            match layout() {
-                Some(layout) => crate::kernel::sysinfo::answer(listener, &n, layout, raw.cgroup, init.map(|i| i.pid.as_raw() as u32)),
-                None => {
-                    let _ = sys::seccomp_answer(listener, n.id, libc::ENOSYS);
-                }
+    match supervised_call(n) {
+        Supervised::Socket | Supervised::SocketPair => match nix::sched::setns(net, nix::sched::CloneFlags::CLONE_NEWNET) {
+            Ok(()) => unixscope::answer_socket(listener, n),
+            Err(_) => {
+                let _ = sys::seccomp_answer(listener, n.id, libc::ENOSYS);
             }
-            return true;
+        },
+        Supervised::RawSocket => unixscope::answer_raw(listener, n, raw),
+        Supervised::Sysinfo => match layout() {
+            Some(layout) => crate::kernel::sysinfo::answer(listener, n, layout, raw.cgroup, init.map(|i| i.pid.as_raw() as u32)),
+            None => {
+                let _ = sys::seccomp_answer(listener, n.id, libc::ENOSYS);
+            }
+        },
+        Supervised::Reboot | Supervised::Other => {
+            let reboot = supervised_call(n) == Supervised::Reboot;
+            let Some(i) = init.filter(|_| reboot) else {
+                // No init named yet: the guest is starting.
+                let _ = sys::seccomp_answer(listener, n.id, if reboot { libc::EBUSY } else { libc::ENOSYS });
+                return;
+            };
+            let (errno, event) = init::reboot_request(n, &PathBuf::from(format!("/proc/{}/ns/user", i.pid)));
+            let _ = sys::seccomp_answer(listener, n.id, errno);
+            let rt = match event {
+                Some(init::Event::Restart) => init::RT_REBOOT,
+                Some(init::Event::Stop) => init::RT_HALT,
+                _ => return,
+            };
+            let _ = sys::pidfd_send_signal(&i.pidfd, sys::sigrtmin() + rt);
         }
-        Ok(Answered::Other(n)) => n,
-        Ok(Answered::Done) => return true,
-        // The caller went away meanwhile (ENOENT), or a signal.
-        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINTR) => return true,
-        Err(_) => return false,
-    };
-    let reboot = supervised_call(&n) == Supervised::Reboot;
-    let Some(i) = init.filter(|_| reboot) else {
-        // No init named yet: the guest is starting.
-        let _ = sys::seccomp_answer(listener, n.id, if reboot { libc::EBUSY } else { libc::ENOSYS });
-        return true;
-    };
-    let (errno, event) = init::reboot_request(&n, &PathBuf::from(format!("/proc/{}/ns/user", i.pid)));
-    let _ = sys::seccomp_answer(listener, n.id, errno);
-    let rt = match event {
-        Some(init::Event::Restart) => init::RT_REBOOT,
-        Some(init::Event::Stop) => init::RT_HALT,
-        _ => return true,
-    };
-    let _ = sys::kill_raw(i.pid, sys::sigrtmin() + rt);
-    true
+    }
 }
 
 #[cfg(test)]

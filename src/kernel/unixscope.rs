@@ -28,30 +28,19 @@ pub fn missing() -> Option<String> {
     })
 }
 
-/// What [`answer`] did with a supervised call.
-pub enum Answered {
-    /// Answered: a socket made, or an error given.
-    Done,
-    /// Not a socket call: reboot(2), for the caller to answer.
-    Other(sys::SeccompNotif),
-}
-
-/// Receives the next call waiting on a supervised listener and answers it
-/// if it makes a unix socket: the socket (or pair) is made here, in this
-/// process's network namespace — the guest's own — with the caller's
-/// type and protocol, and put into the caller's descriptor table (seccomp
-/// ADDFD); the kernel's own errors go back as they are. Err when no call
-/// was waiting (its process ended meanwhile).
-pub fn answer(listener: &OwnedFd) -> std::result::Result<Answered, nix::errno::Errno> {
+/// Answers a notified socket(2) or socketpair(2) of a unix socket
+/// ([`Supervised::Socket`](crate::kernel::seccomp::Supervised),
+/// `SocketPair`): the socket (or pair) is made here, in this process's
+/// network namespace — the guest's own — with the caller's type and
+/// protocol, and put into the caller's descriptor table (seccomp ADDFD);
+/// the kernel's own errors go back as they are. A pair's numbers are
+/// written to the caller's memory, which only a process the supervisor
+/// may give up on should touch (supervisor.rs).
+pub fn answer_socket(listener: &OwnedFd, n: &sys::SeccompNotif) {
     use crate::kernel::seccomp::{supervised_call, Supervised};
-    let n = sys::seccomp_recv(listener)?;
     let a = |i: usize| n.args[i] as i32;
-    match supervised_call(&n) {
-        Supervised::Socket => make(listener, &n, [a(0), a(1), a(2)], None),
-        Supervised::SocketPair => make(listener, &n, [a(0), a(1), a(2)], Some(n.args[3])),
-        _ => return Ok(Answered::Other(n)),
-    }
-    Ok(Answered::Done)
+    let pair_at = (supervised_call(n) == Supervised::SocketPair).then_some(n.args[3]);
+    make(listener, n, [a(0), a(1), a(2)], pair_at)
 }
 
 /// Makes the socket, or pair, of (domain, type, protocol) and hands it to
@@ -208,11 +197,39 @@ pub fn new_namespace(host: &std::fs::File) -> Result<std::fs::File> {
         let _ = std::fs::write("/proc/sys/net/unix/max_dgram_qlen", q);
     }
     let ns = std::fs::File::open("/proc/self/ns/net").ctx(|| "open /proc/self/ns/net");
-    if setns(host, CloneFlags::CLONE_NEWNET).is_err() {
-        // Every later socket would be made in this one guest's namespace.
-        std::process::exit(1);
-    }
+    // Should this fail, the caller must not go on: what it makes from now
+    // on would be in the guest's namespace.
+    setns(host, CloneFlags::CLONE_NEWNET).ctx(|| "go back to the host's network namespace")?;
     ns
+}
+
+/// The network namespace of the unix socket the guest's init `pid` keeps
+/// as its anchor (context/init.rs): made by the supervisor in the guest's
+/// own namespace, it names that namespace (SIOCGSKNS) to a supervisor that
+/// adopts the guest after the one before was killed. Its descriptors are
+/// taken with pidfd_getfd(2); a socket in the host's namespace (one the
+/// guest could have put there) is no anchor. None without one.
+pub fn anchored_namespace(pidfd: &OwnedFd, pid: nix::unistd::Pid) -> Option<OwnedFd> {
+    let host = ns_id("/proc/self/ns/net")?;
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    for e in dir.flatten() {
+        let is_socket = std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"));
+        let Some(n) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()).filter(|_| is_socket) else {
+            continue;
+        };
+        let Ok(sock) = sys::pidfd_getfd(pidfd, n) else { continue };
+        let Ok(net) = sys::socket_netns(&sock) else { continue };
+        if nix::sys::stat::fstat(net.as_raw_fd()).is_ok_and(|st| (st.st_dev, st.st_ino) != host) {
+            return Some(net);
+        }
+    }
+    None
+}
+
+/// Whether two namespace descriptors name the same namespace.
+pub fn same_namespace(a: &impl AsRawFd, b: &impl AsRawFd) -> bool {
+    let id = |f: &dyn AsRawFd| nix::sys::stat::fstat(f.as_raw_fd()).ok().map(|st| (st.st_dev, st.st_ino));
+    id(a).is_some() && id(a) == id(b)
 }
 
 /// The one message on a connection to a guest's supervisor from a process

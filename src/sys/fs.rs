@@ -7,6 +7,15 @@ use nix::errno::Errno;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
+/// Takes an exclusive flock(2) on `fd` without waiting (EWOULDBLOCK when
+/// another open file holds one). Unlike nix's `Flock`, nothing unlocks it
+/// on drop: it goes with the open file, to every process sharing it, until
+/// the last descriptor of that file closes.
+pub fn flock_exclusive_nb(fd: &impl AsRawFd) -> Result<(), Errno> {
+    // SAFETY: flock takes a descriptor and flags, nothing else.
+    check(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } as libc::c_long).map(drop)
+}
+
 pub fn setxattr(path: &Path, name: &str, value: &[u8]) -> Result<(), Errno> {
     use std::os::unix::ffi::OsStrExt;
     let (p, n) = (cstr(path.as_os_str().as_bytes())?, cstr(name.as_bytes())?);

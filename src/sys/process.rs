@@ -177,6 +177,26 @@ pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
     Ok(adopt_fd(fd as RawFd))
 }
 
+/// pidfd_getfd(2): a copy of descriptor `fd` of the process `pidfd` names
+/// (which needs ptrace access to it).
+pub fn pidfd_getfd(pidfd: &OwnedFd, fd: RawFd) -> Result<OwnedFd, Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain integer arguments; the result is a new descriptor
+    // (close-on-exec) that nothing else owns.
+    let got = check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) })?;
+    Ok(adopt_fd(got as RawFd))
+}
+
+/// The network namespace of socket `sock` (ioctl SIOCGSKNS), as a new
+/// descriptor.
+pub fn socket_netns(sock: &OwnedFd) -> Result<OwnedFd, Errno> {
+    use std::os::fd::AsRawFd;
+    const SIOCGSKNS: libc::c_ulong = 0x894C; // linux/sockios.h
+                                             // SAFETY: SIOCGSKNS takes no argument and returns a new descriptor.
+    let got = check(unsafe { libc::ioctl(sock.as_raw_fd(), SIOCGSKNS as _) } as libc::c_long)?;
+    Ok(adopt_fd(got as RawFd))
+}
+
 /// Takes ownership of descriptor `fd`, which the caller has just set up
 /// (with dup2) and which nothing else owns.
 pub fn adopt_fd(fd: RawFd) -> OwnedFd {
@@ -212,11 +232,30 @@ pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
 
 /// Drops this process's mappings of its own code: pages
 /// touched once (during set-up) stop counting as resident, and the few the
-/// process still runs fault back in from the page cache.
+/// process still runs fault back in from the page cache. The code's
+/// ranges are read once (/proc/self/maps), so calling it again is one
+/// madvise(2) a range.
 pub fn release_own_text() {
-    let Ok(exe) = std::fs::read_link("/proc/self/exe") else { return };
+    static TEXT: std::sync::OnceLock<Vec<(usize, usize)>> = std::sync::OnceLock::new();
+    for &(a, b) in TEXT.get_or_init(own_text) {
+        // SAFETY: the range is an executable, never-written private file
+        // mapping of this process (own_text); MADV_DONTNEED only drops its
+        // page-table entries, and the same code faults back in from the
+        // file.
+        unsafe {
+            libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED);
+        }
+    }
+}
+
+/// The ranges of this process's executable mappings of its own binary.
+fn own_text() -> Vec<(usize, usize)> {
+    let mut text = Vec::new();
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+        return text;
+    };
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return;
+        return text;
     };
     let exe = exe.to_string_lossy().into_owned();
     for line in maps.lines().filter(|l| l.ends_with(exe.as_str())) {
@@ -231,16 +270,11 @@ pub fn release_own_text() {
             continue;
         }
         let Some((a, b)) = range.split_once('-') else { continue };
-        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
-            continue;
-        };
-        // SAFETY: the range is an executable, never-written private file
-        // mapping of this process; MADV_DONTNEED only drops its page-table
-        // entries, and the same code faults back in from the file.
-        unsafe {
-            libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED);
+        if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+            text.push((a, b));
         }
     }
+    text
 }
 
 /// Gives back the pages of this (single-threaded) process's stack below
@@ -252,20 +286,17 @@ pub fn release_own_text() {
 #[inline(never)]
 pub fn release_unused_stack() {
     const MARGIN: usize = 4096;
+    // The stack's bounds, read once (/proc/self/maps): set-up has grown it
+    // as deep as it goes by the first call.
+    static STACK: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
     let here = 0u8;
     let sp = std::ptr::addr_of!(here) as usize;
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return;
-    };
-    let Some(range) = maps
-        .lines()
-        .find(|l| l.ends_with("[stack]"))
-        .and_then(|l| l.split_whitespace().next())
-    else {
-        return;
-    };
-    let Some((low, high)) = range.split_once('-') else { return };
-    let (Ok(low), Ok(high)) = (usize::from_str_radix(low, 16), usize::from_str_radix(high, 16)) else {
+    let Some((low, high)) = *STACK.get_or_init(|| {
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        let range = maps.lines().find(|l| l.ends_with("[stack]"))?.split_whitespace().next()?;
+        let (low, high) = range.split_once('-')?;
+        Some((usize::from_str_radix(low, 16).ok()?, usize::from_str_radix(high, 16).ok()?))
+    }) else {
         return;
     };
     let page = 4096;

@@ -105,6 +105,23 @@ pub fn kill_raw(pid: Pid, sig: libc::c_int) -> Result<(), Errno> {
     check(unsafe { libc::kill(pid.as_raw(), sig) } as libc::c_long).map(drop)
 }
 
+/// pidfd_send_signal(2) with any signal number: the process `pidfd` names,
+/// never another that took its pid meanwhile.
+pub fn pidfd_send_signal(pidfd: &std::os::fd::OwnedFd, sig: libc::c_int) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a pidfd, a signal number, no siginfo (NULL), no flags.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
 /// A signal set of `signals` and the real-time signals `rt` (numbers).
 pub fn sigset(signals: &[nix::sys::signal::Signal], rt: &[libc::c_int]) -> nix::sys::signal::SigSet {
     let mut set: nix::sys::signal::SigSet = signals.iter().copied().collect();
