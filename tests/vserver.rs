@@ -1337,6 +1337,22 @@ fn a_killed_watcher_is_replaced_and_its_servers_adopted() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// A server stopped and at once started again is served: the clean-up
+/// after its last run never takes the new run's control socket (a file
+/// system gives a freed inode's number to the next file).
+#[test]
+fn a_server_started_again_at_once_keeps_its_supervisor() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "again");
+    for round in 0..10 {
+        g.run(&["start"]).ok();
+        let out = g.run(&["exec", "true"]);
+        assert_eq!(out.code, 0, "round {round}: {out:?}");
+        g.run(&["stop"]).ok();
+    }
+}
+
 #[test]
 fn vreboot_and_vhalt_without_rebootmgr() {
     require_root!();

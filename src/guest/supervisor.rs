@@ -149,10 +149,10 @@ struct Registration {
     guest: Guest,
     /// The context's cgroup (v2, or the v1 name=vsbox one).
     dir: PathBuf,
-    /// The inodes of `dir` and of the control socket: what the watcher
-    /// removes or cleans up must still be what it was handed.
+    /// The inode of `dir` and the control socket's [`stamp`]: what the
+    /// watcher removes or cleans up must still be what it was handed.
     dir_ino: u64,
-    ctl_ino: u64,
+    ctl_stamp: u64,
     xid: u32,
     /// (st_dev, st_ino) of the user namespace the guest's capabilities
     /// count in.
@@ -168,7 +168,7 @@ impl Registration {
             Kind::Boot => b"boot",
             Kind::Fresh => b"fresh",
         };
-        let numbers = [self.dir_ino, self.ctl_ino, u64::from(self.xid), self.userns.0, self.userns.1].map(|n| n.to_string());
+        let numbers = [self.dir_ino, self.ctl_stamp, u64::from(self.xid), self.userns.0, self.userns.1].map(|n| n.to_string());
         let mut fields: Vec<&[u8]> = vec![
             kind,
             g.name.as_bytes(),
@@ -185,7 +185,7 @@ impl Registration {
         use std::ffi::OsStr;
         use std::os::unix::ffi::OsStrExt;
         let f: Vec<&[u8]> = b.split(|&c| c == 0).collect();
-        let [kind, name, conf, root, hook, dir, dir_ino, ctl_ino, xid, ns_dev, ns_ino] = f[..] else {
+        let [kind, name, conf, root, hook, dir, dir_ino, ctl_stamp, xid, ns_dev, ns_ino] = f[..] else {
             return None;
         };
         let path = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
@@ -204,7 +204,7 @@ impl Registration {
             },
             dir: path(dir),
             dir_ino: n(dir_ino)?,
-            ctl_ino: n(ctl_ino)?,
+            ctl_stamp: n(ctl_stamp)?,
             xid: u32::try_from(n(xid)?).ok()?,
             userns: (n(ns_dev)?, n(ns_ino)?),
         })
@@ -226,8 +226,8 @@ pub fn spawn(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, xid: u32, kind: Ki
     let dir_ino = std::fs::metadata(dir).map(|m| m.ino()).ctx(|| format!("stat {}", dir.display()))?;
     let ctl = bind(g, dir)?;
     let path = socket_path(g);
-    let ctl_ino = std::fs::metadata(&path)
-        .map(|m| m.ino())
+    let ctl_stamp = std::fs::metadata(&path)
+        .map(|m| stamp(&m))
         .ctx(|| format!("stat {}", path.display()))?;
     let (link, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
     // The user namespace the guest's capabilities count in: its own, or
@@ -243,7 +243,7 @@ pub fn spawn(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, xid: u32, kind: Ki
         guest: g.clone(),
         dir: dir.to_owned(),
         dir_ino,
-        ctl_ino,
+        ctl_stamp,
         xid,
         userns,
     };
@@ -259,7 +259,7 @@ pub fn spawn(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, xid: u32, kind: Ki
         &[ctl.as_raw_fd(), theirs.as_raw_fd(), net.as_raw_fd()],
     ) {
         drop(ctl);
-        remove_socket(g, ctl_ino);
+        remove_socket(g, ctl_stamp);
         return Err(e);
     }
     Ok((link, connect(g)?))
@@ -390,7 +390,7 @@ struct Served {
     guest: Guest,
     dir: PathBuf,
     dir_ino: u64,
-    ctl_ino: u64,
+    ctl_stamp: u64,
     xid: u32,
     /// The context's id on the patched kernel, whose host (context 0)
     /// cannot see the guest's processes: what needs to see them (a
@@ -640,7 +640,7 @@ impl Watcher {
             guest: reg.guest,
             dir: reg.dir,
             dir_ino: reg.dir_ino,
-            ctl_ino: reg.ctl_ino,
+            ctl_stamp: reg.ctl_stamp,
             xid: reg.xid,
             native: native::available().then_some(reg.xid),
             userns: reg.userns,
@@ -661,7 +661,7 @@ impl Watcher {
             guest,
             dir,
             dir_ino,
-            ctl_ino,
+            ctl_stamp,
             xid,
             init,
             ..
@@ -672,7 +672,7 @@ impl Watcher {
             guest,
             dir,
             dir_ino,
-            ctl_ino,
+            ctl_stamp,
             xid,
         };
         match (init, claimed) {
@@ -750,7 +750,6 @@ impl Watcher {
     }
 
     fn adopt_one(&mut self, guest: &Guest, dir: &Path, kind: Kind, dir_ino: u64, xid: u32) -> std::result::Result<(), String> {
-        use std::os::unix::fs::MetadataExt;
         let found = native::spectate_fds("look for the init", || {
             // PID 1 of a namespace one below ours (not one a guest made
             // inside), still in the context once we hold its pidfd (not a
@@ -795,13 +794,13 @@ impl Watcher {
                 // a clean-up is under way already (it holds the claim).
                 let Some(claimed) = claim(dir) else { return Ok(()) };
                 let sock = socket_path(guest);
-                let ctl_ino = std::fs::metadata(&sock).map(|m| m.ino()).unwrap_or(0);
+                let ctl_stamp = std::fs::metadata(&sock).map(|m| stamp(&m)).unwrap_or(0);
                 let ended = Ended {
                     kind,
                     guest: guest.clone(),
                     dir: dir.to_owned(),
                     dir_ino,
-                    ctl_ino,
+                    ctl_stamp,
                     xid,
                 };
                 // Its supervisor had read that it was restarting.
@@ -836,7 +835,9 @@ impl Watcher {
             .map_or(0, |d| d.as_secs());
         let _ = sys::setxattr(dir, crate::context::XATTR_ADOPTED, now.to_string().as_bytes());
         let ctl = bind(guest, dir).map_err(|e| e.to_string())?;
-        let ctl_ino = std::fs::metadata(socket_path(guest)).map(|m| m.ino()).map_err(|e| e.to_string())?;
+        let ctl_stamp = std::fs::metadata(socket_path(guest))
+            .map(|m| stamp(&m))
+            .map_err(|e| e.to_string())?;
         nix::sys::socket::listen(
             &ctl,
             nix::sys::socket::Backlog::new(64).unwrap_or(nix::sys::socket::Backlog::MAXCONN),
@@ -847,7 +848,7 @@ impl Watcher {
             guest: guest.clone(),
             dir: dir.to_owned(),
             dir_ino,
-            ctl_ino,
+            ctl_stamp,
             xid,
             native: native::available().then_some(xid),
             userns: (ns_dev, ns_ino),
@@ -893,9 +894,9 @@ struct Ended {
     guest: Guest,
     dir: PathBuf,
     dir_ino: u64,
-    /// The inode of its control socket: what is removed must still be
-    /// this guest's, not a restarted one's.
-    ctl_ino: u64,
+    /// Its control socket's [`stamp`]: what is removed must still be this
+    /// guest's, not a restarted one's.
+    ctl_stamp: u64,
     xid: u32,
 }
 
@@ -911,7 +912,7 @@ fn claim(dir: &Path) -> Option<OwnedFd> {
 impl Ended {
     /// Removes its control socket.
     fn forget(&self) {
-        remove_socket(&self.guest, self.ctl_ino);
+        remove_socket(&self.guest, self.ctl_stamp);
     }
 
     /// For a started guest, whose init ended: once its context is empty,
@@ -968,11 +969,19 @@ fn raise_nofile() {
 /// Removes the guest's control socket if it is still the one bound for it
 /// (inode `ino`).
 fn remove_socket(g: &Guest, ino: u64) {
-    use std::os::unix::fs::MetadataExt;
     let path = socket_path(g);
-    if std::fs::metadata(&path).is_ok_and(|m| m.ino() == ino) {
+    if std::fs::metadata(&path).is_ok_and(|m| stamp(&m) == ino) {
         let _ = std::fs::remove_file(&path);
     }
+}
+
+/// What tells one socket file from another bound at the same path later:
+/// its inode number with its change time (a file system gives a freed
+/// inode's number to the next file made, as a restarted guest's socket).
+fn stamp(m: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let ctime = (m.ctime() as u64).wrapping_mul(1_000_000_000).wrapping_add(m.ctime_nsec() as u64);
+    m.ino().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ctime
 }
 
 /// Only root's processes register guests or hand over their filters.
@@ -1250,7 +1259,7 @@ mod tests {
             },
             dir: PathBuf::from("/sys/fs/cgroup/vsbox/42"),
             dir_ino: 7,
-            ctl_ino: u64::MAX,
+            ctl_stamp: u64::MAX,
             xid: 42,
             userns: (3, 4026531837),
         }
