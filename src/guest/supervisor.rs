@@ -257,6 +257,7 @@ pub fn spawn(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, xid: u32, kind: Ki
         &what,
         &reg.encode(),
         &[ctl.as_raw_fd(), theirs.as_raw_fd(), net.as_raw_fd()],
+        false,
     ) {
         drop(ctl);
         remove_socket(g, ctl_stamp);
@@ -273,9 +274,11 @@ pub fn fresh(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, xid: u32) -> Resul
 }
 
 /// Sends one message (a registration, or [`PING`]) to the watcher of
-/// `rundir`, starting one first if none answers, and waits for its
-/// answer; `what` names the errors.
-fn ask(rundir: &Path, what: &str, msg: &[u8], fds: &[RawFd]) -> Result<()> {
+/// `rundir`, starting one first if none answers, and with `wait` waits for
+/// its answer; `what` names the errors. A registration does not wait: the
+/// watcher only takes it in, and many starts at once would queue behind
+/// each other's answers.
+fn ask(rundir: &Path, what: &str, msg: &[u8], fds: &[RawFd], wait: bool) -> Result<()> {
     use nix::sys::socket::{recv, ControlMessage};
     std::fs::create_dir_all(rundir).ctx(|| format!("create {}", rundir.display()))?;
     let _lock = watch_lock(rundir, false)?.ok_or_else(|| Error::failed("lock the watcher", "busy"))?;
@@ -301,6 +304,12 @@ fn ask(rundir: &Path, what: &str, msg: &[u8], fds: &[RawFd]) -> Result<()> {
         None,
     )
     .ctx(|| what.to_owned())?;
+    if !wait {
+        // Sent before the lock goes: a watcher ending looks at its
+        // backlog under the lock, so the message is taken, by it or (when
+        // it has gone meanwhile) by none, the connection refused.
+        return Ok(());
+    }
     let mut reply = [0u8; 1024];
     let n = recv(conn.as_raw_fd(), &mut reply, MsgFlags::empty()).ctx(|| "read vsbox-watch's answer")?;
     match reply[..n].split_first() {
@@ -689,7 +698,7 @@ impl Watcher {
 /// a command that found its guest's supervisor gone. When none runs and
 /// nothing is to adopt, the watcher started for this ends at once.
 pub fn revive() -> Result<()> {
-    ask(&paths::rundir(), "start vsbox-watch", PING, &[])
+    ask(&paths::rundir(), "start vsbox-watch", PING, &[], true)
 }
 
 /// A message that only asks for an answer: the watcher answers once it
