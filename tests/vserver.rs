@@ -1321,7 +1321,7 @@ fn a_killed_watcher_is_replaced_and_its_servers_adopted() {
     assert_eq!(watchers(&a), [second]);
     let st = a.run(&["status"]);
     assert!(
-        st.stdout.contains("unix sockets: its own abstract names") && st.stdout.contains("make none (ENOSYS)"),
+        st.stdout.contains("unix sockets: its own abstract names") && st.stdout.contains("make none"),
         "{st:?}"
     );
     assert!(eventually(10, || !b_dir.exists()), "b's context removed");

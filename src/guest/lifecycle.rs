@@ -767,6 +767,8 @@ pub fn stop(g: &Guest) -> Result<u32> {
         })?;
     }
     clean_up(&reg, &dir)?;
+    // Its control socket, should no watcher have been there to remove it.
+    supervisor::remove_unserved_socket(g);
     if was_running {
         g.hook("post-stop")?;
     }
@@ -1063,7 +1065,7 @@ pub fn status(g: &Guest) -> Result<(bool, String)> {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
                 format!(
-                    "its own abstract names (made by vsbox-watch), but its processes older than {} s (when a new vsbox-watch took over from a killed one) make none (ENOSYS): restart the server to mend them",
+                    "its own abstract names (made by vsbox-watch), but what ran {} s ago, when a new vsbox-watch took over from a killed one, and what it starts since make none, nor sysinfo(2) or reboot(2) (ENOSYS): restart the server to mend them",
                     now.saturating_sub(when)
                 )
             } else {

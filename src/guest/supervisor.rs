@@ -418,7 +418,27 @@ struct Served {
     conns: Vec<OwnedFd>,
     /// The supervised listeners of the guest's processes.
     listeners: Vec<OwnedFd>,
+    /// Answers under way in children of the watcher ([`Served::apart`]).
+    apart: Vec<Apart>,
+    /// Its listeners are not watched while [`MAX_APART`] answers are under
+    /// way: one guest's calls wait for its own, not for the others'.
+    paused: bool,
 }
+
+/// An answer given in a child of the watcher.
+struct Apart {
+    pid: Pid,
+    pidfd: OwnedFd,
+    /// The call, and its listener (a copy): refused with EFAULT should the
+    /// child be given up.
+    id: u64,
+    listener: OwnedFd,
+    deadline: std::time::Instant,
+    given_up: bool,
+}
+
+/// How many answers of one guest may be under way in children at once.
+const MAX_APART: usize = 4;
 
 /// The epoll key of the watcher's own socket, and of the connections to
 /// it; every other key is a guest's (Watcher::guests).
@@ -445,6 +465,7 @@ enum What {
     Status,
     Conn(usize),
     Listener(usize),
+    Apart(usize),
 }
 
 /// `vsbox-watch`: one process on the host serving every running guest of
@@ -506,14 +527,24 @@ impl Watcher {
                 }
                 return;
             }
-            // Idle, it looks again shortly: a `start` held the lock.
-            let timeout = if idle { PollTimeout::from(20u8) } else { PollTimeout::NONE };
+            // Idle, it looks again shortly: a `start` held the lock. With
+            // answers under way apart, often enough to give up on them.
+            let apart = w.guests.values().any(|s| !s.apart.is_empty());
+            let timeout = match (idle, apart) {
+                (true, _) => PollTimeout::from(20u8),
+                (false, true) => PollTimeout::from(100u8),
+                (false, false) => PollTimeout::NONE,
+            };
             let mut events = [EpollEvent::empty(); 64];
             let Ok(n) = w.ep.wait(&mut events, timeout) else { continue };
             let mut keys: Vec<u64> = events[..n].iter().map(|e| e.data()).collect();
             keys.sort_unstable();
             keys.dedup();
             w.handle(&listener, &keys);
+            if apart {
+                let now = std::time::Instant::now();
+                w.guests.values_mut().for_each(|s| s.expire(now));
+            }
         }
     }
 
@@ -563,6 +594,7 @@ impl Watcher {
                 for (_, fd) in s.polled() {
                     unwatch(&self.ep, fd);
                 }
+                s.end_apart();
                 if let Some(s) = self.guests.remove(&key) {
                     self.finish(s);
                 }
@@ -659,6 +691,8 @@ impl Watcher {
             init: None,
             conns: Vec::new(),
             listeners: Vec::new(),
+            apart: Vec::new(),
+            paused: false,
         })
     }
 
@@ -872,6 +906,8 @@ impl Watcher {
             }),
             conns: Vec::new(),
             listeners: Vec::new(),
+            apart: Vec::new(),
+            paused: false,
         });
         Ok(())
     }
@@ -984,6 +1020,18 @@ fn remove_socket(g: &Guest, ino: u64) {
     }
 }
 
+/// Removes the guest's control socket if nothing listens there (its
+/// watcher was killed): for `stop`, under the guest's lock.
+pub fn remove_unserved_socket(g: &Guest) {
+    let path = socket_path(g);
+    let refused = std::os::unix::net::UnixStream::connect(&path)
+        .err()
+        .is_some_and(|e| e.raw_os_error() == Some(libc::ECONNREFUSED));
+    if refused {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
 /// What tells one socket file from another bound at the same path later:
 /// its inode number with its change time (a file system gives a freed
 /// inode's number to the next file made, as a restarted guest's socket).
@@ -1020,7 +1068,10 @@ impl Served {
             }
         }
         v.extend(self.conns.iter().enumerate().map(|(j, c)| (What::Conn(j), c.as_fd())));
-        v.extend(self.listeners.iter().enumerate().map(|(j, l)| (What::Listener(j), l.as_fd())));
+        if !self.paused {
+            v.extend(self.listeners.iter().enumerate().map(|(j, l)| (What::Listener(j), l.as_fd())));
+        }
+        v.extend(self.apart.iter().enumerate().map(|(j, a)| (What::Apart(j), a.pidfd.as_fd())));
         v
     }
 
@@ -1071,28 +1122,48 @@ impl Served {
                 }
             }
         }
-        // The calls waiting, one on each ready listener; from the last, so
-        // removing one keeps the others' indices.
+        // Answers given apart that have ended; from the last, so removing
+        // one keeps the others' indices.
+        for (what, _) in ready.iter().rev() {
+            let What::Apart(j) = *what else { continue };
+            let a = self.apart.remove(j);
+            unwatch(ep, a.pidfd.as_fd());
+            let _ = nix::sys::wait::waitpid(a.pid, None);
+        }
+        // The calls waiting, one on each ready listener.
         for (what, r) in ready.iter().rev() {
             let What::Listener(j) = *what else { continue };
             // POLLHUP: no process uses its filter any more.
             let done = if r.contains(PollFlags::POLLIN) {
-                !self.answer(&self.listeners[j], host)
+                match self.answer(&self.listeners[j], host) {
+                    Answered::Here => false,
+                    Answered::Apart(a) => {
+                        watch(ep, a.pidfd.as_fd(), key);
+                        self.apart.push(a);
+                        false
+                    }
+                    Answered::Gone => true,
+                }
             } else {
                 true
             };
             if done {
-                unwatch(ep, self.listeners[j].as_fd());
+                if !self.paused {
+                    unwatch(ep, self.listeners[j].as_fd());
+                }
                 self.listeners.remove(j);
             }
         }
+        self.pace(ep, key);
         for (what, _) in ready.iter().rev() {
             let What::Conn(j) = *what else { continue };
             let c = self.conns.remove(j);
             unwatch(ep, c.as_fd());
             if let Some((msg, mut got)) = receive(&c, 16) {
                 if let Some(l) = got.pop().filter(|l| msg == [unixscope::LISTENER] && is_listener(l)) {
-                    watch(ep, l.as_fd(), key);
+                    if !self.paused {
+                        watch(ep, l.as_fd(), key);
+                    }
                     self.listeners.push(l);
                 }
             }
@@ -1110,47 +1181,101 @@ impl Served {
         false
     }
 
-    /// Answers the call waiting on `listener`; false when the listener is
-    /// of no more use. A unix socket(2) is made here, in the guest's own
-    /// network namespace: it needs neither the caller's memory nor sight
-    /// of it. Everything else is answered [`apart`](Self::apart).
-    fn answer(&self, listener: &OwnedFd, host: &std::fs::File) -> bool {
+    /// Pauses its listeners while [`MAX_APART`] answers are under way, and
+    /// watches them again once fewer are.
+    fn pace(&mut self, ep: &Epoll, key: u64) {
+        let busy = self.apart.len() >= MAX_APART;
+        if busy != self.paused {
+            for l in &self.listeners {
+                match busy {
+                    true => unwatch(ep, l.as_fd()),
+                    false => watch(ep, l.as_fd(), key),
+                }
+            }
+            self.paused = busy;
+        }
+    }
+
+    /// Gives up the answers under way past their time: the child killed,
+    /// the call refused (EFAULT); the child is reaped when it has ended.
+    fn expire(&mut self, now: std::time::Instant) {
+        for a in self.apart.iter_mut().filter(|a| !a.given_up && a.deadline <= now) {
+            let _ = nix::sys::signal::kill(a.pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = sys::seccomp_answer(&a.listener, a.id, libc::EFAULT);
+            a.given_up = true;
+        }
+    }
+
+    /// Ends the answers under way (the guest has ended).
+    fn end_apart(&mut self) {
+        for a in self.apart.drain(..) {
+            let _ = nix::sys::signal::kill(a.pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(a.pid, None);
+        }
+    }
+
+    /// Answers the call waiting on `listener`. A unix socket(2) is made
+    /// here, in the guest's own network namespace: it needs neither the
+    /// caller's memory nor sight of it. Everything else is answered
+    /// [`apart`](Self::apart).
+    fn answer(&self, listener: &OwnedFd, host: &std::fs::File) -> Answered {
         use crate::kernel::seccomp::{supervised_call, Supervised};
         use nix::sched::{setns, CloneFlags};
         let n = match sys::seccomp_recv(listener) {
             Ok(n) => n,
             // The caller went away meanwhile (ENOENT), or a signal.
-            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINTR) => return true,
-            Err(_) => return false,
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINTR) => return Answered::Here,
+            Err(_) => return Answered::Gone,
         };
         if supervised_call(&n) != Supervised::Socket {
-            self.apart(listener, &n, host);
-            return true;
+            return self.apart(listener, &n, host).map_or(Answered::Here, Answered::Apart);
         }
         // Never a socket of the host's namespace for the guest.
         if setns(&self.net, CloneFlags::CLONE_NEWNET).is_err() {
             let _ = sys::seccomp_answer(listener, n.id, libc::ENOSYS);
-            return true;
+            return Answered::Here;
         }
         unixscope::answer_socket(listener, &n);
         if setns(host, CloneFlags::CLONE_NEWNET).is_err() {
             // Stuck in a guest's namespace, it could serve nobody right.
             std::process::exit(1);
         }
-        true
+        Answered::Here
     }
 
-    /// Answers call `n` from a child — on the patched kernel one that has
-    /// joined the guest's context, to see the caller and signal its init —
-    /// given up after [`APART_LIMIT`] (killed, the call refused with
-    /// EFAULT): what it does may wait on the guest (the caller's memory can
-    /// be a FUSE file's or userfaultfd's pages), and the one watcher of
-    /// every guest must never wait on one.
-    fn apart(&self, listener: &OwnedFd, n: &sys::SeccompNotif, host: &std::fs::File) {
-        use nix::sys::signal::{kill, Signal};
+    /// Answers call `n` from a child, which the watcher does not wait for:
+    /// what it does may wait on the guest (the caller's memory can be a
+    /// FUSE file's or userfaultfd's pages, or slow to reach while the
+    /// guest churns its mappings), and the one watcher of every guest must
+    /// never wait on one. The child works in the guest's cgroups (its CPU,
+    /// memory and process limits pay for it), on the patched kernel in its
+    /// context too (to see the caller and signal its init), and is given
+    /// up after [`APART_LIMIT`] (killed, the call refused with EFAULT).
+    fn apart(&self, listener: &OwnedFd, n: &sys::SeccompNotif, host: &std::fs::File) -> Option<Apart> {
+        use nix::sys::signal::Signal;
+        let copy = match listener.try_clone() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = sys::seccomp_answer(listener, n.id, e.raw_os_error().unwrap_or(libc::EMFILE));
+                return None;
+            }
+        };
         match sys::fork() {
             Ok(sys::Forked::Child) => {
                 let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+                // Charged to the guest; at its process limit, refused as a
+                // fork there would be.
+                if std::fs::write(self.dir.join("cgroup.procs"), "0").is_err() {
+                    let _ = sys::seccomp_answer(listener, n.id, libc::EAGAIN);
+                    std::process::exit(1);
+                }
+                if let Some(layout) = layout() {
+                    for c in crate::kernel::cgroup::CONTROLLERS {
+                        if let Some(d) = layout.v1_dir(c, &self.dir) {
+                            let _ = std::fs::write(d.join("cgroup.procs"), "0");
+                        }
+                    }
+                }
                 if let Some(Err(e)) = self.native.map(native::join) {
                     crate::syslog::log(
                         crate::syslog::Level::Err,
@@ -1168,22 +1293,37 @@ impl Served {
                 dispatch(listener, n, &self.net, self.init.as_ref(), &raw);
                 std::process::exit(0)
             }
-            Ok(sys::Forked::Parent(child)) => {
-                let ended = sys::pidfd_open(child).is_ok_and(|fd| {
-                    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-                    poll(&mut fds, PollTimeout::try_from(APART_LIMIT).unwrap_or(PollTimeout::MAX)).is_ok_and(|k| k > 0)
-                });
-                if !ended {
-                    let _ = kill(child, Signal::SIGKILL);
-                    let _ = sys::seccomp_answer(listener, n.id, libc::EFAULT);
+            Ok(sys::Forked::Parent(child)) => match sys::pidfd_open(child) {
+                Ok(pidfd) => Some(Apart {
+                    pid: child,
+                    pidfd,
+                    id: n.id,
+                    listener: copy,
+                    deadline: std::time::Instant::now() + APART_LIMIT,
+                    given_up: false,
+                }),
+                Err(_) => {
+                    // Not to be watched: waited for here (it answers alone).
+                    let _ = nix::sys::wait::waitpid(child, None);
+                    None
                 }
-                let _ = nix::sys::wait::waitpid(child, None);
-            }
+            },
             Err(e) => {
                 let _ = sys::seccomp_answer(listener, n.id, e as i32);
+                None
             }
         }
     }
+}
+
+/// What became of a call on a listener.
+enum Answered {
+    /// Answered (or its caller gone).
+    Here,
+    /// Under way in a child.
+    Apart(Apart),
+    /// The listener is of no more use.
+    Gone,
 }
 
 /// How long an answer given [`apart`](Served::apart) may take.
