@@ -559,8 +559,11 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
         let _ = sys::setxattr(&dir, context::XATTR_STATUS_PIPE, st.st_ino.to_string().as_bytes());
     }
     // The supervisor first: from its filter on, the guest's first process
-    // needs it for every unix socket (supervisor.rs).
-    let (link, conn) = match supervise(g, &dir, xid, userns.as_ref().map(|o| &o.ns.fd)) {
+    // needs it for every unix socket. `vsbox-watch` (supervisor.rs) answers
+    // the guest's unix socket calls and reboot(2) until the init ends — the
+    // guest halted or rebooted itself, or its init died — and then
+    // [`after_end`] runs.
+    let (link, conn) = match supervisor::spawn(g, &dir, userns.as_ref().map(|o| &o.ns.fd), xid, supervisor::Kind::Boot) {
         Ok(l) => l,
         Err(e) => {
             remove_aliases(&dir);
@@ -641,17 +644,6 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
             }
         }
     }
-}
-
-/// Hands the guest to its supervisor, `vsbox-watch` (supervisor.rs, one
-/// for every running guest): it answers the guest's unix socket calls and
-/// reboot(2) from a network namespace of the guest's own until the init
-/// ends — the guest halted or rebooted itself (vhalt, vreboot, or its own
-/// halt and reboot with CAP_SYS_BOOT), or its init died — and then
-/// [`after_end`] runs. Gives `start`'s link to it (to name the init) and a
-/// connection for the first process to hand its filter over.
-fn supervise(g: &Guest, dir: &Path, xid: u32, userns: Option<&OwnedFd>) -> Result<(OwnedFd, OwnedFd)> {
-    supervisor::spawn(g, dir, userns, xid, supervisor::Kind::Boot)
 }
 
 /// After a started guest's init has ended and its context is empty (in
@@ -859,7 +851,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     cgroup::record_owner(&owned.dirs[0])?;
     let cgroup_dir = launch::open_dir(&owned.dirs[0])?;
     let lifeline = exec::Lifeline::of_this_process()?;
-    let (link, conn) = supervisor::fresh(g, &owned.dirs[0], userns.as_ref().map(|o| &o.ns.fd), xid)?;
+    let (link, conn) = supervisor::spawn(g, &owned.dirs[0], userns.as_ref().map(|o| &o.ns.fd), xid, supervisor::Kind::Fresh)?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| "start a process in the server")? {
         Forked::Child => {
             // PID 1 of the fresh context dies with the client, and the

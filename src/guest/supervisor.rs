@@ -145,37 +145,46 @@ pub const WATCH_PID: &str = "vsbox-watch.pid";
 /// `start`'s link, and its unix namespace.
 #[derive(Debug, PartialEq)]
 struct Registration {
+    watched: Watched,
+    /// (st_dev, st_ino) of the user namespace the guest's capabilities
+    /// count in.
+    userns: (u64, u64),
+}
+
+/// A guest as the watcher knows it, from its registration (or adoption)
+/// until after its clean-up.
+#[derive(Debug, PartialEq)]
+struct Watched {
     kind: Kind,
     guest: Guest,
     /// The context's cgroup (v2, or the v1 name=vsbox one).
     dir: PathBuf,
     /// The inode of `dir` and the control socket's [`stamp`]: what the
-    /// watcher removes or cleans up must still be what it was handed.
+    /// watcher removes or cleans up must still be what it was handed, not
+    /// a restarted guest's.
     dir_ino: u64,
     ctl_stamp: u64,
     xid: u32,
-    /// (st_dev, st_ino) of the user namespace the guest's capabilities
-    /// count in.
-    userns: (u64, u64),
 }
 
 impl Registration {
     /// NUL-separated fields: paths hold any byte but NUL.
     fn encode(&self) -> Vec<u8> {
         use std::os::unix::ffi::OsStrExt;
-        let g = &self.guest;
-        let kind: &[u8] = match self.kind {
+        let w = &self.watched;
+        let g = &w.guest;
+        let kind: &[u8] = match w.kind {
             Kind::Boot => b"boot",
             Kind::Fresh => b"fresh",
         };
-        let numbers = [self.dir_ino, self.ctl_stamp, u64::from(self.xid), self.userns.0, self.userns.1].map(|n| n.to_string());
+        let numbers = [w.dir_ino, w.ctl_stamp, u64::from(w.xid), self.userns.0, self.userns.1].map(|n| n.to_string());
         let mut fields: Vec<&[u8]> = vec![
             kind,
             g.name.as_bytes(),
             g.conf.as_os_str().as_bytes(),
             g.root.as_os_str().as_bytes(),
             g.hook.as_os_str().as_bytes(),
-            self.dir.as_os_str().as_bytes(),
+            w.dir.as_os_str().as_bytes(),
         ];
         fields.extend(numbers.iter().map(|n| n.as_bytes()));
         fields.join(&0u8)
@@ -191,21 +200,23 @@ impl Registration {
         let path = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
         let n = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u64>().ok();
         Some(Registration {
-            kind: match kind {
-                b"boot" => Kind::Boot,
-                b"fresh" => Kind::Fresh,
-                _ => return None,
+            watched: Watched {
+                kind: match kind {
+                    b"boot" => Kind::Boot,
+                    b"fresh" => Kind::Fresh,
+                    _ => return None,
+                },
+                guest: Guest {
+                    name: String::from_utf8(name.to_vec()).ok()?,
+                    conf: path(conf),
+                    root: path(root),
+                    hook: path(hook),
+                },
+                dir: path(dir),
+                dir_ino: n(dir_ino)?,
+                ctl_stamp: n(ctl_stamp)?,
+                xid: u32::try_from(n(xid)?).ok()?,
             },
-            guest: Guest {
-                name: String::from_utf8(name.to_vec()).ok()?,
-                conf: path(conf),
-                root: path(root),
-                hook: path(hook),
-            },
-            dir: path(dir),
-            dir_ino: n(dir_ino)?,
-            ctl_stamp: n(ctl_stamp)?,
-            xid: u32::try_from(n(xid)?).ok()?,
             userns: (n(ns_dev)?, n(ns_ino)?),
         })
     }
@@ -239,12 +250,14 @@ pub fn spawn(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, xid: u32, kind: Ki
         None => unixscope::ns_id("/proc/self/ns/user").ok_or_else(|| Error::failed("stat /proc/self/ns/user", "it is missing"))?,
     };
     let reg = Registration {
-        kind,
-        guest: g.clone(),
-        dir: dir.to_owned(),
-        dir_ino,
-        ctl_stamp,
-        xid,
+        watched: Watched {
+            kind,
+            guest: g.clone(),
+            dir: dir.to_owned(),
+            dir_ino,
+            ctl_stamp,
+            xid,
+        },
         userns,
     };
     // Its own unix namespace, made here: many starts at once make theirs
@@ -264,13 +277,6 @@ pub fn spawn(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, xid: u32, kind: Ki
         return Err(e);
     }
     Ok((link, connect(g)?))
-}
-
-/// For a fresh context (`exec` or `enter` into a stopped guest): served
-/// as a running guest is (at the same control socket, for what enters the
-/// fresh context meanwhile) until its PID 1 ends.
-pub fn fresh(g: &Guest, dir: &Path, userns: Option<&OwnedFd>, xid: u32) -> Result<(OwnedFd, OwnedFd)> {
-    spawn(g, dir, userns, xid, Kind::Fresh)
 }
 
 /// Sends one message (a registration, or [`PING`]) to the watcher of
@@ -395,17 +401,7 @@ fn receive(fd: &OwnedFd, room: usize) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
 
 /// One guest the watcher serves.
 struct Served {
-    kind: Kind,
-    guest: Guest,
-    dir: PathBuf,
-    dir_ino: u64,
-    ctl_stamp: u64,
-    xid: u32,
-    /// The context's id on the patched kernel, whose host (context 0)
-    /// cannot see the guest's processes: what needs to see them (a
-    /// caller's memory and status, signalling its init) is answered from
-    /// a child that joins the context (native::within).
-    native: Option<u32>,
+    watched: Watched,
     userns: (u64, u64),
     /// The guest's own network namespace, holding only its unix sockets.
     net: std::fs::File,
@@ -444,6 +440,16 @@ const MAX_APART: usize = 4;
 /// it; every other key is a guest's (Watcher::guests).
 const WATCH_KEY: u64 = u64::MAX;
 const PENDING_KEY: u64 = u64::MAX - 1;
+
+/// What each of `fds` has ready now (poll(2), not waiting; nothing
+/// should poll fail).
+fn ready_now<'a>(fds: impl IntoIterator<Item = std::os::fd::BorrowedFd<'a>>) -> Vec<PollFlags> {
+    let mut fds: Vec<PollFd> = fds.into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)).collect();
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect(),
+        Err(_) => vec![PollFlags::empty(); fds.len()],
+    }
+}
 
 /// Watches `fd` for input, under `key`.
 fn watch(ep: &Epoll, fd: std::os::fd::BorrowedFd, key: u64) {
@@ -558,8 +564,7 @@ impl Watcher {
             // RUNDIR is gone: nobody can hand it anything any more.
             Err(_) => None,
         };
-        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-        if poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0) {
+        if !ready_now([listener.as_fd()])[0].is_empty() {
             return false;
         }
         let path = rundir.join(WATCH_SOCKET);
@@ -576,20 +581,8 @@ impl Watcher {
         use nix::sys::socket::{accept4, SockFlag};
         for &key in keys.iter().filter(|&&k| k != WATCH_KEY && k != PENDING_KEY) {
             let Some(s) = self.guests.get_mut(&key) else { continue };
-            let (whats, mut fds): (Vec<What>, Vec<PollFd>) = s
-                .polled()
-                .into_iter()
-                .map(|(w, fd)| (w, PollFd::new(fd, PollFlags::POLLIN)))
-                .unzip();
-            if poll(&mut fds, PollTimeout::ZERO).is_err() {
-                continue;
-            }
-            let ready: Vec<(What, PollFlags)> = whats
-                .into_iter()
-                .zip(fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())))
-                .filter(|(_, r)| !r.is_empty())
-                .collect();
-            drop(fds);
+            let (whats, fds): (Vec<What>, Vec<_>) = s.polled().into_iter().unzip();
+            let ready: Vec<(What, PollFlags)> = whats.into_iter().zip(ready_now(fds)).filter(|(_, r)| !r.is_empty()).collect();
             if s.step(&ready, &self.host, &self.ep, key) {
                 for (_, fd) in s.polled() {
                     unwatch(&self.ep, fd);
@@ -602,13 +595,8 @@ impl Watcher {
         }
         let mut got = Vec::new();
         if keys.contains(&PENDING_KEY) {
-            let mut fds: Vec<PollFd> = self.pending.iter().map(|p| PollFd::new(p.as_fd(), PollFlags::POLLIN)).collect();
-            let ready: Vec<bool> = match poll(&mut fds, PollTimeout::ZERO) {
-                Ok(_) => fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect(),
-                Err(_) => Vec::new(),
-            };
-            drop(fds);
-            for i in (0..ready.len()).rev().filter(|&i| ready[i]) {
+            let ready = ready_now(self.pending.iter().map(|p| p.as_fd()));
+            for i in (0..ready.len()).rev().filter(|&i| !ready[i].is_empty()) {
                 let conn = self.pending.remove(i);
                 unwatch(&self.ep, conn.as_fd());
                 got.push(conn);
@@ -675,54 +663,18 @@ impl Watcher {
     /// `start`'s link and its unix namespace (made by `start`:
     /// many starts make theirs at once, not one after another here).
     fn add(&mut self, reg: Registration, ctl: OwnedFd, link: OwnedFd, net: OwnedFd) {
-        let net = std::fs::File::from(net);
-        self.serve(Served {
-            kind: reg.kind,
-            guest: reg.guest,
-            dir: reg.dir,
-            dir_ino: reg.dir_ino,
-            ctl_stamp: reg.ctl_stamp,
-            xid: reg.xid,
-            native: native::available().then_some(reg.xid),
-            userns: reg.userns,
-            net,
-            ctl,
-            link: Some(link),
-            init: None,
-            conns: Vec::new(),
-            listeners: Vec::new(),
-            apart: Vec::new(),
-            paused: false,
-        })
+        self.serve(Served::new(reg.watched, reg.userns, net.into(), ctl, Some(link), None))
     }
 
     /// A guest's init has ended (or `start` gave up before naming one):
-    /// the watcher forgets it ([`Ended::clean_up`]).
+    /// the watcher forgets it ([`Watched::clean_up`]).
     fn finish(&self, s: Served) {
-        let Served {
-            kind,
-            guest,
-            dir,
-            dir_ino,
-            ctl_stamp,
-            xid,
-            init,
-            ..
-        } = s;
-        let claimed = claim(&dir);
-        let ended = Ended {
-            kind,
-            guest,
-            dir,
-            dir_ino,
-            ctl_stamp,
-            xid,
-        };
-        match (init, claimed) {
-            (Some(Init { status, rebooting, .. }), Some(claimed)) => ended.clean_up(claimed, status, rebooting),
+        let Served { watched, init, .. } = s;
+        match (init, claim(&watched.dir)) {
+            (Some(Init { status, rebooting, .. }), Some(claimed)) => watched.clean_up(claimed, status, rebooting),
             // `start` gave up (it removes what it made), or `stop` removed
             // the context already.
-            _ => ended.forget(),
+            _ => watched.forget(),
         }
     }
 }
@@ -781,18 +733,25 @@ impl Watcher {
                 Ok(Some(_)) => Kind::Fresh,
                 _ => Kind::Boot,
             };
-            let adopted = self.adopt_one(&guest, &dir, kind, dir_ino, xid);
-            if let Err(why) = adopted {
-                crate::syslog::log(
-                    crate::syslog::Level::Err,
-                    "vsbox-watch",
-                    &format!("adopt server {}: {why}", guest.name),
-                );
+            let name = guest.name.clone();
+            // The socket a killed watcher left, until one is bound anew.
+            let ctl_stamp = std::fs::metadata(&sock).map(|m| stamp(&m)).unwrap_or(0);
+            let watched = Watched {
+                kind,
+                guest,
+                dir,
+                dir_ino,
+                ctl_stamp,
+                xid,
+            };
+            if let Err(why) = self.adopt_one(watched) {
+                crate::syslog::log(crate::syslog::Level::Err, "vsbox-watch", &format!("adopt server {name}: {why}"));
             }
         }
     }
 
-    fn adopt_one(&mut self, guest: &Guest, dir: &Path, kind: Kind, dir_ino: u64, xid: u32) -> std::result::Result<(), String> {
+    fn adopt_one(&mut self, mut watched: Watched) -> std::result::Result<(), String> {
+        let dir = &watched.dir;
         let found = native::spectate_fds("look for the init", || {
             // PID 1 of a namespace one below ours (not one a guest made
             // inside), still in the context once we hold its pidfd (not a
@@ -836,19 +795,9 @@ impl Watcher {
                 // It ended while nobody watched: cleaned up as then, unless
                 // a clean-up is under way already (it holds the claim).
                 let Some(claimed) = claim(dir) else { return Ok(()) };
-                let sock = socket_path(guest);
-                let ctl_stamp = std::fs::metadata(&sock).map(|m| stamp(&m)).unwrap_or(0);
-                let ended = Ended {
-                    kind,
-                    guest: guest.clone(),
-                    dir: dir.to_owned(),
-                    dir_ino,
-                    ctl_stamp,
-                    xid,
-                };
                 // Its supervisor had read that it was restarting.
                 let restarting = sys::getxattr(dir, crate::context::XATTR_RESTARTING).is_ok_and(|v| v.is_some());
-                ended.clean_up(claimed, None, Some(restarting));
+                watched.clean_up(claimed, None, Some(restarting));
                 return Ok(());
             }
             Err(e) => return Err(e.to_string()),
@@ -877,38 +826,18 @@ impl Watcher {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let _ = sys::setxattr(dir, crate::context::XATTR_ADOPTED, now.to_string().as_bytes());
-        let ctl = bind(guest, dir).map_err(|e| e.to_string())?;
-        let ctl_stamp = std::fs::metadata(socket_path(guest))
+        // Bound anew (listening already, as `start` binds it).
+        let ctl = bind(&watched.guest, dir).map_err(|e| e.to_string())?;
+        watched.ctl_stamp = std::fs::metadata(socket_path(&watched.guest))
             .map(|m| stamp(&m))
             .map_err(|e| e.to_string())?;
-        nix::sys::socket::listen(
-            &ctl,
-            nix::sys::socket::Backlog::new(64).unwrap_or(nix::sys::socket::Backlog::MAXCONN),
-        )
-        .map_err(|e| format!("listen: {}", e.desc()))?;
-        self.serve(Served {
-            kind,
-            guest: guest.clone(),
-            dir: dir.to_owned(),
-            dir_ino,
-            ctl_stamp,
-            xid,
-            native: native::available().then_some(xid),
-            userns: (ns_dev, ns_ino),
-            net,
-            ctl,
-            link: None,
-            init: Some(Init {
-                pid: Pid::from_raw(pid as i32),
-                pidfd,
-                status,
-                rebooting: None,
-            }),
-            conns: Vec::new(),
-            listeners: Vec::new(),
-            apart: Vec::new(),
-            paused: false,
-        });
+        let init = Init {
+            pid: Pid::from_raw(pid as i32),
+            pidfd,
+            status,
+            rebooting: None,
+        };
+        self.serve(Served::new(watched, (ns_dev, ns_ino), net, ctl, None, Some(init)));
         Ok(())
     }
 }
@@ -933,18 +862,6 @@ fn status_pipe(pid: Pid, ino: u64) -> Option<OwnedFd> {
     (SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFIFO && st.st_ino == ino).then_some(f)
 }
 
-/// A guest the watcher no longer serves.
-struct Ended {
-    kind: Kind,
-    guest: Guest,
-    dir: PathBuf,
-    dir_ino: u64,
-    /// Its control socket's [`stamp`]: what is removed must still be this
-    /// guest's, not a restarted one's.
-    ctl_stamp: u64,
-    xid: u32,
-}
-
 /// The context directory `dir`, opened and locked (flock, not waiting):
 /// whoever cleans up after a guest holds it, so that a watcher adopting
 /// meanwhile leaves the context to it. None when it is held already, or
@@ -954,7 +871,8 @@ fn claim(dir: &Path) -> Option<OwnedFd> {
     sys::flock_exclusive_nb(&f).ok().map(|()| f)
 }
 
-impl Ended {
+/// A guest the watcher no longer serves.
+impl Watched {
     /// Removes its control socket.
     fn forget(&self) {
         remove_socket(&self.guest, self.ctl_stamp);
@@ -1054,6 +972,29 @@ fn layout() -> Option<&'static crate::kernel::cgroup::Layout> {
 }
 
 impl Served {
+    fn new(watched: Watched, userns: (u64, u64), net: std::fs::File, ctl: OwnedFd, link: Option<OwnedFd>, init: Option<Init>) -> Served {
+        Served {
+            watched,
+            userns,
+            net,
+            ctl,
+            link,
+            init,
+            conns: Vec::new(),
+            listeners: Vec::new(),
+            apart: Vec::new(),
+            paused: false,
+        }
+    }
+
+    /// The context's id on the patched kernel, whose host (context 0)
+    /// cannot see the guest's processes: what needs to see them (a
+    /// caller's memory and status, signalling its init) is answered from
+    /// a child that joins the context.
+    fn native(&self) -> Option<u32> {
+        native::available().then_some(self.watched.xid)
+    }
+
     /// Its descriptors to poll, and what each is.
     fn polled(&self) -> Vec<(What, std::os::fd::BorrowedFd<'_>)> {
         let mut v = vec![(What::Ctl, self.ctl.as_fd())];
@@ -1084,7 +1025,7 @@ impl Served {
         if is_ready(What::Status) {
             if let Some(i) = self.init.as_mut() {
                 i.rebooting = match i.status.as_ref() {
-                    Some(s) => read_rebooting(s, &self.dir),
+                    Some(s) => read_rebooting(s, &self.watched.dir),
                     None => Some(false),
                 };
                 if let (Some(s), Some(_)) = (&i.status, i.rebooting) {
@@ -1265,29 +1206,29 @@ impl Served {
                 let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
                 // Charged to the guest; at its process limit, refused as a
                 // fork there would be.
-                if std::fs::write(self.dir.join("cgroup.procs"), "0").is_err() {
+                if std::fs::write(self.watched.dir.join("cgroup.procs"), "0").is_err() {
                     let _ = sys::seccomp_answer(listener, n.id, libc::EAGAIN);
                     std::process::exit(1);
                 }
                 if let Some(layout) = layout() {
                     for c in crate::kernel::cgroup::CONTROLLERS {
-                        if let Some(d) = layout.v1_dir(c, &self.dir) {
+                        if let Some(d) = layout.v1_dir(c, &self.watched.dir) {
                             let _ = std::fs::write(d.join("cgroup.procs"), "0");
                         }
                     }
                 }
-                if let Some(Err(e)) = self.native.map(native::join) {
+                if let Some(Err(e)) = self.native().map(native::join) {
                     crate::syslog::log(
                         crate::syslog::Level::Err,
                         "vsbox-watch",
-                        &format!("server {}: {e}", self.guest.name),
+                        &format!("server {}: {e}", self.watched.guest.name),
                     );
                     let _ = sys::seccomp_answer(listener, n.id, libc::ENOSYS);
                     std::process::exit(1);
                 }
                 let raw = unixscope::RawScope {
                     net: host,
-                    cgroup: &self.dir,
+                    cgroup: &self.watched.dir,
                     userns: self.userns,
                 };
                 dispatch(listener, n, &self.net, self.init.as_ref(), &raw);
@@ -1399,17 +1340,19 @@ mod tests {
 
     fn sample(name: &str, conf: &str) -> Registration {
         Registration {
-            kind: Kind::Boot,
-            guest: Guest {
-                name: name.to_owned(),
-                conf: PathBuf::from(conf),
-                root: PathBuf::from("/vservers/a b"),
-                hook: PathBuf::from("/etc/vservers/a\n.sh"),
+            watched: Watched {
+                kind: Kind::Boot,
+                guest: Guest {
+                    name: name.to_owned(),
+                    conf: PathBuf::from(conf),
+                    root: PathBuf::from("/vservers/a b"),
+                    hook: PathBuf::from("/etc/vservers/a\n.sh"),
+                },
+                dir: PathBuf::from("/sys/fs/cgroup/vsbox/42"),
+                dir_ino: 7,
+                ctl_stamp: u64::MAX,
+                xid: 42,
             },
-            dir: PathBuf::from("/sys/fs/cgroup/vsbox/42"),
-            dir_ino: 7,
-            ctl_stamp: u64::MAX,
-            xid: 42,
             userns: (3, 4026531837),
         }
     }
@@ -1420,7 +1363,7 @@ mod tests {
             assert_eq!(Registration::decode(&r.encode()), Some(r));
         }
         let mut fresh = sample("f", "/c");
-        fresh.kind = Kind::Fresh;
+        fresh.watched.kind = Kind::Fresh;
         assert_eq!(Registration::decode(&fresh.encode()), Some(fresh));
     }
 
