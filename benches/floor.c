@@ -6,8 +6,9 @@
  * can cost, so that what vsbox spends beyond them is its own:
  *   -c DIR  a cgroup of its own: mkdir DIR/N, clone3 into it, rmdir after
  *           (DIR: a cgroup v2 directory);
- *   -s N    a seccomp filter of N instructions (allowing everything; the
- *           kernel converts, checks and compiles it as any other);
+ *   -s N    a seccomp filter of N instructions allowing everything, in ten
+ *           steps as vsbox's search does (the kernel converts, checks and
+ *           compiles it as any other);
  *   -i      an init: PID 1 of the new namespace forks the command and
  *           waits for it, as vsbox's init does.
  */
@@ -78,6 +79,17 @@ int main(int argc, char **argv)
 			struct sock_filter *f = calloc(filter_len, sizeof *f);
 			for (int i = 0; i < filter_len - 1; i++)
 				f[i] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0);
+			/* A verdict in ten steps, as vsbox's search over the call
+			 * number gives one: eight comparisons, then a jump to the
+			 * return. When a filter is installed, the kernel's action
+			 * cache runs it for every call number of both entry points
+			 * (seccomp_cache_prepare), which costs the path, not the
+			 * length: a straight run of 71 would add 0.1 ms. */
+			if (filter_len > 11) {
+				for (int i = 1; i <= 8; i++)
+					f[i] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 1000 + i, 0, 0);
+				f[9] = (struct sock_filter)BPF_STMT(BPF_JMP | BPF_JA, filter_len - 11);
+			}
 			f[filter_len - 1] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 			struct sock_fprog prog = { .len = filter_len, .filter = f };
 			if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog))

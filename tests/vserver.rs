@@ -1238,15 +1238,19 @@ fn fifty_servers_started_and_stopped_concurrently_leave_nothing() {
         eventually(5, || watcher_in(&run).is_none()),
         "the watcher stays when no server runs"
     );
-    let left: Vec<_> = std::fs::read_dir(&run)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name())
-                .filter(|n| n.to_string_lossy().ends_with(".sock"))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(left.is_empty(), "sockets left behind: {left:?}");
+    // Each server's `vsbox-cleanup` removes its socket, a moment after its
+    // context emptied (and maybe after the watcher has gone).
+    let sockets = || -> Vec<_> {
+        std::fs::read_dir(&run)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name())
+                    .filter(|n| n.to_string_lossy().ends_with(".sock"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(eventually(5, || sockets().is_empty()), "sockets left behind: {:?}", sockets());
 }
 
 /// A guest whose start-up counts its starts in /var/starts, started with

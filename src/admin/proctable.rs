@@ -429,7 +429,7 @@ pub fn uptime_ms() -> u64 {
 
 /// MemTotal of /proc/meminfo, in bytes; 0 if it cannot be read.
 pub fn mem_total() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
+    crate::sys::read_text("/proc/meminfo")
         .ok()
         .and_then(|m| {
             m.lines()

@@ -23,23 +23,30 @@ const FORWARDED: [Signal; 4] = [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR1
 /// get their handlers (passing on nothing until [`forward_to`] names the
 /// child), and every other signal whose default would end or stop the
 /// relay — sent from inside (a command's `kill -ALRM $PPID`), it would
-/// orphan the command — is caught and dropped. Caught, not blocked: the
-/// command inherits the mask, which must be empty (a shell whose SIGCHLD
-/// is blocked waits for its jobs for ever), while execve resets caught
-/// signals to their defaults.
+/// orphan the command — is blocked, for good: one sigprocmask(2), not a
+/// handler each. The command does not inherit that mask: sys::Spawn
+/// empties it in the child (a shell whose SIGCHLD is blocked would wait
+/// for its jobs for ever). A real fault still ends the relay (the kernel
+/// unblocks a synchronous SIGSEGV, force_sig_info_to_task).
 pub fn relay_signals(outside_only: bool) {
     let _ = sys::forward_signals(Pid::from_raw(0), &FORWARDED, outside_only);
-    let keep: Vec<i32> = FORWARDED.iter().map(|&s| s as i32).collect();
-    // SIGKILL and SIGSTOP cannot be caught; SIGCHLD, SIGURG and SIGWINCH
-    // are ignored by default; the C library keeps some real-time ones.
-    let uncaught = [libc::SIGKILL, libc::SIGSTOP, libc::SIGCHLD, libc::SIGURG, libc::SIGWINCH];
-    // What the caller ignored stays ignored, through execve too.
-    let ignored = |signo| Signal::try_from(signo).is_ok_and(sys::inherited_ignored);
-    for signo in 1..=libc::SIGRTMAX() {
-        if !keep.contains(&signo) && !uncaught.contains(&signo) && !ignored(signo) {
-            let _ = sys::swallow_signal(signo);
-        }
+    let mut blocked = nix::sys::signal::SigSet::all();
+    for s in FORWARDED {
+        blocked.remove(s);
     }
+    let _ = blocked.thread_set_mask();
+}
+
+/// For PID 1 of a new PID namespace, before it spawns the command: only
+/// the forwarded signals get handlers (passing on those a supervisor
+/// outside sends, see [`relay_signals`]). The others need none: the
+/// kernel drops every signal sent to a PID namespace's init whose
+/// disposition is the default, from inside and, SIGKILL and SIGSTOP
+/// excepted, from outside too (SIGNAL_UNKILLABLE; sig_task_ignored in
+/// kernel/signal.c). So posix_spawn has four handlers to reset in the
+/// child, not sixty.
+pub fn init_signals() {
+    let _ = sys::forward_signals(Pid::from_raw(0), &FORWARDED, true);
     let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
 }
 
@@ -63,7 +70,7 @@ pub fn forward_signals_to(child: Pid, outside_only: bool) {
 pub fn run(applet: &str, command: &[String]) -> i32 {
     // std spawns with posix_spawn (a vfork-style clone): no copy of this
     // process's page tables, which is most of what starting a command costs.
-    relay_signals(true);
+    init_signals();
     let child = match std::process::Command::new(&command[0]).args(&command[1..]).spawn() {
         Ok(c) => Pid::from_raw(c.id() as i32),
         Err(e) => return exec::report_failure(applet, &command[0], &e),
@@ -104,22 +111,22 @@ pub fn guest_env(home: &str, user: Option<&str>) -> Vec<(String, String)> {
 }
 
 fn spawn_in_guest(command: &[String], quiet: bool) -> Option<Pid> {
-    let mut c = std::process::Command::new(&command[0]);
-    c.args(&command[1..])
-        .env_clear()
-        .envs(guest_env("/root", None))
-        .stdin(std::process::Stdio::null());
-    // init waits for its signals with them blocked; the guest's services
-    // must not inherit that mask (they could not be stopped with TERM).
-    sys::before_exec(&mut c, || {
-        exec::reset_signals_fully();
-        Ok(())
-    });
-    if quiet {
-        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-    }
-    match c.spawn() {
-        Ok(child) => Some(Pid::from_raw(child.id() as i32)),
+    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null");
+    let null = null.as_ref().map(std::os::fd::AsRawFd::as_raw_fd).ok();
+    let spawned = sys::Spawn::new(&command[0], command, &guest_env("/root", None))
+        .map_err(std::io::Error::from)
+        .and_then(|c| {
+            let out = if quiet { null } else { None };
+            // init waits for its signals with them blocked; the guest's
+            // services must not inherit that mask (they could not be
+            // stopped with TERM).
+            c.stdio([null, out, out]).spawn(|| {
+                exec::reset_signals_fully();
+                Ok(())
+            })
+        });
+    match spawned {
+        Ok(pid) => Some(pid),
         Err(e) => {
             eprintln!("vsbox init: cannot run {}: {e}", command[0]);
             None
@@ -202,7 +209,7 @@ fn children_of(parent: i32) -> Vec<i32> {
     dir.flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+            crate::sys::read_text(format!("/proc/{pid}/stat")).is_ok_and(|st| {
                 // Field 4, after the command in parentheses.
                 st.rsplit_once(')')
                     .and_then(|(_, rest)| rest.split_whitespace().nth(1))
@@ -244,7 +251,6 @@ pub const REBOOTING: u8 = b'R';
 /// guest afresh once it has ended; with nobody reading there any more, it
 /// restarts the services in place.
 pub fn guest(startup: Option<Vec<String>>, shutdown: Option<Vec<String>>, host: std::os::fd::OwnedFd) -> ! {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     use nix::sys::wait::WaitPidFlag;
     use std::os::fd::AsFd;
@@ -319,25 +325,29 @@ pub fn guest(startup: Option<Vec<String>>, shutdown: Option<Vec<String>>, host: 
     // machine that is still booting.
     let mut restart_pending = false;
     // The guest's ceiling is this process's own bounding set.
-    let may_boot = std::fs::read_to_string("/proc/self/status")
+    let may_boot = crate::sys::read_text("/proc/self/status")
         .ok()
         .and_then(|st| crate::kernel::caps::from_status(&st, "CapBnd:"))
         .is_some_and(|b| b & crate::kernel::caps::bit(crate::kernel::caps::SYS_BOOT) != 0);
     loop {
-        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        fds.extend(initctl.iter().map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)));
+        let mut fds: Vec<libc::pollfd> = std::iter::once(signals.as_fd())
+            .chain(initctl.iter().map(|c| c.as_fd()))
+            .map(|fd| libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
         // Each wake-up maps in code around what runs (the kernel's fault-
         // around, 64 KiB a fault) and may run deeper on the stack: given
-        // back before sleeping again (two madvise calls; a few faults a
-        // wake).
+        // back before sleeping again, the code by the call that sleeps.
         if reported {
-            sys::release_own_text();
             sys::release_unused_stack();
         }
-        if poll(&mut fds, PollTimeout::NONE).is_err() {
+        if sys::poll_released(&mut fds, reported).is_err() {
             continue;
         }
-        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        let ready: Vec<bool> = fds.iter().map(|f| f.revents != 0).collect();
         drop(fds);
         let requested = initctl.is_some() && ready[1];
         let mut event = None;
@@ -501,7 +511,7 @@ pub(crate) fn reboot_request(n: &sys::SeccompNotif, guest_userns: &std::path::Pa
     const POWER_OFF: u32 = 0x4321_FEDC;
     const CAD_ON: u32 = 0x89AB_CDEF;
     const CAD_OFF: u32 = 0;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", n.pid)).unwrap_or_default();
+    let status = crate::sys::read_text(format!("/proc/{}/status", n.pid)).unwrap_or_default();
     let ours = std::fs::read_link(format!("/proc/{}/ns/user", n.pid)).ok() == std::fs::read_link(guest_userns).ok();
     let may = ours
         && crate::kernel::caps::from_status(&status, "CapEff:")

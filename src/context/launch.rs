@@ -551,7 +551,7 @@ pub(crate) struct Leader {
 pub(crate) fn leader(dir: &Path) -> Option<Leader> {
     let mut first = None;
     for pid in cgroup::procs(dir).ok()? {
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        let Ok(status) = crate::sys::read_text(format!("/proc/{pid}/status")) else {
             continue;
         };
         let is_init = ns_init(&status);

@@ -197,9 +197,13 @@ impl Registry {
         if parent == self.layout.base() {
             cgroup::create(parent)?;
         }
-        cgroup::sweep(&self.layout, &self.layout.base());
+        let left = cgroup::sweep(&self.layout, &self.layout.base());
+        let taken = |dirs: &[PathBuf], xid: u32| {
+            let name = xid.to_string();
+            dirs.iter().any(|d| d.file_name().is_some_and(|n| n == name.as_str()))
+        };
         if let Some(xid) = want {
-            if self.find(xid).is_some() {
+            if taken(&left, xid) {
                 return Err(Error::failed(format!("create context {xid}"), "it exists already"));
             }
             let dir = parent.join(xid.to_string());
@@ -211,10 +215,13 @@ impl Registry {
         let mut counter = Counter::open(rundir)?;
         let span = abi::VX_DYNAMIC_MAX - abi::VX_DYNAMIC_MIN + 1;
         let start = counter.next;
+        // Listed again under the lock, which every dynamic id is made
+        // under: none made since the sweep is missed. Once, not per id.
+        let listed = cgroup::subtree(&self.layout.base());
         for i in 0..span {
             let xid = abi::VX_DYNAMIC_MIN + (start - abi::VX_DYNAMIC_MIN + i) % span;
             // Nor one the kernel patch has (a user's, made with vserver(2)).
-            if self.find(xid).is_some() || crate::kernel::native::exists(xid) {
+            if taken(&listed, xid) || crate::kernel::native::exists(xid) {
                 continue;
             }
             let dir = parent.join(xid.to_string());

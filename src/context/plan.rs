@@ -24,13 +24,18 @@
 //! 7. host and domain names;
 //! 8. resource limits and niceness (raising a hard limit needs the host's
 //!    CAP_SYS_RESOURCE, which step 10 gives up);
-//! 9. for a guest, the supervised filter (installed while CAP_SYS_ADMIN is
-//!    there, without no_new_privs, so setuid programs keep working), whose
-//!    listener goes to the guest's supervisor at once: it answers the unix
-//!    socket calls (and reboot) of every process below, this one's included;
+//! 9. (no step of its own: the supervised calls are part of step 11's
+//!    filter, one filter rather than two, since the kernel's cost of
+//!    installing one is most of a joined command's beyond nsenter's);
 //! 10. the cgroup seal (read-only cgroup mounts) and then the context's
 //!     own user namespace — the last steps that need the host's privileges;
-//! 11. the seccomp policy and the capability ceiling, for good;
+//! 11. the seccomp policy — for a guest with the supervised calls in the
+//!     same filter (installed while CAP_SYS_ADMIN is there, in the guest's
+//!     user namespace where it has one, without no_new_privs, so setuid
+//!     programs keep working), whose listener goes to the guest's
+//!     supervisor at once: it answers the unix socket calls (and reboot)
+//!     of every process below, this one's included — and the capability
+//!     ceiling, for good;
 //! 12. standard input, output and errors where asked, then the descriptors
 //!     the command is to find at 3, 4, …; every other one is closed.
 
@@ -146,7 +151,9 @@ impl Plan<'_> {
             cgroup::enter(d)?;
         }
         let xid = match (&self.root, self.native) {
-            (Root::Guest { .. }, _) | (_, Some(_)) => Some(record::own_xid()?),
+            // The kernel's context needs the id only where the patch is.
+            (Root::Guest { .. }, _) => Some(record::own_xid()?),
+            (_, Some(_)) if native::available() => Some(record::own_xid()?),
             _ => None,
         };
         if let (Some(flags), Some(xid)) = (self.native, xid) {
@@ -193,14 +200,20 @@ impl Plan<'_> {
             crate::sys::setdomainname(d).ctx(|| format!("set the NIS domain name to '{d}'"))?;
         }
         limits::apply(self.limits, self.nice)?;
-        if let Some(conn) = self.supervisor {
-            unixscope::hand_over(&conn, seccomp::supervised_listener(self.supervised_reboot)?)?;
-        }
+        let conn = self.supervisor;
+        let supervised = conn.as_ref().map(|conn| (conn, self.supervised_reboot));
         if let Some(c) = &self.confinement {
-            restrict(c.policy, &c.ceiling, c.within, self.seal, self.userns)?;
-        } else if let Some(layout) = self.seal {
-            layout.seal()?;
+            restrict(c.policy, &c.ceiling, c.within, self.seal, self.userns, supervised)?;
+        } else {
+            if let Some((conn, reboot)) = supervised {
+                unixscope::hand_over(conn, seccomp::supervised_listener(reboot)?)?;
+            }
+            if let Some(layout) = self.seal {
+                layout.seal()?;
+            }
         }
+        // Closed before the descriptors are placed (which closes the rest).
+        drop(conn);
         if let Some(out) = self.output {
             let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null")?;
             nix::unistd::dup2(null.as_raw_fd(), 0).ctx(|| "redirect stdin")?;
@@ -230,6 +243,7 @@ fn restrict(
     within: u64,
     seal: Option<&cgroup::Layout>,
     userns: Option<&std::os::fd::OwnedFd>,
+    supervised: Option<(&OwnedFd, bool)>,
 ) -> Result<()> {
     if let Some(layout) = seal {
         layout.seal()?;
@@ -239,17 +253,27 @@ fn restrict(
     if let Some(ns) = userns {
         exec::keeping_tie(|| crate::kernel::userns::enter(ns))?;
     }
+    let filter = || match supervised {
+        Some((conn, reboot)) => unixscope::hand_over(conn, seccomp::install_supervised(policy, reboot)?),
+        None => seccomp::install(policy),
+    };
     // A request that lowers nothing needs no look at the bounding set
     // (forty prctl calls), nor at the ambient set when the inheritable
     // set, which holds it (capabilities(7)), is empty.
     if req.is_empty() && within == u64::MAX && crate::sys::capget().is_ok_and(|c| c.inheritable == 0) {
-        return seccomp::install(policy);
+        return filter();
     }
-    let current = caps::bounding()?;
+    // Joining a user namespace sets the bounding set full and the ambient
+    // set empty (set_cred_user_ns in kernel/user_namespace.c), and the
+    // permitted set full too: that one capget(2) tells, not forty prctl.
+    let current = match userns {
+        Some(_) => crate::sys::capget().ctx(|| "read capabilities")?.permitted,
+        None => caps::bounding()?,
+    };
     let target = req.apply_to(current & within);
-    seccomp::install(policy)?;
+    filter()?;
     // No further system calls when it is the ceiling already.
-    if current == target && caps::ambient()? == 0 {
+    if current == target && (userns.is_some() || caps::ambient()? == 0) {
         return Ok(());
     }
     caps::limit_from(current, target)

@@ -14,7 +14,7 @@ const CONTEXT_DIR: &str = "/run/vsbox";
 /// This process's context id, from its cgroup (before a cgroup namespace
 /// hides the path).
 pub fn own_xid() -> Result<u32> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup")?;
+    let text = crate::sys::read_text("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup")?;
     Ok(crate::kernel::cgroup::v2_path(&text).map_or(crate::context::HOST, |p| crate::context::xid_of_cgroup_path(&p)))
 }
 

@@ -23,7 +23,7 @@ pub struct Deleted {
 
 /// Mount points at `root` or below it, in this process's mount namespace.
 pub fn mounts_in(root: &Path) -> Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+    let text = crate::sys::read_text("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
     Ok(cgroup::parse_mountinfo(&text)
         .into_iter()
         .map(|m| m.point)

@@ -62,7 +62,7 @@ pub fn ask_to_stop(init: u32) -> Asked {
     if write_initctl(init, &crate::context::initctl::run_level_request(b'0')) {
         return Asked::RunLevel0;
     }
-    let comm = std::fs::read_to_string(format!("/proc/{init}/comm")).unwrap_or_default();
+    let comm = crate::sys::read_text(format!("/proc/{init}/comm")).unwrap_or_default();
     if comm.trim() == "systemd" {
         let _ = sys::kill_raw(pid, sys::sigrtmin() + 4);
         return Asked::Systemd;

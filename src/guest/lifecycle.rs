@@ -146,7 +146,9 @@ fn first_process(
                         Ok(exec::exec_env(applet, &["/sbin/init".to_owned()], &init::guest_env("/root", None)))
                     } else {
                         let (up, down) = rc_commands();
-                        init::guest(up, down, status)
+                        // Set-up's frames stay behind on the old stack,
+                        // given back (init memory per guest).
+                        sys::run_on_fresh_stack(Box::new(move || init::guest(up, down, status)))
                     }
                 }),
             }
@@ -263,32 +265,27 @@ fn shell_on_new_tty(applet: &str, sock: OwnedFd, client: Option<OwnedFd>) -> Res
     let home = root.as_ref().map_or("/root".to_owned(), |u| u.home.clone());
     let _ = std::env::set_current_dir(&home).or_else(|_| std::env::set_current_dir("/"));
     let base = shell.rsplit('/').next().unwrap_or("sh").to_owned();
-    let mut c = std::process::Command::new(&shell);
-    {
-        use std::os::unix::process::CommandExt;
-        c.arg0(format!("-{base}"));
-    }
-    c.env_clear().envs(init::guest_env(&home, Some("root")));
-    let (si, so) = (slave.try_clone().ctx(|| "dup")?, slave.try_clone().ctx(|| "dup")?);
-    c.stdin(si).stdout(so).stderr(slave);
+    let c = sys::Spawn::new(&shell, &[format!("-{base}")], &init::guest_env(&home, Some("root")))
+        .ctx(|| format!("run {shell}"))?
+        .stdio([Some(slave.as_raw_fd()); 3]);
     // The shell leads a new session whose controlling terminal is the new one.
     let me = nix::unistd::getpid();
-    sys::before_exec(&mut c, move || {
+    let last = move || {
         nix::unistd::setsid().map_err(std::io::Error::from)?;
         sys::set_controlling_tty(0).map_err(std::io::Error::from)?;
         exec::tie_to_parent(me)?;
         // Like a terminal's hang-up rather than SIGKILL: the shell passes
         // it on to its jobs before it goes.
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGHUP).map_err(std::io::Error::from)
-    });
+    };
     let _ = nix::sys::prctl::set_child_subreaper(true);
     sys::set_title("vsbox-enter");
     init::relay_signals(true);
-    let child = match c.spawn() {
-        Ok(child) => child,
+    let pid = match c.spawn(last) {
+        Ok(pid) => pid,
         Err(e) => return Ok(exec::report_failure(applet, &shell, &e)),
     };
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    drop(slave);
     Ok(init::relay(pid, client, None))
 }
 
@@ -311,20 +308,23 @@ fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, c
         // command line: PID 1 of a fresh context as the running guest's
         // init is, the relay of a joined command as vsbox-exec.
         sys::set_title(if as_init { "vsbox-init" } else { "vsbox-exec" });
-        let mut c = std::process::Command::new(&command[0]);
-        c.args(&command[1..]).env_clear().envs(env);
+        let c = sys::Spawn::new(&command[0], command, &env);
         // The command dies with this process (killed, say, by guest
         // root): it must not outlive the client, whose own end
         // init::relay handles.
         let me = nix::unistd::getpid();
         let who_then = who.clone();
-        sys::before_exec(&mut c, move || {
+        let last = move || {
             if let Some(u) = &who_then {
                 users::become_user(u).map_err(|e| std::io::Error::from_raw_os_error(e.errno.map_or(libc::EPERM, |n| n as i32)))?;
             }
             exec::tie_to_parent(me)
-        });
-        init::relay_signals(true);
+        };
+        if as_init {
+            init::init_signals();
+        } else {
+            init::relay_signals(true);
+        }
         if !as_init {
             let _ = nix::sys::prctl::set_child_subreaper(true);
         }
@@ -333,9 +333,8 @@ fn run_as(applet: &str, command: &[String], user: Option<&str>, as_init: bool, c
         let initctl = (as_init && init::Convention::of_guest() == init::Convention::SysV)
             .then(crate::context::initctl::open)
             .flatten();
-        return Ok(match c.spawn() {
-            Ok(child) => {
-                let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        return Ok(match c.map_err(std::io::Error::from).and_then(|c| c.spawn(last)) {
+            Ok(pid) => {
                 init::forward_to(pid);
                 init::relay(pid, client, initctl)
             }
@@ -824,8 +823,9 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
         return Err(Error::failed(format!("enter server {}", g.name), why));
     }
     let reg = Registry::open()?;
-    wait_for_restart(g, &reg);
-    let payload = match joinable(g, &reg)? {
+    // One reading of the contexts for both, unless it waited.
+    let found = wait_for_restart(g, &reg);
+    let payload = match joinable(g, &reg, found)? {
         Some(target) => match join(applet, target, &cfg, payload)? {
             Ok(child) => return Ok((child, None)),
             Err(payload) => payload,
@@ -838,7 +838,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     // use.
     wait_for_restart(g, &reg);
     let lock = g.lock_unless_held()?;
-    if let Some(target) = joinable(g, &reg)? {
+    if let Some(target) = joinable(g, &reg, None)? {
         drop(lock);
         return match join(applet, target, &cfg, payload)? {
             Ok(child) => Ok((child, None)),
@@ -885,19 +885,22 @@ fn ending(g: &Guest) -> Error {
 /// context's end until its supervisor has started it again; a command
 /// entering it then waits for that (up to RESTART_WAIT), since a fresh
 /// context of its own would make the restart fail ("running already").
-fn wait_for_restart(g: &Guest, reg: &Registry) {
+/// The server's context directories when it did not wait (as read).
+fn wait_for_restart(g: &Guest, reg: &Registry) -> Option<Vec<PathBuf>> {
     let restarting = |d: &PathBuf| sys::getxattr(d, context::XATTR_RESTARTING).ok().flatten().is_some();
-    if !g.context_dir(&reg.layout).is_some_and(|d| restarting(&d)) {
-        return;
+    let dirs = g.contexts(&reg.layout);
+    if !dirs.first().is_some_and(restarting) {
+        return Some(dirs);
     }
     let end = std::time::Instant::now() + RESTART_WAIT;
     while std::time::Instant::now() < end {
         let dir = g.context_dir(&reg.layout);
         if dir.as_ref().is_some_and(|d| cgroup::populated(d) && !restarting(d)) {
-            return; // up again
+            return None; // up again (read again by the caller)
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    None
 }
 
 /// How long a command entering a restarting server waits for it.
@@ -906,9 +909,14 @@ const RESTART_WAIT: Duration = Duration::from_secs(10);
 /// The guest's running context, opened for joining, unless it is going
 /// away: the fresh context of a killed `exec` dies with its PID 1, whose
 /// namespaces may be gone already; it is waited for, a moment, and then
-/// counts as not running.
-fn joinable(g: &Guest, reg: &Registry) -> Result<Option<launch::Target>> {
-    let Some((xid, dir)) = g.running(reg) else { return Ok(None) };
+/// counts as not running. `found`: the server's context directories,
+/// when just read.
+fn joinable(g: &Guest, reg: &Registry, found: Option<Vec<PathBuf>>) -> Result<Option<launch::Target>> {
+    let running = match found {
+        Some(dirs) => Guest::running_among(dirs),
+        None => g.running(reg),
+    };
+    let Some((xid, dir)) = running else { return Ok(None) };
     // Only a fresh context has an owner, its `exec`, and its PID 1 dies
     // with it: once the owner has gone, a process let in now would be
     // killed with the rest a moment later (exit 137, the command unrun).

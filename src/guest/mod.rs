@@ -114,23 +114,23 @@ impl Guest {
 
     /// The guest's context directory, if one exists (running or a leftover).
     pub fn context_dir(&self, layout: &Layout) -> Option<PathBuf> {
-        self.find_context(layout, false)
+        self.contexts(layout).into_iter().next()
     }
 
     /// The running context: (xid, directory). A populated one is looked
     /// for, not the first found: an empty one left by a killed client may
     /// still be there until the next sweep.
     pub fn running(&self, reg: &Registry) -> Option<(u32, PathBuf)> {
-        let dir = self.find_context(&reg.layout, true)?;
-        let xid = dir.file_name()?.to_str()?.parse().ok()?;
-        Some((xid, dir))
+        Self::running_among(self.contexts(&reg.layout))
     }
 
-    /// The context directory recorded as this server's, with processes
-    /// when `populated`.
-    fn find_context(&self, layout: &Layout, populated: bool) -> Option<PathBuf> {
-        // The tag first: one call, where populated() reads a file.
-        self.contexts(layout).into_iter().find(|d| !populated || cgroup::populated(d))
+    /// [`Guest::running`] among `dirs`, the server's context directories
+    /// as [`Guest::contexts`] gave them.
+    pub fn running_among(dirs: Vec<PathBuf>) -> Option<(u32, PathBuf)> {
+        // The tag first (one call each), then populated(), which reads a file.
+        let dir = dirs.into_iter().find(|d| cgroup::populated(d))?;
+        let xid = dir.file_name()?.to_str()?.parse().ok()?;
+        Some((xid, dir))
     }
 
     /// Every context directory recorded as this server's (a running one,

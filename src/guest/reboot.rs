@@ -48,7 +48,7 @@ pub fn ask(req: Request, socket: &Path) -> Result<&'static str> {
         Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {}
         Err(e) => return Err(Error::io(format!("connect {}", socket.display()), &e)),
     }
-    let comm = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
+    let comm = crate::sys::read_text("/proc/1/comm").unwrap_or_default();
     if comm.trim() != "vsbox-init" {
         return Err(Error::failed(
             "ask for a restart",

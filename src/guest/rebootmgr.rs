@@ -73,7 +73,7 @@ fn init_of(g: &Guest, reg: &crate::context::Registry) -> Option<Init> {
         let Some(pid) = guest::lifecycle::init_pid(&dir) else {
             return String::new();
         };
-        let ours = std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "vsbox-init");
+        let ours = crate::sys::read_text(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "vsbox-init");
         format!("{pid} {}", u8::from(ours))
     })
     .map_err(|e| eprintln!("rebootmgr: {}: cannot find its init: {e}", g.name))

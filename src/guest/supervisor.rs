@@ -762,7 +762,7 @@ impl Watcher {
                     .find_map(|l| l.strip_prefix("NSpid:"))
                     .map(|v| v.split_whitespace().count())
             };
-            let own = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| depth(&s));
+            let own = crate::sys::read_text("/proc/self/status").ok().and_then(|s| depth(&s));
             let leader = crate::context::launch::leader(dir)
                 .filter(|l| l.is_init && own.is_some() && depth(&l.status) == own.map(|d| d + 1))
                 .ok_or("it has no init")?;
@@ -918,7 +918,7 @@ impl Watched {
 /// fs.nr_open, as root.
 fn raise_nofile() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let most = std::fs::read_to_string("/proc/sys/fs/nr_open")
+    let most = crate::sys::read_text("/proc/sys/fs/nr_open")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok());
     if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {

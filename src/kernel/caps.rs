@@ -115,7 +115,7 @@ pub fn parse(s: &str) -> Result<u32> {
 
 /// The highest capability number the running kernel knows.
 pub fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+    crate::sys::read_text("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(NAMES.len() as u32 - 1)

@@ -84,7 +84,7 @@ pub struct Layout {
 
 impl Layout {
     pub fn detect() -> Result<Layout> {
-        let text = fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+        let text = crate::sys::read_text("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
         Self::from_mounts(&parse_mountinfo(&text))
     }
 
@@ -140,7 +140,7 @@ impl Layout {
 
     /// Whether the v2 hierarchy offers `controller` (pure v2 layouts).
     pub fn v2_has(&self, controller: &str) -> bool {
-        fs::read_to_string(self.v2.join("cgroup.controllers")).is_ok_and(|s| s.split_whitespace().any(|c| c == controller))
+        crate::sys::read_text(self.v2.join("cgroup.controllers")).is_ok_and(|s| s.split_whitespace().any(|c| c == controller))
     }
 
     /// The mount point of a v1 controller, when that controller is v1.
@@ -158,7 +158,7 @@ impl Layout {
     /// path in /proc/self/cgroup is relative to a root the mount does not
     /// show; then the context tree under `vsbox/` is searched for our pid.
     pub fn own_dir(&self) -> Result<PathBuf> {
-        let text = fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup")?;
+        let text = crate::sys::read_text("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup")?;
         let path = v2_path(&text).ok_or_else(|| Error::failed("read /proc/self/cgroup", "no cgroup v2 entry"))?;
         if let Some(rel) = relative_to(&path, &self.v2_root) {
             return Ok(self.v2.join(rel));
@@ -245,6 +245,9 @@ pub fn find_dir(dir: &Path, pred: &dyn Fn(&Path) -> bool) -> Option<PathBuf> {
 /// the kernel has getxattrat(2), sparing each a walk down the whole path.
 pub fn subtree_xattr(dir: &Path, name: &str) -> Vec<(PathBuf, Option<Vec<u8>>)> {
     let subs = subtree(dir);
+    if subs.is_empty() {
+        return Vec::new();
+    }
     let base = fs::File::open(dir).ok();
     let mut at = base.is_some();
     subs.into_iter()
@@ -279,10 +282,13 @@ pub fn subtree_xattr(dir: &Path, name: &str) -> Vec<(PathBuf, Option<Vec<u8>>)> 
 pub fn subtree(dir: &Path) -> Vec<PathBuf> {
     // The count before the listing: a directory made in between is then
     // listed but not counted, which only sends the walk further down.
-    let descendants = fs::read_to_string(dir.join("cgroup.stat")).ok().and_then(|s| {
+    let descendants = crate::sys::read_text(dir.join("cgroup.stat")).ok().and_then(|s| {
         s.lines()
             .find_map(|l| l.strip_prefix("nr_descendants ")?.trim().parse::<usize>().ok())
     });
+    if descendants == Some(0) {
+        return Vec::new();
+    }
     let Ok(rd) = fs::read_dir(dir) else { return Vec::new() };
     let mut names: Vec<std::ffi::OsString> = rd
         .flatten()
@@ -307,13 +313,13 @@ pub fn subtree(dir: &Path) -> Vec<PathBuf> {
 /// The pids in a cgroup (as this process's pid namespace numbers them).
 pub fn procs(dir: &Path) -> Result<Vec<u32>> {
     let f = dir.join("cgroup.procs");
-    let text = fs::read_to_string(&f).ctx(|| format!("read {}", f.display()))?;
+    let text = crate::sys::read_text(&f).ctx(|| format!("read {}", f.display()))?;
     Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
 }
 
 /// Whether the cgroup or one below it still has processes.
 pub fn populated(dir: &Path) -> bool {
-    match fs::read_to_string(dir.join("cgroup.events")) {
+    match crate::sys::read_text(dir.join("cgroup.events")) {
         Ok(ev) => ev.lines().any(|l| l == "populated 1"),
         // v1 has no cgroup.events.
         Err(_) => procs(dir).is_ok_and(|p| !p.is_empty()),
@@ -448,9 +454,21 @@ pub fn record_owner(dir: &Path) -> Result<()> {
     crate::sys::setxattr(dir, XATTR_OWNER, value.as_bytes()).ctx(|| format!("record the owner of {}", dir.display()))
 }
 
+/// The inode of this process's PID namespace, read once per process: a
+/// child forked into a new one has another pid, and reads its own
+/// (setns(2) changes only the children's namespace).
 fn own_pid_ns() -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    // pid << 32 | 1 once read (0: not yet), and the inode (0: unknown).
+    static FOR: AtomicU64 = AtomicU64::new(0);
+    static INO: AtomicU64 = AtomicU64::new(0);
+    let me = (u64::from(std::process::id()) << 32) | 1;
+    if FOR.load(Relaxed) != me {
+        INO.store(fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino()), Relaxed);
+        FOR.store(me, Relaxed);
+    }
+    Some(INO.load(Relaxed)).filter(|&i| i != 0)
 }
 
 /// The owner of `dir` as far as this process can tell it is alive:
@@ -497,9 +515,10 @@ fn alive(pid: i32) -> bool {
 /// Removes, below `dir`, the empty context and lock directories whose
 /// owner is gone (it was killed before it could clean up), with their v1
 /// counterparts. Directories without an owner are left alone: they may be
-/// a moment old.
-pub fn sweep(layout: &Layout, dir: &Path) {
+/// a moment old. Returns the directories left, in [`subtree`]'s order.
+pub fn sweep(layout: &Layout, dir: &Path) -> Vec<PathBuf> {
     let own_ns = own_pid_ns();
+    let mut left = Vec::new();
     // Those below first: a directory empties of them before its own turn.
     for (sub, owner) in subtree_xattr(dir, XATTR_OWNER).into_iter().rev() {
         let gone = match owner {
@@ -513,9 +532,14 @@ pub fn sweep(layout: &Layout, dir: &Path) {
                     let _ = fs::remove_dir(d);
                 }
             }
-            let _ = fs::remove_dir(&sub);
+            if fs::remove_dir(&sub).is_ok() {
+                continue;
+            }
         }
+        left.push(sub);
     }
+    left.reverse();
+    left
 }
 
 /// Removes the empty directories below `dir`, deepest first: those a
@@ -534,16 +558,19 @@ pub fn try_remove(dir: &Path) {
     }
 }
 
-/// Walks up from a removed directory, removing parents that are now empty,
-/// up to and including the `vsbox` base, so that nothing of vsbox stays
-/// when no context runs (parent contexts that still have processes or
-/// children refuse, which ends the walk).
+/// Walks up from a removed directory, removing parents that are now empty
+/// (contexts that were left to end with their last nested one; those that
+/// still have processes or children refuse, which ends the walk), up to
+/// but not including the `vsbox` base. The base stays once made, empty,
+/// as systemd's machine.slice does: making and removing a cgroup costs
+/// 70 µs here (benches/startup.sh), a fifth of what a launch spent beyond
+/// the floor when each made the base anew.
 fn remove_empty_parents(dir: &Path) {
     for parent in dir.ancestors().skip(1) {
-        if !parent.components().any(|c| c.as_os_str() == BASE) || fs::remove_dir(parent).is_err() {
-            break;
-        }
-        if parent.file_name().is_some_and(|n| n == BASE) {
+        if parent.file_name().is_none_or(|n| n == BASE)
+            || !parent.components().any(|c| c.as_os_str() == BASE)
+            || fs::remove_dir(parent).is_err()
+        {
             break;
         }
     }
@@ -559,7 +586,7 @@ pub fn controller_dir(layout: &Layout, dir: &Path, controller: &str) -> Result<O
         chain.reverse();
         for at in chain {
             let f = at.join("cgroup.subtree_control");
-            let enabled = fs::read_to_string(&f).is_ok_and(|s| s.split_whitespace().any(|c| c == controller));
+            let enabled = crate::sys::read_text(&f).is_ok_and(|s| s.split_whitespace().any(|c| c == controller));
             if !enabled {
                 fs::write(&f, format!("+{controller}")).ctx(|| format!("enable the {controller} controller in {}", at.display()))?;
             }

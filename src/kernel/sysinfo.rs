@@ -52,7 +52,7 @@ pub fn guest_view(
 /// The age in seconds of process `pid` (its start time, field 22 of
 /// /proc/PID/stat, against the host's uptime).
 fn age_of(pid: u32, host_uptime: i64) -> Option<i64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::sys::read_text(format!("/proc/{pid}/stat")).ok()?;
     let start: u64 = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()?;
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as u64;
     Some(host_uptime - (start / hz.max(1)) as i64)

@@ -105,7 +105,7 @@ pub fn ns_id(path: &str) -> Option<(u64, u64)> {
 /// into the caller. Otherwise EPERM, as the kernel would answer.
 pub fn answer_raw(listener: &OwnedFd, n: &sys::SeccompNotif, scope: &RawScope) {
     let own_ns = ns_id(&format!("/proc/{}/ns/user", n.pid)) == Some(scope.userns);
-    let held = std::fs::read_to_string(format!("/proc/{}/status", n.pid))
+    let held = crate::sys::read_text(format!("/proc/{}/status", n.pid))
         .ok()
         .and_then(|s| crate::kernel::caps::from_status(&s, "CapEff:"))
         .is_some_and(|eff| eff & crate::kernel::caps::bit(crate::kernel::caps::NET_RAW) != 0);
@@ -191,7 +191,7 @@ pub(crate) fn caller_memory(listener: &OwnedFd, n: &sys::SeccompNotif) -> std::r
 /// (net.unix.max_dgram_qlen: syslog's queue).
 pub fn new_namespace(host: &std::fs::File) -> Result<std::fs::File> {
     use nix::sched::{setns, unshare, CloneFlags};
-    let qlen = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen").ok();
+    let qlen = crate::sys::read_text("/proc/sys/net/unix/max_dgram_qlen").ok();
     unshare(CloneFlags::CLONE_NEWNET).ctx(|| "make a network namespace for the server's unix sockets")?;
     if let Some(q) = qlen {
         let _ = std::fs::write("/proc/sys/net/unix/max_dgram_qlen", q);

@@ -717,3 +717,25 @@ pub fn set_project_quota(fd: &impl AsRawFd, id: u32, q: &DqBlk) -> Result<(), Er
     let mut q = *q;
     quotactl_fd(fd, Q_SETQUOTA, id, (&mut q as *mut DqBlk).cast())
 }
+
+/// A small kernel-generated text file (/proc, cgroupfs) read whole: into a
+/// 4 KiB buffer from the start, where `fs::read_to_string`, finding a size
+/// of 0, probes with 32-byte reads and grows (mountinfo took eight reads,
+/// each making the kernel find its place in the mount list again), and
+/// without the fstat(2) for a size hint such files do not give.
+/// Errors: open(2)'s and read(2)'s; InvalidData for text that is not UTF-8.
+pub fn read_text(path: impl AsRef<Path>) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    // Read on the stack: a heap buffer of 4 KiB is an mmap and munmap.
+    let (mut chunk, mut buf) = ([0u8; 4096], Vec::new());
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}

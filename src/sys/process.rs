@@ -40,7 +40,7 @@ pub fn set_title(title: &str) {
 
 /// arg_start and arg_end of this process, from /proc/self/stat.
 fn arg_area() -> Option<(usize, usize)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let stat = crate::sys::read_text("/proc/self/stat").ok()?;
     let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
     // After the command come fields 3..; arg_start is field 48.
     let start = fields.nth(45)?.parse().ok()?;
@@ -160,12 +160,142 @@ pub fn set_nice(n: i32) -> Result<(), Errno> {
 }
 
 /// Runs `f` in the child of `cmd` between fork and exec.
-pub fn before_exec(cmd: &mut std::process::Command, f: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: vsbox is single-threaded where it spawns, so the forked child
-    // may allocate; the closures passed here only make system calls.
-    unsafe {
-        cmd.pre_exec(f);
+/// A command that a vsbox process inside a guest starts (its init's
+/// services, a joined command, a shell): fork, the caller's last steps in
+/// the child, execve along PATH as execvp(3) does. Not std's Command,
+/// whose fork path reports an exec failure through a unix socket pair: in
+/// a guest, the supervised filter has the supervisor make that pair, which
+/// took milliseconds a command. A close-on-exec pipe does it here.
+pub struct Spawn {
+    /// Paths to try, in order (PATH's directories, or the one given).
+    candidates: Vec<std::ffi::CString>,
+    argv: Vec<std::ffi::CString>,
+    envp: Vec<std::ffi::CString>,
+    /// Descriptors to become 0, 1 and 2 (None: kept).
+    stdio: [Option<RawFd>; 3],
+}
+
+impl Spawn {
+    /// `program` (looked up in PATH unless it holds a slash) with
+    /// `argv` (its first element is argv[0]) and exactly the environment
+    /// `env`, whose PATH the lookup uses (execvp's default without one).
+    /// Errors: EINVAL for a NUL byte in any of them.
+    pub fn new(program: &str, argv: &[String], env: &[(String, String)]) -> Result<Spawn, Errno> {
+        let path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map_or("/usr/local/bin:/bin:/usr/bin", |(_, v)| v.as_str());
+        let candidates = if program.contains('/') {
+            vec![cstr(program.as_bytes())?]
+        } else {
+            path.split(':')
+                .map(|d| cstr(format!("{}/{program}", if d.is_empty() { "." } else { d }).as_bytes()))
+                .collect::<Result<_, _>>()?
+        };
+        Ok(Spawn {
+            candidates,
+            argv: argv.iter().map(|a| cstr(a.as_bytes())).collect::<Result<_, _>>()?,
+            envp: env
+                .iter()
+                .map(|(k, v)| cstr(format!("{k}={v}").as_bytes()))
+                .collect::<Result<_, _>>()?,
+            stdio: [None; 3],
+        })
+    }
+
+    /// Descriptors the command gets as standard input, output and error.
+    pub fn stdio(mut self, fds: [Option<RawFd>; 3]) -> Spawn {
+        self.stdio = fds;
+        self
+    }
+
+    /// Starts it; `last` runs in the child just before execve (only
+    /// system calls there: the child of a fork). The command's pid, or
+    /// why it could not be started (`last`'s error, or execve's).
+    pub fn spawn(&self, last: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<Pid> {
+        use std::os::fd::AsRawFd;
+        let nul = |v: &[std::ffi::CString]| -> Vec<*const libc::c_char> {
+            v.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+        };
+        let (argv, envp) = (nul(&self.argv), nul(&self.envp));
+        // Standard descriptors first copied above 2, so no dup2 overwrites
+        // one still to be placed; closed here once the child has them.
+        let mut above = Vec::new();
+        for fd in self.stdio.iter().flatten() {
+            above.push(nix::fcntl::fcntl(*fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?);
+        }
+        let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let child = match fork()? {
+            Forked::Child => {
+                drop(report_r);
+                let mut placed = above.iter();
+                for (i, fd) in self.stdio.iter().enumerate() {
+                    if fd.is_some() {
+                        if let Some(&from) = placed.next() {
+                            // SAFETY: plain descriptors.
+                            unsafe { libc::dup2(from, i as RawFd) };
+                        }
+                    }
+                }
+                // A fresh program's signal state: Rust ignores SIGPIPE for
+                // itself; nothing blocked. (execve resets caught ones.)
+                // SAFETY: SIG_DFL is no function; an empty set.
+                unsafe {
+                    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                    let mut empty: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut empty);
+                    libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+                }
+                let err = match last() {
+                    Err(e) => e.raw_os_error().unwrap_or(libc::EINVAL),
+                    Ok(()) => {
+                        // execvp's search: past what is not there, and past
+                        // what may not be run unless nothing else is found.
+                        let (mut err, mut denied) = (libc::ENOENT, false);
+                        for c in &self.candidates {
+                            // SAFETY: NUL-terminated strings and arrays,
+                            // made before the fork.
+                            unsafe { libc::execve(c.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+                            err = Errno::last_raw();
+                            match err {
+                                libc::EACCES => denied = true,
+                                libc::ENOENT | libc::ENOTDIR => {}
+                                _ => break,
+                            }
+                        }
+                        if denied && matches!(err, libc::ENOENT | libc::ENOTDIR) {
+                            libc::EACCES
+                        } else {
+                            err
+                        }
+                    }
+                };
+                let bytes = err.to_ne_bytes();
+                // SAFETY: a 4-byte buffer; _exit skips the parent's
+                // destructors and atexit handlers.
+                unsafe {
+                    libc::write(report_w.as_raw_fd(), bytes.as_ptr().cast(), 4);
+                    libc::_exit(127)
+                }
+            }
+            Forked::Parent(child) => child,
+        };
+        drop(report_w);
+        for fd in above {
+            let _ = nix::unistd::close(fd);
+        }
+        let mut got = [0u8; 4];
+        let n = loop {
+            match nix::unistd::read(report_r.as_raw_fd(), &mut got) {
+                Err(Errno::EINTR) => continue,
+                r => break r.unwrap_or(0),
+            }
+        };
+        if n == 4 {
+            let _ = nix::sys::wait::waitpid(child, None);
+            return Err(std::io::Error::from_raw_os_error(i32::from_ne_bytes(got)));
+        }
+        Ok(child)
     }
 }
 
@@ -230,51 +360,210 @@ pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
-/// Drops this process's mappings of its own code: pages
-/// touched once (during set-up) stop counting as resident, and the few the
-/// process still runs fault back in from the page cache. The code's
-/// ranges are read once (/proc/self/maps), so calling it again is one
-/// madvise(2) a range.
+/// Gives back this process's resident pages of its own binary that are
+/// never written ([`own_readonly`]): code and read-only data that set-up
+/// or a wake-up mapped in fault back in from the file as needed.
 pub fn release_own_text() {
-    static TEXT: std::sync::OnceLock<Vec<(usize, usize)>> = std::sync::OnceLock::new();
-    for &(a, b) in TEXT.get_or_init(own_text) {
-        // SAFETY: the range is an executable, never-written private file
-        // mapping of this process (own_text); MADV_DONTNEED only drops its
-        // page-table entries, and the same code faults back in from the
-        // file.
+    for &(a, b) in own_readonly() {
+        // SAFETY: the range is a read-only private file mapping of this
+        // process's binary with no page of its own (own_readonly);
+        // MADV_DONTNEED only drops its page-table entries, and the same
+        // content faults back in from the file.
         unsafe {
             libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED);
         }
     }
 }
 
-/// The ranges of this process's executable mappings of its own binary.
-fn own_text() -> Vec<(usize, usize)> {
-    let mut text = Vec::new();
-    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
-        return text;
-    };
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return text;
-    };
-    let exe = exe.to_string_lossy().into_owned();
-    for line in maps.lines().filter(|l| l.ends_with(exe.as_str())) {
-        let mut f = line.split_whitespace();
-        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
-            continue;
-        };
-        // Only code: it is never written. Read-only data is not safe to
-        // drop, since RELRO pages were written by relocation before being
-        // made read-only, and would fault back in unrelocated.
-        if !perms.contains('x') || perms.contains('w') {
+/// poll(2) on `fds` with no timeout; with `release`, after
+/// [`release_own_text`], the code range that does both given back by the
+/// last system call before the poll: a wake-up's code, mapped in 64 KiB at
+/// a time (the kernel's fault-around) wherever it ran, is not kept while
+/// asleep, but for the one window the poll call itself faults back in.
+/// The number of ready descriptors, or poll's error (EINTR for a signal).
+pub fn poll_released(fds: &mut [libc::pollfd], release: bool) -> Result<i32, Errno> {
+    let here = poll_released as *const () as usize;
+    let mut code = None;
+    for &(a, b) in own_readonly().iter().filter(|_| release) {
+        if (a..b).contains(&here) {
+            code = Some((a, b));
             continue;
         }
-        let Some((a, b)) = range.split_once('-') else { continue };
-        if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
-            text.push((a, b));
+        // SAFETY: as in release_own_text.
+        unsafe {
+            libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED);
         }
     }
-    text
+    let ret: isize;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: two system calls back to back, madvise of a read-only
+    // mapping of the binary (as in release_own_text: the next instruction
+    // just faults back in) and poll of `fds`, which the caller owns; the
+    // registers the kernel clobbers (rcx, r11) are declared, and r8/r9
+    // carry poll's arguments past the first call.
+    unsafe {
+        let (start, len) = code.map_or((0, 0), |(a, b)| (a, b - a));
+        std::arch::asm!(
+            "syscall",
+            "mov eax, {poll}",
+            "mov rdi, r8",
+            "mov rsi, r9",
+            "mov rdx, -1",
+            "syscall",
+            poll = const libc::SYS_poll,
+            in("r8") fds.as_mut_ptr(),
+            in("r9") fds.len(),
+            inout("rax") if len > 0 { libc::SYS_madvise } else { libc::SYS_getpid } => ret,
+            inout("rdi") start => _,
+            inout("rsi") len => _,
+            inout("rdx") libc::MADV_DONTNEED as usize => _,
+            out("rcx") _,
+            out("r11") _,
+            options(nostack),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        if let Some((a, b)) = code {
+            // SAFETY: as in release_own_text.
+            unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+        }
+        // SAFETY: `fds` is the caller's slice of pollfd.
+        ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } as isize;
+    }
+    if ret < 0 {
+        Err(Errno::from_raw(-ret as i32))
+    } else {
+        Ok(ret as i32)
+    }
+}
+
+/// The ranges of this process's mappings of its own binary that are not
+/// writable and hold no page of its own (smaps' `Anonymous: 0 kB`): code
+/// and read-only data, read once. A relocated read-only range (RELRO, in
+/// a position-independent build) holds written pages, which dropping
+/// would replace with the file's unrelocated ones: it is left alone.
+fn own_readonly() -> &'static [(usize, usize)] {
+    static RANGES: std::sync::OnceLock<Vec<(usize, usize)>> = std::sync::OnceLock::new();
+    RANGES.get_or_init(|| {
+        let mut out = Vec::new();
+        let (Ok(exe), Ok(smaps)) = (std::fs::read_link("/proc/self/exe"), crate::sys::read_text("/proc/self/smaps")) else {
+            return out;
+        };
+        let exe = exe.to_string_lossy().into_owned();
+        let mut current: Option<(usize, usize)> = None;
+        for line in smaps.lines() {
+            let mut f = line.split_whitespace();
+            let first = f.next().unwrap_or("");
+            if let Some((a, b)) = first.split_once('-').filter(|_| line.ends_with(exe.as_str())) {
+                let perms = f.next().unwrap_or("");
+                current = match (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                    (Ok(a), Ok(b)) if !perms.contains('w') => Some((a, b)),
+                    _ => None,
+                };
+            } else if first.contains('-') && !first.ends_with(':') {
+                current = None; // another mapping
+            } else if first == "Anonymous:" {
+                if let Some(r) = current.take() {
+                    if f.next() == Some("0") {
+                        out.push(r);
+                    }
+                }
+            }
+        }
+        out
+    })
+}
+
+/// The fresh stack [`run_on_fresh_stack`] made (its low and high ends),
+/// which [`release_unused_stack`] then trims instead of `[stack]`.
+static FRESH_STACK: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+
+/// Runs `f` on a fresh stack, for good: for a process that, set up, only
+/// waits (a guest's init). Set-up ran deep on the process's own stack;
+/// the frames it left there (11 KiB of a guest's init at rest) would stay
+/// resident below the waiting one. Those pages are given back, all but
+/// the start-up area at the top (argv, environ, auxv, from what
+/// /proc/self/stat calls startstack up), which the C library and the
+/// process title still use. The new stack is a private mapping of 1 MiB
+/// with a guard page below it, of which only touched pages cost memory.
+/// Falls back to calling `f` where it cannot (another architecture, no
+/// memory for the mapping).
+pub fn run_on_fresh_stack(f: Box<dyn FnOnce() -> std::convert::Infallible>) -> ! {
+    const SIZE: usize = 1 << 20;
+    const GUARD: usize = 4096;
+    // SAFETY: a new private anonymous mapping, nothing else's.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            SIZE + GUARD,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    // SAFETY: the guard page is the first page of the mapping just made.
+    if base == libc::MAP_FAILED || unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0 {
+        match f() {}
+    }
+    let (low, high) = (base as usize + GUARD, base as usize + GUARD + SIZE);
+    let _ = FRESH_STACK.set((low, high));
+    let arg = Box::into_raw(Box::new(f));
+    extern "C" fn on_fresh(arg: *mut libc::c_void) -> ! {
+        // SAFETY: `arg` is the Box::into_raw above, taken back once.
+        let f = unsafe { Box::from_raw(arg.cast::<Box<dyn FnOnce() -> std::convert::Infallible>>()) };
+        release_startup_frames();
+        match f() {}
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `high` is the 16-byte aligned top of a writable mapping of
+    // 1 MiB that nothing else uses; `on_fresh` never returns, so nothing
+    // of the old stack is needed again but what is above startstack
+    // (kept). `call` leaves the alignment the ABI requires at entry.
+    unsafe {
+        std::arch::asm!("mov rsp, {top}", "xor ebp, ebp", "call {f}", top = in(reg) high, f = sym on_fresh, in("rdi") arg, options(noreturn));
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: as for x86_64; sp 16-byte aligned, the argument in x0.
+    unsafe {
+        std::arch::asm!("mov sp, {top}", "mov x29, xzr", "bl {f}", top = in(reg) high, f = sym on_fresh, in("x0") arg, options(noreturn));
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    on_fresh(arg.cast())
+}
+
+/// On the fresh stack: gives back the process's own stack below its
+/// start-up area.
+fn release_startup_frames() {
+    let Some((low, _)) = own_stack() else { return };
+    // startstack: field 28 of /proc/self/stat (after the command's ")").
+    let Ok(stat) = crate::sys::read_text("/proc/self/stat") else {
+        return;
+    };
+    let Some(start) = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(25)?.parse::<usize>().ok())
+    else {
+        return;
+    };
+    let top = start & !4095;
+    if low < top {
+        // SAFETY: [low, top) is this process's own stack below the
+        // start-up area; this code runs on another stack, and no frame
+        // there runs again. The pages fault back in zeroed.
+        unsafe {
+            libc::madvise(low as *mut libc::c_void, top - low, libc::MADV_DONTNEED);
+        }
+    }
+}
+
+/// The `[stack]` mapping's low and high ends.
+fn own_stack() -> Option<(usize, usize)> {
+    let maps = crate::sys::read_text("/proc/self/maps").ok()?;
+    let range = maps.lines().find(|l| l.ends_with("[stack]"))?.split_whitespace().next()?;
+    let (low, high) = range.split_once('-')?;
+    Some((usize::from_str_radix(low, 16).ok()?, usize::from_str_radix(high, 16).ok()?))
 }
 
 /// Gives back the pages of this (single-threaded) process's stack below
@@ -285,18 +574,17 @@ fn own_text() -> Vec<(usize, usize)> {
 /// fault back in as zeroes.
 #[inline(never)]
 pub fn release_unused_stack() {
-    const MARGIN: usize = 4096;
+    // The madvise(2) call's own frame and the red zone below it (128
+    // bytes on x86_64) lie within; a signal frame pushed lower later just
+    // faults a page in again.
+    const MARGIN: usize = 1024;
     // The stack's bounds, read once (/proc/self/maps): set-up has grown it
     // as deep as it goes by the first call.
+    // Or the fresh one this process runs on.
     static STACK: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
     let here = 0u8;
     let sp = std::ptr::addr_of!(here) as usize;
-    let Some((low, high)) = *STACK.get_or_init(|| {
-        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-        let range = maps.lines().find(|l| l.ends_with("[stack]"))?.split_whitespace().next()?;
-        let (low, high) = range.split_once('-')?;
-        Some((usize::from_str_radix(low, 16).ok()?, usize::from_str_radix(high, 16).ok()?))
-    }) else {
+    let Some((low, high)) = FRESH_STACK.get().copied().or_else(|| *STACK.get_or_init(own_stack)) else {
         return;
     };
     let page = 4096;

@@ -14,37 +14,6 @@ pub fn set_handler(sig: nix::sys::signal::Signal, handler: extern "C" fn(libc::c
     unsafe { sigaction(sig, &act) }.map(drop)
 }
 
-extern "C" fn swallow(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    // A real fault (si_code > 0 for SIGSEGV, SIGBUS, SIGFPE, SIGILL,
-    // SIGTRAP, SIGSYS) is not swallowed: the default action comes back,
-    // and the faulting instruction, run again, ends the process.
-    // SAFETY: the kernel hands an SA_SIGINFO handler a valid siginfo_t;
-    // signal(2) is async-signal-safe.
-    unsafe {
-        let fault = [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP, libc::SIGSYS].contains(&sig);
-        if fault && !info.is_null() && (*info).si_code > 0 {
-            libc::signal(sig, libc::SIG_DFL);
-        }
-    }
-}
-
-/// Catches signal number `signo` (real-time ones included) with a handler
-/// that drops it (a real fault excepted): unlike blocking or ignoring it,
-/// this is not passed on to programs this process executes (execve resets
-/// caught signals to their default, and keeps the mask and ignored ones).
-pub fn swallow_signal(signo: libc::c_int) -> Result<(), Errno> {
-    // SAFETY: a zeroed sigaction with `swallow`, an empty mask, SA_SIGINFO
-    // and SA_RESTART; the kernel copies it.
-    let r = unsafe {
-        let mut act: libc::sigaction = std::mem::zeroed();
-        act.sa_sigaction = swallow as *const () as usize;
-        act.sa_flags = libc::SA_RESTART | libc::SA_SIGINFO;
-        libc::sigemptyset(&mut act.sa_mask);
-        libc::sigaction(signo, &act, std::ptr::null_mut())
-    };
-    check(r as libc::c_long).map(drop)
-}
-
 /// The process that [`forward_signals`] passes signals on to (0: none),
 /// and whether it passes on only those sent from outside the caller's
 /// PID namespace.
