@@ -50,13 +50,27 @@ init=$(init_of bench1)
 # The guest's own user namespace, when it has one, is joined by both.
 userns=
 [ "$(readlink /proc/"$init"/ns/user)" = "$(readlink /proc/self/ns/user)" ] || userns=-U
+# The join floor (benches/floor.c -j): the same namespaces joined, uid 0
+# there, exec; and with what vsbox must add: the context's cgroup joined
+# at clone time, a filter of vsbox's length, a relay process.
+FLOOR=$work/floor
+cc -O2 -static -o "$FLOOR" benches/floor.c
+xid=$("$VSBOX" vserver bench1 status | sed -n 's/^context: //p')
+CG2=$(awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' /proc/self/mountinfo | head -n1)
+cgdir=$(find "$CG2/vsbox" -maxdepth 3 -type d -name "$xid" | head -n1)
+FILTER=$(strace -f -e trace=seccomp "$VSBOX" vserver bench1 exec true 2>&1 | grep -o 'len=[0-9]*' | head -n1 | cut -d= -f2)
+FILTER=${FILTER:-201}
 loop() { local s e; s=$(ms); for ((i = 0; i < N; i++)); do "$@" >/dev/null; done; e=$(ms); echo $(((e - s) / N)); }
 for r in 1 2 3; do
 	a=$(loop "$VSBOX" vserver bench1 exec true)
 	b=$(loop nsenter -t "$init" $userns -p -m -u -i -C -r -w true)
-	A=$((${A:-0} + a)); B=$((${B:-0} + b))
+	c=$(loop "$FLOOR" -j "$init")
+	d=$(loop "$FLOOR" -j "$init" -c "$cgdir" -s "$FILTER" -i)
+	A=$((${A:-0} + a)); B=$((${B:-0} + b)); C=$((${C:-0} + c)); D=$((${D:-0} + d))
 done
 printf 'vserver exec true: %.3f ms   nsenter: %.3f ms   ratio %.2f×\n' "$(echo "$A/3/1000000" | bc -l)" "$(echo "$B/3/1000000" | bc -l)" "$(echo "$A/$B" | bc -l)"
+printf 'join floor: %.3f ms (%.2f× nsenter); +cgroup, filter of %s, relay: %.3f ms (%.2f× nsenter); vserver exec %.2f× that\n' \
+	"$(echo "$C/3/1000000" | bc -l)" "$(echo "$C/$B" | bc -l)" "$FILTER" "$(echo "$D/3/1000000" | bc -l)" "$(echo "$D/$B" | bc -l)" "$(echo "$A/$D" | bc -l)"
 
 # Unix sockets made in a running guest (each by its supervisor, in the
 # guest's own namespace of abstract names) vs on the host.
@@ -82,3 +96,13 @@ watcher=$(cat "$VSBOX_RUNDIR/vsbox-watch.pid")
 w=$(pss "$watcher")
 printf 'with 20 guests: guest init PSS %d KiB each (average); vsbox-watch PSS %d KiB for all (%.1f KiB a guest); host processes per guest: %s\n' \
 	"$((total / 20))" "$w" "$(echo "$w/20" | bc -l)" "$(echo "$(pgrep -xc vsbox-watch)/20" | bc -l)"
+# The same after a reboot of half of them (each restarted from a clean-up
+# process the watcher forked).
+for ((i = 1; i <= 10; i++)); do "$VSBOX" vserver bench$i exec /sbin/vreboot >/dev/null 2>&1 || true; done
+for ((i = 1; i <= 10; i++)); do
+	for ((t = 0; t < 100; t++)); do [ -n "$(init_of bench$i)" ] && "$VSBOX" vserver bench$i running >/dev/null 2>&1 && break; sleep 0.05; done
+done
+sleep 0.5
+total=0
+for ((i = 1; i <= 20; i++)); do total=$((total + $(pss "$(init_of bench$i)"))); done
+printf 'after 10 of them rebooted: guest init PSS %d KiB each (average)\n' "$((total / 20))"

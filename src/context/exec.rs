@@ -164,8 +164,8 @@ fn client_gone(fd: std::os::fd::RawFd) -> bool {
     nix::poll::poll(&mut p, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
 }
 
-/// For a child that a vsbox process inside the context spawns (from
-/// `before_exec`, after any change of user): it dies with that process,
+/// For a child that a vsbox process inside the context spawns (in
+/// sys::Spawn's last steps, after any change of user): it dies with that process,
 /// `parent`, and at once if `parent` has ended already.
 pub fn tie_to_parent(parent: nix::unistd::Pid) -> std::io::Result<()> {
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;

@@ -24,17 +24,18 @@ const FORWARDED: [Signal; 4] = [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR1
 /// child), and every other signal whose default would end or stop the
 /// relay — sent from inside (a command's `kill -ALRM $PPID`), it would
 /// orphan the command — is blocked, for good: one sigprocmask(2), not a
-/// handler each. The command does not inherit that mask: sys::Spawn
-/// empties it in the child (a shell whose SIGCHLD is blocked would wait
-/// for its jobs for ever). A real fault still ends the relay (the kernel
-/// unblocks a synchronous SIGSEGV, force_sig_info_to_task).
+/// handler each, and every one of them, the C library's real-time ones
+/// too (32–34, whose default also ends a process). [`relay`] reads and
+/// drops what arrives, so that queued real-time signals do not pile up
+/// against the sender's RLIMIT_SIGPENDING. The command does not inherit
+/// that mask: sys::Spawn empties it in the child (a shell whose SIGCHLD
+/// is blocked would wait for its jobs for ever). A real fault still ends
+/// the relay (the kernel unblocks a synchronous SIGSEGV,
+/// force_sig_info_to_task).
 pub fn relay_signals(outside_only: bool) {
     let _ = sys::forward_signals(Pid::from_raw(0), &FORWARDED, outside_only);
-    let mut blocked = nix::sys::signal::SigSet::all();
-    for s in FORWARDED {
-        blocked.remove(s);
-    }
-    let _ = blocked.thread_set_mask();
+    let forwarded = FORWARDED.iter().fold(0, |m, &s| m | sys::mask_bit(s as i32));
+    let _ = sys::set_mask_raw(!forwarded);
 }
 
 /// For PID 1 of a new PID namespace, before it spawns the command: only
@@ -43,10 +44,19 @@ pub fn relay_signals(outside_only: bool) {
 /// kernel drops every signal sent to a PID namespace's init whose
 /// disposition is the default, from inside and, SIGKILL and SIGSTOP
 /// excepted, from outside too (SIGNAL_UNKILLABLE; sig_task_ignored in
-/// kernel/signal.c). So posix_spawn has four handlers to reset in the
-/// child, not sixty.
+/// kernel/signal.c). So the child that starts the command (std's
+/// posix_spawn for chcontext's init) has four handlers to reset, not
+/// sixty.
 pub fn init_signals() {
     let _ = sys::forward_signals(Pid::from_raw(0), &FORWARDED, true);
+    // The Rust runtime's SIGSEGV and SIGBUS handlers (its stack-overflow
+    // report, on a small alternate stack) are not the default either: a
+    // guest's `kill -SEGV 1` would reach them, and with the forwarding
+    // handlers stacked on top overflow that stack. Back to the default,
+    // which the kernel drops when sent; a real fault still ends PID 1.
+    for sig in [Signal::SIGSEGV, Signal::SIGBUS] {
+        let _ = sys::set_ignored(sig, false);
+    }
     let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
 }
 
@@ -146,14 +156,12 @@ fn spawn_in_guest(command: &[String], quiet: bool) -> Option<Pid> {
 /// scripts' `init u` then returns at once, and no service is started.
 pub fn relay(child: Pid, client: Option<std::os::fd::OwnedFd>, initctl: Option<std::os::fd::OwnedFd>) -> i32 {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use nix::sys::signal::SigSet;
-    use nix::sys::signalfd::{SfdFlags, SignalFd};
     use std::os::fd::AsFd;
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGCHLD);
-    let _ = set.thread_block();
-    let Ok(signals) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) else {
-        return reap_until(child);
+    // SIGCHLD, and whatever else relay_signals blocked: read and dropped.
+    let mask = sys::mask_raw().unwrap_or(0) | sys::mask_bit(libc::SIGCHLD);
+    let signals = match sys::set_mask_raw(mask).and_then(|()| sys::signalfd_raw(mask)) {
+        Ok(fd) => fd,
+        Err(_) => return reap_until(child),
     };
     loop {
         // First of all: the child may have ended before SIGCHLD was
@@ -181,7 +189,9 @@ pub fn relay(child: Pid, client: Option<std::os::fd::OwnedFd>, initctl: Option<s
             crate::context::initctl::drain(ctl);
             continue;
         }
-        let _ = signals.read_signal();
+        // Drained: a reaped child was found above, the rest is dropped.
+        let mut drained = [0u8; 16 * 128];
+        while nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&signals), &mut drained).is_ok_and(|n| n > 0) {}
     }
 }
 

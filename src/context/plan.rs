@@ -99,7 +99,7 @@ pub struct Plan<'a> {
     pub limits: &'a [limits::Limit],
     pub nice: Option<i32>,
     /// A connection to the guest's supervisor (guest/supervisor.rs), which
-    /// gets the listener of the supervised filter (step 9).
+    /// gets the listener of the filter with the supervised calls (step 11).
     pub supervisor: Option<OwnedFd>,
     /// With a supervisor: it answers reboot(2) too.
     pub supervised_reboot: bool,
@@ -234,7 +234,10 @@ impl Plan<'_> {
 ///   move itself out of its cgroup (the cgroup namespace alone stops that
 ///   only on `nsdelegate` mounts);
 /// - the seccomp filter (see seccomp.rs: file handles, terminals, and the
-///   lock's and the spectator's refusals);
+///   lock's and the spectator's refusals) — with `supervised`, the same
+///   filter also hands the supervised calls (unix sockets, sysinfo, and
+///   reboot when asked) to its listener, which goes over the connection
+///   to the guest's supervisor at once;
 /// - the capability ceiling: what `req` leaves of this process's own
 ///   ceiling within `within` (a joined context's ceiling, or all).
 fn restrict(

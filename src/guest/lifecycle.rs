@@ -493,8 +493,19 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
 
 /// `vserver NAME start`.
 pub fn start(applet: &str, g: &Guest) -> Result<()> {
+    // A reboot's start, run by the server's clean-up (see after_end),
+    // which holds the server's lock: in the same context again.
+    if let Some(xid) = std::env::var(START_AGAIN).ok().and_then(|v| v.parse().ok()) {
+        let _lock = g.lock_unless_held()?;
+        return start_locked(applet, g, Some(xid));
+    }
     start_as(applet, g, None)
 }
+
+/// The context id a reboot's `vserver NAME start` takes again; set by the
+/// clean-up that runs it (with the server's lock held: crate::guest's
+/// LOCK_HELD).
+const START_AGAIN: &str = "VSBOX_START_AGAIN";
 
 /// `vserver NAME restart`: stop (when running) and start again, in the
 /// same context when its id is dynamic and still free.
@@ -675,9 +686,32 @@ pub(crate) fn after_end(g: &Guest, dir: &Path, ino: u64, xid: u32, reboot: bool)
     if !reboot {
         return log(Level::Notice, tag, &format!("server {} has stopped; cleaned up", g.name));
     }
-    match start_locked("vserver", g, Some(xid)) {
-        Ok(()) => log(Level::Notice, tag, &format!("server {} restarted", g.name)),
-        Err(e) => log(Level::Err, tag, &format!("server {} stopped to restart, but: {e}", g.name)),
+    // `vserver NAME start` in a fresh process image, not from this one:
+    // the server's new init is forked from the start, and this process,
+    // forked from vsbox-watch, carries the watcher's heap, which the init
+    // would keep (a rebooted server's init was three times the size of a
+    // started one's).
+    use std::os::unix::process::CommandExt;
+    let started = std::process::Command::new("/proc/self/exe")
+        .arg0("vserver")
+        .args([g.name.as_str(), "start"])
+        .env(crate::guest::LOCK_HELD, &g.name)
+        .env(START_AGAIN, xid.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .output();
+    match started {
+        Ok(o) if o.status.success() => log(Level::Notice, tag, &format!("server {} restarted", g.name)),
+        Ok(o) => {
+            let why = String::from_utf8_lossy(&o.stderr);
+            let why = why.lines().last().unwrap_or("it failed");
+            log(Level::Err, tag, &format!("server {} stopped to restart, but: {why}", g.name));
+        }
+        Err(e) => log(
+            Level::Err,
+            tag,
+            &format!("server {} stopped to restart, but: run vserver: {e}", g.name),
+        ),
     }
 }
 

@@ -339,8 +339,8 @@ pub fn create(dir: &Path) -> Result<bool> {
         match fs::create_dir(dir) {
             Ok(()) => return Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-            // The `vsbox` base goes with the last context, which another
-            // vsbox may just have ended: make it again.
+            // The `vsbox` base stays once made, but may not be there yet,
+            // or an older vsbox (or the admin) removed it: make it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 10 => {
                 match dir.parent().filter(|p| p.file_name().is_some_and(|n| n == BASE)) {
                     Some(base) => {
@@ -454,21 +454,9 @@ pub fn record_owner(dir: &Path) -> Result<()> {
     crate::sys::setxattr(dir, XATTR_OWNER, value.as_bytes()).ctx(|| format!("record the owner of {}", dir.display()))
 }
 
-/// The inode of this process's PID namespace, read once per process: a
-/// child forked into a new one has another pid, and reads its own
-/// (setns(2) changes only the children's namespace).
 fn own_pid_ns() -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-    // pid << 32 | 1 once read (0: not yet), and the inode (0: unknown).
-    static FOR: AtomicU64 = AtomicU64::new(0);
-    static INO: AtomicU64 = AtomicU64::new(0);
-    let me = (u64::from(std::process::id()) << 32) | 1;
-    if FOR.load(Relaxed) != me {
-        INO.store(fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino()), Relaxed);
-        FOR.store(me, Relaxed);
-    }
-    Some(INO.load(Relaxed)).filter(|&i| i != 0)
+    fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
 }
 
 /// The owner of `dir` as far as this process can tell it is alive:
@@ -533,6 +521,8 @@ pub fn sweep(layout: &Layout, dir: &Path) -> Vec<PathBuf> {
                 }
             }
             if fs::remove_dir(&sub).is_ok() {
+                // With what remove_below took from under it.
+                left.retain(|d: &PathBuf| !d.starts_with(&sub));
                 continue;
             }
         }

@@ -159,10 +159,11 @@ pub fn set_nice(n: i32) -> Result<(), Errno> {
     check(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) } as libc::c_long).map(drop)
 }
 
-/// Runs `f` in the child of `cmd` between fork and exec.
 /// A command that a vsbox process inside a guest starts (its init's
 /// services, a joined command, a shell): fork, the caller's last steps in
-/// the child, execve along PATH as execvp(3) does. Not std's Command,
+/// the child, execve along PATH as musl's execvp(3) does (the default
+/// PATH without one; past ENOENT, ENOTDIR and, unless nothing else is
+/// found, EACCES; no retry through /bin/sh). Not std's Command,
 /// whose fork path reports an exec failure through a unix socket pair: in
 /// a guest, the supervised filter has the supervisor make that pair, which
 /// took milliseconds a command. A close-on-exec pipe does it here.
@@ -185,7 +186,9 @@ impl Spawn {
             .iter()
             .find(|(k, _)| k == "PATH")
             .map_or("/usr/local/bin:/bin:/usr/bin", |(_, v)| v.as_str());
-        let candidates = if program.contains('/') {
+        let candidates = if program.is_empty() {
+            Vec::new() // execvp's ENOENT (the child's search finds nothing)
+        } else if program.contains('/') {
             vec![cstr(program.as_bytes())?]
         } else {
             path.split(':')
@@ -220,9 +223,9 @@ impl Spawn {
         let (argv, envp) = (nul(&self.argv), nul(&self.envp));
         // Standard descriptors first copied above 2, so no dup2 overwrites
         // one still to be placed; closed here once the child has them.
-        let mut above = Vec::new();
+        let mut above: Vec<OwnedFd> = Vec::new();
         for fd in self.stdio.iter().flatten() {
-            above.push(nix::fcntl::fcntl(*fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?);
+            above.push(adopt_fd(nix::fcntl::fcntl(*fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?));
         }
         let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let child = match fork()? {
@@ -231,9 +234,9 @@ impl Spawn {
                 let mut placed = above.iter();
                 for (i, fd) in self.stdio.iter().enumerate() {
                     if fd.is_some() {
-                        if let Some(&from) = placed.next() {
+                        if let Some(from) = placed.next() {
                             // SAFETY: plain descriptors.
-                            unsafe { libc::dup2(from, i as RawFd) };
+                            unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(from), i as RawFd) };
                         }
                     }
                 }
@@ -281,9 +284,7 @@ impl Spawn {
             Forked::Parent(child) => child,
         };
         drop(report_w);
-        for fd in above {
-            let _ = nix::unistd::close(fd);
-        }
+        drop(above);
         let mut got = [0u8; 4];
         let n = loop {
             match nix::unistd::read(report_r.as_raw_fd(), &mut got) {
@@ -384,7 +385,8 @@ pub fn release_own_text() {
 pub fn poll_released(fds: &mut [libc::pollfd], release: bool) -> Result<i32, Errno> {
     let here = poll_released as *const () as usize;
     let mut code = None;
-    for &(a, b) in own_readonly().iter().filter(|_| release) {
+    let ranges: &[(usize, usize)] = if release { own_readonly() } else { &[] };
+    for &(a, b) in ranges {
         if (a..b).contains(&here) {
             code = Some((a, b));
             continue;
@@ -429,7 +431,8 @@ pub fn poll_released(fds: &mut [libc::pollfd], release: bool) -> Result<i32, Err
             unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
         }
         // SAFETY: `fds` is the caller's slice of pollfd.
-        ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } as isize;
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        ret = if n < 0 { -(Errno::last_raw() as isize) } else { n as isize };
     }
     if ret < 0 {
         Err(Errno::from_raw(-ret as i32))
@@ -439,10 +442,11 @@ pub fn poll_released(fds: &mut [libc::pollfd], release: bool) -> Result<i32, Err
 }
 
 /// The ranges of this process's mappings of its own binary that are not
-/// writable and hold no page of its own (smaps' `Anonymous: 0 kB`): code
-/// and read-only data, read once. A relocated read-only range (RELRO, in
-/// a position-independent build) holds written pages, which dropping
-/// would replace with the file's unrelocated ones: it is left alone.
+/// writable and hold no page of its own, resident or swapped out (smaps'
+/// `Anonymous:` and `Swap:` both 0 kB): code and read-only data, read
+/// once. A relocated read-only range (RELRO, in a position-independent
+/// build) holds written pages, which dropping would replace with the
+/// file's unrelocated ones: it is left alone.
 fn own_readonly() -> &'static [(usize, usize)] {
     static RANGES: std::sync::OnceLock<Vec<(usize, usize)>> = std::sync::OnceLock::new();
     RANGES.get_or_init(|| {
@@ -451,26 +455,28 @@ fn own_readonly() -> &'static [(usize, usize)] {
             return out;
         };
         let exe = exe.to_string_lossy().into_owned();
+        // The mapping being read, and whether it is still a candidate
+        // (read-only, of the binary, no page of its own so far).
         let mut current: Option<(usize, usize)> = None;
+        let mut finish = |current: &mut Option<(usize, usize)>| out.extend(current.take());
         for line in smaps.lines() {
             let mut f = line.split_whitespace();
             let first = f.next().unwrap_or("");
-            if let Some((a, b)) = first.split_once('-').filter(|_| line.ends_with(exe.as_str())) {
+            if !first.ends_with(':') && first.contains('-') {
+                finish(&mut current); // a new mapping's header
                 let perms = f.next().unwrap_or("");
-                current = match (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
-                    (Ok(a), Ok(b)) if !perms.contains('w') => Some((a, b)),
+                current = match first.split_once('-').filter(|_| line.ends_with(exe.as_str())) {
+                    Some((a, b)) if !perms.contains('w') => match (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                        (Ok(a), Ok(b)) => Some((a, b)),
+                        _ => None,
+                    },
                     _ => None,
                 };
-            } else if first.contains('-') && !first.ends_with(':') {
-                current = None; // another mapping
-            } else if first == "Anonymous:" {
-                if let Some(r) = current.take() {
-                    if f.next() == Some("0") {
-                        out.push(r);
-                    }
-                }
+            } else if (first == "Anonymous:" || first == "Swap:") && f.next() != Some("0") {
+                current = None;
             }
         }
+        finish(&mut current);
         out
     })
 }
@@ -504,7 +510,14 @@ pub fn run_on_fresh_stack(f: Box<dyn FnOnce() -> std::convert::Infallible>) -> !
         )
     };
     // SAFETY: the guard page is the first page of the mapping just made.
-    if base == libc::MAP_FAILED || unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0 {
+    if base == libc::MAP_FAILED
+        || unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0
+        || !cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
+    {
+        if base != libc::MAP_FAILED {
+            // SAFETY: the mapping just made, which nothing uses.
+            unsafe { libc::munmap(base, SIZE + GUARD) };
+        }
         match f() {}
     }
     let (low, high) = (base as usize + GUARD, base as usize + GUARD + SIZE);
@@ -530,7 +543,7 @@ pub fn run_on_fresh_stack(f: Box<dyn FnOnce() -> std::convert::Infallible>) -> !
         std::arch::asm!("mov sp, {top}", "mov x29, xzr", "bl {f}", top = in(reg) high, f = sym on_fresh, in("x0") arg, options(noreturn));
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    on_fresh(arg.cast())
+    unreachable!("no stack switch on this architecture: f ran above")
 }
 
 /// On the fresh stack: gives back the process's own stack below its

@@ -152,3 +152,58 @@ pub fn set_ignored(sig: nix::sys::signal::Signal, ignore: bool) -> Result<(), Er
     // SAFETY: SIG_IGN and SIG_DFL are not functions; nothing can be unsound.
     unsafe { signal(sig, h) }.map(drop)
 }
+
+/// Sets the calling thread's blocked signals to `mask`, a bit per signal
+/// (bit N-1 for signal N), as the kernel takes it: the real-time signals
+/// the C library keeps for itself (32–34 with musl) included, which
+/// sigprocmask(3) and sigfillset(3) leave out.
+pub fn set_mask_raw(mask: u64) -> Result<(), Errno> {
+    // SAFETY: an 8-byte mask, the kernel's sigset size; no old mask asked.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &mask as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    })
+    .map(drop)
+}
+
+/// The calling thread's blocked signals, as [`set_mask_raw`] takes them.
+pub fn mask_raw() -> Result<u64, Errno> {
+    let mut old = 0u64;
+    // SAFETY: no new mask; the kernel writes 8 bytes into `old`.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_BLOCK,
+            std::ptr::null::<u64>(),
+            &mut old as *mut u64,
+            8usize,
+        )
+    })?;
+    Ok(old)
+}
+
+/// A non-blocking, close-on-exec signalfd(2) for the signals of `mask`
+/// (as [`set_mask_raw`] takes them), which the caller has blocked.
+pub fn signalfd_raw(mask: u64) -> Result<std::os::fd::OwnedFd, Errno> {
+    // SAFETY: a new descriptor (-1) for an 8-byte mask; flags only.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_signalfd4,
+            -1,
+            &mask as *const u64,
+            8usize,
+            libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
+        )
+    })?;
+    Ok(super::adopt_fd(fd as std::os::fd::RawFd))
+}
+
+/// The bit of signal `sig` in a raw mask.
+pub fn mask_bit(sig: libc::c_int) -> u64 {
+    1u64 << (sig - 1)
+}
