@@ -80,7 +80,12 @@ fn pid_1_of_a_stopped_guests_exec_passes_on_no_signal_from_inside() {
     // Together, as a guest's root would try to crash it: the runtime's
     // SIGSEGV handler runs on a small alternate stack, which the others'
     // frames stacked on top of it overflowed.
-    let out = g.run(&["exec", "sh", "-c", "kill -SEGV 1; kill -USR1 1; kill -HUP 1; kill -BUS 1; sleep 0.3; echo after"]);
+    let out = g.run(&[
+        "exec",
+        "sh",
+        "-c",
+        "kill -SEGV 1; kill -USR1 1; kill -HUP 1; kill -BUS 1; sleep 0.3; echo after",
+    ]);
     assert_eq!((out.code, out.line()), (0, "after"), "{out:?}");
     // It names itself as a running guest's init does.
     let out = g.run(&["exec", "cat", "/proc/1/cmdline"]);
