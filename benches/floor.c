@@ -68,6 +68,26 @@ static void install_filter(int filter_len)
 		_exit(125);
 }
 
+/* In the new process: the filter if asked, then /bin/true — under an
+ * init (or relay) that forks it and waits, when asked. */
+static void run_true(int filter_len, int init)
+{
+	if (filter_len > 0)
+		install_filter(filter_len);
+	if (init) {
+		pid_t cmd = fork();
+		if (cmd < 0)
+			_exit(125);
+		if (cmd == 0) {
+			execl("/bin/true", "true", (char *)NULL);
+			_exit(127);
+		}
+		_exit(status_of(cmd));
+	}
+	execl("/bin/true", "true", (char *)NULL);
+	_exit(127);
+}
+
 static int open_ns(const char *pid, const char *ns)
 {
 	char path[64];
@@ -107,20 +127,7 @@ static int join(const char *target, const char *cgroup, int filter_len, int rela
 				_exit(125);
 		if (userns >= 0 && (setns(userns, CLONE_NEWUSER) || setgroups(0, NULL) || setresgid(0, 0, 0) || setresuid(0, 0, 0)))
 			_exit(125);
-		if (filter_len > 0)
-			install_filter(filter_len);
-		if (relay) {
-			pid_t cmd = fork();
-			if (cmd < 0)
-				_exit(125);
-			if (cmd == 0) {
-				execl("/bin/true", "true", (char *)NULL);
-				_exit(127);
-			}
-			_exit(status_of(cmd));
-		}
-		execl("/bin/true", "true", (char *)NULL);
-		_exit(127);
+		run_true(filter_len, relay);
 	}
 	return status_of(pid);
 }
@@ -166,20 +173,7 @@ int main(int argc, char **argv)
 		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
 		    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
 			_exit(125);
-		if (filter_len > 0)
-			install_filter(filter_len);
-		if (init) {
-			pid_t cmd = fork();
-			if (cmd < 0)
-				_exit(125);
-			if (cmd == 0) {
-				execl("/bin/true", "true", (char *)NULL);
-				_exit(127);
-			}
-			_exit(status_of(cmd));
-		}
-		execl("/bin/true", "true", (char *)NULL);
-		_exit(127);
+		run_true(filter_len, init);
 	}
 	int rc = status_of(pid);
 	if (cgroup)

@@ -462,9 +462,8 @@ fn a_context_cannot_type_into_the_callers_terminal() {
 fn concurrent_launches_never_trip_over_the_shared_base_cgroup() {
     require_root!();
     let env = Env::new();
-    // The `vsbox` cgroup above all contexts stays once made, but the
-    // first launches make it side by side (and an older vsbox, or an
-    // admin, may remove it when empty): none may fail for it.
+    // The `vsbox` cgroup above all contexts goes with the last of them;
+    // a launch racing that removal must make it again, not fail.
     let failures: Vec<String> = std::thread::scope(|s| {
         let loops: Vec<_> = (0..3)
             .map(|_| {
@@ -507,9 +506,7 @@ fn the_sweep_judges_owners_only_in_their_own_pid_namespace() {
     let (swept, kept) = (!here.exists(), elsewhere.exists());
     let _ = std::fs::remove_dir(&here);
     let _ = std::fs::remove_dir(&elsewhere);
-    // Only if no context is left: the base stays once made, but this
-    // test made it for nothing else.
-    let _ = std::fs::remove_dir(&base);
+    let _ = std::fs::remove_dir(&base); // only if no context is left
     out.ok();
     assert!(swept, "the orphan of this namespace was swept");
     assert!(kept, "a context owned from another PID namespace was removed");

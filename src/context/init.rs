@@ -158,8 +158,7 @@ pub fn relay(child: Pid, client: Option<std::os::fd::OwnedFd>, initctl: Option<s
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
     // SIGCHLD, and whatever else relay_signals blocked: read and dropped.
-    let mask = sys::mask_raw().unwrap_or(0) | sys::mask_bit(libc::SIGCHLD);
-    let signals = match sys::set_mask_raw(mask).and_then(|()| sys::signalfd_raw(mask)) {
+    let signals = match sys::block_raw(sys::mask_bit(libc::SIGCHLD)).and_then(sys::signalfd_raw) {
         Ok(fd) => fd,
         Err(_) => return reap_until(child),
     };

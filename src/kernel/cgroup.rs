@@ -339,8 +339,8 @@ pub fn create(dir: &Path) -> Result<bool> {
         match fs::create_dir(dir) {
             Ok(()) => return Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-            // The `vsbox` base stays once made, but may not be there yet,
-            // or an older vsbox (or the admin) removed it: make it.
+            // The `vsbox` base goes with the last context, which another
+            // vsbox may just have ended: make it again.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 10 => {
                 match dir.parent().filter(|p| p.file_name().is_some_and(|n| n == BASE)) {
                     Some(base) => {
@@ -548,19 +548,16 @@ pub fn try_remove(dir: &Path) {
     }
 }
 
-/// Walks up from a removed directory, removing parents that are now empty
-/// (contexts that were left to end with their last nested one; those that
-/// still have processes or children refuse, which ends the walk), up to
-/// but not including the `vsbox` base. The base stays once made, empty,
-/// as systemd's machine.slice does: making and removing a cgroup costs
-/// 70 µs here (benches/startup.sh), a fifth of what a launch spent beyond
-/// the floor when each made the base anew.
+/// Walks up from a removed directory, removing parents that are now empty,
+/// up to and including the `vsbox` base, so that nothing of vsbox stays
+/// when no context runs (parent contexts that still have processes or
+/// children refuse, which ends the walk).
 fn remove_empty_parents(dir: &Path) {
     for parent in dir.ancestors().skip(1) {
-        if parent.file_name().is_none_or(|n| n == BASE)
-            || !parent.components().any(|c| c.as_os_str() == BASE)
-            || fs::remove_dir(parent).is_err()
-        {
+        if !parent.components().any(|c| c.as_os_str() == BASE) || fs::remove_dir(parent).is_err() {
+            break;
+        }
+        if parent.file_name().is_some_and(|n| n == BASE) {
             break;
         }
     }

@@ -577,17 +577,23 @@ mod tests {
         nrs
     }
 
+    /// The policy whose restrictions are the bits of `bits`, in the
+    /// order of Policy's fields.
+    fn policy_of(bits: u32) -> Policy {
+        Policy {
+            lock: bits & 1 != 0,
+            spectator: bits & 2 != 0,
+            no_reboot: bits & 4 != 0,
+            net_lock: bits & 8 != 0,
+            no_new_userns: bits & 16 != 0,
+        }
+    }
+
     #[test]
     fn the_search_says_what_the_rules_say_for_every_call() {
         let nrs = numbers(480);
         for bits in 0..32u32 {
-            let policy = Policy {
-                lock: bits & 1 != 0,
-                spectator: bits & 2 != 0,
-                no_reboot: bits & 4 != 0,
-                net_lock: bits & 8 != 0,
-                no_new_userns: bits & 16 != 0,
-            };
+            let policy = policy_of(bits);
             check_program(&rules_of(policy), true, RET_ERRNO | ENOSYS, &build(policy), &nrs);
         }
         for reboot in [false, true] {
@@ -610,13 +616,7 @@ mod tests {
     fn the_one_filter_of_a_guest_says_what_its_policy_and_supervision_say_together() {
         let nrs = numbers(480);
         for bits in [0u32, 1, 4, 8, 16, 31] {
-            let policy = Policy {
-                lock: bits & 1 != 0,
-                spectator: bits & 2 != 0,
-                no_reboot: bits & 4 != 0,
-                net_lock: bits & 8 != 0,
-                no_new_userns: bits & 16 != 0,
-            };
+            let policy = policy_of(bits);
             for reboot in [false, true] {
                 let (one, alone, supervised) = (build_supervised(policy, reboot), build(policy), supervised_program(reboot));
                 let mut rules = rules_of(policy);

@@ -40,12 +40,22 @@ pub fn set_title(title: &str) {
 
 /// arg_start and arg_end of this process, from /proc/self/stat.
 fn arg_area() -> Option<(usize, usize)> {
+    let [start, end] = own_stat_fields([48, 49])?;
+    (start != 0 && end > start).then_some((start, end))
+}
+
+/// Numeric fields of /proc/self/stat, numbered as proc(5) does (from 3
+/// on: those after the command, which may hold spaces and parentheses),
+/// in ascending order.
+fn own_stat_fields<const N: usize>(numbers: [usize; N]) -> Option<[usize; N]> {
     let stat = crate::sys::read_text("/proc/self/stat").ok()?;
     let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
-    // After the command come fields 3..; arg_start is field 48.
-    let start = fields.nth(45)?.parse().ok()?;
-    let end = fields.next()?.parse().ok()?;
-    (start != 0 && end > start).then_some((start, end))
+    let (mut out, mut at) = ([0; N], 3);
+    for (slot, n) in out.iter_mut().zip(numbers) {
+        *slot = fields.nth(n.checked_sub(at)?)?.parse().ok()?;
+        at = n + 1;
+    }
+    Some(out)
 }
 
 pub fn setdomainname(name: &str) -> Result<(), Errno> {
@@ -365,14 +375,19 @@ pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
 /// never written ([`own_readonly`]): code and read-only data that set-up
 /// or a wake-up mapped in fault back in from the file as needed.
 pub fn release_own_text() {
-    for &(a, b) in own_readonly() {
-        // SAFETY: the range is a read-only private file mapping of this
-        // process's binary with no page of its own (own_readonly);
-        // MADV_DONTNEED only drops its page-table entries, and the same
-        // content faults back in from the file.
-        unsafe {
-            libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED);
-        }
+    for &range in own_readonly() {
+        drop_readonly(range);
+    }
+}
+
+/// Drops the page-table entries of `range`, one of [`own_readonly`].
+fn drop_readonly((a, b): (usize, usize)) {
+    // SAFETY: the range is a read-only private file mapping of this
+    // process's binary with no page of its own (own_readonly);
+    // MADV_DONTNEED only drops its page-table entries, and the same
+    // content faults back in from the file.
+    unsafe {
+        libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED);
     }
 }
 
@@ -389,11 +404,8 @@ pub fn poll_released(fds: &mut [libc::pollfd], release: bool) -> Result<i32, Err
     for &(a, b) in ranges {
         if (a..b).contains(&here) {
             code = Some((a, b));
-            continue;
-        }
-        // SAFETY: as in release_own_text.
-        unsafe {
-            libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED);
+        } else {
+            drop_readonly((a, b));
         }
     }
     let ret: isize;
@@ -426,9 +438,8 @@ pub fn poll_released(fds: &mut [libc::pollfd], release: bool) -> Result<i32, Err
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        if let Some((a, b)) = code {
-            // SAFETY: as in release_own_text.
-            unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+        if let Some(range) = code {
+            drop_readonly(range);
         }
         // SAFETY: `fds` is the caller's slice of pollfd.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
@@ -549,22 +560,15 @@ pub fn run_on_fresh_stack(f: Box<dyn FnOnce() -> std::convert::Infallible>) -> !
 /// On the fresh stack: gives back the process's own stack below its
 /// start-up area.
 fn release_startup_frames() {
-    let Some((low, _)) = own_stack() else { return };
-    // startstack: field 28 of /proc/self/stat (after the command's ")").
-    let Ok(stat) = crate::sys::read_text("/proc/self/stat") else {
-        return;
-    };
-    let Some(start) = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(25)?.parse::<usize>().ok())
-    else {
+    let (Some((low, _)), Some([start])) = (own_stack(), own_stat_fields([28])) else {
         return;
     };
     let top = start & !4095;
     if low < top {
         // SAFETY: [low, top) is this process's own stack below the
-        // start-up area; this code runs on another stack, and no frame
-        // there runs again. The pages fault back in zeroed.
+        // start-up area (startstack, field 28); this code runs on another
+        // stack, and no frame there runs again. The pages fault back in
+        // zeroed.
         unsafe {
             libc::madvise(low as *mut libc::c_void, top - low, libc::MADV_DONTNEED);
         }

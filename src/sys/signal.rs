@@ -171,20 +171,22 @@ pub fn set_mask_raw(mask: u64) -> Result<(), Errno> {
     .map(drop)
 }
 
-/// The calling thread's blocked signals, as [`set_mask_raw`] takes them.
-pub fn mask_raw() -> Result<u64, Errno> {
+/// Adds `more` to the calling thread's blocked signals (as
+/// [`set_mask_raw`] takes them); the whole mask now blocked.
+pub fn block_raw(more: u64) -> Result<u64, Errno> {
     let mut old = 0u64;
-    // SAFETY: no new mask; the kernel writes 8 bytes into `old`.
+    // SAFETY: 8-byte masks, the kernel's sigset size; it reads `more` and
+    // writes the previous mask into `old`.
     check(unsafe {
         libc::syscall(
             libc::SYS_rt_sigprocmask,
             libc::SIG_BLOCK,
-            std::ptr::null::<u64>(),
+            &more as *const u64,
             &mut old as *mut u64,
             8usize,
         )
     })?;
-    Ok(old)
+    Ok(old | more)
 }
 
 /// A non-blocking, close-on-exec signalfd(2) for the signals of `mask`
