@@ -2201,3 +2201,35 @@ fn a_locked_guest_has_no_packet_sockets_whatever_its_capabilities() {
     locked.run(&["stop"]).ok();
     open.run(&["stop"]).ok();
 }
+
+/// A new user's trial: execs racing a server's set-up (ten at once into a
+/// stopped server, whose fresh context the first makes, and a start)
+/// joined a context whose first process had not made its namespaces yet,
+/// and ran as the host's root in the host's mount namespace. Each either
+/// runs in the server or fails; none runs on the host.
+#[test]
+fn execs_racing_a_servers_set_up_never_run_in_the_hosts_namespaces() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "setuprace");
+    let host = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let host = host.to_str().unwrap();
+    for with_start in [false, true] {
+        let outs: Vec<Out> = std::thread::scope(|s| {
+            let start = with_start.then(|| s.spawn(|| g.run(&["start"])));
+            let execs: Vec<_> = (0..10)
+                .map(|_| s.spawn(|| g.run(&["exec", "readlink", "/proc/self/ns/mnt"])))
+                .collect();
+            let outs = execs.into_iter().map(|h| h.join().unwrap()).collect();
+            if let Some(h) = start {
+                h.join().unwrap();
+            }
+            outs
+        });
+        for out in &outs {
+            assert_ne!(out.line(), host, "ran in the host's mount namespace: {out:?}");
+        }
+        assert!(outs.iter().any(|o| o.code == 0 && o.line().starts_with("mnt:")), "{outs:?}");
+        let _ = g.run(&["stop"]);
+    }
+}

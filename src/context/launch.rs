@@ -490,7 +490,22 @@ impl Target {
 fn look_into(dir: &Path, xid: u32) -> Result<(String, ns::Handles, Option<OwnedFd>)> {
     let what = format!("join context {xid}");
     let (text, mut fds) = native::spectate_fds(&what, || {
-        let l = leader(dir).ok_or_else(|| "it has no processes left".to_owned())?;
+        // A context's first process may be in its cgroup before it has
+        // made its namespaces, pivoted and joined its user namespace:
+        // joined then, a command would run in the host's. Its filter, the
+        // last of those steps (plan.rs), tells it is done; a start under
+        // way is waited for, a moment.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let l = loop {
+            let l = leader(dir).ok_or_else(|| "it has no processes left".to_owned())?;
+            if set_up(&l.status) {
+                break l;
+            }
+            if std::time::Instant::now() > until {
+                return Err("it is still being set up; try again".to_owned());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
         let handles = ns::Handles::open(l.pid).map_err(|e| e.to_string())?;
         let userns = userns::of_process(l.pid).map_err(|e| e.to_string())?;
         let mut fds: Vec<OwnedFd> = handles.list.into_iter().map(|(_, _, fd)| fd).collect();
@@ -503,6 +518,17 @@ fn look_into(dir: &Path, xid: u32) -> Result<(String, ns::Handles, Option<OwnedF
     let userns = if own == "1" { fds.pop() } else { None };
     let handles = ns::Handles::from_fds(fds).ok_or_else(garbled)?;
     Ok((status.to_owned(), handles, userns))
+}
+
+/// Whether a context's process, by its /proc status, has finished the
+/// set-up of its context: every context's plan installs a seccomp filter
+/// after its namespaces, root and user namespace (plan.rs), so a process
+/// without one is its first, still setting up.
+fn set_up(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp:"))
+        .is_some_and(|v| v.trim() == "2")
 }
 
 fn join(applet: &str, reg: &Registry, xid: u32, dir: &Path, spec: &Spec, command: &[String]) -> Result<i32> {

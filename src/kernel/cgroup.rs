@@ -516,8 +516,12 @@ pub fn sweep(layout: &Layout, dir: &Path) -> Vec<PathBuf> {
         if gone && !populated(&sub) {
             remove_below(&sub);
             for c in CONTROLLERS {
+                // With the v1 base when it was the last there: nothing
+                // else would remove it (a launch makes only the v2 one).
                 if let Some(d) = layout.v1_dir(c, &sub).filter(|d| d.is_dir()) {
-                    let _ = fs::remove_dir(d);
+                    if fs::remove_dir(&d).is_ok() {
+                        remove_empty_parents(&d);
+                    }
                 }
             }
             if fs::remove_dir(&sub).is_ok() {
