@@ -38,10 +38,62 @@ pub fn set_title(title: &str) {
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), start as *mut u8, room) };
 }
 
-/// arg_start and arg_end of this process, from /proc/self/stat.
+/// arg_start and arg_end of this process: as [`start`] found them, else
+/// from /proc/self/stat.
 fn arg_area() -> Option<(usize, usize)> {
+    if let Some(&area) = ARG_AREA.get() {
+        return Some(area);
+    }
     let [start, end] = own_stat_fields([48, 49])?;
     (start != 0 && end > start).then_some((start, end))
+}
+
+/// Where the kernel put the argument strings at exec, [start, end): the
+/// first one's address to just past the last one's NUL (arg_start and
+/// arg_end in proc(5); fs/exec.c copies them end to end).
+static ARG_AREA: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+
+/// What the binary's entry point does before any applet runs, in place of
+/// the Rust runtime's start-up, which vsbox skips (`#![no_main]`): that
+/// maps and installs an alternate signal stack and SIGSEGV/SIGBUS handlers
+/// for a stack-overflow message, and takes them down again at exit, 11
+/// system calls in every process vsbox starts, the exec relay too. Kept
+/// from it: descriptors 0-2 are open (on /dev/null if they were closed:
+/// a file opened later must not become standard output), and SIGPIPE is
+/// ignored (a closed pipe is an EPIPE error, as std's own start-up sets
+/// it; signal.rs notes it as never inherited). Returns the arguments.
+///
+/// # Safety
+/// `argv` holds `argc` valid NUL-terminated strings: main's arguments
+/// from the C runtime (musl's __libc_start_main).
+pub unsafe fn start(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<std::ffi::OsString> {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
+    // SAFETY: fds is a valid array of 3 pollfds; a zero timeout.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } >= 0 {
+        for _closed in fds.iter().filter(|f| f.revents & libc::POLLNVAL != 0) {
+            // SAFETY: a constant path; the lowest free descriptor is the
+            // closed one (from 0 up), so it fills that hole.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
+    let _ = super::set_ignored(nix::sys::signal::Signal::SIGPIPE, true);
+    let count = usize::try_from(argc).unwrap_or(0);
+    let mut args = Vec::with_capacity(count);
+    let mut end = 0;
+    for i in 0..count {
+        // SAFETY: i < argc, so argv[i] is one of the C runtime's strings.
+        let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
+        end = arg.as_ptr() as usize + arg.to_bytes_with_nul().len();
+        args.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(arg.to_bytes()).to_os_string());
+    }
+    if count > 0 {
+        // SAFETY: argv[0] exists (count > 0).
+        let first = unsafe { *argv } as usize;
+        if end > first {
+            let _ = ARG_AREA.set((first, end));
+        }
+    }
+    args
 }
 
 /// Numeric fields of /proc/self/stat, numbered as proc(5) does (from 3
@@ -167,6 +219,19 @@ pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
 pub fn set_nice(n: i32) -> Result<(), Errno> {
     // SAFETY: plain system call with integer arguments.
     check(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) } as libc::c_long).map(drop)
+}
+
+/// Puts the calling process under SCHED_BATCH (sched(7)), its children
+/// back under SCHED_OTHER (SCHED_RESET_ON_FORK). A batch task woken by a
+/// running one does not preempt it: it runs when its CPU is free or the
+/// other CPU pulls it (check_preempt_wakeup_fair, kernel/sched/fair.c).
+pub fn set_batch() -> Result<(), Errno> {
+    // The kernel's struct sched_param: its priority, 0 for SCHED_BATCH.
+    let priority: libc::c_int = 0;
+    let policy = libc::SCHED_BATCH | libc::SCHED_RESET_ON_FORK;
+    // The system call: musl's sched_setscheduler(3) only says ENOSYS.
+    // SAFETY: priority outlives the call, which reads one int from it.
+    check(unsafe { libc::syscall(libc::SYS_sched_setscheduler, 0, policy, &priority as *const libc::c_int) }).map(drop)
 }
 
 /// A command that a vsbox process inside a guest starts (its init's

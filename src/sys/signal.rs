@@ -112,27 +112,42 @@ static INHERITED_IGNORED: std::sync::atomic::AtomicU32 = std::sync::atomic::Atom
 
 /// Notes which signals this process was started with ignored, before it
 /// changes any, so the commands it runs get them ignored again (see
-/// [`inherited_ignored`]). SIGPIPE is never noted: the Rust runtime
-/// ignores it for itself before `main`. Nor is SIGCHLD, whose ignoring
-/// makes the kernel reap children at once (wait(2) then finds none):
-/// vsbox waits for its children, and so do the commands it runs.
+/// [`inherited_ignored`]), of the [`NOTED`] ones. SIGPIPE is not among
+/// them: vsbox ignores it for itself from the start ([`super::start`]),
+/// and the commands it runs get the default. Nor is SIGCHLD, whose
+/// ignoring makes the kernel reap children at once (wait(2) then finds
+/// none): vsbox waits for its children, and so do the commands it runs.
 pub fn record_inherited_ignored() {
     let mut bits = 0u32;
-    for sig in 1..32 {
+    for sig in NOTED {
         // SAFETY: a query only (no new action); `old` is a valid, zeroed
-        // sigaction the kernel fills in. Bad numbers (SIGKILL, SIGSTOP are
-        // fine to query) just fail.
+        // sigaction the kernel fills in.
         let ignored = unsafe {
             let mut old: libc::sigaction = std::mem::zeroed();
             libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
         };
-        if ignored && sig != libc::SIGPIPE && sig != libc::SIGCHLD {
+        if ignored {
             bits |= 1 << (sig - 1);
         }
     }
     INHERITED_IGNORED.store(bits, std::sync::atomic::Ordering::Relaxed);
     let _ = set_ignored(nix::sys::signal::Signal::SIGCHLD, false);
 }
+
+/// The signals whose inherited SIG_IGN is noted: those vsbox handles or
+/// sets for itself and gives back to the commands it runs
+/// (context/exec.rs, [`forward_signals`]). The others it leaves alone, so
+/// an inherited SIG_IGN passes through execve(2) untouched.
+const NOTED: [libc::c_int; 8] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGTERM,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+];
 
 /// Forgets which signals this process was started with ignored: from now
 /// on it and what it runs reset them all (a guest's init).
