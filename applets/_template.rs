@@ -21,6 +21,7 @@ pub const APPLET: Applet = Applet {
     summary: "one line saying what it does",
     aliases: &[],
     runs_command: false,
+    short_lived: false,
     main,
 };
 

@@ -39,6 +39,7 @@ pub const APPLET: Applet = Applet {
     summary: "lock a command to one or more IP addresses",
     aliases: &[],
     runs_command: true,
+    short_lived: true,
     main,
 };
 

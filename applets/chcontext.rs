@@ -53,6 +53,7 @@ pub const APPLET: Applet = Applet {
     summary: "run a command in a new or existing security context",
     aliases: &[],
     runs_command: true,
+    short_lived: true,
     main,
 };
 

@@ -51,6 +51,7 @@ pub const APPLET: Applet = Applet {
     summary: "create a virtual server, asking for what it needs",
     aliases: &[],
     runs_command: false,
+    short_lived: false,
     main,
 };
 

@@ -26,6 +26,7 @@ pub const APPLET: Applet = Applet {
     summary: "serve /dev/reboot in virtual servers and restart or stop them on request",
     aliases: &[],
     runs_command: false,
+    short_lived: false,
     main,
 };
 

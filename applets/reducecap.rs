@@ -35,6 +35,7 @@ pub const APPLET: Applet = Applet {
     summary: "lower the capability ceiling of a command, irreversibly",
     aliases: &[],
     runs_command: true,
+    short_lived: true,
     main,
 };
 

@@ -24,6 +24,7 @@ pub const APPLET: Applet = Applet {
     summary: "show the disk space a tree really uses, not counting shared files",
     aliases: &[],
     runs_command: false,
+    short_lived: true,
     main,
 };
 

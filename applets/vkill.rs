@@ -31,6 +31,7 @@ pub const APPLET: Applet = Applet {
     summary: "signal processes in their own security context",
     aliases: &[],
     runs_command: false,
+    short_lived: true,
     main,
 };
 

@@ -35,6 +35,7 @@ pub const APPLET: Applet = Applet {
     summary: "show every process of every context, with its context and server name",
     aliases: &[],
     runs_command: false,
+    short_lived: true,
     main,
 };
 

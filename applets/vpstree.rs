@@ -25,6 +25,7 @@ pub const APPLET: Applet = Applet {
     summary: "show the process tree with each process's context",
     aliases: &[],
     runs_command: false,
+    short_lived: true,
     main,
 };
 

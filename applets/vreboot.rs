@@ -23,6 +23,7 @@ pub const APPLET: Applet = Applet {
     summary: "restart (vreboot) or stop (vhalt) the virtual server this runs in",
     aliases: &["vhalt"],
     runs_command: false,
+    short_lived: true,
     main,
 };
 

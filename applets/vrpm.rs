@@ -26,6 +26,7 @@ pub const APPLET: Applet = Applet {
     summary: "run each server's package manager, then re-unify",
     aliases: &[],
     runs_command: false,
+    short_lived: false,
     main,
 };
 

@@ -24,6 +24,7 @@ pub const APPLET: Applet = Applet {
     summary: "show one line per active context",
     aliases: &[],
     runs_command: false,
+    short_lived: true,
     main,
 };
 

@@ -58,6 +58,7 @@ pub const APPLET: Applet = Applet {
     summary: "build, start, stop, enter and run commands in virtual servers",
     aliases: &[],
     runs_command: false,
+    short_lived: false,
     main,
 };
 

@@ -27,6 +27,7 @@ pub const APPLET: Applet = Applet {
     summary: "start, stop or restart every server with ONBOOT=yes",
     aliases: &[],
     runs_command: false,
+    short_lived: false,
     main,
 };
 

@@ -32,6 +32,7 @@ pub const APPLET: Applet = Applet {
     summary: "show the busiest processes live, with their context",
     aliases: &[],
     runs_command: false,
+    short_lived: true,
     main,
 };
 

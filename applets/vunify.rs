@@ -30,6 +30,7 @@ pub const APPLET: Applet = Applet {
     summary: "let identical files of servers share their disk blocks",
     aliases: &[],
     runs_command: false,
+    short_lived: true,
     main,
 };
 

@@ -13,6 +13,9 @@ pub struct Applet {
     pub aliases: &'static [&'static str],
     /// True for applets that run a COMMAND: their own failures exit 125.
     pub runs_command: bool,
+    /// True for applets whose process ends soon and forks none that stays
+    /// (no guest's init): they allocate from dlmalloc (sys/alloc.rs).
+    pub short_lived: bool,
     pub main: fn(name: &str, argv: &[&str]) -> i32,
 }
 

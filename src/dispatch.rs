@@ -34,6 +34,9 @@ pub fn main(argv: Vec<OsString>) -> i32 {
 }
 
 fn run(applet: &Applet, name: &str, args: &[String]) -> i32 {
+    if applet.short_lived {
+        crate::sys::alloc::short_lived();
+    }
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     (applet.main)(name, &argv)
 }

@@ -826,6 +826,7 @@ fn stop_processes(dir: &Path) {
 /// `vserver NAME exec|suexec|service …`: in the running guest, or in a
 /// fresh context of it (no services) when it is not running.
 pub fn exec(applet: &str, g: &Guest, command: &[String], user: Option<&str>) -> Result<i32> {
+    sys::alloc::short_lived();
     let (child, owned) = spawn_in(applet, g, Payload::Command { command, user })?;
     let code = launch::supervise(child);
     drop(owned);
@@ -836,6 +837,7 @@ pub fn exec(applet: &str, g: &Guest, command: &[String], user: Option<&str>) -> 
 /// guest. The caller's terminal never enters the guest: the guest side
 /// hands vsbox the master of its new terminal, and vsbox relays.
 pub fn enter(applet: &str, g: &Guest) -> Result<i32> {
+    sys::alloc::short_lived();
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).ctx(|| "socketpair")?;
     let (child, owned) = spawn_in(applet, g, Payload::Shell(theirs))?;

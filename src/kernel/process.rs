@@ -20,6 +20,8 @@ pub fn detached(title: &str, keep: Vec<OwnedFd>, work: impl FnOnce(Vec<OwnedFd>)
             // The second fork leaves a process that is no session leader
             // and whose parent (gone at once) nobody has to wait for.
             if let Ok(Forked::Child) = fork() {
+                // It stays: mallocng again, whatever its parent used.
+                crate::sys::alloc::long_lived();
                 let _ = std::env::set_current_dir("/");
                 // The kept descriptors go high, every other one closes (an
                 // inherited lock must not stay held), and 0-2 open again

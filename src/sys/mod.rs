@@ -6,6 +6,7 @@
 //! FIEMAP, dedupe), `process` (forks, titles, limits, descriptors,
 //! terminals), `signal` (handlers and signal numbers).
 
+pub mod alloc;
 mod caps;
 mod filter;
 mod fs;
