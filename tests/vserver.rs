@@ -2233,3 +2233,37 @@ fn execs_racing_a_servers_set_up_never_run_in_the_hosts_namespaces() {
         let _ = g.run(&["stop"]);
     }
 }
+
+/// A command entering a server finds its context through RUNDIR/NAME.context
+/// (written at start), and trusts it only as far as the context carries
+/// the server's tag: a link pointing at another server's context, out of
+/// the cgroup tree, or gone, still gets the server's own context.
+#[test]
+fn the_recorded_context_of_a_server_is_checked_before_it_is_used() {
+    require_root!();
+    let env = Env::new();
+    let a = TestGuest::busybox(&env, "hinta");
+    let b = TestGuest::busybox(&env, "hintb");
+    assert_eq!(a.run(&["start"]).code, 0);
+    assert_eq!(b.run(&["start"]).code, 0);
+    let link = |g: &TestGuest| env.dir.path().join("run").join(format!("{}.context", g.name));
+    let (xa, xb) = (xid_of(&a.run(&["status"])), xid_of(&b.run(&["status"])));
+    assert_eq!(std::fs::read_link(link(&a)).unwrap(), std::path::PathBuf::from(xa.to_string()));
+    for planted in [
+        xb.to_string(),
+        "../../..".to_owned(),
+        "/sys/fs/cgroup".to_owned(),
+        "999999".to_owned(),
+    ] {
+        std::fs::remove_file(link(&a)).unwrap();
+        std::os::unix::fs::symlink(&planted, link(&a)).unwrap();
+        let out = a.run(&["exec", "hostname"]);
+        assert_eq!((out.code, out.line()), (0, a.name.as_str()), "with the link at {planted}: {out:?}");
+        assert_eq!(xid_of(&a.run(&["status"])), xa, "with the link at {planted}");
+    }
+    std::fs::remove_file(link(&a)).unwrap();
+    assert_eq!(a.run(&["exec", "hostname"]).line(), a.name);
+    assert_eq!(b.run(&["exec", "hostname"]).line(), b.name);
+    assert_eq!(a.run(&["stop"]).code, 0);
+    assert_eq!(b.run(&["stop"]).code, 0);
+}

@@ -452,6 +452,7 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
     };
     let mut owned = Owned { dirs: vec![dir.clone()] };
     sys::setxattr(&dir, guest::XATTR_GUEST, g.tag().as_bytes()).ctx(|| format!("record the server on {}", dir.display()))?;
+    g.record_context(&reg.layout, &dir)?;
     if cfg.flags != 0 {
         context::record_flags(&dir, cfg.flags)?;
     }
@@ -924,7 +925,7 @@ fn ending(g: &Guest) -> Error {
 /// The server's context directories when it did not wait (as read).
 fn wait_for_restart(g: &Guest, reg: &Registry) -> Option<Vec<PathBuf>> {
     let restarting = |d: &PathBuf| sys::getxattr(d, context::XATTR_RESTARTING).ok().flatten().is_some();
-    let dirs = g.contexts(&reg.layout);
+    let dirs = g.running_contexts(&reg.layout);
     if !dirs.first().is_some_and(restarting) {
         return Some(dirs);
     }
