@@ -2234,10 +2234,11 @@ fn execs_racing_a_servers_set_up_never_run_in_the_hosts_namespaces() {
     }
 }
 
-/// A command entering a server finds its context through RUNDIR/NAME.context
-/// (written at start), and trusts it only as far as the context carries
-/// the server's tag: a link pointing at another server's context, out of
-/// the cgroup tree, or gone, still gets the server's own context.
+/// A command entering a server finds its context through the
+/// trusted.vsbox.context attribute of RUNDIR/NAME.lock (written at start),
+/// and trusts it only as far as the context carries the server's tag: one
+/// naming another server's context, a place out of the cgroup tree, or
+/// nothing, or gone, still gets the server's own context.
 #[test]
 fn the_recorded_context_of_a_server_is_checked_before_it_is_used() {
     require_root!();
@@ -2246,22 +2247,36 @@ fn the_recorded_context_of_a_server_is_checked_before_it_is_used() {
     let b = TestGuest::busybox(&env, "hintb");
     assert_eq!(a.run(&["start"]).code, 0);
     assert_eq!(b.run(&["start"]).code, 0);
-    let link = |g: &TestGuest| env.dir.path().join("run").join(format!("{}.context", g.name));
+    let lock = std::ffi::CString::new(format!("{}/run/{}.lock", env.dir.path().display(), a.name)).unwrap();
+    let name = c"trusted.vsbox.context";
+    let recorded = || {
+        let mut buf = [0u8; 64];
+        // SAFETY: NUL-terminated strings; buf is writable for its length.
+        let n = unsafe { libc::getxattr(lock.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        (n >= 0).then(|| String::from_utf8_lossy(&buf[..n as usize]).into_owned())
+    };
     let (xa, xb) = (xid_of(&a.run(&["status"])), xid_of(&b.run(&["status"])));
-    assert_eq!(std::fs::read_link(link(&a)).unwrap(), std::path::PathBuf::from(xa.to_string()));
+    assert_eq!(recorded(), Some(xa.to_string()));
     for planted in [
         xb.to_string(),
         "../../..".to_owned(),
         "/sys/fs/cgroup".to_owned(),
         "999999".to_owned(),
+        String::new(),
     ] {
-        std::fs::remove_file(link(&a)).unwrap();
-        std::os::unix::fs::symlink(&planted, link(&a)).unwrap();
+        // SAFETY: NUL-terminated strings; the value is valid for its length.
+        let set = unsafe { libc::setxattr(lock.as_ptr(), name.as_ptr(), planted.as_ptr().cast(), planted.len(), 0) };
+        assert_eq!(set, 0);
         let out = a.run(&["exec", "hostname"]);
-        assert_eq!((out.code, out.line()), (0, a.name.as_str()), "with the link at {planted}: {out:?}");
-        assert_eq!(xid_of(&a.run(&["status"])), xa, "with the link at {planted}");
+        assert_eq!(
+            (out.code, out.line()),
+            (0, a.name.as_str()),
+            "with the record at {planted:?}: {out:?}"
+        );
+        assert_eq!(xid_of(&a.run(&["status"])), xa, "with the record at {planted:?}");
     }
-    std::fs::remove_file(link(&a)).unwrap();
+    // SAFETY: NUL-terminated strings.
+    assert_eq!(unsafe { libc::removexattr(lock.as_ptr(), name.as_ptr()) }, 0);
     assert_eq!(a.run(&["exec", "hostname"]).line(), a.name);
     assert_eq!(b.run(&["exec", "hostname"]).line(), b.name);
     assert_eq!(a.run(&["stop"]).code, 0);

@@ -452,7 +452,7 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
     };
     let mut owned = Owned { dirs: vec![dir.clone()] };
     sys::setxattr(&dir, guest::XATTR_GUEST, g.tag().as_bytes()).ctx(|| format!("record the server on {}", dir.display()))?;
-    g.record_context(&reg.layout, &dir)?;
+    g.record_context(&reg.layout, &dir);
     if cfg.flags != 0 {
         context::record_flags(&dir, cfg.flags)?;
     }

@@ -37,6 +37,9 @@ pub const LOCK_HELD: &str = "VSBOX_LOCK_HELD";
 
 pub use crate::context::XATTR_GUEST;
 pub const XATTR_ALIASES: &str = "trusted.vsbox.aliases";
+/// On RUNDIR/NAME.lock: the server's running context directory, relative
+/// to the cgroup base (`49152`), as its start recorded it.
+pub const XATTR_CONTEXT: &str = "trusted.vsbox.context";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Guest {
@@ -127,7 +130,7 @@ impl Guest {
     /// Its running context's directory as its start recorded it (see
     /// [`Guest::record_context`]), when that directory still carries its
     /// tag and has processes; else every context directory of it
-    /// ([`Guest::contexts`]). One readlink and one getxattr instead of a
+    /// ([`Guest::contexts`]). Two getxattr calls instead of a
     /// getxattr of every context on the host: a command entering one
     /// server of 500 no longer reads 500 tags.
     pub fn running_contexts(&self, layout: &Layout) -> Vec<PathBuf> {
@@ -138,41 +141,32 @@ impl Guest {
     }
 
     fn recorded_context(&self, layout: &Layout) -> Option<PathBuf> {
-        let rel = fs::read_link(self.context_link()).ok()?;
+        let rel = crate::sys::getxattr(&self.lock_path(), XATTR_CONTEXT).ok().flatten()?;
         // Written by vsbox as the directory's path below the base: digits
-        // and slashes only, whatever else a file there says.
-        let text = rel.to_str()?;
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit() || b == b'/') || text.starts_with('/') {
+        // and slashes only, whatever else it says.
+        if rel.is_empty() || rel[0] == b'/' || !rel.iter().all(|&b| b.is_ascii_digit() || b == b'/') {
             return None;
         }
-        let dir = layout.base().join(text);
+        let dir = layout.base().join(std::str::from_utf8(&rel).ok()?);
         let tag = crate::sys::getxattr(&dir, XATTR_GUEST).ok().flatten()?;
         (tag == self.tag().as_bytes() && cgroup::populated(&dir)).then_some(dir)
     }
 
-    /// RUNDIR/NAME.context: a symbolic link to the running context's
-    /// directory, relative to the cgroup base (`49152`).
-    fn context_link(&self) -> PathBuf {
-        paths::rundir().join(format!("{}.context", self.name))
+    /// Records `dir` (below `layout`'s base) as the server's context, for
+    /// [`Guest::running_contexts`]: [`XATTR_CONTEXT`] on its lock file,
+    /// which the caller holds. No new file (an inode a start on ext4, whose
+    /// allocator then searches past recently deleted ones), nothing left
+    /// when the server is deleted with its lock file, and a file system
+    /// without trusted xattrs just has no record.
+    pub fn record_context(&self, layout: &Layout, dir: &Path) {
+        if let Ok(rel) = dir.strip_prefix(layout.base()) {
+            let _ = crate::sys::setxattr(&self.lock_path(), XATTR_CONTEXT, rel.as_os_str().as_encoded_bytes());
+        }
     }
 
-    /// Records `dir` (below `layout`'s base) as the server's context, for
-    /// [`Guest::running_contexts`]: replaced whole (a new link renamed
-    /// over the old), never half-written.
-    pub fn record_context(&self, layout: &Layout, dir: &Path) -> Result<()> {
-        let base = layout.base();
-        let rel = dir.strip_prefix(&base).map_err(|_| {
-            Error::failed(
-                format!("record the context of {}", self.name),
-                format!("{} is not below {}", dir.display(), base.display()),
-            )
-        })?;
-        let link = self.context_link();
-        let fresh = link.with_extension(format!("context.{}", std::process::id()));
-        let _ = fs::remove_file(&fresh);
-        std::os::unix::fs::symlink(rel, &fresh)
-            .and_then(|()| fs::rename(&fresh, &link))
-            .ctx(|| format!("record the context in {}", link.display()))
+    /// RUNDIR/NAME.lock.
+    fn lock_path(&self) -> PathBuf {
+        paths::rundir().join(format!("{}.lock", self.name))
     }
 
     /// [`Guest::running`] among `dirs`, the server's context directories
@@ -239,7 +233,7 @@ impl Guest {
     pub fn lock(&self) -> Result<nix::fcntl::Flock<fs::File>> {
         let dir = paths::rundir();
         fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
-        let path = dir.join(format!("{}.lock", self.name));
+        let path = self.lock_path();
         let f = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
