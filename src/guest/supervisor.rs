@@ -498,15 +498,6 @@ impl Watcher {
         // Small, and the guests' unix sockets fail without it: never the
         // OOM killer's choice (proc(5), oom_score_adj).
         let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
-        // A process entering a guest wakes the watcher twice (its connection,
-        // then its filter's listener), each a synchronous wake-up that would
-        // put the watcher in its place on its CPU at once: 30-40 us on the
-        // critical path of `vserver NAME exec`. Under SCHED_BATCH it waits
-        // for the entering process to sleep, or runs on the other CPU. A
-        // guest process whose call it answers is asleep meanwhile, so those
-        // answers come as soon as before. What it starts (vsbox-cleanup, a
-        // restart) is SCHED_OTHER again.
-        let _ = sys::set_batch();
         // Some descriptors for each guest (its socket, init, namespace and
         // a listener a process): as many as root may have, not the soft
         // limit of whatever started it.
@@ -1301,7 +1292,7 @@ fn read_rebooting(status: &OwnedFd, cgroup: &Path) -> Option<bool> {
 /// Whether `fd` is a seccomp listener (what a process entering the guest
 /// hands over; anything else would be polled for ever).
 fn is_listener(fd: &OwnedFd) -> bool {
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).is_ok_and(|l| l.as_os_str() == "anon_inode:seccomp notify")
+    sys::is_seccomp_listener(fd)
 }
 
 /// Answers supervised call `n` (not a unix socket(2)): a socketpair(2)

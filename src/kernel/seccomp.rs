@@ -805,4 +805,36 @@ mod tests {
         assert_eq!(run(&p, AUDIT_ARCH_X86_64, 0, [0; 6]), RET_ALLOW); // read
         assert_eq!(run(&p, AUDIT_ARCH_X86_64, 272, [0x2000_0000, 0, 0, 0, 0, 0]), RET_ALLOW);
     }
+
+    /// The watcher takes a descriptor sent as a listener only if it is
+    /// one: a pipe and an eventfd (another anonymous inode) are not.
+    #[test]
+    fn a_seccomp_listener_is_told_from_other_descriptors() {
+        use std::os::fd::OwnedFd;
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        let efd = OwnedFd::from(nix::sys::eventfd::EventFd::new().unwrap());
+        assert!(!sys::is_seccomp_listener(&r));
+        assert!(!sys::is_seccomp_listener(&efd));
+        // The filter stays with the process that installs it: a child,
+        // which after the fork (of a threaded test process) only makes
+        // system calls; the program is built before.
+        let prog = supervised_program(false);
+        match sys::fork().unwrap() {
+            sys::Forked::Child => {
+                let code = match sys::seccomp_listener(&prog) {
+                    Ok(l) if sys::is_seccomp_listener(&l) => 0,
+                    Ok(_) => 1,
+                    Err(_) => 2,
+                };
+                sys::exit_now(code)
+            }
+            sys::Forked::Parent(child) => {
+                let st = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
+    }
 }

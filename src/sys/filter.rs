@@ -100,6 +100,17 @@ pub fn seccomp_id_valid(listener: &OwnedFd, id: u64) -> bool {
     check(unsafe { libc::ioctl(listener.as_raw_fd(), SECCOMP_IOCTL_NOTIF_ID_VALID, &id) } as libc::c_long).is_ok()
 }
 
+/// Whether `fd` is a seccomp listener: an anonymous inode (no file type
+/// in its mode) that knows the listener's ioctl and has no call 0 waiting
+/// (ENOENT; notification ids start at a random value, and any other
+/// descriptor says ENOTTY or EINVAL). Two system calls where reading its
+/// /proc/self/fd link took a path walk through /proc.
+pub fn is_seccomp_listener(fd: &OwnedFd) -> bool {
+    let anon = nix::sys::stat::fstat(fd.as_raw_fd()).is_ok_and(|st| st.st_mode & libc::S_IFMT == 0);
+    // SAFETY: the ioctl reads one u64.
+    anon && check(unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_ID_VALID, &0u64) } as libc::c_long) == Err(Errno::ENOENT)
+}
+
 /// Puts a copy of `fd` into the process of waiting call `id` (struct
 /// seccomp_notif_addfd, Linux 5.9; SEND 5.14) and gives its number
 /// there. With `send`, that number is the call's result and the call is

@@ -202,6 +202,14 @@ pub fn fork_into(cgroup: &impl std::os::fd::AsRawFd, ns_flags: nix::sched::Clone
     })
 }
 
+/// _exit(2): ends this process at once, without destructors, atexit
+/// handlers or std's flush of standard output (whose lock a forked child
+/// of a threaded process may find held).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit only ends the process.
+    unsafe { libc::_exit(code) }
+}
+
 /// Closes every descriptor from `first` up, so nothing of the host's
 /// reaches a guest.
 pub fn close_from(first: u32) -> Result<(), Errno> {
@@ -219,19 +227,6 @@ pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
 pub fn set_nice(n: i32) -> Result<(), Errno> {
     // SAFETY: plain system call with integer arguments.
     check(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) } as libc::c_long).map(drop)
-}
-
-/// Puts the calling process under SCHED_BATCH (sched(7)), its children
-/// back under SCHED_OTHER (SCHED_RESET_ON_FORK). A batch task woken by a
-/// running one does not preempt it: it runs when its CPU is free or the
-/// other CPU pulls it (check_preempt_wakeup_fair, kernel/sched/fair.c).
-pub fn set_batch() -> Result<(), Errno> {
-    // The kernel's struct sched_param: its priority, 0 for SCHED_BATCH.
-    let priority: libc::c_int = 0;
-    let policy = libc::SCHED_BATCH | libc::SCHED_RESET_ON_FORK;
-    // The system call: musl's sched_setscheduler(3) only says ENOSYS.
-    // SAFETY: priority outlives the call, which reads one int from it.
-    check(unsafe { libc::syscall(libc::SYS_sched_setscheduler, 0, policy, &priority as *const libc::c_int) }).map(drop)
 }
 
 /// A command that a vsbox process inside a guest starts (its init's
