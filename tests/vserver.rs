@@ -2235,10 +2235,12 @@ fn execs_racing_a_servers_set_up_never_run_in_the_hosts_namespaces() {
 }
 
 /// A command entering a server finds its context through the
-/// trusted.vsbox.context attribute of RUNDIR/NAME.lock (written at start),
-/// and trusts it only as far as the context carries the server's tag: one
-/// naming another server's context, a place out of the cgroup tree, or
-/// nothing, or gone, still gets the server's own context.
+/// trusted.vsbox.context attribute of RUNDIR/NAME.lock (its cgroup
+/// directories, written at start), and trusts it only as far as each is a
+/// cgroup directory named by the context's id and the first carries the
+/// server's tag: a record naming another server's context, a place out of
+/// the cgroup tree, a path through "..", a v1 directory that is not one,
+/// nothing, or none at all, still gets the server's own context.
 #[test]
 fn the_recorded_context_of_a_server_is_checked_before_it_is_used() {
     require_root!();
@@ -2247,20 +2249,27 @@ fn the_recorded_context_of_a_server_is_checked_before_it_is_used() {
     let b = TestGuest::busybox(&env, "hintb");
     assert_eq!(a.run(&["start"]).code, 0);
     assert_eq!(b.run(&["start"]).code, 0);
-    let lock = std::ffi::CString::new(format!("{}/run/{}.lock", env.dir.path().display(), a.name)).unwrap();
+    let lock_of = |g: &TestGuest| std::ffi::CString::new(format!("{}/run/{}.lock", env.dir.path().display(), g.name)).unwrap();
+    let lock = lock_of(&a);
     let name = c"trusted.vsbox.context";
-    let recorded = || {
-        let mut buf = [0u8; 64];
+    let recorded = |lock: &std::ffi::CString| {
+        let mut buf = [0u8; 4096];
         // SAFETY: NUL-terminated strings; buf is writable for its length.
         let n = unsafe { libc::getxattr(lock.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         (n >= 0).then(|| String::from_utf8_lossy(&buf[..n as usize]).into_owned())
     };
     let (xa, xb) = (xid_of(&a.run(&["status"])), xid_of(&b.run(&["status"])));
-    assert_eq!(recorded(), Some(xa.to_string()));
+    let mine = recorded(&lock).unwrap();
+    assert!(mine.lines().next().unwrap().ends_with(&format!("/vsbox/{xa}")), "{mine:?}");
+    let theirs = recorded(&lock_of(&b)).unwrap();
+    assert!(theirs.lines().next().unwrap().ends_with(&format!("/vsbox/{xb}")), "{theirs:?}");
+    let first = mine.lines().next().unwrap();
     for planted in [
-        xb.to_string(),
+        theirs.clone(),
         "../../..".to_owned(),
         "/sys/fs/cgroup".to_owned(),
+        format!("{first}/../../../vsbox/{xb}"),
+        format!("{first}\n/tmp/{xa}"),
         "999999".to_owned(),
         String::new(),
     ] {

@@ -386,6 +386,17 @@ impl Target {
     }
 
     pub(crate) fn open(layout: &cgroup::Layout, xid: u32, dir: &Path) -> Result<Target> {
+        let v1 = cgroup::CONTROLLERS
+            .iter()
+            .filter_map(|c| layout.v1_dir(c, dir))
+            .filter(|d| d.is_dir())
+            .collect();
+        Self::open_with(xid, dir, v1)
+    }
+
+    /// As [`Target::open`], with its v1 controller directories given (as
+    /// its start recorded them) instead of found through the layout.
+    pub(crate) fn open_with(xid: u32, dir: &Path, v1: Vec<PathBuf>) -> Result<Target> {
         let flags = context::flags_of(dir);
         if flags & abi::VXF_PRIVATE != 0 {
             return Err(Error::failed(
@@ -396,11 +407,6 @@ impl Target {
         let (status, handles, userns) = look_into(dir, xid)?;
         let ceiling = caps::from_status(&status, "CapBnd:")
             .ok_or_else(|| Error::failed(format!("read the ceiling of context {xid}"), "no CapBnd line"))?;
-        let v1 = cgroup::CONTROLLERS
-            .iter()
-            .filter_map(|c| layout.v1_dir(c, dir))
-            .filter(|d| d.is_dir())
-            .collect();
         Ok(Target {
             flags,
             ceiling,

@@ -37,9 +37,19 @@ pub const LOCK_HELD: &str = "VSBOX_LOCK_HELD";
 
 pub use crate::context::XATTR_GUEST;
 pub const XATTR_ALIASES: &str = "trusted.vsbox.aliases";
-/// On RUNDIR/NAME.lock: the server's running context directory, relative
-/// to the cgroup base (`49152`), as its start recorded it.
+/// On RUNDIR/NAME.lock: the server's running context's directories, as
+/// its start recorded them, one a line: its cgroup v2 directory, then its
+/// v1 controllers' (`/sys/fs/cgroup/unified/vsbox/49152`).
 pub const XATTR_CONTEXT: &str = "trusted.vsbox.context";
+
+/// A server's running context as its start recorded it.
+pub struct Recorded {
+    pub xid: u32,
+    /// Its cgroup v2 directory.
+    pub dir: PathBuf,
+    /// Its v1 controller directories.
+    pub v1: Vec<PathBuf>,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Guest {
@@ -128,40 +138,54 @@ impl Guest {
     }
 
     /// Its running context's directory as its start recorded it (see
-    /// [`Guest::record_context`]), when that directory still carries its
-    /// tag and has processes; else every context directory of it
-    /// ([`Guest::contexts`]). Two getxattr calls instead of a
-    /// getxattr of every context on the host: a command entering one
-    /// server of 500 no longer reads 500 tags.
+    /// [`Guest::recorded`]); else every context directory of it
+    /// ([`Guest::contexts`]). A few calls instead of a getxattr of every
+    /// context on the host: a command entering one server of 500 no
+    /// longer reads 500 tags.
     pub fn running_contexts(&self, layout: &Layout) -> Vec<PathBuf> {
-        match self.recorded_context(layout) {
-            Some(dir) => vec![dir],
+        match self.recorded() {
+            Some(r) => vec![r.dir],
             None => self.contexts(layout),
         }
     }
 
-    fn recorded_context(&self, layout: &Layout) -> Option<PathBuf> {
-        let rel = crate::sys::getxattr(&self.lock_path(), XATTR_CONTEXT).ok().flatten()?;
-        // Written by vsbox as the directory's path below the base: digits
-        // and slashes only, whatever else it says.
-        if rel.is_empty() || rel[0] == b'/' || !rel.iter().all(|&b| b.is_ascii_digit() || b == b'/') {
+    /// Its running context as its start recorded it ([`XATTR_CONTEXT`]),
+    /// when that still holds: the directories are cgroup directories named
+    /// by the context's id, on a cgroup2 (its own) and cgroup v1 file
+    /// systems (its controllers'), and the first carries the server's tag
+    /// and has processes. Otherwise None, and the caller looks through the
+    /// contexts as before (a server started by an older vsbox has no
+    /// record; a file system without trusted xattrs keeps none).
+    pub fn recorded(&self) -> Option<Recorded> {
+        use nix::sys::statfs::{statfs, FsType, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
+        use std::path::Component;
+        let text = crate::sys::getxattr(&self.lock_path(), XATTR_CONTEXT).ok().flatten()?;
+        let mut lines = std::str::from_utf8(&text).ok()?.lines().map(PathBuf::from);
+        let dir = lines.next()?;
+        let xid = dir.file_name()?.to_str()?.parse().ok()?;
+        let on = |d: &Path, fs: FsType| {
+            d.is_absolute()
+                && d.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+                && d.file_name() == dir.file_name()
+                && statfs(d).is_ok_and(|s| s.filesystem_type() == fs)
+        };
+        let v1: Vec<PathBuf> = lines.collect();
+        if !on(&dir, CGROUP2_SUPER_MAGIC) || !v1.iter().all(|d| on(d, CGROUP_SUPER_MAGIC)) {
             return None;
         }
-        let dir = layout.base().join(std::str::from_utf8(&rel).ok()?);
         let tag = crate::sys::getxattr(&dir, XATTR_GUEST).ok().flatten()?;
-        (tag == self.tag().as_bytes() && cgroup::populated(&dir)).then_some(dir)
+        (tag == self.tag().as_bytes() && cgroup::populated(&dir)).then_some(Recorded { xid, dir, v1 })
     }
 
-    /// Records `dir` (below `layout`'s base) as the server's context, for
-    /// [`Guest::running_contexts`]: [`XATTR_CONTEXT`] on its lock file,
-    /// which the caller holds. No new file (an inode a start on ext4, whose
-    /// allocator then searches past recently deleted ones), nothing left
-    /// when the server is deleted with its lock file, and a file system
-    /// without trusted xattrs just has no record.
-    pub fn record_context(&self, layout: &Layout, dir: &Path) {
-        if let Ok(rel) = dir.strip_prefix(layout.base()) {
-            let _ = crate::sys::setxattr(&self.lock_path(), XATTR_CONTEXT, rel.as_os_str().as_encoded_bytes());
-        }
+    /// Records the server's context directories (its cgroup v2 one, then
+    /// its v1 controllers'), for [`Guest::recorded`]: [`XATTR_CONTEXT`] on
+    /// its lock file, which the caller holds. No new file (an inode a start
+    /// on ext4, whose allocator then searches past recently deleted ones),
+    /// nothing left when the server is deleted with its lock file, and a
+    /// file system without trusted xattrs just has no record.
+    pub fn record_context(&self, dirs: &[PathBuf]) {
+        let text: Vec<&[u8]> = dirs.iter().map(|d| d.as_os_str().as_encoded_bytes()).collect();
+        let _ = crate::sys::setxattr(&self.lock_path(), XATTR_CONTEXT, &text.join(&b'\n'));
     }
 
     /// RUNDIR/NAME.lock.

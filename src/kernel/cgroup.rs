@@ -462,6 +462,12 @@ fn own_pid_ns() -> Option<u64> {
 /// The owner of `dir` as far as this process can tell it is alive:
 /// Some(pid) in this PID namespace, None when unknown or recorded from
 /// another PID namespace.
+/// The pid of the process that owns context `dir` (a fresh context's
+/// `exec`, removing it when its command ends), if it has one.
+pub fn owner_pid(dir: &Path) -> Option<i32> {
+    owner_of(dir)
+}
+
 fn owner_of(dir: &Path) -> Option<i32> {
     match crate::sys::getxattr(dir, XATTR_OWNER).ok().flatten() {
         Some(v) => owner_in(&v, own_pid_ns()),
