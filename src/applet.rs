@@ -13,8 +13,9 @@ pub struct Applet {
     pub aliases: &'static [&'static str],
     /// True for applets that run a COMMAND: their own failures exit 125.
     pub runs_command: bool,
-    /// True for applets whose process ends soon and forks none that stays
-    /// (no guest's init): they allocate from dlmalloc (sys/alloc.rs).
+    /// True for applets that fork nothing that outlives them or their
+    /// command (no guest's init, no watcher of their own): they allocate
+    /// from dlmalloc, which keeps what is freed (sys/alloc.rs).
     pub short_lived: bool,
     pub main: fn(name: &str, argv: &[&str]) -> i32,
 }

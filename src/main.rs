@@ -1,7 +1,9 @@
 //! vsbox: one static multi-call binary; see `vsbox --help`.
 //!
 //! Its entry point is C's `main`, not Rust's: the runtime's start-up is
-//! skipped for the little of it vsbox needs (vsbox::sys::start).
+//! skipped for the little of it vsbox needs (vsbox::sys::start). So
+//! std::env::args is empty (clippy.toml refuses it), a stack overflow is
+//! a bare SIGSEGV, and a panic aborts (as release builds do anyway).
 
 // The test harness brings its own main (this file has no tests).
 #![cfg_attr(not(test), no_main)]

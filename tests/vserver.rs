@@ -2264,12 +2264,16 @@ fn the_recorded_context_of_a_server_is_checked_before_it_is_used() {
     let theirs = recorded(&lock_of(&b)).unwrap();
     assert!(theirs.lines().next().unwrap().ends_with(&format!("/vsbox/{xb}")), "{theirs:?}");
     let first = mine.lines().next().unwrap();
+    // A directory named like the context's, on no cgroup file system.
+    let fake = env.dir.path().join("fake").join(xa.to_string());
+    std::fs::create_dir_all(&fake).unwrap();
     for planted in [
         theirs.clone(),
         "../../..".to_owned(),
         "/sys/fs/cgroup".to_owned(),
         format!("{first}/../../../vsbox/{xb}"),
-        format!("{first}\n/tmp/{xa}"),
+        format!("{first}\n{}", fake.display()),
+        fake.display().to_string(),
         "999999".to_owned(),
         String::new(),
     ] {

@@ -49,14 +49,10 @@ pub fn relay_signals(outside_only: bool) {
 /// sixty.
 pub fn init_signals() {
     let _ = sys::forward_signals(Pid::from_raw(0), &FORWARDED, true);
-    // The Rust runtime's SIGSEGV and SIGBUS handlers (its stack-overflow
-    // report, on a small alternate stack) are not the default either: a
-    // guest's `kill -SEGV 1` would reach them, and with the forwarding
-    // handlers stacked on top overflow that stack. Back to the default,
-    // which the kernel drops when sent; a real fault still ends PID 1.
-    for sig in [Signal::SIGSEGV, Signal::SIGBUS] {
-        let _ = sys::set_ignored(sig, false);
-    }
+    // No other handler is installed: vsbox skips the Rust runtime's
+    // start-up (src/main.rs), whose SIGSEGV and SIGBUS handlers a guest's
+    // `kill -SEGV 1` would reach (the kernel drops it now; a real fault
+    // still ends PID 1).
     let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
 }
 

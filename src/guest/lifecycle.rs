@@ -458,7 +458,10 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
     owned
         .dirs
         .extend(launch::resource_dirs(reg, &dir, cfg.flags, nproc_limit(cfg), &cfg.resources)?);
-    g.record_context(&owned.dirs);
+    // Its v1 directories to be: those a live `set` makes later too.
+    let mut recorded = vec![dir.clone()];
+    recorded.extend(cgroup::CONTROLLERS.iter().filter_map(|c| reg.layout.v1_dir(c, &dir)));
+    g.record_context(&recorded);
     crate::kernel::devices::limit_cgroup(&dir, &cfg.devices)?;
     let mut addrs = cfg.addresses()?;
     if !addrs.is_empty() {

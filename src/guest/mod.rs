@@ -37,9 +37,10 @@ pub const LOCK_HELD: &str = "VSBOX_LOCK_HELD";
 
 pub use crate::context::XATTR_GUEST;
 pub const XATTR_ALIASES: &str = "trusted.vsbox.aliases";
-/// On RUNDIR/NAME.lock: the server's running context's directories, as
-/// its start recorded them, one a line: its cgroup v2 directory, then its
-/// v1 controllers' (`/sys/fs/cgroup/unified/vsbox/49152`).
+/// On RUNDIR/NAME.lock: the server's running context as its start
+/// recorded it, a path a line: its cgroup v2 directory
+/// (`/sys/fs/cgroup/unified/vsbox/49152`), then where each v1 controller's
+/// directory of it is or would be.
 pub const XATTR_CONTEXT: &str = "trusted.vsbox.context";
 
 /// A server's running context as its start recorded it.
@@ -150,12 +151,13 @@ impl Guest {
     }
 
     /// Its running context as its start recorded it ([`XATTR_CONTEXT`]),
-    /// when that still holds: the directories are cgroup directories named
-    /// by the context's id, on a cgroup2 (its own) and cgroup v1 file
-    /// systems (its controllers'), and the first carries the server's tag
-    /// and has processes. Otherwise None, and the caller looks through the
-    /// contexts as before (a server started by an older vsbox has no
-    /// record; a file system without trusted xattrs keeps none).
+    /// when that still holds: the paths are named by the context's id; the
+    /// first is a cgroup2 directory that carries the server's tag and has
+    /// processes; of the others, its v1 controllers' places, those that
+    /// exist are cgroup v1 directories (and are its v1 directories, as
+    /// the layout would find them). Otherwise None, and the caller looks
+    /// through the contexts as before (a server started by an older vsbox
+    /// has no record; a file system without trusted xattrs keeps none).
     pub fn recorded(&self) -> Option<Recorded> {
         use nix::sys::statfs::{statfs, FsType, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
         use std::path::Component;
@@ -169,23 +171,36 @@ impl Guest {
                 && d.file_name() == dir.file_name()
                 && statfs(d).is_ok_and(|s| s.filesystem_type() == fs)
         };
-        let v1: Vec<PathBuf> = lines.collect();
-        if !on(&dir, CGROUP2_SUPER_MAGIC) || !v1.iter().all(|d| on(d, CGROUP_SUPER_MAGIC)) {
+        if !on(&dir, CGROUP2_SUPER_MAGIC) {
             return None;
+        }
+        // Where its v1 directories are, made or not: those that exist, as
+        // Target::open finds them through the layout.
+        let mut v1 = Vec::new();
+        for d in lines {
+            match statfs(&d) {
+                Err(nix::errno::Errno::ENOENT) => {}
+                _ if on(&d, CGROUP_SUPER_MAGIC) => v1.push(d),
+                _ => return None,
+            }
         }
         let tag = crate::sys::getxattr(&dir, XATTR_GUEST).ok().flatten()?;
         (tag == self.tag().as_bytes() && cgroup::populated(&dir)).then_some(Recorded { xid, dir, v1 })
     }
 
-    /// Records the server's context directories (its cgroup v2 one, then
-    /// its v1 controllers'), for [`Guest::recorded`]: [`XATTR_CONTEXT`] on
-    /// its lock file, which the caller holds. No new file (an inode a start
-    /// on ext4, whose allocator then searches past recently deleted ones),
-    /// nothing left when the server is deleted with its lock file, and a
-    /// file system without trusted xattrs just has no record.
+    /// Records the server's context for [`Guest::recorded`]: its cgroup v2
+    /// directory, then where each v1 controller's directory of it is or
+    /// would be; [`XATTR_CONTEXT`] on its lock file, which the caller
+    /// holds. No new file (an inode a start on ext4, whose allocator then
+    /// searches past recently deleted ones), nothing left when the server
+    /// is deleted with its lock file. Should the attribute not be written
+    /// (a file system without trusted xattrs), an older one is removed.
     pub fn record_context(&self, dirs: &[PathBuf]) {
         let text: Vec<&[u8]> = dirs.iter().map(|d| d.as_os_str().as_encoded_bytes()).collect();
-        let _ = crate::sys::setxattr(&self.lock_path(), XATTR_CONTEXT, &text.join(&b'\n'));
+        let lock = self.lock_path();
+        if crate::sys::setxattr(&lock, XATTR_CONTEXT, &text.join(&b'\n')).is_err() {
+            let _ = crate::sys::removexattr(&lock, XATTR_CONTEXT);
+        }
     }
 
     /// RUNDIR/NAME.lock.

@@ -90,7 +90,7 @@ pub fn set(g: &Guest, changes: &[(String, String)], save: bool) -> Result<Outcom
         }
         live.check(&reg.layout).map_err(Error::usage)?;
         if !touched.is_empty() {
-            undo = apply_live(g, &reg, dir, &live, &touched)?;
+            undo = apply_live(&reg, dir, &live, &touched)?;
         }
     }
     // All or nothing here too: should the disk limit or the file fail,
@@ -127,7 +127,7 @@ pub fn set(g: &Guest, changes: &[(String, String)], save: bool) -> Result<Outcom
 /// running context at `dir`. A v1 directory made now takes the context's
 /// processes (those joining later find it as every v1 directory).
 /// Returns what was there before, for [`resources::restore`].
-fn apply_live(g: &Guest, reg: &Registry, dir: &Path, all: &Resources, touched: &Resources) -> Result<Vec<(std::path::PathBuf, String)>> {
+fn apply_live(reg: &Registry, dir: &Path, all: &Resources, touched: &Resources) -> Result<Vec<(std::path::PathBuf, String)>> {
     let wanted = touched.controllers();
     let mut res = Resources::default();
     for (f, v) in all.files.iter().filter(|(f, _)| wanted.contains(&resources::controller_of(f))) {
@@ -142,19 +142,6 @@ fn apply_live(g: &Guest, reg: &Registry, dir: &Path, all: &Resources, touched: &
             return Err(e);
         }
     };
-    if !made.is_empty() {
-        // Those joining from now on find the new directories in the
-        // server's record (Guest::recorded); one that joined before is
-        // moved below with the others.
-        let mut dirs = vec![dir.to_path_buf()];
-        dirs.extend(
-            cgroup::CONTROLLERS
-                .iter()
-                .filter_map(|c| reg.layout.v1_dir(c, dir))
-                .filter(|d| d.is_dir()),
-        );
-        g.record_context(&dirs);
-    }
     for v1 in made {
         // Until a pass finds every process there: one forked meanwhile by a
         // process not yet moved is moved by the next.

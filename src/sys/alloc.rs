@@ -18,8 +18,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// How many ranges dlmalloc may have mapped at once (its segments, and
-/// its large allocations, 256 KiB and up, mapped singly). Past that it is
+/// How many ranges dlmalloc may have mapped at once (its segments: 64 KiB
+/// and up, a large allocation making one of its size). Past that it is
 /// refused memory, and the allocation comes from mallocng.
 const MAX_REGIONS: usize = 32;
 
@@ -50,6 +50,40 @@ impl Regions {
             s.set(span);
         }
     }
+
+    /// [start, end) is unmapped now. dlmalloc joins a new mapping that
+    /// touches a segment onto it (sys_alloc), and then gives both back in
+    /// one call: every noted range is cut to what lies outside. Gives how
+    /// many more ranges are noted now (negative: fewer).
+    fn release(&self, start: usize, end: usize) -> isize {
+        let mut change = 0;
+        for s in &self.spans {
+            let (a, b) = s.get();
+            if (a, b) == (0, 0) || b <= start || end <= a {
+                continue;
+            }
+            let left = (a < start).then_some((a, start));
+            let right = (end < b).then_some((end, b));
+            match (left, right) {
+                (Some(l), Some(r)) => {
+                    // A hole in the middle: the right part takes a free
+                    // slot; with none left the range stays whole, which
+                    // only leaves frees there to dlmalloc, as before.
+                    if let Some(free) = self.spans.iter().find(|f| f.get() == (0, 0)) {
+                        s.set(l);
+                        free.set(r);
+                        change += 1;
+                    }
+                }
+                (Some(part), None) | (None, Some(part)) => s.set(part),
+                (None, None) => {
+                    s.set((0, 0));
+                    change -= 1;
+                }
+            }
+        }
+        change
+    }
 }
 
 // SAFETY: mmap, mremap and munmap of anonymous private memory, only of
@@ -69,7 +103,7 @@ unsafe impl dlmalloc::Allocator for Regions {
             return (std::ptr::null_mut(), 0, 0);
         }
         slot.set((addr as usize, addr as usize + size));
-        MAPPED.fetch_add(1, Ordering::Relaxed);
+        count(1);
         (addr.cast(), size, 0)
     }
 
@@ -91,7 +125,7 @@ unsafe impl dlmalloc::Allocator for Regions {
             // SAFETY: the tail of that mapping, which dlmalloc gives up.
             || unsafe { libc::munmap(ptr.add(newsize).cast(), oldsize - newsize) } == 0;
         if done {
-            self.note(ptr as usize, (ptr as usize, ptr as usize + newsize));
+            count(self.release(ptr as usize + newsize, ptr as usize + oldsize));
         }
         done
     }
@@ -100,8 +134,7 @@ unsafe impl dlmalloc::Allocator for Regions {
         // SAFETY: [ptr, ptr + size) is a whole mapping of ours.
         let done = unsafe { libc::munmap(ptr.cast(), size) } == 0;
         if done {
-            self.note(ptr as usize, (0, 0));
-            MAPPED.fetch_sub(1, Ordering::Relaxed);
+            count(self.release(ptr as usize, ptr as usize + size));
         }
         done
     }
@@ -122,14 +155,24 @@ unsafe impl dlmalloc::Allocator for Regions {
 /// dlmalloc's state; only touched with [`LOCKED`] held.
 static mut DLMALLOC: dlmalloc::Dlmalloc<Regions> = dlmalloc::Dlmalloc::new_with_allocator(Regions::new());
 /// The lock around [`DLMALLOC`]: a spin lock. vsbox's threads (vps's /proc
-/// readers) are few and brief, and whenever vsbox forks it has one thread,
-/// so a child never inherits it held.
+/// readers) are few and brief. sys::fork and fork_into hold it across the
+/// fork ([`Forking`]), so a child never inherits it held by a thread that
+/// is not there, nor dlmalloc's state half changed.
 static LOCKED: AtomicBool = AtomicBool::new(false);
 /// New allocations come from dlmalloc ([`short_lived`]).
 static SHORT_LIVED: AtomicBool = AtomicBool::new(false);
 /// How many ranges dlmalloc has mapped: while none, every free is
 /// mallocng's, without the lock.
 static MAPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// Adds `change` to [`MAPPED`].
+fn count(change: isize) {
+    if change > 0 {
+        MAPPED.fetch_add(change.unsigned_abs(), Ordering::Relaxed);
+    } else if change < 0 {
+        MAPPED.fetch_sub(change.unsigned_abs(), Ordering::Relaxed);
+    }
+}
 
 struct Held;
 
@@ -139,17 +182,34 @@ impl Drop for Held {
     }
 }
 
-/// dlmalloc, locked.
-fn dl() -> (Held, &'static mut dlmalloc::Dlmalloc<Regions>) {
+fn lock() -> Held {
     while LOCKED
         .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
         std::thread::yield_now();
     }
+    Held
+}
+
+/// The allocator's lock, held across a fork(2) by the forking thread and
+/// released in parent and child when dropped (what pthread_atfork does
+/// for musl's own malloc).
+pub struct Forking {
+    _held: Held,
+}
+
+/// Takes the lock for a fork: see [`Forking`].
+pub fn forking() -> Forking {
+    Forking { _held: lock() }
+}
+
+/// dlmalloc, locked.
+fn dl() -> (Held, &'static mut dlmalloc::Dlmalloc<Regions>) {
+    let held = lock();
     // SAFETY: the lock is held until the returned guard drops, and the
     // reference is used only meanwhile (by the callers below).
-    (Held, unsafe { &mut *std::ptr::addr_of_mut!(DLMALLOC) })
+    (held, unsafe { &mut *std::ptr::addr_of_mut!(DLMALLOC) })
 }
 
 /// Whether dlmalloc gave out `ptr` (nothing to ask while it mapped none).
@@ -286,5 +346,27 @@ mod tests {
         }
         assert_eq!(big, pattern(600 * 1024));
         drop((before, grown, shrunk, big));
+    }
+
+    /// dlmalloc gives back, in one call, a segment it grew by joining a
+    /// mapping made next to it: both noted ranges go; a part given back
+    /// leaves the rest noted, a hole in a range leaves both sides.
+    #[test]
+    fn what_dlmalloc_gives_back_is_no_longer_its_own() {
+        let r = Regions::new();
+        let (a, b, c) = (0x10_0000usize, 0x11_0000usize, 0x12_0000usize);
+        r.spans[0].set((b, c));
+        r.spans[1].set((a, b)); // mapped below, joined onto the segment
+        assert!(r.owns(a as *mut u8) && r.owns((c - 1) as *mut u8));
+        assert_eq!(r.release(a, c), -2);
+        assert!(!r.owns(a as *mut u8) && !r.owns(b as *mut u8));
+        r.spans[0].set((a, c));
+        assert_eq!(r.release(b, c), 0);
+        assert!(r.owns(a as *mut u8) && !r.owns(b as *mut u8));
+        r.spans[0].set((a, c));
+        assert_eq!(r.release(a + 0x1000, b), 1);
+        assert!(r.owns(a as *mut u8) && !r.owns((a + 0x1000) as *mut u8) && r.owns(b as *mut u8));
+        assert_eq!(r.release(0, usize::MAX), -2);
+        assert!(r.spans.iter().all(|s| s.get() == (0, 0)));
     }
 }

@@ -23,6 +23,14 @@ pub fn setxattr(path: &Path, name: &str, value: &[u8]) -> Result<(), Errno> {
     check(unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) } as libc::c_long).map(drop)
 }
 
+/// removexattr(2) of `name` on `path`.
+pub fn removexattr(path: &Path, name: &str) -> Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let (p, n) = (cstr(path.as_os_str().as_bytes())?, cstr(name.as_bytes())?);
+    // SAFETY: both strings are NUL-terminated.
+    check(unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) } as libc::c_long).map(drop)
+}
+
 /// The value of an extended attribute; Ok(None) when it is not set.
 pub fn getxattr(path: &Path, name: &str) -> Result<Option<Vec<u8>>, Errno> {
     use std::os::unix::ffi::OsStrExt;

@@ -31,10 +31,11 @@ pub fn set_title(title: &str) {
         bytes[room - 1] = b' ';
     }
     // SAFETY: [start, end) is where the kernel put this process's argument
-    // strings at exec (/proc/self/stat fields 48-49): mapped, writable
-    // stack memory of this process. Nothing holds Rust references into it;
-    // std only reads it again if env::args is called, and then finds the
-    // NUL-terminated title.
+    // strings at exec (what [`start`] noted, or /proc/self/stat fields
+    // 48-49): mapped, writable stack memory of this process. Nothing holds
+    // Rust references into it: [`start`] copied the arguments, and std's
+    // env::args, which would read them, is empty without std's start-up
+    // (clippy.toml refuses it).
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), start as *mut u8, room) };
 }
 
@@ -69,11 +70,23 @@ static ARG_AREA: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new(
 pub unsafe fn start(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<std::ffi::OsString> {
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
     // SAFETY: fds is a valid array of 3 pollfds; a zero timeout.
-    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } >= 0 {
-        for _closed in fds.iter().filter(|f| f.revents & libc::POLLNVAL != 0) {
-            // SAFETY: a constant path; the lowest free descriptor is the
-            // closed one (from 0 up), so it fills that hole.
-            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+    let closed: Vec<libc::c_int> = if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } >= 0 {
+        fds.iter().filter(|f| f.revents & libc::POLLNVAL != 0).map(|f| f.fd).collect()
+    } else {
+        // poll can fail (RLIMIT_NOFILE under 3, ENOMEM): one fcntl each,
+        // as std's start-up does then.
+        // SAFETY: F_GETFD on a descriptor number only reads its flags.
+        (0..3)
+            .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 && Errno::last() == Errno::EBADF)
+            .collect()
+    };
+    for fd in closed {
+        // SAFETY: a constant path. The lowest free descriptor is the
+        // closed one (they are filled from 0 up); anything else, and vsbox
+        // would print into whatever it opens next: it stops, as std does.
+        if unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) } != fd {
+            // SAFETY: ends the process.
+            unsafe { libc::abort() };
         }
     }
     let _ = super::set_ignored(nix::sys::signal::Signal::SIGPIPE, true);
@@ -154,8 +167,11 @@ pub enum Forked {
 /// fork(2). vsbox is single-threaded wherever it forks, so the child may
 /// go on using the allocator and std as usual.
 pub fn fork() -> Result<Forked, Errno> {
-    // SAFETY: the process has one thread (nothing in vsbox spawns threads),
-    // so no lock can be held by a thread that does not exist in the child.
+    // The allocator's lock across the fork (see super::alloc::Forking).
+    let _forking = super::alloc::forking();
+    // SAFETY: vsbox forks with one thread (vps's readers are joined before
+    // it returns), so no lock of musl's can be held by a thread that does
+    // not exist in the child; the allocator's is held here.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
@@ -191,6 +207,7 @@ pub fn fork_into(cgroup: &impl std::os::fd::AsRawFd, ns_flags: nix::sched::Clone
         cgroup: cgroup.as_raw_fd() as u64,
         ..Default::default()
     };
+    let _forking = super::alloc::forking();
     // SAFETY: as for fork(): one thread, and no CLONE_VM and no new stack,
     // so the child runs on its own copy of this stack like a forked child.
     // glibc keeps no pid cache; the child calls no pthread functions.
@@ -310,7 +327,7 @@ impl Spawn {
                         }
                     }
                 }
-                // A fresh program's signal state: Rust ignores SIGPIPE for
+                // A fresh program's signal state: vsbox ignores SIGPIPE for
                 // itself; nothing blocked. (execve resets caught ones.)
                 // SAFETY: SIG_DFL is no function; an empty set.
                 unsafe {
