@@ -15,6 +15,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     // Before any applet changes a disposition: what the caller ignored
     // stays ignored for the commands vsbox runs (context/exec.rs).
     crate::sys::record_inherited_ignored();
+    end_quietly_on_lost_output();
     let mut args = Vec::with_capacity(argv.len());
     for a in argv {
         match a.into_string() {
@@ -31,6 +32,34 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         return run(applet, base, &args[1..]);
     }
     multiplexer(&args[1..])
+}
+
+/// print!/println! panic when standard output cannot be written (`vps ax
+/// | head` once head has gone, a full disk): instead, a reader that went
+/// away ends vsbox as it ends a C program, by SIGPIPE (which vsbox
+/// ignores for itself: its own pipes give EPIPE), and any other error is
+/// one line on stderr and exit status 1. Other panics keep the default
+/// report.
+fn end_quietly_on_lost_output() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if let Some(why) = msg.strip_prefix("failed printing to stdout: ") {
+            if why.ends_with("(os error 32)") {
+                let _ = crate::sys::set_ignored(nix::sys::signal::Signal::SIGPIPE, false);
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGPIPE);
+            }
+            let line = format!("vsbox: cannot write its output: {why}\n");
+            let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
+            crate::sys::exit_now(EXIT_FAILURE);
+        }
+        default(info)
+    }));
 }
 
 fn run(applet: &Applet, name: &str, args: &[String]) -> i32 {

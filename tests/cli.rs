@@ -260,3 +260,29 @@ fn no_layer_reaches_into_a_later_one() {
     }
     assert!(wrong.is_empty(), "a layer uses a later one: {wrong:#?}");
 }
+
+/// Output nobody reads any more ends vsbox as it ends a C program, by
+/// SIGPIPE, and output that cannot be written is one line and status 1:
+/// no panic either way (print! panics on a failed write).
+#[test]
+fn lost_output_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [&["--list"][..], &["vps", "ax"], &["vserver-stat"]] {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        drop(r);
+        let out = Command::new(VSBOX)
+            .args(args)
+            .stdout(std::process::Stdio::from(w))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{args:?}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = Out::from(Command::new(VSBOX).arg("--list").stdout(full).output().unwrap());
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "vsbox: cannot write its output: No space left on device (os error 28)\n"
+    );
+}

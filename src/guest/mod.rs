@@ -151,11 +151,12 @@ impl Guest {
     }
 
     /// Its running context as its start recorded it ([`XATTR_CONTEXT`]),
-    /// when that still holds: the paths are named by the context's id; the
-    /// first is a cgroup2 directory that carries the server's tag and has
-    /// processes; of the others, its v1 controllers' places, those that
-    /// exist are cgroup v1 directories (and are its v1 directories, as
-    /// the layout would find them). Otherwise None, and the caller looks
+    /// when that still holds: the first path is a cgroup2 directory that
+    /// carries the server's tag and has processes; of the others, its v1
+    /// controllers' places, those that exist are cgroup v1 directories at
+    /// the same place below their hierarchy's vsbox base (and are its v1
+    /// directories, as the layout would find them), one for each v1
+    /// hierarchy one of its processes is in there. Otherwise None, and the caller looks
     /// through the contexts as before (a server started by an older vsbox
     /// has no record; a file system without trusted xattrs keeps none).
     pub fn recorded(&self) -> Option<Recorded> {
@@ -165,10 +166,14 @@ impl Guest {
         let mut lines = std::str::from_utf8(&text).ok()?.lines().map(PathBuf::from);
         let dir = lines.next()?;
         let xid = dir.file_name()?.to_str()?.parse().ok()?;
+        // Its place in each hierarchy: from the vsbox base down (what a
+        // process's /proc/PID/cgroup lines say, "/vsbox/49152").
+        let text = dir.to_str()?;
+        let place = &text[text.find(&format!("/{}/", cgroup::BASE))?..];
         let on = |d: &Path, fs: FsType| {
             d.is_absolute()
                 && d.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
-                && d.file_name() == dir.file_name()
+                && d.to_str().is_some_and(|t| t.ends_with(place))
                 && statfs(d).is_ok_and(|s| s.filesystem_type() == fs)
         };
         if !on(&dir, CGROUP2_SUPER_MAGIC) {
@@ -185,7 +190,22 @@ impl Guest {
             }
         }
         let tag = crate::sys::getxattr(&dir, XATTR_GUEST).ok().flatten()?;
-        (tag == self.tag().as_bytes() && cgroup::populated(&dir)).then_some(Recorded { xid, dir, v1 })
+        if tag != self.tag().as_bytes() {
+            return None;
+        }
+        // Complete: a process of the context is in as many of the v1
+        // controllers' hierarchies at that place as there are directories
+        // (fewer while a live `set` moves its processes into a new one:
+        // then the way through the layout).
+        let pid = *cgroup::procs(&dir).ok()?.first()?;
+        let own = crate::sys::read_text(format!("/proc/{pid}/cgroup")).ok()?;
+        let joined = own
+            .lines()
+            .filter_map(|l| l.split_once(':')?.1.split_once(':'))
+            .filter(|(ctrls, path)| *path == place && ctrls.split(',').any(|c| cgroup::CONTROLLERS.contains(&c)))
+            .count();
+        let distinct: std::collections::HashSet<&PathBuf> = v1.iter().collect();
+        (joined == v1.len() && distinct.len() == v1.len()).then_some(Recorded { xid, dir, v1 })
     }
 
     /// Records the server's context for [`Guest::recorded`]: its cgroup v2
