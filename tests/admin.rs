@@ -47,6 +47,15 @@ fn vps_shows_every_process_once_with_its_context() {
     let env = Env::new();
     let (a, b) = two_guests(&env);
     let host = Bg(std::process::Command::new(PROBE).args(["sleep", "60"]).spawn().unwrap());
+    // The daemons' rc script backgrounds them: start may return before
+    // the subshell has become the probe (a loaded machine, seen once).
+    let daemons_up = || {
+        let rows = vps(&env, &[]);
+        [&a, &b]
+            .iter()
+            .all(|g| rows.iter().any(|r| r[2] == xid(g).to_string() && r[4] == "probe"))
+    };
+    eventually(10, daemons_up);
     let rows = vps(&env, &[]);
     let pids: Vec<&String> = rows.iter().map(|r| &r[0]).collect();
     let mut unique = pids.clone();
