@@ -732,38 +732,27 @@ fn an_incomplete_record_of_a_limited_server_does_not_lift_its_limit() {
     let _one = one_at_a_time();
     let env = Env::new();
     let g = started(&env, "memrec", "MEM_LIMIT=32M\nSWAP_LIMIT=0\n");
-    let lock = std::ffi::CString::new(format!("{}/run/{}.lock", env.dir.path().display(), g.name)).unwrap();
-    let name = c"trusted.vsbox.context";
-    let mut buf = vec![0u8; 8192];
-    // SAFETY: NUL-terminated strings; buf is writable for its length.
-    let n = unsafe { libc::getxattr(lock.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    assert!(n > 0);
-    let record = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
+    let record = context_record(&g).unwrap();
     let lines: Vec<&str> = record.lines().collect();
     let xid = lines[0].rsplit('/').next().unwrap();
     // Elsewhere in a v1 hierarchy (the memory one when there is one), named
     // like the context's directory.
     let memory = lines.iter().find(|l| l.contains("/memory/")).map(|l| l.to_string());
     let elsewhere = memory.as_ref().map(|m| {
-        std::path::PathBuf::from(m.split("/vsbox/").next().unwrap())
-            .join(format!("vsboxtest-{}", std::process::id()))
-            .join(xid)
+        TestCgroup::new(
+            std::path::PathBuf::from(m.split("/vsbox/").next().unwrap())
+                .join(format!("vsboxtest-{}", std::process::id()))
+                .join(xid),
+        )
     });
-    if let Some(e) = &elsewhere {
-        std::fs::create_dir_all(e).unwrap();
-    }
     let without_memory: Vec<&str> = lines.iter().copied().filter(|l| !l.contains("/memory/")).collect();
     let mut plants = vec![lines[0].to_owned(), without_memory.join("\n"), format!("{record}\n{}", lines[0])];
     if let (Some(m), Some(e)) = (&memory, &elsewhere) {
-        plants.push(record.replace(m.as_str(), &e.display().to_string()));
+        plants.push(record.replace(m.as_str(), &e.0.display().to_string()));
         plants.push(format!("{record}\n{}", m));
     }
     for planted in &plants {
-        // SAFETY: NUL-terminated strings; the value is valid for its length.
-        assert_eq!(
-            unsafe { libc::setxattr(lock.as_ptr(), name.as_ptr(), planted.as_ptr().cast(), planted.len(), 0) },
-            0
-        );
+        plant_context_record(&g, Some(planted));
         let out = g.run(&["exec", "probe", "alloc", "64"]);
         assert!(!out.stdout.starts_with("OK"), "with the record {planted:?}: {out:?}");
         if memory.is_some() {
@@ -773,10 +762,6 @@ fn an_incomplete_record_of_a_limited_server_does_not_lift_its_limit() {
                 "with the record {planted:?}: {cg:?}"
             );
         }
-    }
-    if let Some(e) = &elsewhere {
-        let _ = std::fs::remove_dir(e);
-        let _ = std::fs::remove_dir(e.parent().unwrap());
     }
     g.run(&["stop"]).ok();
 }

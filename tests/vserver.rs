@@ -2249,19 +2249,10 @@ fn the_recorded_context_of_a_server_is_checked_before_it_is_used() {
     let b = TestGuest::busybox(&env, "hintb");
     assert_eq!(a.run(&["start"]).code, 0);
     assert_eq!(b.run(&["start"]).code, 0);
-    let lock_of = |g: &TestGuest| std::ffi::CString::new(format!("{}/run/{}.lock", env.dir.path().display(), g.name)).unwrap();
-    let lock = lock_of(&a);
-    let name = c"trusted.vsbox.context";
-    let recorded = |lock: &std::ffi::CString| {
-        let mut buf = [0u8; 4096];
-        // SAFETY: NUL-terminated strings; buf is writable for its length.
-        let n = unsafe { libc::getxattr(lock.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        (n >= 0).then(|| String::from_utf8_lossy(&buf[..n as usize]).into_owned())
-    };
     let (xa, xb) = (xid_of(&a.run(&["status"])), xid_of(&b.run(&["status"])));
-    let mine = recorded(&lock).unwrap();
+    let mine = context_record(&a).unwrap();
     assert!(mine.lines().next().unwrap().ends_with(&format!("/vsbox/{xa}")), "{mine:?}");
-    let theirs = recorded(&lock_of(&b)).unwrap();
+    let theirs = context_record(&b).unwrap();
     assert!(theirs.lines().next().unwrap().ends_with(&format!("/vsbox/{xb}")), "{theirs:?}");
     let first = mine.lines().next().unwrap();
     // A directory named like the context's, on no cgroup file system.
@@ -2277,9 +2268,7 @@ fn the_recorded_context_of_a_server_is_checked_before_it_is_used() {
         "999999".to_owned(),
         String::new(),
     ] {
-        // SAFETY: NUL-terminated strings; the value is valid for its length.
-        let set = unsafe { libc::setxattr(lock.as_ptr(), name.as_ptr(), planted.as_ptr().cast(), planted.len(), 0) };
-        assert_eq!(set, 0);
+        plant_context_record(&a, Some(&planted));
         let out = a.run(&["exec", "hostname"]);
         assert_eq!(
             (out.code, out.line()),
@@ -2288,8 +2277,7 @@ fn the_recorded_context_of_a_server_is_checked_before_it_is_used() {
         );
         assert_eq!(xid_of(&a.run(&["status"])), xa, "with the record at {planted:?}");
     }
-    // SAFETY: NUL-terminated strings.
-    assert_eq!(unsafe { libc::removexattr(lock.as_ptr(), name.as_ptr()) }, 0);
+    plant_context_record(&a, None);
     assert_eq!(a.run(&["exec", "hostname"]).line(), a.name);
     assert_eq!(b.run(&["exec", "hostname"]).line(), b.name);
     assert_eq!(a.run(&["stop"]).code, 0);

@@ -386,12 +386,7 @@ impl Target {
     }
 
     pub(crate) fn open(layout: &cgroup::Layout, xid: u32, dir: &Path) -> Result<Target> {
-        let v1 = cgroup::CONTROLLERS
-            .iter()
-            .filter_map(|c| layout.v1_dir(c, dir))
-            .filter(|d| d.is_dir())
-            .collect();
-        Self::open_with(xid, dir, v1)
+        Self::open_with(xid, dir, layout.v1_dirs(dir))
     }
 
     /// As [`Target::open`], with its v1 controller directories given (as

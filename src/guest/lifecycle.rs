@@ -398,10 +398,8 @@ fn remove_aliases(dir: &Path) {
 /// Removes what `start` set up for a context that has no processes left.
 pub(crate) fn clean_up(reg: &Registry, dir: &Path) -> Result<()> {
     remove_aliases(dir);
-    for c in cgroup::CONTROLLERS {
-        if let Some(d) = reg.layout.v1_dir(c, dir).filter(|d| d.is_dir()) {
-            cgroup::remove(&d, Some(Duration::from_secs(2)))?;
-        }
+    for d in reg.layout.v1_dirs(dir) {
+        cgroup::remove(&d, Some(Duration::from_secs(2)))?;
     }
     cgroup::remove(dir, Some(Duration::from_secs(2)))
 }
@@ -460,7 +458,7 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
         .extend(launch::resource_dirs(reg, &dir, cfg.flags, nproc_limit(cfg), &cfg.resources)?);
     // Its v1 directories to be: those a live `set` makes later too.
     let mut recorded = vec![dir.clone()];
-    recorded.extend(cgroup::CONTROLLERS.iter().filter_map(|c| reg.layout.v1_dir(c, &dir)));
+    recorded.extend(reg.layout.v1_places(&dir));
     g.record_context(&recorded);
     crate::kernel::devices::limit_cgroup(&dir, &cfg.devices)?;
     let mut addrs = cfg.addresses()?;
@@ -867,9 +865,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     // Not one restarting, nor a fresh context (it has an owner, whose end
     // ends it): those take the way below.
     let mut payload = payload;
-    let fresh_or_restarting =
-        |d: &Path| sys::getxattr(d, context::XATTR_RESTARTING).ok().flatten().is_some() || cgroup::owner_pid(d).is_some();
-    if let Some(rec) = g.recorded().filter(|r| !fresh_or_restarting(&r.dir)) {
+    if let Some(rec) = g.recorded().filter(|r| !restarting(&r.dir) && cgroup::owner_pid(&r.dir).is_none()) {
         if let Ok(target) = launch::Target::open_with(rec.xid, &rec.dir, rec.v1) {
             match join(applet, target, &cfg, payload)? {
                 Ok(child) => return Ok((child, None)),
@@ -942,9 +938,8 @@ fn ending(g: &Guest) -> Error {
 /// context of its own would make the restart fail ("running already").
 /// The server's context directories when it did not wait (as read).
 fn wait_for_restart(g: &Guest, reg: &Registry) -> Option<Vec<PathBuf>> {
-    let restarting = |d: &PathBuf| sys::getxattr(d, context::XATTR_RESTARTING).ok().flatten().is_some();
     let dirs = g.running_contexts(&reg.layout);
-    if !dirs.first().is_some_and(restarting) {
+    if !dirs.first().is_some_and(|d| restarting(d)) {
         return Some(dirs);
     }
     let end = std::time::Instant::now() + RESTART_WAIT;
@@ -956,6 +951,11 @@ fn wait_for_restart(g: &Guest, reg: &Registry) -> Option<Vec<PathBuf>> {
         std::thread::sleep(Duration::from_millis(20));
     }
     None
+}
+
+/// Whether context `dir` is between a reboot's end and its new start.
+fn restarting(dir: &Path) -> bool {
+    sys::getxattr(dir, context::XATTR_RESTARTING).ok().flatten().is_some()
 }
 
 /// How long a command entering a restarting server waits for it.

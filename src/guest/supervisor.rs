@@ -1101,7 +1101,7 @@ impl Served {
             let c = self.conns.remove(j);
             unwatch(ep, c.as_fd());
             if let Some((msg, mut got)) = receive(&c, 16) {
-                if let Some(l) = got.pop().filter(|l| msg == [unixscope::LISTENER] && is_listener(l)) {
+                if let Some(l) = got.pop().filter(|l| msg == [unixscope::LISTENER] && sys::is_seccomp_listener(l)) {
                     if !self.paused {
                         watch(ep, l.as_fd(), key);
                     }
@@ -1211,10 +1211,8 @@ impl Served {
                     std::process::exit(1);
                 }
                 if let Some(layout) = layout() {
-                    for c in crate::kernel::cgroup::CONTROLLERS {
-                        if let Some(d) = layout.v1_dir(c, &self.watched.dir) {
-                            let _ = std::fs::write(d.join("cgroup.procs"), "0");
-                        }
+                    for d in layout.v1_places(&self.watched.dir) {
+                        let _ = std::fs::write(d.join("cgroup.procs"), "0");
                     }
                 }
                 if let Some(Err(e)) = self.native().map(native::join) {
@@ -1287,12 +1285,6 @@ fn read_rebooting(status: &OwnedFd, cgroup: &Path) -> Option<bool> {
         let _ = sys::setxattr(cgroup, crate::context::XATTR_RESTARTING, b"1");
     }
     Some(rebooting)
-}
-
-/// Whether `fd` is a seccomp listener (what a process entering the guest
-/// hands over; anything else would be polled for ever).
-fn is_listener(fd: &OwnedFd) -> bool {
-    sys::is_seccomp_listener(fd)
 }
 
 /// Answers supervised call `n` (not a unix socket(2)): a socketpair(2)

@@ -154,6 +154,18 @@ impl Layout {
         Some(self.v1_mount(controller)?.join(rel))
     }
 
+    /// Where the v1 directories of [`CONTROLLERS`] that mirror `v2_dir`
+    /// are or would be, one for each of those controllers that is v1.
+    pub fn v1_places(&self, v2_dir: &Path) -> Vec<PathBuf> {
+        CONTROLLERS.iter().filter_map(|c| self.v1_dir(c, v2_dir)).collect()
+    }
+
+    /// Those of [`Layout::v1_places`] that exist: a context's v1
+    /// directories, which its processes join.
+    pub fn v1_dirs(&self, v2_dir: &Path) -> Vec<PathBuf> {
+        self.v1_places(v2_dir).into_iter().filter(|d| d.is_dir()).collect()
+    }
+
     /// This process's own v2 cgroup directory. Inside a cgroup namespace the
     /// path in /proc/self/cgroup is relative to a root the mount does not
     /// show; then the context tree under `vsbox/` is searched for our pid.
@@ -521,13 +533,11 @@ pub fn sweep(layout: &Layout, dir: &Path) -> Vec<PathBuf> {
         };
         if gone && !populated(&sub) {
             remove_below(&sub);
-            for c in CONTROLLERS {
-                // With the v1 base when it was the last there: nothing
-                // else would remove it (a launch makes only the v2 one).
-                if let Some(d) = layout.v1_dir(c, &sub).filter(|d| d.is_dir()) {
-                    if fs::remove_dir(&d).is_ok() {
-                        remove_empty_parents(&d);
-                    }
+            // With the v1 base when it was the last there: nothing else
+            // would remove it (a launch makes only the v2 one).
+            for d in layout.v1_dirs(&sub) {
+                if fs::remove_dir(&d).is_ok() {
+                    remove_empty_parents(&d);
                 }
             }
             if fs::remove_dir(&sub).is_ok() {

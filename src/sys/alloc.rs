@@ -224,29 +224,45 @@ pub struct Heap;
 // out (dlmalloc's are inside the ranges it mapped, no mallocng block
 // is); dlmalloc is only used under its lock; both return memory of the
 // size and alignment asked for, or null.
-unsafe impl GlobalAlloc for Heap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+impl Heap {
+    /// A new block of `layout`, zeroed when `zeroed`: dlmalloc's while
+    /// this process is short-lived and dlmalloc has room, else mallocng's.
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::alloc`]: `layout` has a non-zero size.
+    unsafe fn new_block(&self, layout: Layout, zeroed: bool) -> *mut u8 {
         if SHORT_LIVED.load(Ordering::Relaxed) {
-            // SAFETY: see the impl.
-            let p = unsafe { dl().1.malloc(layout.size(), layout.align()) };
+            let (_held, dl) = dl();
+            // SAFETY: dlmalloc under its lock, with the caller's layout.
+            let p = unsafe {
+                match zeroed {
+                    true => dl.calloc(layout.size(), layout.align()),
+                    false => dl.malloc(layout.size(), layout.align()),
+                }
+            };
             if !p.is_null() {
                 return p;
             }
         }
         // SAFETY: the caller's layout, passed on.
-        unsafe { System.alloc(layout) }
+        unsafe {
+            match zeroed {
+                true => System.alloc_zeroed(layout),
+                false => System.alloc(layout),
+            }
+        }
+    }
+}
+
+unsafe impl GlobalAlloc for Heap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.new_block(layout, false) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if SHORT_LIVED.load(Ordering::Relaxed) {
-            // SAFETY: see the impl.
-            let p = unsafe { dl().1.calloc(layout.size(), layout.align()) };
-            if !p.is_null() {
-                return p;
-            }
-        }
-        // SAFETY: the caller's layout, passed on.
-        unsafe { System.alloc_zeroed(layout) }
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.new_block(layout, true) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {

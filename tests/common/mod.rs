@@ -559,3 +559,54 @@ impl Drop for Mounted {
         }
     }
 }
+
+/// The record a start leaves for commands entering the server: the
+/// trusted.vsbox.context attribute of RUNDIR/NAME.lock.
+pub fn context_record(g: &TestGuest) -> Option<String> {
+    let (lock, name) = record_names(g);
+    let mut buf = [0u8; 8192];
+    // SAFETY: NUL-terminated strings; buf is writable for its length.
+    let n = unsafe { libc::getxattr(lock.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (n >= 0).then(|| String::from_utf8_lossy(&buf[..n as usize]).into_owned())
+}
+
+/// Replaces that record with `value` (None: removes it).
+pub fn plant_context_record(g: &TestGuest, value: Option<&str>) {
+    let (lock, name) = record_names(g);
+    // SAFETY: NUL-terminated strings; the value is valid for its length.
+    let r = unsafe {
+        match value {
+            Some(v) => libc::setxattr(lock.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), 0),
+            None => libc::removexattr(lock.as_ptr(), name.as_ptr()),
+        }
+    };
+    assert_eq!(r, 0, "{value:?}");
+}
+
+fn record_names(g: &TestGuest) -> (std::ffi::CString, &'static std::ffi::CStr) {
+    let lock = g.env.dir.path().join("run").join(format!("{}.lock", g.name));
+    (
+        std::ffi::CString::new(lock.into_os_string().into_encoded_bytes()).unwrap(),
+        c"trusted.vsbox.context",
+    )
+}
+
+/// A cgroup directory made for a test (with its parent), removed when
+/// dropped, the test failed or not.
+pub struct TestCgroup(pub PathBuf);
+
+impl TestCgroup {
+    pub fn new(dir: PathBuf) -> TestCgroup {
+        std::fs::create_dir_all(&dir).unwrap();
+        TestCgroup(dir)
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
