@@ -17,7 +17,7 @@ pub struct Args {
     /// start, stop, restart or status
     #[argh(positional)]
     pub action: String,
-    /// how many servers to start or stop at once (default: the number of CPUs)
+    /// how many servers to start or stop at once (default: the number of CPUs plus one)
     #[argh(option, short = 'j')]
     pub jobs: Option<usize>,
 }
@@ -63,7 +63,9 @@ fn act(action: &str, jobs: usize) -> Result<bool> {
 fn run(args: Args, _name: &str) -> Result<i32> {
     let jobs = args
         .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        // Plus one: a start waits part of its time (for its first process
+        // and the watcher), which another start's work then fills.
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()) + 1);
     if jobs == 0 {
         return Err(Error::usage("bad --jobs '0': start or stop at least 1 server at once"));
     }

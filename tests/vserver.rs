@@ -1158,15 +1158,51 @@ fn vservers_starts_and_stops_exactly_the_onboot_guests() {
     let a = TestGuest::busybox(&env, "boot-a");
     let b = TestGuest::busybox(&env, "boot-b");
     let c = TestGuest::busybox(&env, "boot-c");
+    let d = TestGuest::busybox(&env, "boot-d");
     a.conf("ONBOOT=yes\n");
     b.conf("ONBOOT=yes\nS_HOSTNAME=bee\n");
     c.conf("ONBOOT=no\n");
+    d.conf("ONBOOT=yes\n");
+    // Two at a time, and the first waits for the third, which starts only
+    // once the second has ended (not the first, the oldest). What each
+    // wrote, to either stream, comes together and in the order written,
+    // in the servers' order.
+    let mark = env.dir.path().join("third-started");
+    let hooks = [
+        (
+            &a,
+            format!(
+                "i=0; while [ ! -e {m} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n\
+                 [ -e {m} ] && echo saw-it || echo no-mark\necho err1 >&2\necho out2\n",
+                m = mark.display()
+            ),
+        ),
+        (&d, format!("touch {}\n", mark.display())),
+    ];
+    for (g, body) in &hooks {
+        let hook = env.dir.path().join("etc").join(format!("{}.sh", g.name));
+        std::fs::write(&hook, format!("#!/bin/sh\n[ \"$1\" = pre-start ] || exit 0\n{body}")).unwrap();
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
     let out = env.run("vservers", &["start", "--jobs", "2"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("2 started, 0 failed"), "{out:?}");
+    assert!(out.stdout.contains("3 started, 0 failed"), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let at = |l: String| lines.iter().position(|x| *x == l);
+    let (ha, hb) = (at(format!("{}: ok", a.name)), at(format!("{}: ok", b.name)));
+    assert!(ha.is_some() && hb.is_some() && ha < hb, "{out:?}");
+    assert_eq!(lines[ha.unwrap() + 1..hb.unwrap()], ["  saw-it", "  err1", "  out2"], "{out:?}");
+    for (g, _) in &hooks {
+        std::fs::remove_file(env.dir.path().join("etc").join(format!("{}.sh", g.name))).unwrap();
+    }
     assert_eq!(
-        (a.run(&["running"]).code, b.run(&["running"]).code, c.run(&["running"]).code),
-        (0, 0, 1)
+        (
+            a.run(&["running"]).code,
+            b.run(&["running"]).code,
+            c.run(&["running"]).code,
+            d.run(&["running"]).code
+        ),
+        (0, 0, 1, 0)
     );
     // Again: nothing more to start.
     assert!(env.run("vservers", &["start"]).stdout.contains("0 started, 0 failed"));
@@ -1178,12 +1214,15 @@ fn vservers_starts_and_stops_exactly_the_onboot_guests() {
             g.name
         );
     }
-    let dirs: Vec<_> = [&a, &b].iter().map(|g| g.context_dir().unwrap()).collect();
+    let dirs: Vec<_> = [&a, &b, &d].iter().map(|g| g.context_dir().unwrap()).collect();
     let out = env.run("vservers", &["stop"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("2 stopped, 0 failed"), "{out:?}");
+    assert!(out.stdout.contains("3 stopped, 0 failed"), "{out:?}");
     assert!(dirs.iter().all(|d| !d.exists()), "cgroups left behind");
-    assert_eq!((a.run(&["running"]).code, b.run(&["running"]).code), (1, 1));
+    assert_eq!(
+        (a.run(&["running"]).code, b.run(&["running"]).code, d.run(&["running"]).code),
+        (1, 1, 1)
+    );
     // A broken configuration is a failure of its own; the others still start.
     c.conf("ONBOOT=yes\nBROKEN\n");
     let out = env.run("vservers", &["start"]);
@@ -1192,8 +1231,57 @@ fn vservers_starts_and_stops_exactly_the_onboot_guests() {
         out.stdout.contains(&format!("{}: FAILED", c.name)) && out.stdout.contains(":2: expected KEY=value"),
         "{out:?}"
     );
-    assert!(out.stdout.contains("2 started, 1 failed"), "{out:?}");
+    assert!(out.stdout.contains("3 started, 1 failed"), "{out:?}");
     assert_eq!(env.run("vservers", &["reboot"]).code, 2);
+}
+
+/// A command a pre-start hook leaves running (it skips the lock its
+/// caller, the start, holds) either joins the context the start makes or
+/// makes the start refuse; never two contexts of one server with
+/// processes, and a stop leaves none.
+#[test]
+fn a_command_a_pre_start_hook_leaves_running_makes_no_second_context() {
+    require_root!();
+    let env = Env::new();
+    let g = TestGuest::busybox(&env, "hookbg");
+    let hook = env.dir.path().join("etc").join(format!("{}.sh", g.name));
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = pre-start ] && {}/vserver \"$2\" exec sleep 30 >/dev/null 2>&1 &\nexit 0\n",
+            env.dir.path().join("bin").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let layout = vsbox::kernel::cgroup::Layout::detect().unwrap();
+    let tag = g.conf_path().display().to_string();
+    let running = || -> Vec<std::path::PathBuf> {
+        vsbox::kernel::cgroup::subtree(&layout.base())
+            .into_iter()
+            .filter(|d| vsbox::sys::getxattr(d, "trusted.vsbox.guest").ok().flatten().as_deref() == Some(tag.as_bytes()))
+            .filter(|d| vsbox::kernel::cgroup::populated(d))
+            .collect()
+    };
+    for round in 0..5 {
+        let out = g.run(&["start"]);
+        assert!(
+            out.code == 0 || out.stderr.contains("it is running already"),
+            "round {round}: {out:?}"
+        );
+        // The hook's command has started by now, or waits for the start.
+        let sleeps = || {
+            running()
+                .iter()
+                .flat_map(|d| vsbox::kernel::cgroup::procs(d).unwrap_or_default())
+                .any(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.starts_with("sleep")))
+        };
+        assert!(eventually(5, sleeps), "round {round}: the hook's command does not run");
+        assert_eq!(running().len(), 1, "round {round}: {:?}", running());
+        assert_eq!(g.run(&["stop"]).code, 0, "round {round}");
+        assert!(eventually(5, || running().is_empty()), "round {round}: left {:?}", running());
+    }
+    std::fs::remove_file(&hook).unwrap();
 }
 
 /// Fifty servers started and stopped eight at a time leave nothing: no
@@ -2240,7 +2328,10 @@ fn execs_racing_a_servers_set_up_never_run_in_the_hosts_namespaces() {
 /// cgroup directory named by the context's id and the first carries the
 /// server's tag: a record naming another server's context, a place out of
 /// the cgroup tree, a path through "..", a v1 directory that is not one,
-/// nothing, or none at all, still gets the server's own context.
+/// nothing, or none at all, still gets the server's own context. A start
+/// and a stop read it too: "no context" counts only with the server's own
+/// tag, so neither such a record nor one of the kinds above makes a
+/// running server look stopped.
 #[test]
 fn the_recorded_context_of_a_server_is_checked_before_it_is_used() {
     require_root!();
@@ -2265,6 +2356,11 @@ fn the_recorded_context_of_a_server_is_checked_before_it_is_used() {
         format!("{first}/../../../vsbox/{xb}"),
         format!("{first}\n{}", fake.display()),
         fake.display().to_string(),
+        // A context of nobody's, where contexts are.
+        std::path::Path::new(first).with_file_name("1").display().to_string(),
+        // "No context", bare or another server's.
+        "-".to_owned(),
+        format!("-\n{}", b.conf_path().display()),
         "999999".to_owned(),
         String::new(),
     ] {
@@ -2276,10 +2372,42 @@ fn the_recorded_context_of_a_server_is_checked_before_it_is_used() {
             "with the record at {planted:?}: {out:?}"
         );
         assert_eq!(xid_of(&a.run(&["status"])), xa, "with the record at {planted:?}");
+        // Nor is a second start fooled into a second context.
+        let out = a.run(&["start"]);
+        assert!(
+            out.code == 1 && out.stderr.contains("it is running already"),
+            "with the record at {planted:?}: {out:?}"
+        );
     }
     plant_context_record(&a, None);
     assert_eq!(a.run(&["exec", "hostname"]).line(), a.name);
     assert_eq!(b.run(&["exec", "hostname"]).line(), b.name);
+    // Without a record, a stop does not claim to know the server's every
+    // context; a start records anew, and a stop of what it recorded notes
+    // that the server has none, so the next start and stop need not look
+    // at every context's tag.
     assert_eq!(a.run(&["stop"]).code, 0);
+    assert_eq!(context_record(&a), None);
+    assert_eq!(a.run(&["exec", "hostname"]).line(), a.name, "a fresh context");
+    assert_eq!(a.run(&["start"]).code, 0);
+    let again = context_record(&a).unwrap();
+    let dir = std::path::PathBuf::from(again.lines().next().unwrap());
+    let xid = xid_of(&a.run(&["status"])).to_string();
+    assert!(dir.is_dir() && dir.file_name().unwrap() == xid.as_str(), "{again:?}");
+    assert_eq!(a.run(&["stop"]).code, 0);
+    assert!(!dir.exists());
+    assert_eq!(context_record(&a), Some(format!("-\n{}", a.conf_path().display())));
+    assert!(a.run(&["stop"]).stderr.contains("it is not running"));
+    assert_eq!(a.run(&["start"]).code, 0);
+    assert_eq!(a.run(&["exec", "hostname"]).line(), a.name);
+    assert_eq!(a.run(&["stop"]).code, 0);
+    // A stopped server's record naming another's running context: that
+    // one is not the server's, so it starts, and stops, beside it.
+    plant_context_record(&a, Some(&theirs));
+    assert_eq!(a.run(&["start"]).code, 0);
+    assert_ne!(xid_of(&a.run(&["status"])), xb);
+    assert_eq!(a.run(&["stop"]).code, 0);
+    assert_eq!(xid_of(&b.run(&["status"])), xb);
+    assert_eq!(b.run(&["exec", "hostname"]).line(), b.name);
     assert_eq!(b.run(&["stop"]).code, 0);
 }

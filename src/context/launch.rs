@@ -153,7 +153,7 @@ fn create(applet: &str, reg: &Registry, current: Option<(u32, PathBuf)>, spec: &
     }
     let nested = current.is_some();
     let parent = current.map(|c| c.1).unwrap_or_else(|| reg.layout.base());
-    let (xid, dir) = reg.create(&parent, spec.xid, &paths::rundir())?;
+    let (xid, dir) = reg.create(&parent, spec.xid, &paths::rundir(), false)?;
     let mut owned = Owned { dirs: vec![dir.clone()] };
     if spec.flags != 0 {
         context::record_flags(&dir, spec.flags)?;

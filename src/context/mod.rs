@@ -150,6 +150,13 @@ pub fn record_flags(dir: &Path, flags: u32) -> Result<()> {
     sys::setxattr(dir, XATTR_FLAGS, flag_names(flags).as_bytes()).ctx(|| format!("record flags on {}", dir.display()))
 }
 
+/// Set by `vservers` for the servers it starts, once it has swept the
+/// stale contexts ([`Registry::sweep`]): each start then need not sweep
+/// again (a getxattr of every context on the host: with 500 servers,
+/// 125,000 over a fleet's start). `vserver NAME start` takes it out of
+/// its environment, so what it starts does not inherit it.
+pub const SWEPT: &str = "VSBOX_SWEPT";
+
 /// Live contexts: the numbered directories under `vsbox/`.
 pub struct Registry {
     pub layout: Layout,
@@ -189,15 +196,27 @@ impl Registry {
         Ok(Some((xid, dir.to_path_buf())))
     }
 
+    /// Removes the stale contexts ([`cgroup::sweep`]); the directories
+    /// left.
+    pub fn sweep(&self) -> Vec<PathBuf> {
+        cgroup::sweep(&self.layout, &self.layout.base())
+    }
+
     /// Creates the directory of a new context inside `parent`. With `want`
     /// the id is that one (fails if it is taken anywhere); otherwise it is
     /// the next free dynamic id after the last one handed out, so a freed
-    /// id is not reused until the range wraps.
-    pub fn create(&self, parent: &Path, want: Option<u32>, rundir: &Path) -> Result<(u32, PathBuf)> {
+    /// id is not reused until the range wraps. Stale contexts are swept
+    /// first, unless the caller's caller just did (`swept`, see [`SWEPT`]).
+    pub fn create(&self, parent: &Path, want: Option<u32>, rundir: &Path, swept: bool) -> Result<(u32, PathBuf)> {
         if parent == self.layout.base() {
             cgroup::create(parent)?;
         }
-        let left = cgroup::sweep(&self.layout, &self.layout.base());
+        let left = match (swept, want) {
+            (false, _) => self.sweep(),
+            (true, Some(_)) => cgroup::subtree(&self.layout.base()),
+            // A dynamic id is looked for in a listing made under the lock.
+            (true, None) => Vec::new(),
+        };
         let taken = |dirs: &[PathBuf], xid: u32| {
             let name = xid.to_string();
             dirs.iter().any(|d| d.file_name().is_some_and(|n| n == name.as_str()))

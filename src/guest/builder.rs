@@ -160,6 +160,15 @@ fn skeleton(root: &Path) -> Result<()> {
         fs::create_dir_all(&p).ctx(|| format!("create {}", p.display()))?;
         fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).ctx(|| format!("chmod {}", p.display()))?;
     }
+    // The links a start would otherwise add to the tree the first time
+    // (context/rootfs.rs), as a Debian system has them: made once here,
+    // and shared by hard-linked copies of the tree.
+    for (target, rel) in [("/run", "var/run"), ("/proc/mounts", "etc/mtab")] {
+        let link = root.join(rel);
+        if fs::symlink_metadata(&link).is_err() {
+            symlink(target, &link).ctx(|| format!("link {}", link.display()))?;
+        }
+    }
     Ok(())
 }
 

@@ -94,7 +94,7 @@ pub fn delete(g: &Guest, confirm: impl FnOnce(&[PathBuf]) -> Result<bool>) -> Re
     // Runtime state: a context left over by a crash, and the lock file
     // (removed last, still held: a start waiting on it finds no server).
     if let Some(stale) = g.context_dir(&reg.layout) {
-        crate::guest::lifecycle::clean_up(&reg, &stale)?;
+        crate::guest::lifecycle::clean_up(&reg, g, &stale)?;
     }
     let lock = paths::rundir().join(format!("{}.lock", g.name));
     let _ = std::fs::remove_file(lock);

@@ -395,13 +395,31 @@ fn remove_aliases(dir: &Path) {
     }
 }
 
-/// Removes what `start` set up for a context that has no processes left.
-pub(crate) fn clean_up(reg: &Registry, dir: &Path) -> Result<()> {
+/// Removes what `start` set up for context `dir` of server `g`, which has
+/// no processes left (the caller holds the server's lock), and notes it
+/// in the server's record; under [`Guest::making`], so a command a hook
+/// left running makes no context in between (nor had one half made).
+pub(crate) fn clean_up(reg: &Registry, g: &Guest, dir: &Path) -> Result<()> {
+    let _making = g.making()?;
+    // (Ending processes leave it in a moment, as a removal would wait.)
+    if cgroup::populated(dir) && !cgroup::wait_empty(dir, Some(Duration::from_secs(2))) {
+        return Err(Error::failed(
+            format!("clean up after server {}", g.name),
+            format!("{} has processes (a command entered it meanwhile)", dir.display()),
+        ));
+    }
+    clean_up_making(reg, g, dir)
+}
+
+/// [`clean_up`], with [`Guest::making`] held by the caller.
+fn clean_up_making(reg: &Registry, g: &Guest, dir: &Path) -> Result<()> {
     remove_aliases(dir);
     for d in reg.layout.v1_dirs(dir) {
         cgroup::remove(&d, Some(Duration::from_secs(2)))?;
     }
-    cgroup::remove(dir, Some(Duration::from_secs(2)))
+    cgroup::remove(dir, Some(Duration::from_secs(2)))?;
+    g.record_ended(dir);
+    Ok(())
 }
 
 /// Ends every process of a context (and of contexts inside it).
@@ -434,7 +452,13 @@ pub fn init_pid(dir: &Path) -> Option<u32> {
 /// controllers, the address lock and its own user namespace (when its
 /// ceiling allows: see userns.rs). The directories are removed when the
 /// returned value is dropped, unless it is forgotten.
-fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> Result<(u32, Owned, Option<launch::OwnUserns>)> {
+fn new_context(
+    reg: &Registry,
+    g: &Guest,
+    cfg: &Config,
+    again: Option<u32>,
+    swept: bool,
+) -> Result<(u32, Owned, Option<launch::OwnUserns>)> {
     // What this machine's cgroups cannot do is the configuration's error,
     // found before anything is made.
     cfg.resources
@@ -444,11 +468,22 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
     // A restarted guest keeps its dynamic id while nobody has taken it.
     let (xid, dir) = match (cfg.context, again) {
         (None, Some(xid)) => reg
-            .create(&base, Some(xid), &paths::rundir())
-            .or_else(|_| reg.create(&base, None, &paths::rundir()))?,
-        (want, _) => reg.create(&base, want, &paths::rundir())?,
+            .create(&base, Some(xid), &paths::rundir(), swept)
+            .or_else(|_| reg.create(&base, None, &paths::rundir(), swept))?,
+        (want, _) => reg.create(&base, want, &paths::rundir(), swept)?,
     };
     let mut owned = Owned { dirs: vec![dir.clone()] };
+    // Recorded before it is tagged: a tagged context of the server is the
+    // recorded one or an older one without processes (Guest::contexts).
+    // Its v1 directories to be: those a live `set` makes later too.
+    let mut recorded = vec![dir.clone()];
+    recorded.extend(reg.layout.v1_places(&dir));
+    // An empty context the record still names (a clean-up cut short)
+    // would be hidden by the new record, and nothing would remove it.
+    if let Some(left) = g.recorded_leftover(&reg.layout) {
+        clean_up_making(reg, g, &left)?;
+    }
+    g.record_context(&reg.layout, &recorded)?;
     sys::setxattr(&dir, guest::XATTR_GUEST, g.tag().as_bytes()).ctx(|| format!("record the server on {}", dir.display()))?;
     if cfg.flags != 0 {
         context::record_flags(&dir, cfg.flags)?;
@@ -456,10 +491,6 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
     owned
         .dirs
         .extend(launch::resource_dirs(reg, &dir, cfg.flags, nproc_limit(cfg), &cfg.resources)?);
-    // Its v1 directories to be: those a live `set` makes later too.
-    let mut recorded = vec![dir.clone()];
-    recorded.extend(reg.layout.v1_places(&dir));
-    g.record_context(&recorded);
     crate::kernel::devices::limit_cgroup(&dir, &cfg.devices)?;
     let mut addrs = cfg.addresses()?;
     if !addrs.is_empty() {
@@ -495,13 +526,23 @@ fn new_context(reg: &Registry, g: &Guest, cfg: &Config, again: Option<u32>) -> R
 
 /// `vserver NAME start`.
 pub fn start(applet: &str, g: &Guest) -> Result<()> {
+    let again: Option<u32> = std::env::var(START_AGAIN).ok().and_then(|v| v.parse().ok());
+    let swept = std::env::var_os(context::SWEPT).is_some();
     // A reboot's start, run by the server's clean-up (see after_end),
     // which holds the server's lock: in the same context again.
-    if let Some(xid) = std::env::var(START_AGAIN).ok().and_then(|v| v.parse().ok()) {
-        let _lock = g.lock_unless_held()?;
-        return start_locked(applet, g, Some(xid));
+    let lock = match again {
+        Some(_) => Some(g.lock_unless_held()?),
+        None => None,
+    };
+    // Meant for this process alone: not for the watcher it may start, nor
+    // for what that runs later (a hook's `vserver start` of another server).
+    for k in [START_AGAIN, context::SWEPT, crate::guest::LOCK_HELD] {
+        std::env::remove_var(k);
     }
-    start_as(applet, g, None)
+    match lock {
+        Some(_lock) => start_locked(applet, g, again, swept),
+        None => start_as(applet, g, None, swept),
+    }
 }
 
 /// The context id a reboot's `vserver NAME start` takes again; set by the
@@ -516,15 +557,14 @@ pub fn restart(applet: &str, g: &Guest) -> Result<()> {
         Some(_) => Some(stop(g)?),
         None => None,
     };
-    start_as(applet, g, xid)
+    start_as(applet, g, xid, false)
 }
 
-fn start_as(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
+fn start_as(applet: &str, g: &Guest, again: Option<u32>, swept: bool) -> Result<()> {
     let _lock = g.lock()?;
-    start_locked(applet, g, again)
+    start_locked(applet, g, again, swept)
 }
 
-/// `start`, with the guest's lock held by the caller.
 /// What vsbox runs inside a guest (its init, the process that joins it
 /// for exec and enter) is the host's binary, with the host's environment:
 /// guest root must not open it through /proc/PID/exe (to rewrite the
@@ -533,7 +573,8 @@ fn hide_from_guest() -> Result<()> {
     nix::sys::prctl::set_dumpable(false).ctx(|| "make this process non-dumpable")
 }
 
-fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
+/// `start`, with the guest's lock held by the caller.
+fn start_locked(applet: &str, g: &Guest, again: Option<u32>, swept: bool) -> Result<()> {
     let cfg = g.config()?;
     g.check_tree()?;
     let reg = Registry::open()?;
@@ -542,8 +583,8 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     if found.iter().any(|d| cgroup::populated(d)) {
         return Err(Error::failed(format!("start server {}", g.name), "it is running already"));
     }
-    if let Some(stale) = found.first() {
-        clean_up(&reg, stale)?;
+    for stale in &found {
+        clean_up(&reg, g, stale)?;
     }
     // Its disk quota as configured (a stale one lifted), before it runs;
     // without DISK_* keys, util-vserver's dlimits/ if it has them.
@@ -557,7 +598,12 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     if let Some(why) = crate::kernel::unixscope::missing() {
         return Err(Error::failed(format!("start server {}", g.name), why));
     }
-    let (xid, owned, userns) = new_context(&reg, g, &cfg, again)?;
+    // Until the init is in the new context: a command the hook left
+    // running (it skips the lock held here) waits, then joins this one;
+    // one that made a context first makes this start refuse (the record's
+    // check in new_context).
+    let making = g.making()?;
+    let (xid, owned, userns) = new_context(&reg, g, &cfg, again, swept)?;
     let dir = owned.dirs[0].clone();
     if let Err(e) = add_aliases(&cfg, &dir) {
         drop(owned);
@@ -586,6 +632,9 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     let cgroup_dir = launch::open_dir(&dir)?;
     match sys::fork_into(&cgroup_dir, CloneFlags::CLONE_NEWPID).ctx(|| format!("start a process in {}", dir.display()))? {
         Forked::Child => {
+            // The lock is the parent's to release (its copy closes with the
+            // other inherited descriptors).
+            std::mem::forget(making);
             drop((out_r, st_r, link));
             let v1 = owned.dirs[1..].to_vec();
             std::mem::forget(owned);
@@ -603,7 +652,7 @@ fn start_locked(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
             )
         }
         Forked::Parent(child) => {
-            drop((out_w, st_w, conn));
+            drop((out_w, st_w, conn, making));
             if let Err(e) = sys::pidfd_open(child)
                 .ctx(|| "pidfd_open")
                 .and_then(|pidfd| supervisor::announce_init(&link, child, &pidfd, Some(&st_r)))
@@ -679,7 +728,7 @@ pub(crate) fn after_end(g: &Guest, dir: &Path, ino: u64, xid: u32, reboot: bool)
     if !same() || cgroup::populated(dir) {
         return;
     }
-    if let Err(e) = Registry::open().and_then(|reg| clean_up(&reg, dir)) {
+    if let Err(e) = Registry::open().and_then(|reg| clean_up(&reg, g, dir)) {
         return log(Level::Err, tag, &format!("clean up after server {}: {e}", g.name));
     }
     if let Err(e) = g.hook("post-stop") {
@@ -793,7 +842,7 @@ pub fn stop(g: &Guest) -> Result<u32> {
             0
         })?;
     }
-    clean_up(&reg, &dir)?;
+    clean_up(&reg, g, &dir)?;
     // Its control socket, should no watcher have been there to remove it.
     supervisor::remove_unserved_socket(g);
     if was_running {
@@ -889,14 +938,16 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     // use.
     wait_for_restart(g, &reg);
     let lock = g.lock_unless_held()?;
+    // Also when a hook's caller holds the lock: see Guest::making.
+    let making = g.making()?;
     if let Some(target) = joinable(g, &reg, None)? {
-        drop(lock);
+        drop((making, lock));
         return match join(applet, target, &cfg, payload)? {
             Ok(child) => Ok((child, None)),
             Err(_) => Err(ending(g)),
         };
     }
-    let (xid, owned, userns) = new_context(&reg, g, &cfg, None)?;
+    let (xid, owned, userns) = new_context(&reg, g, &cfg, None, false)?;
     // This process removes the context when the payload ends; should it be
     // killed first, the next launch's sweep does (cgroup::sweep).
     cgroup::record_owner(&owned.dirs[0])?;
@@ -911,6 +962,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
             // Unlocking here would unlock for the parent too; the copy of
             // the descriptor closes with the others before the payload runs.
             std::mem::forget(lock);
+            std::mem::forget(making);
             let v1 = owned.dirs[1..].to_vec();
             std::mem::forget(owned);
             drop(link);

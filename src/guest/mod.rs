@@ -42,6 +42,49 @@ pub const XATTR_ALIASES: &str = "trusted.vsbox.aliases";
 /// (`/sys/fs/cgroup/unified/vsbox/49152`), then where each v1 controller's
 /// directory of it is or would be.
 pub const XATTR_CONTEXT: &str = "trusted.vsbox.context";
+/// [`XATTR_CONTEXT`] once the server's last context has been cleaned up:
+/// this, then the server's tag ([`Guest::tag`]).
+const NO_CONTEXT: &str = "-\n";
+
+/// The lock on making a server's context ([`Guest::making`]): an open
+/// file description's record lock (fcntl F_OFD_SETLKW) on the first byte
+/// of RUNDIR/NAME.lock, which does not meet the flock [`Guest::lock`]
+/// holds on the same file. Released when dropped; a forked child that
+/// keeps a copy of the descriptor must forget it, since the lock is the
+/// open file description's.
+pub struct Making {
+    file: fs::File,
+}
+
+impl Making {
+    fn set(&self, kind: libc::c_short, wait: bool) -> nix::Result<()> {
+        use std::os::fd::AsRawFd;
+        // l_pid 0, as an open file description's lock must have it.
+        let l = libc::flock {
+            l_type: kind,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: 0,
+            l_len: 1,
+            l_pid: 0,
+        };
+        let arg = || match wait {
+            true => nix::fcntl::FcntlArg::F_OFD_SETLKW(&l),
+            false => nix::fcntl::FcntlArg::F_OFD_SETLK(&l),
+        };
+        loop {
+            match nix::fcntl::fcntl(self.file.as_raw_fd(), arg()) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => return r.map(drop),
+            }
+        }
+    }
+}
+
+impl Drop for Making {
+    fn drop(&mut self) {
+        let _ = self.set(libc::F_UNLCK as libc::c_short, false);
+    }
+}
 
 /// A server's running context as its start recorded it.
 pub struct Recorded {
@@ -208,18 +251,75 @@ impl Guest {
         (joined == v1.len() && distinct.len() == v1.len()).then_some(Recorded { xid, dir, v1 })
     }
 
-    /// Records the server's context for [`Guest::recorded`]: its cgroup v2
-    /// directory, then where each v1 controller's directory of it is or
-    /// would be; [`XATTR_CONTEXT`] on its lock file, which the caller
-    /// holds. No new file (an inode a start on ext4, whose allocator then
-    /// searches past recently deleted ones), nothing left when the server
-    /// is deleted with its lock file. Should the attribute not be written
-    /// (a file system without trusted xattrs), an older one is removed.
-    pub fn record_context(&self, dirs: &[PathBuf]) {
+    /// What its record says: Some(None) when this server's last context
+    /// was cleaned up ([`NO_CONTEXT`] with its tag); Some(the cgroup v2
+    /// directory) it names, a context directly below the layout's vsbox
+    /// base as `new_context` makes them (it may be gone, or another's
+    /// now). None without a record, or with one that says anything else.
+    fn recorded_dir(&self, layout: &Layout) -> Option<Option<PathBuf>> {
+        let text = crate::sys::getxattr(&self.lock_path(), XATTR_CONTEXT).ok().flatten()?;
+        if let Some(tag) = text.strip_prefix(NO_CONTEXT.as_bytes()) {
+            return (tag == self.tag().as_bytes()).then_some(None);
+        }
+        let first = text.split(|&b| b == b'\n').next()?;
+        let dir = PathBuf::from(std::str::from_utf8(first).ok()?);
+        let numbered = dir.file_name()?.to_str()?.parse::<u32>().is_ok();
+        (numbered && dir.parent() == Some(layout.base().as_path())).then_some(Some(dir))
+    }
+
+    /// Notes in its record that context `dir`, the one recorded, has been
+    /// cleaned up (its directories removed, with the lock held): the next
+    /// start or stop need not look through every context. A record that
+    /// names another context is left as it is.
+    pub fn record_ended(&self, dir: &Path) {
+        let lock = self.lock_path();
+        let Ok(Some(text)) = crate::sys::getxattr(&lock, XATTR_CONTEXT) else {
+            return;
+        };
+        if text.split(|&b| b == b'\n').next() == Some(dir.as_os_str().as_encoded_bytes()) {
+            let _ = crate::sys::setxattr(&lock, XATTR_CONTEXT, format!("{NO_CONTEXT}{}", self.tag()).as_bytes());
+        }
+    }
+
+    /// Records the server's context for [`Guest::recorded`] and
+    /// [`Guest::contexts`]: its cgroup v2 directory, then where each v1
+    /// controller's directory of it is or would be; [`XATTR_CONTEXT`] on
+    /// its lock file, with [`Guest::making`] held. No new file (an inode a
+    /// start on ext4, whose allocator then searches past recently deleted
+    /// ones), nothing left when the server is deleted with its lock file.
+    /// Should the attribute not be written (a file system without trusted
+    /// xattrs), an older one is removed; an error when that fails too,
+    /// since the older one would hide the new context, and when no record
+    /// can be kept while another context of the server runs (found by
+    /// every context's tag). An error too when the context recorded
+    /// before runs: one made since the caller looked (by a command a
+    /// pre-start hook left running, which does not take the lock its
+    /// caller holds) is the server running already.
+    pub fn record_context(&self, layout: &Layout, dirs: &[PathBuf]) -> Result<()> {
+        if let Some(Some(before)) = self.recorded_dir(layout) {
+            let ours = crate::sys::getxattr(&before, XATTR_GUEST).is_ok_and(|t| t.as_deref() == Some(self.tag().as_bytes()));
+            if ours && cgroup::populated(&before) {
+                return Err(Error::failed(
+                    format!("server {}", self.name),
+                    format!("it is running already (in {})", before.display()),
+                ));
+            }
+        }
         let text: Vec<&[u8]> = dirs.iter().map(|d| d.as_os_str().as_encoded_bytes()).collect();
         let lock = self.lock_path();
-        if crate::sys::setxattr(&lock, XATTR_CONTEXT, &text.join(&b'\n')).is_err() {
-            let _ = crate::sys::removexattr(&lock, XATTR_CONTEXT);
+        if crate::sys::setxattr(&lock, XATTR_CONTEXT, &text.join(&b'\n')).is_ok() {
+            return Ok(());
+        }
+        if let Some(other) = self.tagged(layout).into_iter().find(|d| cgroup::populated(d)) {
+            return Err(Error::failed(
+                format!("server {}", self.name),
+                format!("it is running already (in {})", other.display()),
+            ));
+        }
+        match crate::sys::removexattr(&lock, XATTR_CONTEXT) {
+            // No lock file: `delete` took it while this start waited.
+            Ok(()) | Err(nix::errno::Errno::ENODATA | nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::ENOENT) => Ok(()),
+            Err(e) => Err(Error::sys(format!("remove the old context record of {}", lock.display()), e)),
         }
     }
 
@@ -237,15 +337,56 @@ impl Guest {
         Some((xid, dir))
     }
 
-    /// Every context directory recorded as this server's (a running one,
-    /// and any left by a killed client until the next sweep).
+    /// The context directories of this server that matter to a start or
+    /// stop: a running one, and one left by a killed client until it is
+    /// cleaned up.
+    ///
+    /// Its record ([`XATTR_CONTEXT`]) answers when it can: every context
+    /// of a server is made, and cleaned up, under [`Guest::making`], and
+    /// recorded before it is tagged (lifecycle.rs, `new_context`), which
+    /// refuses while the one recorded before has processes, so an older
+    /// one has none. So a
+    /// start or stop reads one context's tag, not every context's (with
+    /// 500 servers, 500 getxattrat fewer):
+    /// - the record says this server's last context was cleaned up: none;
+    /// - it names a context that carries this server's tag: that one.
+    ///
+    /// Otherwise every context with its tag: no record (a file system
+    /// without trusted xattrs; a server started by a vsbox before the
+    /// record), or one naming a context that is gone or another's (a
+    /// fresh context its client removed; a clean-up cut short), or one
+    /// not written by vsbox. Its one record is in its RUNDIR: a server
+    /// run with two run directories is not known to the other's.
     pub fn contexts(&self, layout: &Layout) -> Vec<PathBuf> {
+        let tag = self.tag();
+        match self.recorded_dir(layout) {
+            Some(None) => return Vec::new(),
+            Some(Some(dir)) if crate::sys::getxattr(&dir, XATTR_GUEST).is_ok_and(|t| t.as_deref() == Some(tag.as_bytes())) => {
+                return vec![dir]
+            }
+            _ => {}
+        }
+        self.tagged(layout)
+    }
+
+    /// Every context that carries this server's tag: a getxattr each of
+    /// all contexts on the host.
+    fn tagged(&self, layout: &Layout) -> Vec<PathBuf> {
         let tag = self.tag();
         cgroup::subtree_xattr(&layout.base(), XATTR_GUEST)
             .into_iter()
             .filter(|(_, v)| v.as_deref() == Some(tag.as_bytes()))
             .map(|(d, _)| d)
             .collect()
+    }
+
+    /// The context its record names when that carries this server's tag
+    /// and has no processes (a clean-up cut short): one that a new record
+    /// would hide from every later look.
+    pub fn recorded_leftover(&self, layout: &Layout) -> Option<PathBuf> {
+        let dir = self.recorded_dir(layout)??;
+        let ours = crate::sys::getxattr(&dir, XATTR_GUEST).is_ok_and(|t| t.as_deref() == Some(self.tag().as_bytes()));
+        (ours && !cgroup::populated(&dir)).then_some(dir)
     }
 
     /// The server's own low-level package manager: dpkg where its
@@ -278,8 +419,6 @@ impl Guest {
         }
     }
 
-    /// Serialises start, stop and build of this guest: the lock is held
-    /// until the returned value is dropped.
     /// The lock, unless a caller up the process tree holds it: a hook
     /// running `vserver NAME exec` must not wait for its own `start`.
     pub fn lock_unless_held(&self) -> Result<Option<nix::fcntl::Flock<fs::File>>> {
@@ -289,6 +428,8 @@ impl Guest {
         self.lock().map(Some)
     }
 
+    /// Serialises start, stop and build of this guest: the lock is held
+    /// until the returned value is dropped.
     pub fn lock(&self) -> Result<nix::fcntl::Flock<fs::File>> {
         let dir = paths::rundir();
         fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
@@ -302,6 +443,30 @@ impl Guest {
         nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, e)| e)
             .ctx(|| format!("lock {}", path.display()))
+    }
+
+    /// Held while a context of the server is made, until its first
+    /// process is in it, and while one is cleaned up ([`Making`]), also by
+    /// a command that skipped [`lock`] because its caller holds it (a
+    /// hook's): a command a pre-start hook leaves running then waits until
+    /// the start's context runs, and joins it, rather than make a second
+    /// one beside it. A start takes it after its pre-start hook, well
+    /// after its look for a running context: the record's check in
+    /// [`Guest::record_context`] covers what was made in between.
+    ///
+    /// [`lock`]: Guest::lock
+    pub fn making(&self) -> Result<Making> {
+        let path = self.lock_path();
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("open {}", path.display()))?;
+        let m = Making { file };
+        m.set(libc::F_WRLCK as libc::c_short, true)
+            .ctx(|| format!("lock {} to make a context", path.display()))?;
+        Ok(m)
     }
 
     /// Runs `NAME.sh PHASE NAME` if it exists and is executable.

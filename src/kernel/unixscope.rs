@@ -188,10 +188,19 @@ pub(crate) fn caller_memory(listener: &OwnedFd, n: &sys::SeccompNotif) -> std::r
 /// Makes a new network namespace — a guest's own abstract unix socket
 /// namespace, with nothing else in it — and gives it, leaving this
 /// process back in `host`. Its unix tuning follows the host's
-/// (net.unix.max_dgram_qlen: syslog's queue).
+/// (net.unix.max_dgram_qlen: syslog's queue) where the host's differs
+/// from a new namespace's: each namespace that has its /proc/sys entry
+/// looked up adds a dentry of that name, which every later lookup of it
+/// compares (proc_sys_compare), so with 500 servers each start's lookup
+/// walked past the other 499.
 pub fn new_namespace(host: &std::fs::File) -> Result<std::fs::File> {
     use nix::sched::{setns, unshare, CloneFlags};
-    let qlen = crate::sys::read_text("/proc/sys/net/unix/max_dgram_qlen").ok();
+    /// A new network namespace's net.unix.max_dgram_qlen
+    /// (net/unix/af_unix.c, unix_net_init).
+    const NEW_QLEN: &str = "10";
+    let qlen = crate::sys::read_text("/proc/sys/net/unix/max_dgram_qlen")
+        .ok()
+        .filter(|q| q.trim() != NEW_QLEN);
     unshare(CloneFlags::CLONE_NEWNET).ctx(|| "make a network namespace for the server's unix sockets")?;
     if let Some(q) = qlen {
         let _ = std::fs::write("/proc/sys/net/unix/max_dgram_qlen", q);
