@@ -65,6 +65,12 @@ impl std::ops::Deref for Buf {
 
 /// Reads `rel` below the directory `dir` (/proc's, mostly) into `buf`.
 fn read_at(dir: &OwnedFd, rel: &str, buf: &mut Buf) -> bool {
+    read_at_to(dir, rel, buf, false)
+}
+
+/// [`read_at`]; with `to_end`, reads until read(2) gives 0 (a file that
+/// hands out less than asked before its end, as cgroup.procs does).
+fn read_at_to(dir: &OwnedFd, rel: &str, buf: &mut Buf, to_end: bool) -> bool {
     buf.len = 0;
     let Ok(fd) = nix::fcntl::openat(Some(dir.as_raw_fd()), rel, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) else {
         return false;
@@ -83,7 +89,7 @@ fn read_at(dir: &OwnedFd, rel: &str, buf: &mut Buf) -> bool {
         let room = buf.data.len() - buf.len;
         match nix::unistd::read(fd.as_raw_fd(), &mut buf.data[buf.len..]) {
             Ok(0) => return true,
-            Ok(n) if n < room => {
+            Ok(n) if n < room && !to_end => {
                 buf.len += n;
                 return true;
             }
@@ -98,18 +104,30 @@ fn read_at(dir: &OwnedFd, rel: &str, buf: &mut Buf) -> bool {
 /// cgroup.procs of each directory of the contexts' tree (a context's own,
 /// and those below it, such as chbind's lock directories, which count as
 /// the context above them): one read per directory rather than a file
-/// per process. Read to the end: cgroup.procs hands out about a page a
-/// read. Zombies are not listed there; the caller asks /proc for them.
-fn members(dirs: &[std::path::PathBuf]) -> HashMap<u32, u32> {
+/// per process, relative to the base directory `base` (no walk down the
+/// whole path each). Read to the end: cgroup.procs hands out about a
+/// page a read. Zombies are not listed there; the caller asks /proc for
+/// them.
+fn members(base: &std::path::Path, dirs: &[std::path::PathBuf]) -> HashMap<u32, u32> {
     let mut map = HashMap::new();
+    let base_fd = nix::fcntl::open(base, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .ok()
+        .map(crate::sys::adopt_fd);
+    let mut buf = Buf::default();
     for dir in dirs {
         let Some(xid) = dir.ancestors().find_map(|d| d.file_name()?.to_str()?.parse::<u32>().ok()) else {
             continue;
         };
-        let Ok(text) = std::fs::read(dir.join("cgroup.procs")) else {
-            continue;
+        let file = dir.join("cgroup.procs");
+        let read = match (&base_fd, file.strip_prefix(base).ok().and_then(|r| r.to_str())) {
+            (Some(b), Some(rel)) => read_at_to(b, rel, &mut buf, true),
+            // (Every directory is below it: subtree's.)
+            _ => false,
         };
-        for pid in text
+        if !read {
+            continue;
+        }
+        for pid in buf
             .split(|&b| b == b'\n')
             .filter_map(|l| std::str::from_utf8(l).ok()?.parse::<u32>().ok())
         {
@@ -317,10 +335,9 @@ pub fn scan(want: Want, names: &Names) -> Vec<Proc> {
     let list = &names.contexts;
     // The contexts' tree as it is now, after the pids: one started since
     // `names` was loaded is in it.
-    let dirs = Registry::open()
-        .map(|r| crate::kernel::cgroup::subtree(&r.layout.base()))
-        .unwrap_or_default();
-    let members = members(&dirs);
+    let base = Registry::open().map(|r| r.layout.base()).ok();
+    let dirs = base.as_deref().map(crate::kernel::cgroup::subtree).unwrap_or_default();
+    let members = base.as_deref().map(|b| members(b, &dirs)).unwrap_or_default();
     let listed = !dirs.is_empty();
     // /proc's own PID namespace: the host's, or inside a guest the guest's.
     let own = crate::context::record::own_context().map_or(context::HOST, |(xid, _)| xid);
@@ -371,13 +388,24 @@ pub struct Names {
 impl Names {
     pub fn load() -> Names {
         let mut map = HashMap::new();
-        let contexts = Registry::open().map(|r| r.list()).unwrap_or_default();
-        for (xid, dir) in &contexts {
-            if let Ok(Some(tag)) = crate::sys::getxattr(dir, guest::XATTR_GUEST) {
+        let mut contexts = Vec::new();
+        // Registry::list's contexts, each with its tag read relative to
+        // the base (getxattrat), not down the whole path.
+        let base = Registry::open().map(|r| r.layout.base()).ok();
+        let tagged = base
+            .as_deref()
+            .map(|b| crate::kernel::cgroup::subtree_xattr(b, guest::XATTR_GUEST))
+            .unwrap_or_default();
+        for (dir, tag) in tagged {
+            let Some(xid) = dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(tag) = tag {
                 let tag = String::from_utf8_lossy(&tag).into_owned();
                 let name = tag.rsplit('/').next().unwrap_or(&tag).trim_end_matches(".conf").to_owned();
-                map.insert(*xid, name);
+                map.insert(xid, name);
             }
+            contexts.push((xid, dir));
         }
         // Inside a guest the registry is out of sight; its own name is not.
         if let Some((xid, name)) = crate::context::record::own_context() {
