@@ -530,25 +530,22 @@ pub fn start(applet: &str, g: &Guest) -> Result<()> {
     let swept = std::env::var_os(context::SWEPT).is_some();
     // A reboot's start, run by the server's clean-up (see after_end),
     // which holds the server's lock: in the same context again.
-    let lock = match again {
-        Some(_) => Some(g.lock_unless_held()?),
-        None => None,
+    let _lock = match again {
+        Some(_) => g.lock_unless_held()?,
+        None => Some(g.lock()?),
     };
     // Meant for this process alone: not for the watcher it may start, nor
     // for what that runs later (a hook's `vserver start` of another server).
     for k in [START_AGAIN, context::SWEPT, crate::guest::LOCK_HELD] {
         std::env::remove_var(k);
     }
-    match lock {
-        Some(_lock) => start_locked(applet, g, again, swept),
-        None => start_as(applet, g, None, swept),
-    }
+    start_locked(applet, g, again, swept)
 }
 
 /// The context id a reboot's `vserver NAME start` takes again; set by the
 /// clean-up that runs it (with the server's lock held: crate::guest's
 /// LOCK_HELD).
-const START_AGAIN: &str = "VSBOX_START_AGAIN";
+pub(crate) const START_AGAIN: &str = "VSBOX_START_AGAIN";
 
 /// `vserver NAME restart`: stop (when running) and start again, in the
 /// same context when its id is dynamic and still free.
@@ -557,12 +554,12 @@ pub fn restart(applet: &str, g: &Guest) -> Result<()> {
         Some(_) => Some(stop(g)?),
         None => None,
     };
-    start_as(applet, g, xid, false)
+    start_as(applet, g, xid)
 }
 
-fn start_as(applet: &str, g: &Guest, again: Option<u32>, swept: bool) -> Result<()> {
+fn start_as(applet: &str, g: &Guest, again: Option<u32>) -> Result<()> {
     let _lock = g.lock()?;
-    start_locked(applet, g, again, swept)
+    start_locked(applet, g, again, false)
 }
 
 /// What vsbox runs inside a guest (its init, the process that joins it

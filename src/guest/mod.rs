@@ -429,8 +429,15 @@ impl Guest {
     }
 
     /// Serialises start, stop and build of this guest: the lock is held
-    /// until the returned value is dropped.
+    /// until the returned value is dropped. Refused at once in a hook of
+    /// this guest, whose caller holds it: waiting would never end.
     pub fn lock(&self) -> Result<nix::fcntl::Flock<fs::File>> {
+        if std::env::var_os(LOCK_HELD).is_some_and(|n| n == self.name.as_str()) {
+            return Err(Error::failed(
+                format!("server {}", self.name),
+                "a hook of it cannot start, stop, restart, build or delete it: the command that runs the hook holds its lock",
+            ));
+        }
         let dir = paths::rundir();
         fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
         let path = self.lock_path();

@@ -495,6 +495,12 @@ impl Watcher {
     /// Serves until no guest is left and no registration waits; then
     /// removes its socket (if it is still the one `ino` names) and ends.
     fn run(listener: OwnedFd, rundir: PathBuf, ino: u64) {
+        // What the command that started it was told for itself (a hook's
+        // lock, a reboot's context id, a fleet's sweep) is not the
+        // watcher's: its clean-ups take each server's lock anew.
+        for k in [crate::guest::LOCK_HELD, crate::guest::lifecycle::START_AGAIN, crate::context::SWEPT] {
+            std::env::remove_var(k);
+        }
         // Small, and the guests' unix sockets fail without it: never the
         // OOM killer's choice (proc(5), oom_score_adj).
         let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
