@@ -438,6 +438,14 @@ impl Guest {
                 "a hook of it cannot start, stop, restart, build or delete it: the command that runs the hook holds its lock",
             ));
         }
+        let (path, f) = self.open_lock_file()?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .ctx(|| format!("lock {}", path.display()))
+    }
+
+    /// RUNDIR/NAME.lock opened (made, with RUNDIR, when missing).
+    fn open_lock_file(&self) -> Result<(PathBuf, fs::File)> {
         let dir = paths::rundir();
         fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
         let path = self.lock_path();
@@ -447,9 +455,7 @@ impl Guest {
             .write(true)
             .open(&path)
             .ctx(|| format!("open {}", path.display()))?;
-        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| e)
-            .ctx(|| format!("lock {}", path.display()))
+        Ok((path, f))
     }
 
     /// Held while a context of the server is made, until its first
@@ -463,13 +469,7 @@ impl Guest {
     ///
     /// [`lock`]: Guest::lock
     pub fn making(&self) -> Result<Making> {
-        let path = self.lock_path();
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .ctx(|| format!("open {}", path.display()))?;
+        let (path, file) = self.open_lock_file()?;
         let m = Making { file };
         m.set(libc::F_WRLCK as libc::c_short, true)
             .ctx(|| format!("lock {} to make a context", path.display()))?;
