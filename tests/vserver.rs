@@ -430,19 +430,13 @@ fn hooks_run_around_start_and_stop_and_pre_start_can_veto() {
     let env = Env::new();
     let g = TestGuest::busybox(&env, "hook");
     let log = env.dir.path().join("hook.log");
-    let hook = env.dir.path().join("etc").join(format!("{}.sh", g.name));
-    std::fs::write(
-        &hook,
-        format!(
-            "#!/bin/sh\necho \"$1 $2\" >> {log}\n[ -e {log}.veto ] && exit 1\n\
-             # A hook may use the server it runs for, not only while it runs.\n\
-             timeout 10 {bin}/vserver \"$2\" exec true; echo \"exec $?\" >> {log}\nexit 0\n",
-            log = log.display(),
-            bin = env.dir.path().join("bin").display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    g.set_hook(&format!(
+        "#!/bin/sh\necho \"$1 $2\" >> {log}\n[ -e {log}.veto ] && exit 1\n\
+         # A hook may use the server it runs for, not only while it runs.\n\
+         timeout 10 {bin}/vserver \"$2\" exec true; echo \"exec $?\" >> {log}\nexit 0\n",
+        log = log.display(),
+        bin = env.dir.path().join("bin").display()
+    ));
     g.run(&["start"]).ok();
     g.run(&["stop"]).ok();
     let phases: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(String::from).collect();
@@ -636,9 +630,7 @@ fn delete_removes_the_guest_and_nothing_outside_it() {
     use std::os::unix::fs::{symlink, PermissionsExt};
     let env = Env::new();
     let g = TestGuest::busybox(&env, "del");
-    let hook = g.conf_path().with_file_name(format!("{}.sh", g.name));
-    std::fs::write(&hook, "#!/bin/sh\nexit 0\n").unwrap();
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let hook = g.set_hook("#!/bin/sh\nexit 0\n");
     g.run(&["start"]).ok();
     g.run(&["stop"]).ok();
     let lock = env.dir.path().join("run").join(format!("{}.lock", g.name));
@@ -1179,11 +1171,10 @@ fn vservers_starts_and_stops_exactly_the_onboot_guests() {
         ),
         (&d, format!("touch {}\n", mark.display())),
     ];
-    for (g, body) in &hooks {
-        let hook = env.dir.path().join("etc").join(format!("{}.sh", g.name));
-        std::fs::write(&hook, format!("#!/bin/sh\n[ \"$1\" = pre-start ] || exit 0\n{body}")).unwrap();
-        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    }
+    let hooks: Vec<_> = hooks
+        .iter()
+        .map(|(g, body)| g.set_hook(&format!("#!/bin/sh\n[ \"$1\" = pre-start ] || exit 0\n{body}")))
+        .collect();
     let out = env.run("vservers", &["start", "--jobs", "2"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("3 started, 0 failed"), "{out:?}");
@@ -1192,8 +1183,8 @@ fn vservers_starts_and_stops_exactly_the_onboot_guests() {
     let (ha, hb) = (at(format!("{}: ok", a.name)), at(format!("{}: ok", b.name)));
     assert!(ha.is_some() && hb.is_some() && ha < hb, "{out:?}");
     assert_eq!(lines[ha.unwrap() + 1..hb.unwrap()], ["  saw-it", "  err1", "  out2"], "{out:?}");
-    for (g, _) in &hooks {
-        std::fs::remove_file(env.dir.path().join("etc").join(format!("{}.sh", g.name))).unwrap();
+    for hook in &hooks {
+        std::fs::remove_file(hook).unwrap();
     }
     assert_eq!(
         (
@@ -1243,17 +1234,11 @@ fn a_hook_cannot_start_or_stop_its_own_server() {
     let env = Env::new();
     let g = TestGuest::busybox(&env, "hookself");
     let log = env.dir.path().join("hookself.log");
-    let hook = env.dir.path().join("etc").join(format!("{}.sh", g.name));
-    std::fs::write(
-        &hook,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = post-start ] || exit 0\nfor a in stop start restart; do timeout 20 {bin}/vserver \"$2\" $a >>{log} 2>&1; echo \"$a $?\" >>{log}; done\n",
-            bin = env.dir.path().join("bin").display(),
-            log = log.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let hook = g.set_hook(&format!(
+        "#!/bin/sh\n[ \"$1\" = post-start ] || exit 0\nfor a in stop start restart; do timeout 20 {bin}/vserver \"$2\" $a >>{log} 2>&1; echo \"$a $?\" >>{log}; done\n",
+        bin = env.dir.path().join("bin").display(),
+        log = log.display()
+    ));
     let out = g.run(&["start"]);
     assert_eq!(out.code, 0, "{out:?}");
     let text = std::fs::read_to_string(&log).unwrap();
@@ -1276,16 +1261,10 @@ fn a_command_a_pre_start_hook_leaves_running_makes_no_second_context() {
     require_root!();
     let env = Env::new();
     let g = TestGuest::busybox(&env, "hookbg");
-    let hook = env.dir.path().join("etc").join(format!("{}.sh", g.name));
-    std::fs::write(
-        &hook,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = pre-start ] && {}/vserver \"$2\" exec sh -c 'touch /tmp/hook-ran; exec sleep 30' >/dev/null 2>&1 &\nexit 0\n",
-            env.dir.path().join("bin").display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let hook = g.set_hook(&format!(
+        "#!/bin/sh\n[ \"$1\" = pre-start ] && {}/vserver \"$2\" exec sh -c 'touch /tmp/hook-ran; exec sleep 30' >/dev/null 2>&1 &\nexit 0\n",
+        env.dir.path().join("bin").display()
+    ));
     let layout = vsbox::kernel::cgroup::Layout::detect().unwrap();
     let tag = g.conf_path().display().to_string();
     let running = || -> Vec<std::path::PathBuf> {

@@ -335,9 +335,9 @@ pub fn scan(want: Want, names: &Names) -> Vec<Proc> {
     let list = &names.contexts;
     // The contexts' tree as it is now, after the pids: one started since
     // `names` was loaded is in it.
-    let base = Registry::open().map(|r| r.layout.base()).ok();
-    let dirs = base.as_deref().map(crate::kernel::cgroup::subtree).unwrap_or_default();
-    let members = base.as_deref().map(|b| members(b, &dirs)).unwrap_or_default();
+    let base = names.base.as_deref();
+    let dirs = base.map(crate::kernel::cgroup::subtree).unwrap_or_default();
+    let members = base.map(|b| members(b, &dirs)).unwrap_or_default();
     let listed = !dirs.is_empty();
     // /proc's own PID namespace: the host's, or inside a guest the guest's.
     let own = crate::context::record::own_context().map_or(context::HOST, |(xid, _)| xid);
@@ -378,11 +378,13 @@ pub fn scan(want: Want, names: &Names) -> Vec<Proc> {
 
 /// Context id → name: `MAIN`, `ALL_PROCS`, the guest's name, or "" for a
 /// context of chcontext's. Inside a guest: its own name. With the
-/// contexts' directories, listed once for [`scan`] too.
+/// contexts' directories, listed once for [`scan`] too, and their base
+/// (None where the contexts cannot be listed: inside a guest).
 #[derive(Default)]
 pub struct Names {
     map: HashMap<u32, String>,
     contexts: Vec<(u32, std::path::PathBuf)>,
+    base: Option<std::path::PathBuf>,
 }
 
 impl Names {
@@ -411,7 +413,7 @@ impl Names {
         if let Some((xid, name)) = crate::context::record::own_context() {
             map.entry(xid).or_insert(name);
         }
-        Names { map, contexts }
+        Names { map, contexts, base }
     }
 
     /// The live contexts and their cgroup v2 directories.

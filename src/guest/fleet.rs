@@ -45,19 +45,16 @@ struct Running {
 }
 
 fn spawn(index: usize, name: &str, action: &str, swept: bool) -> Result<Running> {
+    use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
-    nix::fcntl::fcntl(
-        std::os::fd::AsRawFd::as_raw_fd(&r),
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    )
-    .ctx(|| "fcntl")?;
+    nix::fcntl::fcntl(r.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).ctx(|| "fcntl")?;
     let w2 = w.try_clone().ctx(|| "dup")?;
     let mut cmd = Command::new("/proc/self/exe");
     if swept {
         cmd.env(crate::context::SWEPT, "1");
     }
-    let child = cmd
+    let mut child = cmd
         .arg0("vserver")
         .args([name, action])
         .stdin(Stdio::null())
@@ -65,7 +62,6 @@ fn spawn(index: usize, name: &str, action: &str, swept: bool) -> Result<Running>
         .stderr(w2)
         .spawn()
         .ctx(|| format!("run vserver {name} {action}"))?;
-    let mut child = child;
     let pidfd = match crate::sys::pidfd_open(nix::unistd::Pid::from_raw(child.id() as i32)) {
         Ok(fd) => fd,
         Err(e) => {
@@ -116,7 +112,8 @@ pub fn run(guests: &[Guest], action: &str, jobs: usize) -> Result<Vec<Outcome>> 
     };
     let mut running: Vec<Running> = Vec::new();
     // The read ends of those that ended, kept until the end: a daemon a
-    // hook left with its output gets no SIGPIPE (what it writes is lost).
+    // hook left with its output gets no SIGPIPE meanwhile (what it writes
+    // is lost).
     let mut ended_output = Vec::new();
     let mut next = 0;
     while next < guests.len() || !running.is_empty() {

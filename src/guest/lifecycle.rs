@@ -418,7 +418,7 @@ fn clean_up_making(reg: &Registry, g: &Guest, dir: &Path) -> Result<()> {
         cgroup::remove(&d, Some(Duration::from_secs(2)))?;
     }
     cgroup::remove(dir, Some(Duration::from_secs(2)))?;
-    g.record_ended(dir);
+    g.record_ended(&reg.layout, dir);
     Ok(())
 }
 
@@ -478,10 +478,16 @@ fn new_context(
     // Its v1 directories to be: those a live `set` makes later too.
     let mut recorded = vec![dir.clone()];
     recorded.extend(reg.layout.v1_places(&dir));
-    // An empty context the record still names (a clean-up cut short)
-    // would be hidden by the new record, and nothing would remove it.
-    if let Some(left) = g.recorded_leftover(&reg.layout) {
-        clean_up_making(reg, g, &left)?;
+    // The context recorded before: running, it was made since the caller
+    // looked (by a command a pre-start hook left running, which does not
+    // take the lock its caller holds), and is the server running already;
+    // empty (a clean-up cut short), the new record would hide it from
+    // every later look, and nothing would remove it.
+    if let Some(before) = g.recorded_ours(&reg.layout) {
+        if cgroup::populated(&before) {
+            return Err(g.running_already(&before));
+        }
+        clean_up_making(reg, g, &before)?;
     }
     g.record_context(&reg.layout, &recorded)?;
     sys::setxattr(&dir, guest::XATTR_GUEST, g.tag().as_bytes()).ctx(|| format!("record the server on {}", dir.display()))?;
@@ -911,7 +917,7 @@ fn spawn_in(applet: &str, g: &Guest, payload: Payload) -> Result<(nix::unistd::P
     // Not one restarting, nor a fresh context (it has an owner, whose end
     // ends it): those take the way below.
     let mut payload = payload;
-    if let Some(rec) = g.recorded().filter(|r| !restarting(&r.dir) && cgroup::owner_pid(&r.dir).is_none()) {
+    if let Some(rec) = g.recorded().filter(|r| !restarting(&r.dir) && cgroup::owner_of(&r.dir).is_none()) {
         if let Ok(target) = launch::Target::open_with(rec.xid, &rec.dir, rec.v1) {
             match join(applet, target, &cfg, payload)? {
                 Ok(child) => return Ok((child, None)),

@@ -232,8 +232,7 @@ impl Guest {
                 _ => return None,
             }
         }
-        let tag = crate::sys::getxattr(&dir, XATTR_GUEST).ok().flatten()?;
-        if tag != self.tag().as_bytes() {
+        if !self.owns(&dir) {
             return None;
         }
         // Complete: a process of the context is in as many of the v1
@@ -271,13 +270,10 @@ impl Guest {
     /// cleaned up (its directories removed, with the lock held): the next
     /// start or stop need not look through every context. A record that
     /// names another context is left as it is.
-    pub fn record_ended(&self, dir: &Path) {
-        let lock = self.lock_path();
-        let Ok(Some(text)) = crate::sys::getxattr(&lock, XATTR_CONTEXT) else {
-            return;
-        };
-        if text.split(|&b| b == b'\n').next() == Some(dir.as_os_str().as_encoded_bytes()) {
-            let _ = crate::sys::setxattr(&lock, XATTR_CONTEXT, format!("{NO_CONTEXT}{}", self.tag()).as_bytes());
+    pub fn record_ended(&self, layout: &Layout, dir: &Path) {
+        if self.recorded_dir(layout).flatten().as_deref() == Some(dir) {
+            let no_context = format!("{NO_CONTEXT}{}", self.tag());
+            let _ = crate::sys::setxattr(&self.lock_path(), XATTR_CONTEXT, no_context.as_bytes());
         }
     }
 
@@ -291,30 +287,15 @@ impl Guest {
     /// xattrs), an older one is removed; an error when that fails too,
     /// since the older one would hide the new context, and when no record
     /// can be kept while another context of the server runs (found by
-    /// every context's tag). An error too when the context recorded
-    /// before runs: one made since the caller looked (by a command a
-    /// pre-start hook left running, which does not take the lock its
-    /// caller holds) is the server running already.
+    /// every context's tag).
     pub fn record_context(&self, layout: &Layout, dirs: &[PathBuf]) -> Result<()> {
-        if let Some(Some(before)) = self.recorded_dir(layout) {
-            let ours = crate::sys::getxattr(&before, XATTR_GUEST).is_ok_and(|t| t.as_deref() == Some(self.tag().as_bytes()));
-            if ours && cgroup::populated(&before) {
-                return Err(Error::failed(
-                    format!("server {}", self.name),
-                    format!("it is running already (in {})", before.display()),
-                ));
-            }
-        }
         let text: Vec<&[u8]> = dirs.iter().map(|d| d.as_os_str().as_encoded_bytes()).collect();
         let lock = self.lock_path();
         if crate::sys::setxattr(&lock, XATTR_CONTEXT, &text.join(&b'\n')).is_ok() {
             return Ok(());
         }
         if let Some(other) = self.tagged(layout).into_iter().find(|d| cgroup::populated(d)) {
-            return Err(Error::failed(
-                format!("server {}", self.name),
-                format!("it is running already (in {})", other.display()),
-            ));
+            return Err(self.running_already(&other));
         }
         match crate::sys::removexattr(&lock, XATTR_CONTEXT) {
             // No lock file: `delete` took it while this start waited.
@@ -358,15 +339,11 @@ impl Guest {
     /// not written by vsbox. Its one record is in its RUNDIR: a server
     /// run with two run directories is not known to the other's.
     pub fn contexts(&self, layout: &Layout) -> Vec<PathBuf> {
-        let tag = self.tag();
         match self.recorded_dir(layout) {
-            Some(None) => return Vec::new(),
-            Some(Some(dir)) if crate::sys::getxattr(&dir, XATTR_GUEST).is_ok_and(|t| t.as_deref() == Some(tag.as_bytes())) => {
-                return vec![dir]
-            }
-            _ => {}
+            Some(None) => Vec::new(),
+            Some(Some(dir)) if self.owns(&dir) => vec![dir],
+            _ => self.tagged(layout),
         }
-        self.tagged(layout)
     }
 
     /// Every context that carries this server's tag: a getxattr each of
@@ -380,13 +357,23 @@ impl Guest {
             .collect()
     }
 
-    /// The context its record names when that carries this server's tag
-    /// and has no processes (a clean-up cut short): one that a new record
-    /// would hide from every later look.
-    pub fn recorded_leftover(&self, layout: &Layout) -> Option<PathBuf> {
-        let dir = self.recorded_dir(layout)??;
-        let ours = crate::sys::getxattr(&dir, XATTR_GUEST).is_ok_and(|t| t.as_deref() == Some(self.tag().as_bytes()));
-        (ours && !cgroup::populated(&dir)).then_some(dir)
+    /// The context its record names, when that carries this server's tag
+    /// (with processes or without: a clean-up cut short).
+    pub fn recorded_ours(&self, layout: &Layout) -> Option<PathBuf> {
+        self.recorded_dir(layout).flatten().filter(|d| self.owns(d))
+    }
+
+    /// Whether context `dir` carries this server's tag ([`XATTR_GUEST`]).
+    fn owns(&self, dir: &Path) -> bool {
+        crate::sys::getxattr(dir, XATTR_GUEST).is_ok_and(|t| t.as_deref() == Some(self.tag().as_bytes()))
+    }
+
+    /// The error of a context made while context `dir` of the server runs.
+    pub fn running_already(&self, dir: &Path) -> Error {
+        Error::failed(
+            format!("server {}", self.name),
+            format!("it is running already (in {})", dir.display()),
+        )
     }
 
     /// The server's own low-level package manager: dpkg where its
@@ -464,8 +451,8 @@ impl Guest {
     /// hook's): a command a pre-start hook leaves running then waits until
     /// the start's context runs, and joins it, rather than make a second
     /// one beside it. A start takes it after its pre-start hook, well
-    /// after its look for a running context: the record's check in
-    /// [`Guest::record_context`] covers what was made in between.
+    /// after its look for a running context: `new_context`'s look at the
+    /// context recorded covers what was made in between.
     ///
     /// [`lock`]: Guest::lock
     pub fn making(&self) -> Result<Making> {

@@ -474,13 +474,7 @@ fn own_pid_ns() -> Option<u64> {
 /// The pid of the process that owns context `dir` (a fresh context's
 /// `exec`, which removes it when its command ends), alive or not: None
 /// when it has none, or one recorded from another PID namespace.
-pub fn owner_pid(dir: &Path) -> Option<i32> {
-    owner_of(dir)
-}
-
-/// The owner of `dir`: Some(pid) in this PID namespace, None when unknown
-/// or recorded from another PID namespace.
-fn owner_of(dir: &Path) -> Option<i32> {
+pub fn owner_of(dir: &Path) -> Option<i32> {
     match crate::sys::getxattr(dir, XATTR_OWNER).ok().flatten() {
         Some(v) => owner_in(&v, own_pid_ns()),
         None => lock_owner(dir),

@@ -334,6 +334,14 @@ impl<'a> TestGuest<'a> {
     pub fn root(&self) -> PathBuf {
         self.env.dir.path().join("vservers").join(&self.name)
     }
+    /// Writes its hook, CONFDIR/NAME.sh (`script` whole, its #! line
+    /// included), executable; gives its path.
+    pub fn set_hook(&self, script: &str) -> PathBuf {
+        let hook = self.conf_path().with_file_name(format!("{}.sh", self.name));
+        std::fs::write(&hook, script).unwrap();
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        hook
+    }
     pub fn conf_path(&self) -> PathBuf {
         self.env.dir.path().join("etc").join(format!("{}.conf", self.name))
     }
